@@ -1,0 +1,231 @@
+//! Zero-copy STUN message reader.
+
+use std::net::SocketAddr;
+
+use super::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN};
+use super::{attr, padded, split_message_type, xor_addr, Class, CodecError, TransactionId};
+use super::{HEADER_LEN, MAGIC_COOKIE};
+
+/// Most XOR-PEER-ADDRESS attributes accepted in one CreatePermission; more earns a 400.
+pub const MAX_PEER_ADDRESSES: usize = 16;
+/// Most unknown comprehension-required attributes reported in one 420.
+pub const MAX_UNKNOWN: usize = 16;
+
+/// A STUN message header borrowed from a datagram whose length matched the header exactly.
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a> {
+    raw: &'a [u8],
+    /// The method (binding, allocate, ...).
+    pub method: u16,
+    /// Request, indication or response.
+    pub class: Class,
+    /// The transaction id.
+    pub tid: TransactionId,
+}
+
+impl<'a> Message<'a> {
+    /// Checks the header of one STUN message filling the whole of `raw`.
+    pub fn parse(raw: &'a [u8]) -> Result<Self, CodecError> {
+        if raw.len() < HEADER_LEN {
+            return Err(CodecError::TooShort);
+        }
+        if raw[0] & 0xC0 != 0 {
+            return Err(CodecError::NotStun);
+        }
+        if u32::from_be_bytes([raw[4], raw[5], raw[6], raw[7]]) != MAGIC_COOKIE {
+            return Err(CodecError::BadCookie);
+        }
+        let len = u16::from_be_bytes([raw[2], raw[3]]) as usize;
+        if len % 4 != 0 || HEADER_LEN + len != raw.len() {
+            return Err(CodecError::BadLength);
+        }
+        let (method, class) = split_message_type(u16::from_be_bytes([raw[0], raw[1]]));
+        let mut tid = [0u8; 12];
+        tid.copy_from_slice(&raw[8..20]);
+        Ok(Message { raw, method, class, tid })
+    }
+
+    /// The whole message.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Walks the attributes once and keeps the ones the server acts on.
+    pub fn attributes(&self) -> Result<Attributes<'a>, CodecError> {
+        Attributes::parse(self.raw, self.tid)
+    }
+}
+
+/// The attributes of a message that the server acts on. Duplicates after the first are ignored,
+/// and so is everything after MESSAGE-INTEGRITY except FINGERPRINT (RFC 8489 §14.5).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attributes<'a> {
+    tid: TransactionId,
+    /// USERNAME.
+    pub username: Option<&'a [u8]>,
+    /// REALM.
+    pub realm: Option<&'a [u8]>,
+    /// NONCE.
+    pub nonce: Option<&'a [u8]>,
+    /// Offset of the MESSAGE-INTEGRITY attribute header in the message.
+    pub integrity_offset: Option<usize>,
+    /// Whether FINGERPRINT was present (and correct: a wrong one fails the parse).
+    pub fingerprint: bool,
+    /// LIFETIME in seconds.
+    pub lifetime: Option<u32>,
+    /// REQUESTED-TRANSPORT protocol number.
+    pub requested_transport: Option<u8>,
+    /// REQUESTED-ADDRESS-FAMILY (1 = IPv4, 2 = IPv6).
+    pub requested_family: Option<u8>,
+    /// EVEN-PORT, with the value of its R (reserve next port) bit.
+    pub even_port: Option<bool>,
+    /// RESERVATION-TOKEN.
+    pub reservation_token: Option<[u8; 8]>,
+    /// DONT-FRAGMENT present.
+    pub dont_fragment: bool,
+    /// CHANNEL-NUMBER.
+    pub channel_number: Option<u16>,
+    /// DATA.
+    pub data: Option<&'a [u8]>,
+    /// Whether any address attribute failed to decode.
+    pub bad_peer_address: bool,
+    peers: [Option<&'a [u8]>; MAX_PEER_ADDRESSES],
+    peer_count: usize,
+    unknown: [u16; MAX_UNKNOWN],
+    unknown_count: usize,
+}
+
+impl<'a> Attributes<'a> {
+    fn parse(raw: &'a [u8], tid: TransactionId) -> Result<Self, CodecError> {
+        let mut a = Attributes { tid, ..Default::default() };
+        let mut pos = HEADER_LEN;
+        let mut after_integrity = false;
+        while pos < raw.len() {
+            if raw.len() - pos < 4 {
+                return Err(CodecError::AttributeOverrun);
+            }
+            let typ = u16::from_be_bytes([raw[pos], raw[pos + 1]]);
+            let len = u16::from_be_bytes([raw[pos + 2], raw[pos + 3]]) as usize;
+            let start = pos + 4;
+            if start + len > raw.len() {
+                return Err(CodecError::AttributeOverrun);
+            }
+            let value = &raw[start..start + len];
+            let next = (start + padded(len)).min(raw.len());
+
+            if typ == attr::FINGERPRINT {
+                if len != 4 || pos + FINGERPRINT_ATTR_LEN != raw.len() {
+                    return Err(CodecError::BadFingerprint);
+                }
+                let want = u32::from_be_bytes([value[0], value[1], value[2], value[3]]);
+                if fingerprint_of(&raw[..pos]) != want {
+                    return Err(CodecError::BadFingerprint);
+                }
+                a.fingerprint = true;
+                break;
+            }
+            if after_integrity {
+                pos = next;
+                continue;
+            }
+            a.take(typ, value, pos)?;
+            if typ == attr::MESSAGE_INTEGRITY {
+                after_integrity = true;
+            }
+            pos = next;
+        }
+        Ok(a)
+    }
+
+    fn take(&mut self, typ: u16, value: &'a [u8], offset: usize) -> Result<(), CodecError> {
+        let bad = CodecError::BadAttribute(typ);
+        match typ {
+            attr::USERNAME => set_once(&mut self.username, value),
+            attr::REALM => set_once(&mut self.realm, value),
+            attr::NONCE => set_once(&mut self.nonce, value),
+            attr::DATA => set_once(&mut self.data, value),
+            attr::MESSAGE_INTEGRITY => {
+                if value.len() != 20 {
+                    return Err(bad);
+                }
+                self.integrity_offset = Some(offset);
+            }
+            attr::LIFETIME => {
+                let v: [u8; 4] = value.try_into().map_err(|_| bad)?;
+                self.lifetime.get_or_insert(u32::from_be_bytes(v));
+            }
+            attr::REQUESTED_TRANSPORT => {
+                if value.len() != 4 {
+                    return Err(bad);
+                }
+                self.requested_transport.get_or_insert(value[0]);
+            }
+            attr::REQUESTED_ADDRESS_FAMILY => {
+                if value.len() != 4 {
+                    return Err(bad);
+                }
+                self.requested_family.get_or_insert(value[0]);
+            }
+            attr::EVEN_PORT => {
+                if value.is_empty() {
+                    return Err(bad);
+                }
+                self.even_port.get_or_insert(value[0] & 0x80 != 0);
+            }
+            attr::RESERVATION_TOKEN => {
+                let v: [u8; 8] = value.try_into().map_err(|_| bad)?;
+                self.reservation_token.get_or_insert(v);
+            }
+            attr::DONT_FRAGMENT => self.dont_fragment = true,
+            attr::CHANNEL_NUMBER => {
+                if value.len() != 4 {
+                    return Err(bad);
+                }
+                self.channel_number
+                    .get_or_insert(u16::from_be_bytes([value[0], value[1]]));
+            }
+            attr::XOR_PEER_ADDRESS => {
+                if self.peer_count == MAX_PEER_ADDRESSES {
+                    return Err(CodecError::TooManyAttributes);
+                }
+                self.peers[self.peer_count] = Some(value);
+                self.peer_count += 1;
+            }
+            t if t < 0x8000 && !attr::is_known_required(t) => {
+                if self.unknown_count < MAX_UNKNOWN {
+                    self.unknown[self.unknown_count] = t;
+                    self.unknown_count += 1;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Unknown comprehension-required attribute types, for a 420 response.
+    pub fn unknown(&self) -> &[u16] {
+        &self.unknown[..self.unknown_count]
+    }
+
+    /// Number of XOR-PEER-ADDRESS attributes.
+    pub fn peer_count(&self) -> usize {
+        self.peer_count
+    }
+
+    /// The decoded XOR-PEER-ADDRESS values, in message order.
+    pub fn peer_addresses(&self) -> impl Iterator<Item = Result<SocketAddr, CodecError>> + '_ {
+        self.peers[..self.peer_count]
+            .iter()
+            .flatten()
+            .map(|v| xor_addr::decode(v, &self.tid, attr::XOR_PEER_ADDRESS))
+    }
+
+    /// The first XOR-PEER-ADDRESS.
+    pub fn peer_address(&self) -> Option<Result<SocketAddr, CodecError>> {
+        self.peer_addresses().next()
+    }
+}
+
+fn set_once<'a>(slot: &mut Option<&'a [u8]>, value: &'a [u8]) {
+    slot.get_or_insert(value);
+}
