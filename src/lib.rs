@@ -1,3 +1,4 @@
 //! ferroturn: a TURN/STUN relay that drops in where coturn runs.
 
+pub mod config;
 pub mod proto;

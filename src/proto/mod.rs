@@ -1,5 +1,13 @@
 //! The sans-IO protocol core: no sockets, no clocks, no runtime. Packets and time go in through
 //! `handle_*` calls; packets to send, timers and events come out.
 
+pub mod allocation;
+pub mod auth;
 pub mod channel_data;
+pub mod flow;
+pub mod peer_policy;
+pub mod ports;
+pub mod quota;
+pub mod server;
+pub mod settings;
 pub mod stun;

@@ -42,7 +42,12 @@ impl<'a> Message<'a> {
         let (method, class) = split_message_type(u16::from_be_bytes([raw[0], raw[1]]));
         let mut tid = [0u8; 12];
         tid.copy_from_slice(&raw[8..20]);
-        Ok(Message { raw, method, class, tid })
+        Ok(Message {
+            raw,
+            method,
+            class,
+            tid,
+        })
     }
 
     /// The whole message.
@@ -97,7 +102,10 @@ pub struct Attributes<'a> {
 
 impl<'a> Attributes<'a> {
     fn parse(raw: &'a [u8], tid: TransactionId) -> Result<Self, CodecError> {
-        let mut a = Attributes { tid, ..Default::default() };
+        let mut a = Attributes {
+            tid,
+            ..Default::default()
+        };
         let mut pos = HEADER_LEN;
         let mut after_integrity = false;
         while pos < raw.len() {
@@ -191,11 +199,9 @@ impl<'a> Attributes<'a> {
                 self.peers[self.peer_count] = Some(value);
                 self.peer_count += 1;
             }
-            t if t < 0x8000 && !attr::is_known_required(t) => {
-                if self.unknown_count < MAX_UNKNOWN {
-                    self.unknown[self.unknown_count] = t;
-                    self.unknown_count += 1;
-                }
+            t if t < 0x8000 && !attr::is_known_required(t) && self.unknown_count < MAX_UNKNOWN => {
+                self.unknown[self.unknown_count] = t;
+                self.unknown_count += 1;
             }
             _ => {}
         }

@@ -85,8 +85,18 @@ mod tests {
 
     #[test]
     fn message_type_round_trips() {
-        for m in [method::BINDING, method::ALLOCATE, method::CHANNEL_BIND, 0x0FFF] {
-            for c in [Class::Request, Class::Indication, Class::Success, Class::Error] {
+        for m in [
+            method::BINDING,
+            method::ALLOCATE,
+            method::CHANNEL_BIND,
+            0x0FFF,
+        ] {
+            for c in [
+                Class::Request,
+                Class::Indication,
+                Class::Success,
+                Class::Error,
+            ] {
                 assert_eq!(split_message_type(message_type(m, c)), (m, c));
             }
         }

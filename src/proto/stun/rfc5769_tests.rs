@@ -68,7 +68,10 @@ fn sample_request_parses_and_verifies() {
 fn sample_responses_decode_mapped_address() {
     for (text, want) in [
         (SAMPLE_IPV4_RESPONSE, "192.0.2.1:32853"),
-        (SAMPLE_IPV6_RESPONSE, "[2001:db8:1234:5678:11:2233:4455:6677]:32853"),
+        (
+            SAMPLE_IPV6_RESPONSE,
+            "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+        ),
     ] {
         let raw = hex(text);
         let msg = Message::parse(&raw).unwrap();
@@ -89,7 +92,10 @@ fn sample_responses_decode_mapped_address() {
 fn writer_reproduces_sample_responses_byte_for_byte() {
     for (text, addr) in [
         (SAMPLE_IPV4_RESPONSE, "192.0.2.1:32853"),
-        (SAMPLE_IPV6_RESPONSE, "[2001:db8:1234:5678:11:2233:4455:6677]:32853"),
+        (
+            SAMPLE_IPV6_RESPONSE,
+            "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+        ),
     ] {
         let want = hex(text);
         let mut tid = [0u8; 12];
@@ -120,7 +126,11 @@ fn long_term_request_verifies_with_md5_key() {
     let user = std::str::from_utf8(attrs.username.unwrap()).unwrap();
     assert_eq!(user, "\u{30de}\u{30c8}\u{30ea}\u{30c3}\u{30af}\u{30b9}");
     let key = md5::Md5::digest(format!("{user}:example.org:TheMatrIX").as_bytes());
-    assert!(verify_integrity(&raw, attrs.integrity_offset.unwrap(), &key));
+    assert!(verify_integrity(
+        &raw,
+        attrs.integrity_offset.unwrap(),
+        &key
+    ));
 }
 
 #[test]
@@ -135,8 +145,14 @@ fn corrupt_fingerprint_is_rejected() {
 #[test]
 fn header_errors() {
     let raw = hex(SAMPLE_REQUEST);
-    assert_eq!(Message::parse(&raw[..19]).unwrap_err(), CodecError::TooShort);
-    assert_eq!(Message::parse(&raw[..40]).unwrap_err(), CodecError::BadLength);
+    assert_eq!(
+        Message::parse(&raw[..19]).unwrap_err(),
+        CodecError::TooShort
+    );
+    assert_eq!(
+        Message::parse(&raw[..40]).unwrap_err(),
+        CodecError::BadLength
+    );
     let mut bad = raw.clone();
     bad[0] = 0x40;
     assert_eq!(Message::parse(&bad).unwrap_err(), CodecError::NotStun);
@@ -161,10 +177,7 @@ fn attribute_overrun_and_unknown_required() {
     // An attribute claiming more bytes than the message holds.
     buf[22..24].copy_from_slice(&200u16.to_be_bytes());
     let msg = Message::parse(&buf[..n]).unwrap();
-    assert_eq!(
-        msg.attributes().unwrap_err(),
-        CodecError::AttributeOverrun
-    );
+    assert_eq!(msg.attributes().unwrap_err(), CodecError::AttributeOverrun);
 }
 
 #[test]
@@ -177,5 +190,9 @@ fn attributes_after_integrity_are_ignored() {
     let n = w.finish();
     let attrs = Message::parse(&buf[..n]).unwrap().attributes().unwrap();
     assert_eq!(attrs.lifetime, None);
-    assert!(verify_integrity(&buf[..n], attrs.integrity_offset.unwrap(), b"k"));
+    assert!(verify_integrity(
+        &buf[..n],
+        attrs.integrity_offset.unwrap(),
+        b"k"
+    ));
 }

@@ -28,7 +28,11 @@ impl<'b> MessageWriter<'b> {
         buf[2..4].copy_from_slice(&0u16.to_be_bytes());
         buf[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
         buf[8..20].copy_from_slice(&tid);
-        Ok(MessageWriter { buf, len: HEADER_LEN, tid })
+        Ok(MessageWriter {
+            buf,
+            len: HEADER_LEN,
+            tid,
+        })
     }
 
     /// Bytes written so far.

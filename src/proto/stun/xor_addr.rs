@@ -73,7 +73,10 @@ mod tests {
     #[test]
     fn round_trip_both_families() {
         let tid = [7u8; 12];
-        for a in ["192.0.2.1:32853", "[2001:db8:1234:5678:11:2233:4455:6677]:32853"] {
+        for a in [
+            "192.0.2.1:32853",
+            "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+        ] {
             let addr: SocketAddr = a.parse().unwrap();
             let mut buf = [0u8; 20];
             let n = encoded_len(&addr);

@@ -1,0 +1,838 @@
+//! Turns raw entries (file, then environment, then command line) into a validated [`Config`].
+//!
+//! Every problem is collected rather than returned at the first one, so an operator sees all of
+//! them at once; each message names its source and option.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::env::parse_bool;
+use super::options::{self, Arity, Opt, OptionSpec};
+use super::{
+    AlternateServer, Config, ConfigError, ExternalIp, LogTarget, RawEntry, Source, StaticUser,
+    UserKey,
+};
+use crate::proto::peer_policy::IpRange;
+
+/// RFC 8489 §14.9: REALM must be fewer than 128 characters.
+const MAX_REALM_CHARS: usize = 127;
+
+/// Applies `entries` in order on top of the defaults and validates the result. `errors` and
+/// `warnings` already gathered (by the command-line or environment readers) are kept.
+pub(super) fn build(
+    entries: &[RawEntry],
+    errors: Vec<String>,
+    warnings: Vec<String>,
+) -> Result<Config, ConfigError> {
+    let mut b = Builder {
+        cfg: Config::default(),
+        errors,
+        warnings,
+        notices: Vec::new(),
+        last: HashMap::new(),
+        bare_external: [None, None],
+    };
+    for e in entries {
+        b.apply(e);
+    }
+    b.cross_checks();
+    if b.errors.is_empty() {
+        b.cfg.warnings = b.warnings;
+        b.cfg.notices = b.notices;
+        Ok(b.cfg)
+    } else {
+        Err(ConfigError {
+            messages: b.errors,
+            warnings: b.warnings,
+        })
+    }
+}
+
+struct Builder {
+    cfg: Config,
+    errors: Vec<String>,
+    warnings: Vec<String>,
+    notices: Vec<String>,
+    /// Where each option was last set, for cross-field messages.
+    last: HashMap<Opt, Source>,
+    /// Source of the `external-ip` without a private part, per family (IPv4, IPv6).
+    bare_external: [Option<Source>; 2],
+}
+
+/// One entry being applied: its option and source, for messages.
+struct Ctx<'a> {
+    spec: &'static OptionSpec,
+    source: &'a Source,
+}
+
+impl Builder {
+    fn apply(&mut self, e: &RawEntry) {
+        let Some(spec) = options::lookup(&e.key) else {
+            self.warnings.push(format!(
+                "{}: unknown option \"{}\" ignored",
+                e.source, e.key
+            ));
+            return;
+        };
+        let ctx = Ctx {
+            spec,
+            source: &e.source,
+        };
+        if spec.cli_only {
+            self.warnings.push(format!(
+                "{}: option \"{}\" is only valid on the command line, ignored",
+                e.source, spec.name
+            ));
+            return;
+        }
+        if !spec.is_supported() {
+            self.warnings.push(format!(
+                "{}: option \"{}\" is not supported by ferroturn and is ignored",
+                e.source, spec.name
+            ));
+            return;
+        }
+        let value = e.value.as_deref().filter(|v| !v.is_empty());
+        match spec.arity {
+            Arity::Flag => {
+                let on = match value {
+                    None => true,
+                    Some(v) => match parse_bool(v) {
+                        Some(b) => b,
+                        None => {
+                            self.error(
+                                &ctx,
+                                format!(
+                                    "{v:?} is not a boolean (use 1/true/yes/on or 0/false/no/off)"
+                                ),
+                            );
+                            return;
+                        }
+                    },
+                };
+                self.flag(&ctx, on);
+            }
+            Arity::Required => match value {
+                Some(v) => self.value(&ctx, v),
+                None => {
+                    self.error(&ctx, "missing value".to_string());
+                    return;
+                }
+            },
+            Arity::Optional => self.optional(&ctx, value),
+        }
+        self.last.insert(spec.opt, e.source.clone());
+    }
+
+    fn error(&mut self, ctx: &Ctx<'_>, msg: String) {
+        self.errors
+            .push(format!("{}: {}: {msg}", ctx.source, ctx.spec.name));
+    }
+
+    fn flag(&mut self, ctx: &Ctx<'_>, on: bool) {
+        let c = &mut self.cfg;
+        let field = match ctx.spec.opt {
+            Opt::NoUdp => &mut c.no_udp,
+            Opt::NoTcp => &mut c.no_tcp,
+            Opt::NoTls => &mut c.no_tls,
+            Opt::NoDtls => &mut c.no_dtls,
+            Opt::StunOnly => &mut c.stun_only,
+            Opt::NoStun => &mut c.no_stun,
+            Opt::NoUdpRelay => &mut c.no_udp_relay,
+            Opt::NoTcpRelay => &mut c.no_tcp_relay,
+            Opt::UseAuthSecret => &mut c.use_auth_secret,
+            Opt::LtCredMech => &mut c.lt_cred_mech,
+            Opt::NoAuth => &mut c.no_auth,
+            Opt::StrictExpiry => &mut c.strict_expiry,
+            Opt::Fingerprint => &mut c.fingerprint,
+            Opt::NoSoftwareAttribute => &mut c.no_software_attribute,
+            Opt::AllowLoopbackPeers => &mut c.allow_loopback_peers,
+            Opt::NoTlsv1 => &mut c.no_tlsv1,
+            Opt::NoTlsv1_1 => &mut c.no_tlsv1_1,
+            Opt::NoTlsv1_2 => &mut c.no_tlsv1_2,
+            Opt::Verbose => &mut c.verbose,
+            Opt::VeryVerbose => &mut c.very_verbose,
+            Opt::SimpleLog => &mut c.simple_log,
+            Opt::Prometheus => &mut c.prometheus,
+            Opt::NoMulticastPeers => {
+                if on {
+                    self.notices.push(format!(
+                        "{}: no-multicast-peers: multicast peers are always denied",
+                        ctx.source
+                    ));
+                }
+                return;
+            }
+            // ferroturn has no telnet CLI, so asking for none is already satisfied.
+            Opt::NoCli => return,
+            other => {
+                self.error(ctx, format!("internal: {other:?} is not a flag"));
+                return;
+            }
+        };
+        *field = on;
+    }
+
+    fn optional(&mut self, ctx: &Ctx<'_>, value: Option<&str>) {
+        let result = match ctx.spec.opt {
+            Opt::StaleNonce => match value {
+                None => Ok(Config::default().stale_nonce),
+                Some(v) => positive::<u32>(v),
+            }
+            .map(|s| self.cfg.stale_nonce = s),
+            other => Err(format!("internal: {other:?} takes no optional value")),
+        };
+        if let Err(msg) = result {
+            self.error(ctx, msg);
+        }
+    }
+
+    fn value(&mut self, ctx: &Ctx<'_>, v: &str) {
+        if let Err(msg) = self.try_value(ctx, v) {
+            self.error(ctx, msg);
+        }
+    }
+
+    fn try_value(&mut self, ctx: &Ctx<'_>, v: &str) -> Result<(), String> {
+        let c = &mut self.cfg;
+        match ctx.spec.opt {
+            // Listeners
+            Opt::ListeningPort => c.listening_port = port(v)?,
+            Opt::TlsListeningPort => c.tls_listening_port = port(v)?,
+            Opt::AltListeningPort => c.alt_listening_port = Some(port(v)?),
+            Opt::AltTlsListeningPort => c.alt_tls_listening_port = Some(port(v)?),
+            Opt::ListeningIp => c.listening_ips.push(ip(v)?),
+            // Relay
+            Opt::RelayIp => c.relay_ips.push(ip(v)?),
+            Opt::ExternalIp => {
+                let ext = external_ip(v)?;
+                if ext.private.is_none() {
+                    let slot = &mut self.bare_external[usize::from(ext.public.is_ipv6())];
+                    if let Some(first) = slot {
+                        return Err(format!(
+                            "{v:?}: only one {} external-ip without a private address is allowed (the first is at {first}); use PUBLIC/PRIVATE to map several",
+                            if ext.public.is_ipv4() { "IPv4" } else { "IPv6" }
+                        ));
+                    }
+                    *slot = Some(ctx.source.clone());
+                }
+                c.external_ips.push(ext);
+            }
+            Opt::MinPort => c.min_port = port(v)?,
+            Opt::MaxPort => c.max_port = port(v)?,
+            // 0 means "pick for me", as in coturn.
+            Opt::RelayThreads => c.relay_threads = Some(number::<usize>(v)?).filter(|n| *n > 0),
+            Opt::SockBufSize => c.sock_buf_size = Some(number::<usize>(v)?).filter(|n| *n > 0),
+            // Authentication
+            Opt::Realm => {
+                if v.chars().count() > MAX_REALM_CHARS {
+                    return Err(format!("realm is longer than {MAX_REALM_CHARS} characters"));
+                }
+                c.realm = v.to_string();
+            }
+            Opt::ServerName => c.server_name = Some(v.to_string()),
+            Opt::StaticAuthSecret => c.static_auth_secrets.push(v.to_string()),
+            Opt::RestApiSeparator => {
+                let mut chars = v.chars();
+                match (chars.next(), chars.next()) {
+                    (Some(ch), None) => c.rest_api_separator = ch,
+                    _ => return Err(format!("{v:?} must be exactly one character")),
+                }
+            }
+            Opt::User => c.users.push(user(v)?),
+            // Peer policy
+            Opt::AllowedPeerIp => c.allowed_peer_ips.push(range(v)?),
+            Opt::DeniedPeerIp => c.denied_peer_ips.push(range(v)?),
+            // Limits
+            Opt::UserQuota => c.user_quota = number(v)?,
+            Opt::TotalQuota => c.total_quota = number(v)?,
+            Opt::MaxBps => c.max_bps = number(v)?,
+            Opt::BpsCapacity => c.bps_capacity = number(v)?,
+            Opt::MaxAllocateLifetime => c.max_allocate_lifetime = positive(v)?,
+            Opt::ChannelLifetime => c.channel_lifetime = positive(v)?,
+            Opt::PermissionLifetime => c.permission_lifetime = positive(v)?,
+            // TLS
+            Opt::Cert => c.cert = Some(PathBuf::from(v)),
+            Opt::Pkey => c.pkey = Some(PathBuf::from(v)),
+            Opt::CipherList => c.cipher_list = Some(v.to_string()),
+            Opt::CaFile => c.ca_file = Some(PathBuf::from(v)),
+            Opt::DhFile => c.dh_file = Some(PathBuf::from(v)),
+            // Logging
+            Opt::LogFile => {
+                c.log_file = match v {
+                    "stdout" => LogTarget::Stdout,
+                    "syslog" => LogTarget::Syslog,
+                    path => LogTarget::File(PathBuf::from(path)),
+                }
+            }
+            Opt::Pidfile => c.pidfile = Some(PathBuf::from(v)),
+            // Metrics
+            Opt::PrometheusPort => c.prometheus_port = port(v)?,
+            Opt::PrometheusAddress => c.prometheus_address = Some(ip(v)?),
+            // Compatibility
+            Opt::AlternateServer => c.alternate_servers.push(alternate_server(v)?),
+            other => return Err(format!("internal: {other:?} takes no value")),
+        }
+        Ok(())
+    }
+
+    fn source_of(&self, opt: Opt) -> String {
+        self.last
+            .get(&opt)
+            .map(|s| format!("{s}: "))
+            .unwrap_or_default()
+    }
+
+    fn cross_checks(&mut self) {
+        // Settings coturn implies: a static-auth-secret means use-auth-secret, and users
+        // without lt-cred-mech mean lt-cred-mech (with a warning). Kept for drop-in configs.
+        if !self.cfg.static_auth_secrets.is_empty() && !self.cfg.use_auth_secret {
+            self.cfg.use_auth_secret = true;
+            self.notices.push(
+                "static-auth-secret is set without use-auth-secret; enabling use-auth-secret, as coturn does"
+                    .to_string(),
+            );
+        }
+        if !self.cfg.users.is_empty()
+            && !self.cfg.lt_cred_mech
+            && !self.cfg.no_auth
+            && !self.cfg.use_auth_secret
+        {
+            self.cfg.lt_cred_mech = true;
+            self.warnings.push(format!(
+                "{}user is given without lt-cred-mech; turning lt-cred-mech on, as coturn does",
+                self.source_of(Opt::User)
+            ));
+        }
+
+        let c = &self.cfg;
+        if c.min_port > c.max_port {
+            let at = match (self.last.get(&Opt::MinPort), self.last.get(&Opt::MaxPort)) {
+                (_, Some(s)) | (Some(s), None) => format!("{s}: "),
+                (None, None) => String::new(),
+            };
+            self.errors.push(format!(
+                "{at}min-port {} is greater than max-port {}",
+                c.min_port, c.max_port
+            ));
+        }
+        if c.no_udp && c.no_tcp && c.no_tls {
+            self.errors.push(
+                "no-udp, no-tcp and no-tls are all set: there is nothing to listen on".to_string(),
+            );
+        }
+        if c.stun_only && c.no_stun {
+            self.errors
+                .push("stun-only and no-stun are both set: there is nothing to serve".to_string());
+        }
+        if c.no_udp_relay && c.no_tcp_relay {
+            self.errors.push(
+                "no-udp-relay and no-tcp-relay are both set: no allocation could be made"
+                    .to_string(),
+            );
+        }
+        if c.bps_capacity > 0 && c.max_bps == 0 {
+            self.errors.push(format!(
+                "{}bps-capacity needs max-bps as well (as in coturn)",
+                self.source_of(Opt::BpsCapacity)
+            ));
+        }
+
+        let c = &self.cfg;
+        if c.no_auth && (c.use_auth_secret || c.lt_cred_mech) {
+            self.errors.push(
+                "no-auth cannot be combined with use-auth-secret or lt-cred-mech".to_string(),
+            );
+        } else if c.use_auth_secret && c.static_auth_secrets.is_empty() {
+            self.errors.push(format!(
+                "{}use-auth-secret is set but no static-auth-secret is configured (ferroturn has no secret database)",
+                self.source_of(Opt::UseAuthSecret)
+            ));
+        } else if c.lt_cred_mech && c.users.is_empty() && !c.use_auth_secret {
+            self.errors.push(format!(
+                "{}lt-cred-mech is set but no user is configured (ferroturn has no user database)",
+                self.source_of(Opt::LtCredMech)
+            ));
+        } else if !c.no_auth && !c.use_auth_secret && !c.lt_cred_mech {
+            self.errors.push(
+                "refusing to start as an open relay: configure use-auth-secret + static-auth-secret or lt-cred-mech + user, or set no-auth explicitly"
+                    .to_string(),
+            );
+        }
+        if c.use_auth_secret && c.lt_cred_mech && !c.users.is_empty() {
+            self.warnings.push(
+                "both use-auth-secret and lt-cred-mech are set: REST API credentials take precedence and the static users are not used, as in coturn"
+                    .to_string(),
+            );
+        }
+
+        if c.cert.is_some() && c.pkey.is_none() {
+            self.warnings.push(format!(
+                "{}cert is set without pkey; TLS needs both",
+                self.source_of(Opt::Cert)
+            ));
+        }
+        if c.pkey.is_some() && c.cert.is_none() {
+            self.warnings.push(format!(
+                "{}pkey is set without cert; TLS needs both",
+                self.source_of(Opt::Pkey)
+            ));
+        }
+        if c.allow_loopback_peers {
+            self.notices.push(format!(
+                "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",
+                self.source_of(Opt::AllowLoopbackPeers)
+            ));
+        }
+    }
+}
+
+fn port(v: &str) -> Result<u16, String> {
+    match v.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(format!("{v:?} is not a port number")),
+    }
+}
+
+fn number<T: FromStr>(v: &str) -> Result<T, String> {
+    let t = v.trim();
+    // Integer FromStr accepts a leading '+'; only plain digits are allowed so that "-1" is
+    // reported instead of being read the way coturn's atoi would.
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("{v:?} is not a number"));
+    }
+    t.parse::<T>().map_err(|_| format!("{v:?} is too large"))
+}
+
+fn positive<T: FromStr + PartialEq + Default>(v: &str) -> Result<T, String> {
+    let n = number::<T>(v)?;
+    if n == T::default() {
+        return Err("must be greater than 0".to_string());
+    }
+    Ok(n)
+}
+
+fn ip(v: &str) -> Result<IpAddr, String> {
+    v.trim()
+        .parse()
+        .map_err(|_| format!("{v:?} is not an IP address"))
+}
+
+fn range(v: &str) -> Result<IpRange, String> {
+    v.parse::<IpRange>()
+        .map_err(|e| format!("{v:?} is not an IP, IP-IP range or CIDR block ({e})"))
+}
+
+/// Parses `NAME:PASSWORD` or `NAME:0x<32 hex>`. Messages never echo the secret: they are logged.
+fn user(v: &str) -> Result<StaticUser, String> {
+    let Some((name, secret)) = v.split_once(':') else {
+        return Err("expected NAME:PASSWORD, found no \":\"".to_string());
+    };
+    if name.is_empty() {
+        return Err("user name is empty".to_string());
+    }
+    if secret.is_empty() {
+        return Err(format!("user {name:?} has an empty password"));
+    }
+    let key =
+        match secret.strip_prefix("0x") {
+            Some(hex) => UserKey::Md5Key(parse_md5_hex(hex).ok_or_else(|| {
+                format!("user {name:?}: a key must be 0x followed by 32 hex digits")
+            })?),
+            None => UserKey::Password(secret.to_string()),
+        };
+    Ok(StaticUser {
+        name: name.to_string(),
+        key,
+    })
+}
+
+fn external_ip(v: &str) -> Result<ExternalIp, String> {
+    let (public, private) = match v.split_once('/') {
+        Some((p, q)) => (ip(p)?, Some(ip(q)?)),
+        None => (ip(v)?, None),
+    };
+    if private.is_some_and(|q| q.is_ipv4() != public.is_ipv4()) {
+        return Err(format!(
+            "{v:?}: public and private addresses are of different families"
+        ));
+    }
+    Ok(ExternalIp { public, private })
+}
+
+fn alternate_server(v: &str) -> Result<AlternateServer, String> {
+    let t = v.trim();
+    if let Ok(sa) = t.parse::<SocketAddr>() {
+        return Ok(AlternateServer {
+            ip: sa.ip(),
+            port: Some(sa.port()).filter(|p| *p > 0),
+        });
+    }
+    if let Ok(ip) = t.trim_start_matches('[').trim_end_matches(']').parse() {
+        return Ok(AlternateServer { ip, port: None });
+    }
+    Err(format!("{v:?} is not IP, IP:PORT or [IPv6]:PORT"))
+}
+
+fn parse_md5_hex(hex: &str) -> Option<[u8; 16]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 32 {
+        return None;
+    }
+    let mut key = [0u8; 16];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = (pair[0] as char).to_digit(16)?;
+        let lo = (pair[1] as char).to_digit(16)?;
+        key[i] = (hi * 16 + lo) as u8;
+    }
+    Some(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::from_conf_str;
+
+    const AUTH: &str = "use-auth-secret\nstatic-auth-secret=s\n";
+
+    fn ok(text: &str) -> Config {
+        match from_conf_str(&format!("{AUTH}{text}"), "turnserver.conf") {
+            Ok(c) => c,
+            Err(e) => panic!("unexpected error for {text:?}:\n{e}"),
+        }
+    }
+
+    /// The errors for `text`, which is placed from line 3 on (after the auth lines).
+    fn errs(text: &str) -> Vec<String> {
+        match from_conf_str(&format!("{AUTH}{text}"), "turnserver.conf") {
+            Ok(_) => panic!("expected an error for {text:?}"),
+            Err(e) => e.messages,
+        }
+    }
+
+    fn one_err(text: &str) -> String {
+        let e = errs(text);
+        assert_eq!(e.len(), 1, "{e:?}");
+        e.into_iter().next().unwrap_or_default()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = ok("");
+        assert_eq!((c.listening_port, c.tls_listening_port), (3478, 5349));
+        assert_eq!((c.min_port, c.max_port), (49152, 65535));
+        assert_eq!(c.realm, "ferroturn.local");
+        assert_eq!(c.rest_api_separator, ':');
+        assert_eq!(c.stale_nonce, 600);
+        assert_eq!(
+            (
+                c.max_allocate_lifetime,
+                c.channel_lifetime,
+                c.permission_lifetime
+            ),
+            (3600, 600, 300)
+        );
+        assert_eq!(c.prometheus_port, 9641);
+        assert_eq!(c.log_file, LogTarget::Stdout);
+        assert_eq!(c.relay_threads, None);
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn bad_port_names_line_and_option() {
+        assert_eq!(
+            one_err("min-port=70000"),
+            "turnserver.conf:3: min-port: \"70000\" is not a port number"
+        );
+        for bad in [
+            "listening-port=0",
+            "tls-listening-port=x",
+            "alt-listening-port=-1",
+            "alt-tls-listening-port=65536",
+            "max-port=1.5",
+            "prometheus-port=",
+        ] {
+            let e = one_err(bad);
+            assert!(e.starts_with("turnserver.conf:3: "), "{e}");
+            assert!(e.contains(bad.split('=').next().unwrap_or_default()), "{e}");
+        }
+    }
+
+    #[test]
+    fn min_port_above_max_port() {
+        let e = one_err("min-port=50000\nmax-port=40000");
+        assert!(e.starts_with("turnserver.conf:4: "), "{e}");
+        assert!(e.contains("greater than max-port"), "{e}");
+        let c = ok("min-port=40000\nmax-port=40000");
+        assert_eq!((c.min_port, c.max_port), (40000, 40000));
+    }
+
+    #[test]
+    fn bad_ips_and_ranges() {
+        assert!(one_err("listening-ip=1.2.3").contains("is not an IP address"));
+        assert!(one_err("relay-ip=host.example").contains("relay-ip"));
+        assert!(one_err("prometheus-address=::g").contains("prometheus-address"));
+        let e = one_err("denied-peer-ip=10.0.0.9-10.0.0.1");
+        assert!(e.contains("denied-peer-ip") && e.contains("greater"), "{e}");
+        assert!(one_err("allowed-peer-ip=10.0.0.0/40").contains("prefix"));
+        assert!(one_err("allowed-peer-ip=1.1.1.1-::1").contains("families"));
+    }
+
+    #[test]
+    fn ranges_parse() {
+        let c = ok(
+            "denied-peer-ip=8.8.8.8\nallowed-peer-ip=10.0.0.0/8\nallowed-peer-ip=fe80::1-fe80::ff",
+        );
+        assert_eq!(c.denied_peer_ips.len(), 1);
+        assert_eq!(c.allowed_peer_ips.len(), 2);
+    }
+
+    #[test]
+    fn bad_numbers() {
+        assert!(one_err("user-quota=abc").contains("is not a number"));
+        assert!(one_err("total-quota=-1").contains("is not a number"));
+        assert!(one_err("max-bps=99999999999999999999999").contains("too large"));
+        assert!(one_err("relay-threads=two").contains("relay-threads"));
+        assert!(one_err("sock-buf-size=1k").contains("sock-buf-size"));
+        assert!(one_err("user-quota=4294967296").contains("too large"));
+    }
+
+    #[test]
+    fn zero_lifetimes_and_stale_nonce_are_errors() {
+        for bad in [
+            "stale-nonce=0",
+            "max-allocate-lifetime=0",
+            "channel-lifetime=0",
+            "permission-lifetime=0",
+        ] {
+            assert!(one_err(bad).contains("must be greater than 0"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn stale_nonce_optional_value() {
+        assert_eq!(ok("stale-nonce").stale_nonce, 600);
+        assert_eq!(ok("stale-nonce=120").stale_nonce, 120);
+    }
+
+    #[test]
+    fn relay_threads_zero_means_auto() {
+        assert_eq!(ok("relay-threads=0").relay_threads, None);
+        assert_eq!(ok("relay-threads=4").relay_threads, Some(4));
+    }
+
+    #[test]
+    fn users() {
+        let c = ok("lt-cred-mech\nuser=alice:pa:ss\nuser=bob:0x00112233445566778899AABBCCDDEEFF");
+        assert_eq!(c.users.len(), 2);
+        assert_eq!(c.users[0].name, "alice");
+        assert_eq!(c.users[0].key, UserKey::Password("pa:ss".into()));
+        assert_eq!(
+            c.users[1].key,
+            UserKey::Md5Key([
+                0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+                0xee, 0xff
+            ])
+        );
+    }
+
+    #[test]
+    fn bad_users_do_not_leak_secrets() {
+        let e = one_err("user=alicesecret");
+        assert!(e.contains("no \":\"") && !e.contains("alicesecret"), "{e}");
+        let e = one_err("user=bob:0x1234");
+        assert!(e.contains("32 hex digits") && !e.contains("1234"), "{e}");
+        assert!(one_err("user=bob:0xzz112233445566778899aabbccddeeff").contains("hex"));
+        assert!(one_err("user=:pw").contains("empty"));
+        assert!(one_err("user=bob:").contains("empty password"));
+        assert!(!format!("{:?}", ok("user=carol:hunter2").users).contains("hunter2"));
+    }
+
+    #[test]
+    fn external_ip_forms_and_family_rule() {
+        let c = ok(
+            "external-ip=203.0.113.5\nexternal-ip=2001:db8::5\nexternal-ip=198.51.100.1/10.0.0.1",
+        );
+        assert_eq!(c.external_ips.len(), 3);
+        assert_eq!(
+            c.external_ips[2].private,
+            Some("10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4])))
+        );
+        let e = one_err("external-ip=203.0.113.5\nexternal-ip=203.0.113.6");
+        assert!(
+            e.starts_with("turnserver.conf:4: ") && e.contains("turnserver.conf:3"),
+            "{e}"
+        );
+        assert!(one_err("external-ip=203.0.113.5/::1").contains("different families"));
+        assert!(one_err("external-ip=203.0.113.5/x").contains("not an IP"));
+        assert!(one_err("external-ip=nope").contains("not an IP"));
+    }
+
+    #[test]
+    fn separator_must_be_one_char() {
+        assert_eq!(ok("rest-api-separator=-").rest_api_separator, '-');
+        assert!(one_err("rest-api-separator=::").contains("exactly one character"));
+    }
+
+    #[test]
+    fn realm_length() {
+        assert!(one_err(&format!("realm={}", "a".repeat(128))).contains("longer"));
+        assert_eq!(ok("realm=meet.example.com").realm, "meet.example.com");
+    }
+
+    #[test]
+    fn flags_take_booleans() {
+        assert!(ok("fingerprint").fingerprint);
+        assert!(ok("fingerprint=yes").fingerprint);
+        assert!(!ok("fingerprint\nfingerprint=off").fingerprint);
+        assert!(one_err("fingerprint=maybe").contains("not a boolean"));
+    }
+
+    #[test]
+    fn missing_value() {
+        assert_eq!(one_err("realm"), "turnserver.conf:3: realm: missing value");
+    }
+
+    #[test]
+    fn open_relay_is_refused() {
+        let e = from_conf_str("", "x").expect_err("open relay").messages;
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("refusing to start as an open relay"),
+            "{e:?}"
+        );
+        assert!(from_conf_str("no-auth", "x").is_ok());
+    }
+
+    #[test]
+    fn auth_combinations() {
+        let e = from_conf_str("use-auth-secret", "x")
+            .expect_err("no secret")
+            .messages;
+        assert_eq!(e.len(), 1);
+        assert!(e[0].contains("no static-auth-secret"), "{e:?}");
+        let e = from_conf_str("lt-cred-mech", "x")
+            .expect_err("no users")
+            .messages;
+        assert!(e[0].contains("no user is configured"), "{e:?}");
+        assert!(from_conf_str("no-auth\nlt-cred-mech\nuser=a:b", "x").is_err());
+        // coturn compatibility: a secret implies use-auth-secret, users imply lt-cred-mech.
+        let c = from_conf_str("static-auth-secret=s", "x").expect("secret only");
+        assert!(c.use_auth_secret && c.warnings.is_empty());
+        let c = from_conf_str("user=a:b", "x").expect("user only");
+        assert!(c.lt_cred_mech);
+        assert_eq!(c.warnings.len(), 1);
+        let c = from_conf_str("lt-cred-mech\nuser=a:b", "x").expect("lt");
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn nothing_to_listen_on() {
+        assert!(one_err("no-udp\nno-tcp\nno-tls").contains("nothing to listen on"));
+        assert!(ok("no-udp\nno-tcp").no_tcp);
+        assert!(one_err("stun-only\nno-stun").contains("nothing to serve"));
+        assert!(one_err("no-udp-relay\nno-tcp-relay").contains("no-tcp-relay"));
+    }
+
+    #[test]
+    fn bps_capacity_needs_max_bps() {
+        assert!(one_err("bps-capacity=1000").contains("max-bps"));
+        assert_eq!(ok("bps-capacity=1000\nmax-bps=10").bps_capacity, 1000);
+    }
+
+    #[test]
+    fn all_errors_are_reported_at_once() {
+        let e = errs("min-port=x\nmax-port=y\nlistening-ip=z");
+        assert_eq!(e.len(), 3, "{e:?}");
+        let lines: Vec<_> = e
+            .iter()
+            .map(|m| m.split(": ").next().unwrap_or_default())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "turnserver.conf:3",
+                "turnserver.conf:4",
+                "turnserver.conf:5"
+            ]
+        );
+    }
+
+    #[test]
+    fn warnings_for_unknown_unsupported_and_tls_halves() {
+        let c = ok("frobnicate=1\nproc-user=turnserver\ncert=/c.pem\nmobility\nno-cli");
+        assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
+        assert_eq!(
+            c.warnings[0],
+            "turnserver.conf:3: unknown option \"frobnicate\" ignored"
+        );
+        assert_eq!(
+            c.warnings[1],
+            "turnserver.conf:4: option \"proc-user\" is not supported by ferroturn and is ignored"
+        );
+        assert!(c
+            .warnings
+            .iter()
+            .any(|w| w.contains("cert is set without pkey")));
+        let c = ok("pkey=/k.pem");
+        assert!(c.warnings[0].contains("pkey is set without cert"));
+    }
+
+    #[test]
+    fn no_multicast_peers_is_a_notice_not_a_warning() {
+        let c = ok("no-multicast-peers");
+        assert!(c.warnings.is_empty());
+        assert!(c.notices[0].contains("multicast peers are always denied"));
+    }
+
+    #[test]
+    fn cli_only_option_in_file_warns() {
+        let c = ok("check-config");
+        assert!(c.warnings[0].contains("only valid on the command line"));
+    }
+
+    #[test]
+    fn log_targets() {
+        assert_eq!(ok("log-file=syslog").log_file, LogTarget::Syslog);
+        assert_eq!(
+            ok("log-file=/var/log/turn.log").log_file,
+            LogTarget::File(PathBuf::from("/var/log/turn.log"))
+        );
+    }
+
+    #[test]
+    fn alternate_servers() {
+        let c = ok(
+            "alternate-server=203.0.113.7\nalternate-server=203.0.113.8:3479\nalternate-server=[2001:db8::1]:3478\nalternate-server=2001:db8::2",
+        );
+        let got: Vec<_> = c
+            .alternate_servers
+            .iter()
+            .map(|a| a.socket_addr(3478).to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "203.0.113.7:3478",
+                "203.0.113.8:3479",
+                "[2001:db8::1]:3478",
+                "[2001:db8::2]:3478"
+            ]
+        );
+        assert!(one_err("alternate-server=turn.example.com").contains("alternate-server"));
+    }
+
+    #[test]
+    fn verbose_flags_are_distinct() {
+        let c = ok("Verbose");
+        assert!(c.very_verbose && !c.verbose);
+    }
+
+    #[test]
+    fn ca_file_accepts_both_spellings() {
+        assert_eq!(ok("CA-file=/a").ca_file, Some(PathBuf::from("/a")));
+        assert_eq!(ok("ca-file=/b").ca_file, Some(PathBuf::from("/b")));
+    }
+}

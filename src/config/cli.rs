@@ -1,0 +1,300 @@
+//! Command-line parsing with coturn's grammar (getopt_long): `--name value`, `--name=value`,
+//! bare `--flag` (or `--flag=off`), short aliases `-p 3478` / `-p3478`, and bundled short flags
+//! (`-vf`). Options whose value is optional take it only after `=`.
+
+use super::options::{self, Arity, Opt, OptionSpec};
+use super::{RawEntry, Source};
+
+/// The command line, split into settings and the few options that steer the load itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CliArgs {
+    /// Settings, in order, keyed by canonical option name.
+    pub entries: Vec<RawEntry>,
+    /// Unknown options and similar non-fatal problems.
+    pub warnings: Vec<String>,
+    /// Missing values, positional arguments.
+    pub errors: Vec<String>,
+    /// `-h` / `--help`.
+    pub help: bool,
+    /// `--version`.
+    pub version: bool,
+    /// `--check-config`.
+    pub check_config: bool,
+    /// `-c FILE` / `--config FILE`.
+    pub config: Option<String>,
+    /// `-n` / `--no-config`.
+    pub no_config: bool,
+}
+
+/// Parses the arguments (without the program name).
+pub fn parse(args: &[String]) -> CliArgs {
+    let mut out = CliArgs::default();
+    let mut i = 0;
+    let mut only_positional = false;
+    // An optional-value option just seen without '=', to explain a following stray value.
+    let mut bare_optional: Option<&str> = None;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        let after_optional = bare_optional.take();
+        if only_positional || !arg.starts_with('-') || arg == "-" {
+            let hint = match after_optional {
+                Some(name) => format!("--{name} takes its value only as --{name}={arg}"),
+                None => "options start with --".to_string(),
+            };
+            out.errors.push(format!(
+                "command line: unexpected argument {arg:?} ({hint})"
+            ));
+            continue;
+        }
+        if arg == "--" {
+            only_positional = true;
+            continue;
+        }
+        if let Some(long) = arg.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            };
+            match options::lookup(name) {
+                Some(spec) => {
+                    let value = match (spec.arity, inline) {
+                        (Arity::Required, None) => match next_value(args, &mut i) {
+                            Some(v) => Some(v),
+                            None => {
+                                out.errors
+                                    .push(format!("command line: --{name} requires a value"));
+                                continue;
+                            }
+                        },
+                        (Arity::Optional, None) => {
+                            bare_optional = Some(spec.name);
+                            None
+                        }
+                        (_, v) => v,
+                    };
+                    out.apply(spec, value);
+                }
+                None => {
+                    out.unknown(&format!("--{name}"), inline.is_none(), args, &mut i);
+                }
+            }
+            continue;
+        }
+        // Short options, possibly bundled: -vf, -p3478, -p 3478.
+        let shorts = &arg[1..];
+        for (pos, c) in shorts.char_indices() {
+            let rest = &shorts[pos + c.len_utf8()..];
+            let Some(spec) = options::lookup_short(c) else {
+                out.unknown(&format!("-{c}"), rest.is_empty(), args, &mut i);
+                break;
+            };
+            if spec.arity == Arity::Flag {
+                out.apply(spec, None);
+                continue;
+            }
+            // getopt gives the rest of the word, or the next word, as the value; coturn warns
+            // about `-p=3478` yet keeps the '=', which only produces a confusing error later.
+            let value = if rest.is_empty() {
+                next_value(args, &mut i)
+            } else {
+                Some(rest.strip_prefix('=').unwrap_or(rest).to_string())
+            };
+            match value {
+                Some(v) => out.apply(spec, Some(v)),
+                None => out.errors.push(format!(
+                    "command line: -{c} ({}) requires a value",
+                    spec.name
+                )),
+            }
+            break;
+        }
+    }
+    out
+}
+
+fn next_value(args: &[String], i: &mut usize) -> Option<String> {
+    let v = args.get(*i)?.clone();
+    *i += 1;
+    Some(v)
+}
+
+impl CliArgs {
+    fn apply(&mut self, spec: &'static OptionSpec, value: Option<String>) {
+        match spec.opt {
+            Opt::Help => self.help = true,
+            Opt::Version => self.version = true,
+            Opt::CheckConfig => self.check_config = true,
+            Opt::NoConfig => self.no_config = true,
+            Opt::Config => self.config = value,
+            _ => self.entries.push(RawEntry {
+                key: spec.name.to_string(),
+                value,
+                source: Source::CommandLine,
+            }),
+        }
+    }
+
+    /// An option missing from the table warns like an unknown file key. A following word that
+    /// does not look like an option is taken as its value: positional arguments are errors
+    /// anyway, so this keeps `--some-new-coturn-option value` a warning, not a failure.
+    fn unknown(&mut self, shown: &str, may_take_next: bool, args: &[String], i: &mut usize) {
+        self.warnings
+            .push(format!("command line: unknown option \"{shown}\" ignored"));
+        if may_take_next && args.get(*i).is_some_and(|a| !a.starts_with('-')) {
+            *i += 1;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &[&str]) -> Vec<String> {
+        s.iter().map(|a| a.to_string()).collect()
+    }
+
+    fn pairs(c: &CliArgs) -> Vec<(String, Option<String>)> {
+        c.entries
+            .iter()
+            .map(|e| (e.key.clone(), e.value.clone()))
+            .collect()
+    }
+
+    fn p(k: &str, v: Option<&str>) -> (String, Option<String>) {
+        (k.to_string(), v.map(str::to_string))
+    }
+
+    #[test]
+    fn long_with_separate_and_inline_values() {
+        let c = parse(&args(&["--listening-port", "3479", "--min-port=50000"]));
+        assert_eq!(
+            pairs(&c),
+            vec![
+                p("listening-port", Some("3479")),
+                p("min-port", Some("50000"))
+            ]
+        );
+        assert!(c.errors.is_empty() && c.warnings.is_empty());
+    }
+
+    #[test]
+    fn long_flags_with_and_without_value() {
+        let c = parse(&args(&["--fingerprint", "--no-tls=off"]));
+        assert_eq!(
+            pairs(&c),
+            vec![p("fingerprint", None), p("no-tls", Some("off"))]
+        );
+    }
+
+    #[test]
+    fn short_with_separate_and_attached_values() {
+        let c = parse(&args(&["-p", "3479", "-p3480", "-p=3481"]));
+        assert_eq!(
+            pairs(&c),
+            vec![
+                p("listening-port", Some("3479")),
+                p("listening-port", Some("3480")),
+                p("listening-port", Some("3481")),
+            ]
+        );
+    }
+
+    #[test]
+    fn bundled_short_flags_and_trailing_value() {
+        let c = parse(&args(&["-vfr", "example.org"]));
+        assert_eq!(
+            pairs(&c),
+            vec![
+                p("verbose", None),
+                p("fingerprint", None),
+                p("realm", Some("example.org")),
+            ]
+        );
+    }
+
+    #[test]
+    fn aliases_resolve_to_canonical_names() {
+        let c = parse(&args(&["--db", "/x", "--ca-file=/ca.pem"]));
+        assert_eq!(
+            pairs(&c),
+            vec![p("userdb", Some("/x")), p("CA-file", Some("/ca.pem"))]
+        );
+    }
+
+    #[test]
+    fn optional_value_only_with_equals() {
+        let c = parse(&args(&["--stale-nonce", "--stale-nonce=300"]));
+        assert_eq!(
+            pairs(&c),
+            vec![p("stale-nonce", None), p("stale-nonce", Some("300"))]
+        );
+        let c = parse(&args(&["--stale-nonce", "300"]));
+        assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
+        assert!(c.errors[0].contains("--stale-nonce=300"), "{:?}", c.errors);
+    }
+
+    #[test]
+    fn missing_value_is_an_error() {
+        assert_eq!(parse(&args(&["--realm"])).errors.len(), 1);
+        assert_eq!(parse(&args(&["-r"])).errors.len(), 1);
+    }
+
+    #[test]
+    fn value_may_start_with_dash() {
+        let c = parse(&args(&["--static-auth-secret", "-secret-"]));
+        assert_eq!(pairs(&c), vec![p("static-auth-secret", Some("-secret-"))]);
+    }
+
+    #[test]
+    fn unknown_options_warn_and_swallow_their_value() {
+        let c = parse(&args(&["--frobnicate", "7", "-Z", "--bogus=1", "-p", "1"]));
+        assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+        assert!(c.warnings[0].contains("unknown option \"--frobnicate\""));
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(pairs(&c), vec![p("listening-port", Some("1"))]);
+    }
+
+    #[test]
+    fn positional_arguments_are_errors() {
+        let c = parse(&args(&["stray", "--", "--realm"]));
+        assert_eq!(c.errors.len(), 2, "{:?}", c.errors);
+        assert!(c.entries.is_empty());
+    }
+
+    #[test]
+    fn load_steering_options() {
+        let c = parse(&args(&["-c", "/etc/x.conf", "--check-config", "-n", "-h"]));
+        assert_eq!(c.config.as_deref(), Some("/etc/x.conf"));
+        assert!(c.check_config && c.no_config && c.help);
+        assert!(c.entries.is_empty());
+        let c = parse(&args(&["--config=/y.conf", "--help", "--version"]));
+        assert_eq!(c.config.as_deref(), Some("/y.conf"));
+        assert!(c.help && c.version);
+        assert_eq!(
+            parse(&args(&["-c/z.conf"])).config.as_deref(),
+            Some("/z.conf")
+        );
+    }
+
+    #[test]
+    fn unsupported_options_consume_their_value() {
+        let c = parse(&args(&[
+            "--proc-user",
+            "turnserver",
+            "-d",
+            "eth0",
+            "--mobility",
+        ]));
+        assert!(c.errors.is_empty(), "{:?}", c.errors);
+        assert_eq!(
+            pairs(&c),
+            vec![
+                p("proc-user", Some("turnserver")),
+                p("listening-device", Some("eth0")),
+                p("mobility", None),
+            ]
+        );
+    }
+}

@@ -1,0 +1,544 @@
+//! coturn-compatible configuration: `turnserver.conf`, `FERROTURN_*` environment variables and
+//! the command line, layered as built-in defaults < file < environment < command line.
+//!
+//! Single-valued options: the last setting wins, so a higher layer overrides a lower one.
+//! List options (`user`, `static-auth-secret`, `denied-peer-ip`, ...) accumulate across all
+//! layers, as coturn does for the file and the command line.
+
+mod build;
+pub mod cli;
+pub mod conf_file;
+pub mod env;
+pub mod help;
+pub mod options;
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use crate::proto::peer_policy::{IpRange, PeerPolicySettings};
+
+/// Where a setting came from, so every message can point at it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A line of a configuration file.
+    File {
+        /// The file as it was named (or the origin label given to [`from_conf_str`]).
+        path: String,
+        /// 1-based line number.
+        line: usize,
+    },
+    /// The command line.
+    CommandLine,
+    /// An environment variable.
+    Env {
+        /// The variable's name, e.g. `FERROTURN_MIN_PORT`.
+        var: String,
+    },
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::File { path, line } => write!(f, "{path}:{line}"),
+            Source::CommandLine => f.write_str("command line"),
+            Source::Env { var } => write!(f, "environment variable {var}"),
+        }
+    }
+}
+
+/// One `key[=value]` as read, before it is checked against the option table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawEntry {
+    /// Option name as written (without leading `--`).
+    pub key: String,
+    /// The value, if one was given (quotes already stripped).
+    pub value: Option<String>,
+    /// Where it was read.
+    pub source: Source,
+}
+
+/// A long-term credential user from `user=name:password`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct StaticUser {
+    /// User name.
+    pub name: String,
+    /// Password or precomputed key.
+    pub key: UserKey,
+}
+
+impl fmt::Debug for StaticUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Keeps passwords out of debug logs of the whole Config.
+        f.debug_struct("StaticUser")
+            .field("name", &self.name)
+            .field("key", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How a static user's secret is given.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UserKey {
+    /// Plain password.
+    Password(String),
+    /// `0x` + 32 hex digits: MD5(user:realm:password), as turnadmin -k prints it.
+    Md5Key([u8; 16]),
+}
+
+impl fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UserKey::Password(_) => f.write_str("Password(<redacted>)"),
+            UserKey::Md5Key(_) => f.write_str("Md5Key(<redacted>)"),
+        }
+    }
+}
+
+/// One `external-ip` value: the public address, and the local address it maps to if the host
+/// has several.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalIp {
+    /// Address advertised to clients in XOR-RELAYED-ADDRESS.
+    pub public: IpAddr,
+    /// Local relay address this public address belongs to; `None` = every relay address of the
+    /// same family.
+    pub private: Option<IpAddr>,
+}
+
+/// One `alternate-server` value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlternateServer {
+    /// Server address.
+    pub ip: IpAddr,
+    /// Port; `None` = the client's current server port.
+    pub port: Option<u16>,
+}
+
+impl AlternateServer {
+    /// The address with `default_port` filled in when none was given.
+    pub fn socket_addr(&self, default_port: u16) -> SocketAddr {
+        SocketAddr::new(self.ip, self.port.unwrap_or(default_port))
+    }
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogTarget {
+    /// Standard output (the default; what containers want).
+    Stdout,
+    /// The system log.
+    Syslog,
+    /// A file.
+    File(PathBuf),
+}
+
+/// The validated configuration. Plain data: the runtime reads it, nothing here does I/O.
+#[derive(Debug, Clone)]
+pub struct Config {
+    // Listeners
+    /// `listening-port`.
+    pub listening_port: u16,
+    /// `tls-listening-port`.
+    pub tls_listening_port: u16,
+    /// `alt-listening-port`; opened only when set.
+    pub alt_listening_port: Option<u16>,
+    /// `alt-tls-listening-port`; opened only when set.
+    pub alt_tls_listening_port: Option<u16>,
+    /// `listening-ip`; empty = all interfaces.
+    pub listening_ips: Vec<IpAddr>,
+    /// `no-udp`.
+    pub no_udp: bool,
+    /// `no-tcp`.
+    pub no_tcp: bool,
+    /// `no-tls`.
+    pub no_tls: bool,
+    /// `no-dtls`.
+    pub no_dtls: bool,
+    /// `stun-only`.
+    pub stun_only: bool,
+    /// `no-stun`.
+    pub no_stun: bool,
+
+    // Relay
+    /// `relay-ip`; empty = the listening addresses.
+    pub relay_ips: Vec<IpAddr>,
+    /// `external-ip`.
+    pub external_ips: Vec<ExternalIp>,
+    /// `min-port`.
+    pub min_port: u16,
+    /// `max-port`.
+    pub max_port: u16,
+    /// `relay-threads`; `None` = one per CPU core.
+    pub relay_threads: Option<usize>,
+    /// `no-udp-relay`.
+    pub no_udp_relay: bool,
+    /// `no-tcp-relay`.
+    pub no_tcp_relay: bool,
+    /// `sock-buf-size`; `None` = kernel default.
+    pub sock_buf_size: Option<usize>,
+
+    // Authentication
+    /// `realm`.
+    pub realm: String,
+    /// `server-name`.
+    pub server_name: Option<String>,
+    /// `use-auth-secret`.
+    pub use_auth_secret: bool,
+    /// `static-auth-secret`, in the order given (the first one signs, all verify).
+    pub static_auth_secrets: Vec<String>,
+    /// `rest-api-separator`.
+    pub rest_api_separator: char,
+    /// `lt-cred-mech` (also switched on when users are given without it, as coturn does).
+    pub lt_cred_mech: bool,
+    /// `user`.
+    pub users: Vec<StaticUser>,
+    /// `no-auth`.
+    pub no_auth: bool,
+    /// `stale-nonce`, seconds.
+    pub stale_nonce: u32,
+    /// `strict-expiry`.
+    pub strict_expiry: bool,
+    /// `fingerprint`.
+    pub fingerprint: bool,
+    /// `no-software-attribute`.
+    pub no_software_attribute: bool,
+
+    // Peer policy
+    /// `allowed-peer-ip`.
+    pub allowed_peer_ips: Vec<IpRange>,
+    /// `denied-peer-ip`.
+    pub denied_peer_ips: Vec<IpRange>,
+    /// `allow-loopback-peers`.
+    pub allow_loopback_peers: bool,
+
+    // Limits
+    /// `user-quota`; 0 = unlimited.
+    pub user_quota: u32,
+    /// `total-quota`; 0 = unlimited.
+    pub total_quota: u32,
+    /// `max-bps`, bytes per second; 0 = unlimited.
+    pub max_bps: u64,
+    /// `bps-capacity`, bytes per second; 0 = unlimited.
+    pub bps_capacity: u64,
+    /// `max-allocate-lifetime`, seconds.
+    pub max_allocate_lifetime: u32,
+    /// `channel-lifetime`, seconds.
+    pub channel_lifetime: u32,
+    /// `permission-lifetime`, seconds.
+    pub permission_lifetime: u32,
+
+    // TLS
+    /// `cert`.
+    pub cert: Option<PathBuf>,
+    /// `pkey`.
+    pub pkey: Option<PathBuf>,
+    /// `cipher-list`.
+    pub cipher_list: Option<String>,
+    /// `CA-file`.
+    pub ca_file: Option<PathBuf>,
+    /// `dh-file`.
+    pub dh_file: Option<PathBuf>,
+    /// `no-tlsv1`.
+    pub no_tlsv1: bool,
+    /// `no-tlsv1_1`.
+    pub no_tlsv1_1: bool,
+    /// `no-tlsv1_2`.
+    pub no_tlsv1_2: bool,
+
+    // Logging
+    /// `log-file`.
+    pub log_file: LogTarget,
+    /// `verbose`.
+    pub verbose: bool,
+    /// `Verbose`.
+    pub very_verbose: bool,
+    /// `simple-log`.
+    pub simple_log: bool,
+    /// `pidfile`.
+    pub pidfile: Option<PathBuf>,
+
+    // Metrics
+    /// `prometheus`.
+    pub prometheus: bool,
+    /// `prometheus-port`.
+    pub prometheus_port: u16,
+    /// `prometheus-address`; `None` = all interfaces.
+    pub prometheus_address: Option<IpAddr>,
+
+    // Compatibility
+    /// `alternate-server`.
+    pub alternate_servers: Vec<AlternateServer>,
+
+    // About the load itself
+    /// `--check-config` was given: the binary reports and exits instead of running.
+    pub check_config: bool,
+    /// The configuration file that was read, if any.
+    pub config_file: Option<PathBuf>,
+    /// Problems that do not stop start-up (unknown or unsupported options, ...). Under
+    /// `--check-config` they count as errors.
+    pub warnings: Vec<String>,
+    /// Information worth logging at start-up that is not a problem (e.g. no file found).
+    pub notices: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listening_port: 3478,
+            tls_listening_port: 5349,
+            alt_listening_port: None,
+            alt_tls_listening_port: None,
+            listening_ips: Vec::new(),
+            no_udp: false,
+            no_tcp: false,
+            no_tls: false,
+            no_dtls: false,
+            stun_only: false,
+            no_stun: false,
+            relay_ips: Vec::new(),
+            external_ips: Vec::new(),
+            min_port: 49152,
+            max_port: 65535,
+            relay_threads: None,
+            no_udp_relay: false,
+            no_tcp_relay: false,
+            sock_buf_size: None,
+            realm: DEFAULT_REALM.to_string(),
+            server_name: None,
+            use_auth_secret: false,
+            static_auth_secrets: Vec::new(),
+            rest_api_separator: ':',
+            lt_cred_mech: false,
+            users: Vec::new(),
+            no_auth: false,
+            stale_nonce: 600,
+            strict_expiry: false,
+            fingerprint: false,
+            no_software_attribute: false,
+            allowed_peer_ips: Vec::new(),
+            denied_peer_ips: Vec::new(),
+            allow_loopback_peers: false,
+            user_quota: 0,
+            total_quota: 0,
+            max_bps: 0,
+            bps_capacity: 0,
+            max_allocate_lifetime: 3600,
+            channel_lifetime: 600,
+            permission_lifetime: 300,
+            cert: None,
+            pkey: None,
+            cipher_list: None,
+            ca_file: None,
+            dh_file: None,
+            no_tlsv1: false,
+            no_tlsv1_1: false,
+            no_tlsv1_2: false,
+            log_file: LogTarget::Stdout,
+            verbose: false,
+            very_verbose: false,
+            simple_log: false,
+            pidfile: None,
+            prometheus: false,
+            prometheus_port: 9641,
+            prometheus_address: None,
+            alternate_servers: Vec::new(),
+            check_config: false,
+            config_file: None,
+            warnings: Vec::new(),
+            notices: Vec::new(),
+        }
+    }
+}
+
+/// Realm used when none is configured.
+pub const DEFAULT_REALM: &str = "ferroturn.local";
+
+impl Config {
+    /// The peer-address policy settings this configuration asks for.
+    pub fn peer_policy_settings(&self) -> PeerPolicySettings {
+        PeerPolicySettings {
+            allowed: self.allowed_peer_ips.clone(),
+            denied: self.denied_peer_ips.clone(),
+            allow_loopback: self.allow_loopback_peers,
+        }
+    }
+
+    /// What `--check-config` reports: `Ok` when there is nothing to complain about, otherwise
+    /// every warning as an error.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.warnings.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                messages: self.warnings.clone(),
+                warnings: Vec::new(),
+            })
+        }
+    }
+}
+
+/// Everything that stopped the configuration from loading, all at once so the operator can fix
+/// them in one go. `Display` prints one message per line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The errors, each naming its source and option.
+    pub messages: Vec<String>,
+    /// Warnings gathered before the errors stopped the load (printed separately, if at all).
+    pub warnings: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, m) in self.messages.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(m)?;
+        }
+        Ok(())
+    }
+}
+
+/// What the binary should do after [`load`].
+#[derive(Debug, Clone)]
+#[allow(clippy::large_enum_variant)]
+pub enum LoadOutcome {
+    /// Run (or, when `config.check_config`, report and exit).
+    Run(Config),
+    /// Print this help text and exit successfully.
+    Help(String),
+    /// Print this version line and exit successfully.
+    Version(String),
+}
+
+/// Names of the configuration file looked for.
+pub const CONFIG_FILE_NAME: &str = "turnserver.conf";
+
+/// The directories searched for `turnserver.conf`, in coturn's order plus `/etc/ferroturn/`.
+pub fn default_search_dirs() -> Vec<PathBuf> {
+    [
+        "./",
+        "./etc/",
+        "../etc/",
+        "/etc/",
+        "/etc/coturn/",
+        "/etc/ferroturn/",
+        "/usr/local/etc/",
+        "/usr/local/etc/coturn/",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .collect()
+}
+
+/// The first `turnserver.conf` found in `dirs`.
+pub fn find_config_file(dirs: &[PathBuf]) -> Option<PathBuf> {
+    dirs.iter()
+        .map(|d| d.join(CONFIG_FILE_NAME))
+        .find(|p| p.is_file())
+}
+
+/// Loads the configuration from the command line, the environment and the configuration file.
+///
+/// `args` are the command-line arguments *without* the program name
+/// (`std::env::args().skip(1)`); `env` is the process environment as (name, value) pairs, of
+/// which only `FERROTURN_*` are read. The file is `-c FILE` (or `FERROTURN_CONFIG`), else the
+/// first `turnserver.conf` in [`default_search_dirs`], unless `-n` is given.
+pub fn load(args: &[String], env: &[(String, String)]) -> Result<LoadOutcome, ConfigError> {
+    load_with_search(args, env, &default_search_dirs())
+}
+
+/// [`load`] with the directories searched for `turnserver.conf` given explicitly.
+pub fn load_with_search(
+    args: &[String],
+    env: &[(String, String)],
+    search_dirs: &[PathBuf],
+) -> Result<LoadOutcome, ConfigError> {
+    let cli = cli::parse(args);
+    if cli.help {
+        return Ok(LoadOutcome::Help(help::render()));
+    }
+    if cli.version {
+        return Ok(LoadOutcome::Version(format!(
+            "ferroturn {}",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let env = env::parse(env);
+
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut notices = Vec::new();
+
+    // Command-line and environment problems are reported after the file's, in layer order.
+    let no_config = cli.no_config || env.no_config;
+    let explicit = cli.config.clone().or_else(|| env.config.clone());
+    let mut file_entries = Vec::new();
+    let mut config_file = None;
+    if no_config {
+        notices.push("not reading any configuration file (-n)".to_string());
+    } else {
+        let path = match explicit {
+            Some(p) => Some(PathBuf::from(p)),
+            None => {
+                let found = find_config_file(search_dirs);
+                if found.is_none() {
+                    notices.push(format!(
+                        "no {CONFIG_FILE_NAME} found in {}; running on defaults, environment and command line",
+                        search_dirs
+                            .iter()
+                            .map(|d| d.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ));
+                }
+                found
+            }
+        };
+        if let Some(path) = path {
+            match read_file(&path) {
+                Ok(text) => {
+                    let parsed = conf_file::parse(&text, &path.display().to_string());
+                    file_entries = parsed.entries;
+                    warnings.extend(parsed.warnings);
+                    config_file = Some(path);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+    }
+
+    warnings.extend(env.warnings);
+    errors.extend(env.errors);
+    warnings.extend(cli.warnings);
+    errors.extend(cli.errors);
+
+    let mut entries = file_entries;
+    entries.extend(env.entries);
+    entries.extend(cli.entries);
+
+    let mut config = build::build(&entries, errors, warnings)?;
+    config.check_config = cli.check_config;
+    config.config_file = config_file;
+    notices.append(&mut config.notices);
+    config.notices = notices;
+    Ok(LoadOutcome::Run(config))
+}
+
+/// Builds a configuration from `turnserver.conf` text alone (no environment, no command line).
+/// `origin` names the text in messages, e.g. the file's path.
+pub fn from_conf_str(text: &str, origin: &str) -> Result<Config, ConfigError> {
+    let parsed = conf_file::parse(text, origin);
+    build::build(&parsed.entries, Vec::new(), parsed.warnings)
+}
+
+fn read_file(path: &Path) -> Result<String, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
+    // A stray non-UTF-8 byte (a Latin-1 comment) must not make the whole file unreadable.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,498 @@
+//! The table of every option ferroturn recognises: coturn's names and short aliases, whether a
+//! value follows, and the help text. The file reader, the command line, the environment and
+//! `--help` all read this one table, so an option cannot be known to one and missing in another.
+
+/// The options ferroturn acts on. Recognised coturn options that ferroturn does not implement
+/// share [`Opt::Unsupported`].
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Opt {
+    // General
+    Config,
+    NoConfig,
+    CheckConfig,
+    Help,
+    Version,
+    // Listeners
+    ListeningPort,
+    TlsListeningPort,
+    AltListeningPort,
+    AltTlsListeningPort,
+    ListeningIp,
+    NoUdp,
+    NoTcp,
+    NoTls,
+    NoDtls,
+    StunOnly,
+    NoStun,
+    // Relay
+    RelayIp,
+    ExternalIp,
+    MinPort,
+    MaxPort,
+    RelayThreads,
+    NoUdpRelay,
+    NoTcpRelay,
+    SockBufSize,
+    // Authentication
+    Realm,
+    ServerName,
+    UseAuthSecret,
+    StaticAuthSecret,
+    RestApiSeparator,
+    LtCredMech,
+    User,
+    NoAuth,
+    StaleNonce,
+    StrictExpiry,
+    Fingerprint,
+    NoSoftwareAttribute,
+    // Peer policy
+    AllowedPeerIp,
+    DeniedPeerIp,
+    AllowLoopbackPeers,
+    NoMulticastPeers,
+    // Limits
+    UserQuota,
+    TotalQuota,
+    MaxBps,
+    BpsCapacity,
+    MaxAllocateLifetime,
+    ChannelLifetime,
+    PermissionLifetime,
+    // TLS
+    Cert,
+    Pkey,
+    CipherList,
+    CaFile,
+    DhFile,
+    NoTlsv1,
+    NoTlsv1_1,
+    NoTlsv1_2,
+    // Logging
+    LogFile,
+    Verbose,
+    VeryVerbose,
+    SimpleLog,
+    Pidfile,
+    // Metrics
+    Prometheus,
+    PrometheusPort,
+    PrometheusAddress,
+    // Compatibility
+    AlternateServer,
+    NoCli,
+    Unsupported,
+}
+
+/// Whether a value follows the option name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Arity {
+    /// On/off switch. Bare means on; like coturn, `--flag=off` (or `flag off` in the file) is
+    /// accepted too, so a higher layer can switch off what a lower one switched on.
+    Flag,
+    /// A value is required: `--opt value` or `--opt=value` on the command line.
+    Required,
+    /// The value may be left out; on the command line it is taken only from `--opt=value`.
+    Optional,
+}
+
+/// Section of `--help` an option is listed under.
+#[allow(missing_docs)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Group {
+    General,
+    Listeners,
+    Relay,
+    Authentication,
+    PeerPolicy,
+    Limits,
+    Tls,
+    Logging,
+    Metrics,
+    Compatibility,
+}
+
+impl Group {
+    /// Every group, in `--help` order.
+    pub const ALL: [Group; 10] = [
+        Group::General,
+        Group::Listeners,
+        Group::Relay,
+        Group::Authentication,
+        Group::PeerPolicy,
+        Group::Limits,
+        Group::Tls,
+        Group::Logging,
+        Group::Metrics,
+        Group::Compatibility,
+    ];
+
+    /// Heading used in `--help`.
+    pub fn title(self) -> &'static str {
+        match self {
+            Group::General => "General",
+            Group::Listeners => "Listeners",
+            Group::Relay => "Relay",
+            Group::Authentication => "Authentication",
+            Group::PeerPolicy => "Peer policy",
+            Group::Limits => "Limits",
+            Group::Tls => "TLS",
+            Group::Logging => "Logging",
+            Group::Metrics => "Metrics",
+            Group::Compatibility => "Compatibility",
+        }
+    }
+}
+
+/// One row of the option table.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionSpec {
+    /// Canonical name, as in `turnserver.conf` and after `--`.
+    pub name: &'static str,
+    /// Other accepted spellings (coturn's own aliases such as `db` for `userdb`).
+    pub aliases: &'static [&'static str],
+    /// coturn's single-letter alias.
+    pub short: Option<char>,
+    /// Whether a value follows.
+    pub arity: Arity,
+    /// Placeholder shown in `--help`, e.g. `PORT`.
+    pub value_name: &'static str,
+    /// Repeats accumulate instead of the last one winning.
+    pub list: bool,
+    /// Only meaningful on the command line (e.g. `--check-config`).
+    pub cli_only: bool,
+    /// Default shown in `--help`.
+    pub default: Option<&'static str>,
+    /// `--help` section.
+    pub group: Group,
+    /// What the option does in ferroturn.
+    pub opt: Opt,
+    /// One-line help.
+    pub help: &'static str,
+}
+
+impl OptionSpec {
+    /// Whether ferroturn acts on this option (unsupported ones only warn).
+    pub fn is_supported(&self) -> bool {
+        self.opt != Opt::Unsupported
+    }
+
+    /// Environment variable that sets this option, e.g. `FERROTURN_MIN_PORT`.
+    pub fn env_var(&self) -> String {
+        // `Verbose` and `verbose` differ only in case, which upper-casing would erase.
+        let stem = if self.name == "Verbose" {
+            "VERY_VERBOSE".to_string()
+        } else {
+            self.name.to_ascii_uppercase().replace('-', "_")
+        };
+        format!("{ENV_PREFIX}{stem}")
+    }
+
+    /// Whether `name` is this option's name or one of its aliases.
+    pub fn matches(&self, name: &str) -> bool {
+        self.name == name || self.aliases.contains(&name)
+    }
+}
+
+/// Prefix of the environment variables ferroturn reads.
+pub const ENV_PREFIX: &str = "FERROTURN_";
+
+const fn base(name: &'static str, opt: Opt, group: Group, help: &'static str) -> OptionSpec {
+    OptionSpec {
+        name,
+        aliases: &[],
+        short: None,
+        arity: Arity::Flag,
+        value_name: "",
+        list: false,
+        cli_only: false,
+        default: None,
+        group,
+        opt,
+        help,
+    }
+}
+
+/// An on/off option.
+const fn flag(name: &'static str, opt: Opt, group: Group, help: &'static str) -> OptionSpec {
+    base(name, opt, group, help)
+}
+
+/// An option that requires a value.
+const fn value(
+    name: &'static str,
+    value_name: &'static str,
+    opt: Opt,
+    group: Group,
+    help: &'static str,
+) -> OptionSpec {
+    let mut s = base(name, opt, group, help);
+    s.arity = Arity::Required;
+    s.value_name = value_name;
+    s
+}
+
+/// A recognised coturn option that ferroturn ignores (with a warning).
+const fn unsupported(name: &'static str, arity: Arity, help: &'static str) -> OptionSpec {
+    let mut s = base(name, Opt::Unsupported, Group::Compatibility, help);
+    s.arity = arity;
+    s.value_name = match arity {
+        Arity::Flag => "",
+        _ => "VALUE",
+    };
+    s
+}
+
+impl OptionSpec {
+    const fn short(mut self, c: char) -> Self {
+        self.short = Some(c);
+        self
+    }
+    const fn default(mut self, d: &'static str) -> Self {
+        self.default = Some(d);
+        self
+    }
+    const fn list(mut self) -> Self {
+        self.list = true;
+        self
+    }
+    const fn cli_only(mut self) -> Self {
+        self.cli_only = true;
+        self
+    }
+    const fn optional(mut self) -> Self {
+        self.arity = Arity::Optional;
+        self
+    }
+    const fn aliases(mut self, a: &'static [&'static str]) -> Self {
+        self.aliases = a;
+        self
+    }
+}
+
+use Arity::{Flag as F, Required as R};
+use Group as G;
+
+/// Every option, grouped as `--help` shows them.
+pub static OPTIONS: &[OptionSpec] = &[
+    // General
+    value("config", "FILE", Opt::Config, G::General, "Read this turnserver.conf instead of searching the standard places").short('c').cli_only(),
+    flag("no-config", Opt::NoConfig, G::General, "Do not read any configuration file").short('n').cli_only(),
+    flag("check-config", Opt::CheckConfig, G::General, "Load and validate the configuration, report problems (warnings count as errors) and exit").cli_only(),
+    flag("help", Opt::Help, G::General, "Print this help and exit").short('h').cli_only(),
+    flag("version", Opt::Version, G::General, "Print the version and exit").cli_only(),
+    // Listeners
+    value("listening-port", "PORT", Opt::ListeningPort, G::Listeners, "TURN/STUN port for UDP and TCP").short('p').default("3478"),
+    value("tls-listening-port", "PORT", Opt::TlsListeningPort, G::Listeners, "TURN/STUN port for TLS (and DTLS)").default("5349"),
+    value("alt-listening-port", "PORT", Opt::AltListeningPort, G::Listeners, "Additional plain port; opened only when given"),
+    value("alt-tls-listening-port", "PORT", Opt::AltTlsListeningPort, G::Listeners, "Additional TLS port; opened only when given"),
+    value("listening-ip", "IP", Opt::ListeningIp, G::Listeners, "Address to listen on (repeatable; default: all interfaces)").short('L').list(),
+    flag("no-udp", Opt::NoUdp, G::Listeners, "Do not listen on UDP"),
+    flag("no-tcp", Opt::NoTcp, G::Listeners, "Do not listen on TCP"),
+    flag("no-tls", Opt::NoTls, G::Listeners, "Do not listen on TLS"),
+    flag("no-dtls", Opt::NoDtls, G::Listeners, "Do not listen on DTLS"),
+    flag("stun-only", Opt::StunOnly, G::Listeners, "Serve STUN only, no TURN relaying").short('S'),
+    flag("no-stun", Opt::NoStun, G::Listeners, "Serve TURN only, refuse plain STUN Binding requests"),
+    // Relay
+    value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses)").short('E').list(),
+    value("external-ip", "PUBLIC[/PRIVATE]", Opt::ExternalIp, G::Relay, "Public address advertised for relays behind NAT; PRIVATE is the local address it maps to (repeatable)").short('X').list(),
+    value("min-port", "PORT", Opt::MinPort, G::Relay, "Lowest relay port").default("49152"),
+    value("max-port", "PORT", Opt::MaxPort, G::Relay, "Highest relay port").default("65535"),
+    value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards; 0 = one per CPU core").short('m').default("0"),
+    flag("no-udp-relay", Opt::NoUdpRelay, G::Relay, "Refuse UDP relay allocations"),
+    flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)"),
+    value("sock-buf-size", "BYTES", Opt::SockBufSize, G::Relay, "Socket send/receive buffer size (ferroturn extension; default: the kernel's)"),
+    // Authentication
+    value("realm", "REALM", Opt::Realm, G::Authentication, "Default realm for long-term credentials").short('r').default("ferroturn.local"),
+    value("server-name", "NAME", Opt::ServerName, G::Authentication, "Server name (used as the realm's host part by some clients)"),
+    flag("use-auth-secret", Opt::UseAuthSecret, G::Authentication, "Use TURN REST API time-limited credentials (HMAC of a shared secret)"),
+    value("static-auth-secret", "SECRET", Opt::StaticAuthSecret, G::Authentication, "Shared secret for TURN REST API credentials (repeatable, for rotation)").list(),
+    value("rest-api-separator", "CHAR", Opt::RestApiSeparator, G::Authentication, "Separator between expiry timestamp and user name in REST user names").short('C').default(":"),
+    flag("lt-cred-mech", Opt::LtCredMech, G::Authentication, "Use the long-term credential mechanism with the users given by --user").short('a'),
+    value("user", "NAME:PASSWORD", Opt::User, G::Authentication, "Long-term user; the password may be 0x followed by 32 hex digits (MD5 key) (repeatable)").short('u').list(),
+    flag("no-auth", Opt::NoAuth, G::Authentication, "Allow unauthenticated use (an open relay; ferroturn refuses to start without auth unless this is set)").short('z'),
+    value("stale-nonce", "SECONDS", Opt::StaleNonce, G::Authentication, "Nonce lifetime; a nonce older than this is answered with 438 Stale Nonce").optional().default("600"),
+    flag("strict-expiry", Opt::StrictExpiry, G::Authentication, "Check REST credential expiry on every Refresh, not only on Allocate (ferroturn extension)"),
+    flag("fingerprint", Opt::Fingerprint, G::Authentication, "Add FINGERPRINT to every response").short('f'),
+    flag("no-software-attribute", Opt::NoSoftwareAttribute, G::Authentication, "Do not send the SOFTWARE attribute"),
+    // Peer policy
+    value("allowed-peer-ip", "RANGE", Opt::AllowedPeerIp, G::PeerPolicy, "Allow peers in IP, IP-IP or CIDR even inside a denied range (repeatable)").list(),
+    value("denied-peer-ip", "RANGE", Opt::DeniedPeerIp, G::PeerPolicy, "Deny peers in IP, IP-IP or CIDR, in addition to the built-in special-purpose ranges (repeatable)").list(),
+    flag("allow-loopback-peers", Opt::AllowLoopbackPeers, G::PeerPolicy, "Allow peers on 127.0.0.0/8 and ::1 (for tests; unsafe in production)"),
+    flag("no-multicast-peers", Opt::NoMulticastPeers, G::PeerPolicy, "Accepted for coturn compatibility; multicast peers are always denied"),
+    // Limits
+    value("user-quota", "N", Opt::UserQuota, G::Limits, "Maximum simultaneous allocations per user; 0 = unlimited").short('q').default("0"),
+    value("total-quota", "N", Opt::TotalQuota, G::Limits, "Maximum simultaneous allocations in total; 0 = unlimited").short('Q').default("0"),
+    value("max-bps", "BYTES/S", Opt::MaxBps, G::Limits, "Bandwidth limit per allocation in bytes per second; 0 = unlimited").short('s').default("0"),
+    value("bps-capacity", "BYTES/S", Opt::BpsCapacity, G::Limits, "Total bandwidth of the server in bytes per second; 0 = unlimited").short('B').default("0"),
+    value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600"),
+    value("channel-lifetime", "SECONDS", Opt::ChannelLifetime, G::Limits, "Channel binding lifetime").default("600"),
+    value("permission-lifetime", "SECONDS", Opt::PermissionLifetime, G::Limits, "Permission lifetime").default("300"),
+    // TLS
+    value("cert", "FILE", Opt::Cert, G::Tls, "PEM certificate chain for TLS"),
+    value("pkey", "FILE", Opt::Pkey, G::Tls, "PEM private key for TLS"),
+    value("cipher-list", "LIST", Opt::CipherList, G::Tls, "Allowed TLS cipher suites"),
+    value("CA-file", "FILE", Opt::CaFile, G::Tls, "CA bundle for verifying client certificates").aliases(&["ca-file"]),
+    value("dh-file", "FILE", Opt::DhFile, G::Tls, "Diffie-Hellman parameters file"),
+    flag("no-tlsv1", Opt::NoTlsv1, G::Tls, "Disable TLS 1.0"),
+    flag("no-tlsv1_1", Opt::NoTlsv1_1, G::Tls, "Disable TLS 1.1"),
+    flag("no-tlsv1_2", Opt::NoTlsv1_2, G::Tls, "Disable TLS 1.2"),
+    // Logging
+    value("log-file", "stdout|syslog|FILE", Opt::LogFile, G::Logging, "Where to log").short('l').default("stdout"),
+    flag("verbose", Opt::Verbose, G::Logging, "Verbose logging").short('v'),
+    flag("Verbose", Opt::VeryVerbose, G::Logging, "Very verbose logging (environment: FERROTURN_VERY_VERBOSE)").short('V'),
+    flag("simple-log", Opt::SimpleLog, G::Logging, "Log to one file without a date suffix"),
+    value("pidfile", "FILE", Opt::Pidfile, G::Logging, "Write the process id to this file"),
+    // Metrics
+    flag("prometheus", Opt::Prometheus, G::Metrics, "Serve Prometheus metrics at /metrics"),
+    value("prometheus-port", "PORT", Opt::PrometheusPort, G::Metrics, "Port of the metrics endpoint").default("9641"),
+    value("prometheus-address", "IP", Opt::PrometheusAddress, G::Metrics, "Address of the metrics endpoint (default: all interfaces)"),
+    // Compatibility: implemented
+    value("alternate-server", "IP[:PORT]", Opt::AlternateServer, G::Compatibility, "Redirect Allocate requests to this server with 300 Try Alternate (repeatable)").list(),
+    flag("no-cli", Opt::NoCli, G::Compatibility, "Accepted for coturn compatibility; ferroturn has no telnet CLI"),
+    // Compatibility: recognised coturn options that ferroturn ignores with a warning.
+    unsupported("listening-device", R, "Bind listeners to a network device").short('d'),
+    unsupported("relay-device", R, "Bind relay sockets to a network device").short('i'),
+    unsupported("tcp-proxy-port", R, "Port for connections behind a proxy (PROXY protocol)"),
+    unsupported("aux-server", R, "Auxiliary STUN/TURN server endpoint"),
+    unsupported("udp-self-balance", F, "Balance UDP load across aux servers"),
+    unsupported("tls-alternate-server", R, "Alternate server for TLS clients"),
+    unsupported("secure-stun", F, "Require authentication for STUN Binding"),
+    unsupported("mobility", F, "Mobility with ICE (MICE)"),
+    unsupported("keep-address-family", F, "Allocate in the client's address family (deprecated)").short('K'),
+    unsupported("allocation-default-address-family", R, "Default relay address family").short('A'),
+    unsupported("oauth", F, "Third-party (OAuth) authorization"),
+    unsupported("server-relay", F, "Relay to the server's own endpoints"),
+    unsupported("max-allocate-timeout", R, "Allocation setup timeout"),
+    unsupported("check-origin-consistency", F, "Check ORIGIN attribute consistency"),
+    unsupported("no-auth-pings", F, "Disable database health pings"),
+    unsupported("no-dynamic-ip-list", F, "Disable dynamic allowed/denied peer lists from the database"),
+    unsupported("no-dynamic-realms", F, "Disable dynamic realms from the database"),
+    unsupported("userdb", R, "SQLite user database").short('b').aliases(&["db"]),
+    unsupported("psql-userdb", R, "PostgreSQL user database").short('e').aliases(&["sql-userdb"]),
+    unsupported("mysql-userdb", R, "MySQL user database").short('M'),
+    unsupported("mongo-userdb", R, "MongoDB user database").short('J'),
+    unsupported("redis-userdb", R, "Redis user database").short('N'),
+    unsupported("redis-statsdb", R, "Redis statistics database").short('O'),
+    unsupported("secret-key-file", R, "Key for encrypted database passwords"),
+    unsupported("prometheus-username-labels", F, "User name labels on metrics"),
+    unsupported("cli-ip", R, "Telnet CLI address"),
+    unsupported("cli-port", R, "Telnet CLI port"),
+    unsupported("cli-password", R, "Telnet CLI password"),
+    unsupported("cli-max-output-sessions", R, "Telnet CLI session listing limit"),
+    unsupported("web-admin", F, "Web admin interface"),
+    unsupported("web-admin-ip", R, "Web admin address"),
+    unsupported("web-admin-port", R, "Web admin port"),
+    unsupported("web-admin-listen-on-workers", F, "Web admin on the TURN ports"),
+    unsupported("acme-redirect", R, "Redirect ACME HTTP challenges"),
+    unsupported("raw-public-keys", F, "TLS raw public keys"),
+    unsupported("pkey-pwd", R, "Password of an encrypted private key"),
+    unsupported("ec-curve-name", R, "ECDH curve"),
+    unsupported("dh566", F, "566-bit DH parameters"),
+    unsupported("dh1066", F, "1066-bit DH parameters"),
+    unsupported("software-attribute", F, "Send the SOFTWARE attribute"),
+    unsupported("no-rfc5780", F, "Disable RFC 5780 NAT behaviour discovery"),
+    unsupported("no-stun-backward-compatibility", F, "Refuse old (RFC 3489) STUN Binding requests"),
+    unsupported("response-origin-only-with-rfc5780", F, "Send RESPONSE-ORIGIN only with RFC 5780"),
+    unsupported("respond-http-unsupported", F, "Answer HTTP on TURN ports with 400"),
+    unsupported("log-binding", F, "Log STUN Binding requests"),
+    unsupported("proc-user", R, "Drop privileges to this user"),
+    unsupported("proc-group", R, "Drop privileges to this group"),
+    unsupported("daemon", F, "Run as a daemon").short('o'),
+    unsupported("no-stdout-log", F, "Do not log to stdout"),
+    unsupported("syslog", F, "Log to syslog (use log-file=syslog)"),
+    unsupported("syslog-facility", R, "Syslog facility"),
+    unsupported("new-log-timestamp", F, "ISO 8601 log timestamps"),
+    unsupported("new-log-timestamp-format", R, "Log timestamp format"),
+    unsupported("ne", R, "Network engine version"),
+];
+
+/// Finds an option by its long name or an alias (case-sensitive, like coturn).
+pub fn lookup(name: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.matches(name))
+}
+
+/// Finds an option by its single-letter alias.
+pub fn lookup_short(c: char) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.short == Some(c))
+}
+
+/// Finds an option by its environment variable name.
+pub fn lookup_env(var: &str) -> Option<&'static OptionSpec> {
+    OPTIONS.iter().find(|o| o.env_var() == var)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_aliases_and_shorts_are_unique() {
+        let mut names = HashSet::new();
+        let mut shorts = HashSet::new();
+        let mut envs = HashSet::new();
+        for o in OPTIONS {
+            assert!(names.insert(o.name), "duplicate name {}", o.name);
+            for a in o.aliases {
+                assert!(names.insert(*a), "duplicate alias {a}");
+            }
+            if let Some(c) = o.short {
+                assert!(shorts.insert(c), "duplicate short -{c}");
+            }
+            assert!(
+                envs.insert(o.env_var()),
+                "duplicate env var {}",
+                o.env_var()
+            );
+        }
+    }
+
+    #[test]
+    fn every_option_has_help_and_values_have_placeholders() {
+        for o in OPTIONS {
+            assert!(!o.help.is_empty(), "{} has no help", o.name);
+            assert_eq!(
+                o.arity == Arity::Flag,
+                o.value_name.is_empty(),
+                "{}",
+                o.name
+            );
+            assert!(!o.list || o.arity == Arity::Required, "{}", o.name);
+        }
+    }
+
+    #[test]
+    fn lookups() {
+        assert_eq!(
+            lookup("listening-port").map(|o| o.opt),
+            Some(Opt::ListeningPort)
+        );
+        assert_eq!(lookup("db").map(|o| o.name), Some("userdb"));
+        assert_eq!(lookup("ca-file").map(|o| o.opt), Some(Opt::CaFile));
+        assert!(lookup("Listening-port").is_none());
+        assert_eq!(lookup_short('p').map(|o| o.opt), Some(Opt::ListeningPort));
+        assert_eq!(lookup_short('V').map(|o| o.opt), Some(Opt::VeryVerbose));
+        assert_eq!(
+            lookup_env("FERROTURN_STATIC_AUTH_SECRET").map(|o| o.opt),
+            Some(Opt::StaticAuthSecret)
+        );
+        assert_eq!(
+            lookup_env("FERROTURN_VERBOSE").map(|o| o.opt),
+            Some(Opt::Verbose)
+        );
+        assert_eq!(
+            lookup_env("FERROTURN_VERY_VERBOSE").map(|o| o.opt),
+            Some(Opt::VeryVerbose)
+        );
+        assert_eq!(
+            lookup_env("FERROTURN_CA_FILE").map(|o| o.opt),
+            Some(Opt::CaFile)
+        );
+        assert_eq!(
+            lookup_env("FERROTURN_NO_TLSV1_1").map(|o| o.opt),
+            Some(Opt::NoTlsv1_1)
+        );
+    }
+}

@@ -1,0 +1,483 @@
+//! Credential checks: which long-term keys may have signed a request.
+//!
+//! The STUN layer verifies MESSAGE-INTEGRITY itself; this module only tells it
+//! which keys to try for a username, so REST secrets can rotate (every
+//! configured secret yields a candidate) and static users need no lookup
+//! beyond a map.
+
+pub mod long_term;
+pub mod nonce;
+pub mod rest;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use long_term::{long_term_key, LongTermKey};
+use rest::{parse_rest_username, rest_password_into, REST_PASSWORD_LEN};
+
+/// Most REST secrets tried per request; later ones are ignored (see
+/// [`Authenticator::ignored_rest_secrets`]). Two or three cover a rotation,
+/// and the bound keeps [`KeyCandidates`] on the stack.
+pub const MAX_REST_SECRETS: usize = 8;
+
+/// How a static (`user=`) account's secret is given in the configuration.
+#[derive(Clone, PartialEq, Eq)]
+pub enum UserSecret {
+    /// Plain password; the key is derived with the realm.
+    Password(String),
+    /// Precomputed key (`0x…` in `turnserver.conf`).
+    Key(LongTermKey),
+}
+
+impl fmt::Debug for UserSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Secrets must never reach a log line.
+        match self {
+            Self::Password(_) => f.write_str("Password(..)"),
+            Self::Key(_) => f.write_str("Key(..)"),
+        }
+    }
+}
+
+/// Authentication configuration, as plain data.
+#[derive(Clone)]
+pub struct AuthSettings {
+    /// REALM sent to clients and mixed into every long-term key.
+    pub realm: String,
+    /// Serve without authentication (must be asked for explicitly). The
+    /// caller skips MESSAGE-INTEGRITY checks entirely when set.
+    pub no_auth: bool,
+    /// TURN REST secrets (`static-auth-secret` lines); all are tried.
+    pub rest_secrets: Vec<Vec<u8>>,
+    /// Separator between timestamp and user in REST usernames.
+    pub rest_separator: char,
+    /// Static long-term users; a later duplicate name replaces an earlier one.
+    pub users: Vec<(String, UserSecret)>,
+    /// Refuse expired REST usernames on Refresh too, not only on Allocate.
+    pub strict_expiry: bool,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            realm: String::new(),
+            no_auth: false,
+            rest_secrets: Vec::new(),
+            rest_separator: ':',
+            users: Vec::new(),
+            strict_expiry: false,
+        }
+    }
+}
+
+impl fmt::Debug for AuthSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthSettings")
+            .field("realm", &self.realm)
+            .field("no_auth", &self.no_auth)
+            .field(
+                "rest_secrets",
+                &format_args!("[{} redacted]", self.rest_secrets.len()),
+            )
+            .field("rest_separator", &self.rest_separator)
+            .field("users", &format_args!("[{} redacted]", self.users.len()))
+            .field("strict_expiry", &self.strict_expiry)
+            .finish()
+    }
+}
+
+/// Which request the credentials are presented with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// Allocate: creates a new allocation.
+    Allocate,
+    /// Refresh, CreatePermission or ChannelBind on an existing allocation.
+    Refresh,
+}
+
+/// Why no key could be offered for a username.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Neither a static user nor a REST username we hold a secret for.
+    #[error("unknown user")]
+    UnknownUser,
+    /// A REST username whose timestamp has passed.
+    #[error("credentials expired")]
+    Expired,
+}
+
+impl AuthError {
+    /// The STUN error code to answer with.
+    pub fn stun_code(&self) -> u16 {
+        match self {
+            Self::UnknownUser | Self::Expired => 401,
+        }
+    }
+}
+
+/// Long-term keys to try against MESSAGE-INTEGRITY, held inline so a
+/// request costs no heap allocation.
+#[derive(Clone, Copy)]
+pub struct KeyCandidates {
+    keys: [LongTermKey; MAX_REST_SECRETS],
+    len: usize,
+}
+
+impl KeyCandidates {
+    fn empty() -> Self {
+        Self {
+            keys: [[0; 16]; MAX_REST_SECRETS],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, key: LongTermKey) {
+        if let Some(slot) = self.keys.get_mut(self.len) {
+            *slot = key;
+            self.len += 1;
+        }
+    }
+
+    /// The candidate keys, in configuration order.
+    pub fn as_slice(&self) -> &[LongTermKey] {
+        &self.keys[..self.len]
+    }
+
+    /// Iterates over the candidate keys.
+    pub fn iter(&self) -> std::slice::Iter<'_, LongTermKey> {
+        self.as_slice().iter()
+    }
+
+    /// Number of candidates.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when there is nothing to try.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl<'a> IntoIterator for &'a KeyCandidates {
+    type Item = &'a LongTermKey;
+    type IntoIter = std::slice::Iter<'a, LongTermKey>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl fmt::Debug for KeyCandidates {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyCandidates({} keys)", self.len)
+    }
+}
+
+/// Answers "which keys could have signed this?" for static and REST users.
+pub struct Authenticator {
+    realm: String,
+    no_auth: bool,
+    rest_secrets: Vec<Vec<u8>>,
+    ignored_rest_secrets: usize,
+    rest_separator: char,
+    static_keys: HashMap<String, LongTermKey>,
+    strict_expiry: bool,
+}
+
+impl Authenticator {
+    /// Builds the authenticator, deriving static users' keys once.
+    pub fn new(settings: AuthSettings) -> Self {
+        let AuthSettings {
+            realm,
+            no_auth,
+            rest_secrets,
+            rest_separator,
+            users,
+            strict_expiry,
+        } = settings;
+        // The same secret from two config sources would only cost a second
+        // HMAC per request.
+        let mut secrets: Vec<Vec<u8>> = Vec::new();
+        for s in rest_secrets {
+            if !secrets.contains(&s) {
+                secrets.push(s);
+            }
+        }
+        let ignored_rest_secrets = secrets.len().saturating_sub(MAX_REST_SECRETS);
+        secrets.truncate(MAX_REST_SECRETS);
+        let static_keys = users
+            .into_iter()
+            .map(|(name, secret)| {
+                let key = match secret {
+                    UserSecret::Password(p) => long_term_key(&name, &realm, &p),
+                    UserSecret::Key(k) => k,
+                };
+                (name, key)
+            })
+            .collect();
+        Self {
+            realm,
+            no_auth,
+            rest_secrets: secrets,
+            ignored_rest_secrets,
+            rest_separator,
+            static_keys,
+            strict_expiry,
+        }
+    }
+
+    /// The configured realm.
+    pub fn realm(&self) -> &str {
+        &self.realm
+    }
+
+    /// True when authentication is switched off (`no-auth`).
+    pub fn no_auth(&self) -> bool {
+        self.no_auth
+    }
+
+    /// REST secrets beyond [`MAX_REST_SECRETS`] that will never be tried, so
+    /// configuration loading can warn about them.
+    pub fn ignored_rest_secrets(&self) -> usize {
+        self.ignored_rest_secrets
+    }
+
+    /// The keys that may have produced MESSAGE-INTEGRITY for `username`.
+    ///
+    /// A static user wins over REST parsing. An expired REST username is
+    /// refused on Allocate; on Refresh only with `strict_expiry`, because by
+    /// default (like coturn) a live allocation may outlive its credential's
+    /// timestamp. The expiry second itself is still valid.
+    pub fn candidate_keys(
+        &self,
+        username: &str,
+        unix_now: u64,
+        purpose: Purpose,
+    ) -> Result<KeyCandidates, AuthError> {
+        let mut out = KeyCandidates::empty();
+        if let Some(key) = self.static_keys.get(username) {
+            out.push(*key);
+            return Ok(out);
+        }
+        if self.rest_secrets.is_empty() {
+            return Err(AuthError::UnknownUser);
+        }
+        let rest =
+            parse_rest_username(username, self.rest_separator).ok_or(AuthError::UnknownUser)?;
+        let check_expiry = match purpose {
+            Purpose::Allocate => true,
+            Purpose::Refresh => self.strict_expiry,
+        };
+        if check_expiry && rest.expiry < unix_now {
+            return Err(AuthError::Expired);
+        }
+        let mut buf = [0u8; REST_PASSWORD_LEN];
+        for secret in &self.rest_secrets {
+            let password = rest_password_into(secret, username, &mut buf);
+            out.push(long_term_key(username, &self.realm, password));
+        }
+        Ok(out)
+    }
+
+    /// The identity quotas are counted against: a static user's name, or a
+    /// REST username without its timestamp (the whole username for the bare
+    /// timestamp form, which has no user part).
+    pub fn user_id<'a>(&self, username: &'a str) -> &'a str {
+        if self.static_keys.contains_key(username) {
+            return username;
+        }
+        match parse_rest_username(username, self.rest_separator) {
+            Some(r) if !r.user_id.is_empty() => r.user_id,
+            _ => username,
+        }
+    }
+}
+
+impl fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Authenticator")
+            .field("realm", &self.realm)
+            .field("no_auth", &self.no_auth)
+            .field("rest_secrets", &self.rest_secrets.len())
+            .field("static_users", &self.static_keys.len())
+            .field("strict_expiry", &self.strict_expiry)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::long_term::parse_md5_key;
+    use super::rest::rest_password;
+    use super::*;
+
+    const REALM: &str = "ferro.test";
+    const NOW: u64 = 1_700_000_000;
+
+    fn rest_auth(secrets: &[&[u8]], sep: char, strict: bool) -> Authenticator {
+        Authenticator::new(AuthSettings {
+            realm: REALM.into(),
+            rest_secrets: secrets.iter().map(|s| s.to_vec()).collect(),
+            rest_separator: sep,
+            strict_expiry: strict,
+            ..AuthSettings::default()
+        })
+    }
+
+    fn expected(secret: &[u8], username: &str) -> LongTermKey {
+        long_term_key(username, REALM, &rest_password(secret, username))
+    }
+
+    #[test]
+    fn rest_all_three_forms() {
+        let a = rest_auth(&[b"north"], ':', false);
+        for name in ["1700000100", "1700000100:alice", "alice:1700000100"] {
+            let keys = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap();
+            assert_eq!(keys.as_slice(), &[expected(b"north", name)], "{name}");
+        }
+    }
+
+    #[test]
+    fn every_secret_gives_a_key() {
+        let a = rest_auth(&[b"old", b"new", b"old"], ':', false);
+        let name = "1700000100:alice";
+        let keys = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap();
+        let got: Vec<_> = keys.iter().copied().collect();
+        assert_eq!(got, vec![expected(b"old", name), expected(b"new", name)]);
+        assert_eq!((&keys).into_iter().count(), 2);
+    }
+
+    #[test]
+    fn secrets_beyond_the_limit_are_ignored() {
+        let secrets: Vec<Vec<u8>> = (0..10u8).map(|i| vec![i]).collect();
+        let refs: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
+        let a = rest_auth(&refs, ':', false);
+        assert_eq!(a.ignored_rest_secrets(), 2);
+        let keys = a
+            .candidate_keys("1700000100", NOW, Purpose::Allocate)
+            .unwrap();
+        assert_eq!(keys.len(), MAX_REST_SECRETS);
+        assert_eq!(keys.as_slice()[7], expected(&[7], "1700000100"));
+    }
+
+    #[test]
+    fn configurable_separator() {
+        for sep in ['-', '_'] {
+            let a = rest_auth(&[b"north"], sep, false);
+            let name = format!("1700000100{sep}alice");
+            let keys = a.candidate_keys(&name, NOW, Purpose::Allocate).unwrap();
+            assert_eq!(keys.as_slice(), &[expected(b"north", &name)]);
+            assert_eq!(a.user_id(&name), "alice");
+            // The default separator is just an unknown name here.
+            assert_eq!(
+                a.candidate_keys("1700000100:alice", NOW, Purpose::Allocate)
+                    .unwrap_err(),
+                AuthError::UnknownUser
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_on_allocate_and_refresh() {
+        let lax = rest_auth(&[b"north"], ':', false);
+        let strict = rest_auth(&[b"north"], ':', true);
+        let past = "1699999999:alice";
+        let edge = "1700000000:alice";
+        for a in [&lax, &strict] {
+            assert_eq!(
+                a.candidate_keys(past, NOW, Purpose::Allocate).unwrap_err(),
+                AuthError::Expired
+            );
+            assert!(a.candidate_keys(edge, NOW, Purpose::Allocate).is_ok());
+        }
+        assert!(lax.candidate_keys(past, NOW, Purpose::Refresh).is_ok());
+        assert_eq!(
+            strict
+                .candidate_keys(past, NOW, Purpose::Refresh)
+                .unwrap_err(),
+            AuthError::Expired
+        );
+        assert_eq!(AuthError::Expired.stun_code(), 401);
+    }
+
+    #[test]
+    fn static_user_by_password_or_key() {
+        // Key obtained with:
+        // python3 -c 'import hashlib;print(hashlib.md5(b"bob:ferro.test:hunter2").hexdigest())'
+        let hex = "0x2f1dda836eef838c3d205ff8af38c59b";
+        let by_pw = Authenticator::new(AuthSettings {
+            realm: REALM.into(),
+            users: vec![("bob".into(), UserSecret::Password("hunter2".into()))],
+            ..AuthSettings::default()
+        });
+        let by_key = Authenticator::new(AuthSettings {
+            realm: REALM.into(),
+            users: vec![("bob".into(), UserSecret::Key(parse_md5_key(hex).unwrap()))],
+            ..AuthSettings::default()
+        });
+        let a = by_pw.candidate_keys("bob", NOW, Purpose::Allocate).unwrap();
+        let b = by_key
+            .candidate_keys("bob", NOW, Purpose::Allocate)
+            .unwrap();
+        assert_eq!(a.as_slice(), b.as_slice());
+        assert_eq!(a.as_slice(), &[parse_md5_key(hex).unwrap()]);
+        assert_eq!(by_pw.user_id("bob"), "bob");
+    }
+
+    #[test]
+    fn static_user_wins_over_rest() {
+        let name = "1600000000:carol";
+        let a = Authenticator::new(AuthSettings {
+            realm: REALM.into(),
+            rest_secrets: vec![b"north".to_vec()],
+            users: vec![(name.into(), UserSecret::Password("pw".into()))],
+            ..AuthSettings::default()
+        });
+        // Long past its "expiry", yet a static user is never treated as REST.
+        let keys = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap();
+        assert_eq!(keys.as_slice(), &[long_term_key(name, REALM, "pw")]);
+        assert_eq!(a.user_id(name), name);
+    }
+
+    #[test]
+    fn unknown_user() {
+        let a = rest_auth(&[b"north"], ':', false);
+        for name in ["", "alice", "alice:bob"] {
+            let e = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap_err();
+            assert_eq!(e, AuthError::UnknownUser);
+            assert_eq!(e.stun_code(), 401);
+        }
+        // A REST-shaped name is unknown when no secret is configured.
+        let none = rest_auth(&[], ':', false);
+        assert_eq!(
+            none.candidate_keys("1700000100:alice", NOW, Purpose::Allocate)
+                .unwrap_err(),
+            AuthError::UnknownUser
+        );
+    }
+
+    #[test]
+    fn user_id_strips_timestamp() {
+        let a = rest_auth(&[b"north"], ':', false);
+        assert_eq!(a.user_id("1700000100:alice"), "alice");
+        assert_eq!(a.user_id("alice:1700000100"), "alice");
+        assert_eq!(a.user_id("1700000100:alice:x"), "alice:x");
+        assert_eq!(a.user_id("1700000100"), "1700000100");
+        assert_eq!(a.user_id("dave"), "dave");
+    }
+
+    #[test]
+    fn debug_redacts_secrets() {
+        let s = AuthSettings {
+            rest_secrets: vec![b"topsecret".to_vec()],
+            users: vec![("u".into(), UserSecret::Password("hunter2".into()))],
+            ..AuthSettings::default()
+        };
+        let text = format!("{s:?} {:?}", Authenticator::new(s.clone()));
+        assert!(
+            !text.contains("topsecret") && !text.contains("hunter2"),
+            "{text}"
+        );
+    }
+}

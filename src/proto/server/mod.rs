@@ -1,0 +1,486 @@
+//! The per-shard TURN server state machine.
+//!
+//! One `Server` lives in each shard. The runtime feeds it client datagrams (`handle_client`),
+//! peer datagrams arriving on relay sockets (`handle_peer`) and the passing of time
+//! (`handle_timeout`); it answers with what to send, and asks the runtime to open or close relay
+//! sockets through [`RelayBinder`]. It never reads a clock or touches a socket, so tests drive it
+//! in virtual time.
+
+mod auth_check;
+mod reply;
+mod stats;
+mod turn_requests;
+
+#[cfg(test)]
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use super::allocation::{Allocation, TrafficCounters};
+use super::channel_data;
+use super::flow::{Family, Flow, Transport};
+use super::settings::SharedRef;
+use super::stun::{attr, method, Class, CodecError, Message};
+
+pub use stats::CoreStats;
+
+/// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
+/// Data indication header (20 header + 24 XOR-PEER-ADDRESS + 4 DATA) without copying.
+pub const PEER_HEADROOM: usize = 48;
+/// Bytes the runtime leaves free after a peer payload for padding and FINGERPRINT.
+pub const PEER_TAILROOM: usize = 12;
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
+/// Bind attempts per Allocate when ports turn out to be taken by other processes.
+const BIND_ATTEMPTS: usize = 16;
+
+/// Why the runtime could not open a relay socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BindError {
+    /// The port is held by someone else: try another.
+    AddrInUse,
+    /// No relay address of the requested family is configured.
+    FamilyUnavailable,
+    /// Anything else (out of file descriptors, ...).
+    Failed,
+}
+
+/// Opens and closes relay sockets on the core's behalf.
+pub trait RelayBinder {
+    /// Binds a UDP relay socket for allocation `relay` on `port`; returns its local address.
+    fn bind(
+        &mut self,
+        relay: u32,
+        family: Family,
+        port: u16,
+        dont_fragment: bool,
+    ) -> Result<SocketAddr, BindError>;
+    /// Closes the relay socket of allocation `relay`.
+    fn close(&mut self, relay: u32);
+}
+
+/// What to do with a client datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAction {
+    /// Nothing to send.
+    None,
+    /// Send the first `len` bytes of the output buffer back to the client on the same flow.
+    Reply(usize),
+    /// Send `input[start..end]` from relay socket `relay` to `peer`.
+    Relay {
+        /// The allocation whose relay socket sends.
+        relay: u32,
+        /// Destination.
+        peer: SocketAddr,
+        /// Start of the payload within the input datagram.
+        start: usize,
+        /// End of the payload within the input datagram.
+        end: usize,
+    },
+}
+
+/// What to do with a datagram a peer sent to a relay socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerAction {
+    /// Drop it (no permission, no allocation).
+    Drop,
+    /// Send `buf[start..end]` to the client on `flow`.
+    Forward {
+        /// The client.
+        flow: Flow,
+        /// Start of the framed message in the buffer.
+        start: usize,
+        /// End of the framed message in the buffer.
+        end: usize,
+    },
+}
+
+/// Why an allocation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// Its lifetime ran out.
+    Expired,
+    /// The client sent Refresh with lifetime 0.
+    Deleted,
+    /// The client's connection closed (TCP/TLS).
+    ConnectionClosed,
+}
+
+/// Things the runtime may log or count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An allocation was created.
+    AllocationCreated {
+        /// The client.
+        flow: Flow,
+        /// Client transport.
+        transport: Transport,
+        /// The USERNAME it authenticated with.
+        username: Box<str>,
+        /// The relay socket address.
+        relay: SocketAddr,
+        /// The advertised relayed address.
+        advertised: SocketAddr,
+        /// Granted lifetime in seconds.
+        lifetime: u32,
+    },
+    /// An allocation ended.
+    AllocationEnded {
+        /// The client.
+        flow: Flow,
+        /// Client transport.
+        transport: Transport,
+        /// The USERNAME it authenticated with.
+        username: Box<str>,
+        /// The relay socket address.
+        relay: SocketAddr,
+        /// How long it lived.
+        duration: Duration,
+        /// What it relayed.
+        traffic: TrafficCounters,
+        /// Why it ended.
+        reason: EndReason,
+    },
+}
+
+/// The TURN server state of one shard.
+pub struct Server {
+    shared: SharedRef,
+    epoch: Instant,
+    epoch_unix: u64,
+    slots: Vec<Option<Allocation>>,
+    free_slots: Vec<u32>,
+    by_flow: FxHashMap<Flow, u32>,
+    expiries: BinaryHeap<Reverse<(Instant, u32)>>,
+    next_housekeeping: Instant,
+    rng: u64,
+    events: VecDeque<Event>,
+    draining: bool,
+    stats: CoreStats,
+}
+
+impl Server {
+    /// A server whose clock starts at `epoch`, which corresponds to `epoch_unix` seconds of wall
+    /// time (nonces and REST expiries are in wall time; everything else is monotonic).
+    /// `seed` feeds the generator for port hints and indication transaction ids.
+    pub fn new(shared: SharedRef, epoch: Instant, epoch_unix: u64, seed: u64) -> Self {
+        Server {
+            shared,
+            epoch,
+            epoch_unix,
+            slots: Vec::new(),
+            free_slots: Vec::new(),
+            by_flow: FxHashMap::default(),
+            expiries: BinaryHeap::new(),
+            next_housekeeping: epoch + HOUSEKEEPING_INTERVAL,
+            rng: seed | 1,
+            events: VecDeque::new(),
+            draining: false,
+            stats: CoreStats::default(),
+        }
+    }
+
+    /// Handles one datagram (or one framed message of a stream) from a client.
+    pub fn handle_client(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        transport: Transport,
+        data: &[u8],
+        out: &mut [u8],
+        binder: &mut impl RelayBinder,
+    ) -> ClientAction {
+        match data.first() {
+            Some(0x40..=0x4F) => self.handle_channel_data(now, flow, data),
+            Some(0x00..=0x03) => self.handle_stun(now, flow, transport, data, out, binder),
+            _ => {
+                self.stats.dropped_malformed += 1;
+                ClientAction::None
+            }
+        }
+    }
+
+    fn handle_channel_data(&mut self, now: Instant, flow: Flow, data: &[u8]) -> ClientAction {
+        let Some((number, payload)) = channel_data::parse(data) else {
+            self.stats.dropped_malformed += 1;
+            return ClientAction::None;
+        };
+        let Some(&slot) = self.by_flow.get(&flow) else {
+            self.stats.dropped_no_allocation += 1;
+            return ClientAction::None;
+        };
+        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+            return ClientAction::None;
+        };
+        let Some(peer) = alloc.peer_for_channel(number, now) else {
+            self.stats.dropped_no_permission += 1;
+            return ClientAction::None;
+        };
+        if !alloc.permits(peer.ip(), now) {
+            self.stats.dropped_no_permission += 1;
+            return ClientAction::None;
+        }
+        alloc.traffic.to_peer_packets += 1;
+        alloc.traffic.to_peer_bytes += payload.len() as u64;
+        self.stats.relayed_to_peer_packets += 1;
+        self.stats.relayed_to_peer_bytes += payload.len() as u64;
+        ClientAction::Relay {
+            relay: slot,
+            peer,
+            start: channel_data::HEADER_LEN,
+            end: channel_data::HEADER_LEN + payload.len(),
+        }
+    }
+
+    fn handle_stun(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        transport: Transport,
+        data: &[u8],
+        out: &mut [u8],
+        binder: &mut impl RelayBinder,
+    ) -> ClientAction {
+        let Ok(msg) = Message::parse(data) else {
+            self.stats.dropped_malformed += 1;
+            return ClientAction::None;
+        };
+        let attrs = match msg.attributes() {
+            Ok(a) => a,
+            Err(CodecError::BadFingerprint) => {
+                self.stats.dropped_malformed += 1;
+                return ClientAction::None;
+            }
+            Err(_) if msg.class == Class::Request => {
+                self.stats.dropped_malformed += 1;
+                return self.error_reply(out, &msg, 400, None, false);
+            }
+            Err(_) => {
+                self.stats.dropped_malformed += 1;
+                return ClientAction::None;
+            }
+        };
+        match (msg.class, msg.method) {
+            (Class::Request, method::BINDING) => {
+                if self.shared.settings.no_stun {
+                    return ClientAction::None;
+                }
+                self.binding_response(out, &msg, &attrs, flow)
+            }
+            (Class::Request, m) if is_turn_request(m) => {
+                if self.shared.settings.stun_only {
+                    return ClientAction::None;
+                }
+                self.handle_turn_request(now, flow, transport, &msg, &attrs, out, binder)
+            }
+            (Class::Request, _) => self.error_reply(out, &msg, 400, None, false),
+            (Class::Indication, method::SEND) if !self.shared.settings.stun_only => {
+                self.handle_send_indication(now, flow, data, &attrs)
+            }
+            _ => ClientAction::None,
+        }
+    }
+
+    /// Handles a datagram a peer sent to the relay socket of allocation `relay`. The payload
+    /// is at `buf[PEER_HEADROOM..PEER_HEADROOM + len]` and `buf` has `PEER_TAILROOM` to spare
+    /// after it; the core frames it in place.
+    pub fn handle_peer(
+        &mut self,
+        now: Instant,
+        relay: u32,
+        from: SocketAddr,
+        buf: &mut [u8],
+        len: usize,
+    ) -> PeerAction {
+        let Some(Some(alloc)) = self.slots.get_mut(relay as usize) else {
+            return PeerAction::Drop;
+        };
+        if len > u16::MAX as usize - 64 || buf.len() < PEER_HEADROOM + len + PEER_TAILROOM {
+            return PeerAction::Drop;
+        }
+        if !alloc.permits(from.ip(), now) {
+            self.stats.dropped_no_permission += 1;
+            return PeerAction::Drop;
+        }
+        alloc.traffic.to_client_packets += 1;
+        alloc.traffic.to_client_bytes += len as u64;
+        self.stats.relayed_to_client_packets += 1;
+        self.stats.relayed_to_client_bytes += len as u64;
+        let flow = alloc.flow;
+        let stream = alloc.transport.is_stream();
+        let mut end = PEER_HEADROOM + len;
+        let start = if let Some(number) = alloc.channel_for_peer(from, now) {
+            let start = PEER_HEADROOM - channel_data::HEADER_LEN;
+            let header: &mut [u8; 4] = (&mut buf[start..PEER_HEADROOM]).try_into().expect("4");
+            channel_data::write_header(header, number, len as u16);
+            if stream {
+                end = pad_zero(buf, end);
+            }
+            start
+        } else {
+            let tid = self.next_tid();
+            reply::frame_data_indication(
+                buf,
+                len,
+                from,
+                tid,
+                self.shared.settings.fingerprint,
+                &mut end,
+            )
+        };
+        PeerAction::Forward { flow, start, end }
+    }
+
+    /// The next time `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Instant {
+        match self.expiries.peek() {
+            Some(Reverse((t, _))) => (*t).min(self.next_housekeeping),
+            None => self.next_housekeeping,
+        }
+    }
+
+    /// Ends allocations whose lifetime ran out and frees lapsed port reservations.
+    pub fn handle_timeout(&mut self, now: Instant, binder: &mut impl RelayBinder) {
+        while let Some(Reverse((t, slot))) = self.expiries.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.expiries.pop();
+            // Refreshes push a new deadline and leave the old entry to be skipped here.
+            let expired = matches!(&self.slots[slot as usize], Some(a) if a.expires <= now);
+            if expired {
+                self.remove_allocation(slot, now, EndReason::Expired, binder);
+            }
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            let unix = self.unix_time(now);
+            for port in self.shared.reservations.expire(unix) {
+                self.shared.ports.release(port);
+            }
+        }
+    }
+
+    /// Ends the allocation of a client whose TCP/TLS connection closed.
+    pub fn handle_flow_closed(&mut self, now: Instant, flow: Flow, binder: &mut impl RelayBinder) {
+        if let Some(&slot) = self.by_flow.get(&flow) {
+            self.remove_allocation(slot, now, EndReason::ConnectionClosed, binder);
+        }
+    }
+
+    /// Stops (or resumes) accepting new allocations; existing ones carry on.
+    pub fn set_draining(&mut self, draining: bool) {
+        self.draining = draining;
+    }
+
+    /// The next event for logs and metrics.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Counters of this shard.
+    pub fn stats(&self) -> &CoreStats {
+        &self.stats
+    }
+
+    /// Number of live allocations in this shard.
+    pub fn allocation_count(&self) -> usize {
+        self.by_flow.len()
+    }
+
+    /// Iterates the live allocations (for the admin API and tests).
+    pub fn allocations(&self) -> impl Iterator<Item = (u32, &Allocation)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
+    }
+
+    fn unix_time(&self, now: Instant) -> u64 {
+        self.epoch_unix + now.saturating_duration_since(self.epoch).as_secs()
+    }
+
+    fn next_random(&mut self) -> u64 {
+        // xorshift64: cheap, and nothing here needs unpredictability.
+        let mut x = self.rng;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.rng = x;
+        x
+    }
+
+    fn next_tid(&mut self) -> [u8; 12] {
+        let a = self.next_random().to_le_bytes();
+        let b = self.next_random().to_le_bytes();
+        let mut tid = [0u8; 12];
+        tid[..8].copy_from_slice(&a);
+        tid[8..].copy_from_slice(&b[..4]);
+        tid
+    }
+
+    fn insert_allocation(&mut self, alloc: Allocation, slot: u32) {
+        self.expiries.push(Reverse((alloc.expires, slot)));
+        self.by_flow.insert(alloc.flow, slot);
+        self.slots[slot as usize] = Some(alloc);
+    }
+
+    fn reserve_slot(&mut self) -> u32 {
+        match self.free_slots.pop() {
+            Some(s) => s,
+            None => {
+                self.slots.push(None);
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+
+    fn remove_allocation(
+        &mut self,
+        slot: u32,
+        now: Instant,
+        reason: EndReason,
+        binder: &mut impl RelayBinder,
+    ) {
+        let Some(alloc) = self.slots[slot as usize].take() else {
+            return;
+        };
+        self.by_flow.remove(&alloc.flow);
+        binder.close(slot);
+        self.shared.ports.release(alloc.relay_addr.port());
+        self.shared.quotas.release(&alloc.user_id);
+        self.free_slots.push(slot);
+        self.stats.allocations_ended += 1;
+        self.events.push_back(Event::AllocationEnded {
+            flow: alloc.flow,
+            transport: alloc.transport,
+            username: alloc.username,
+            relay: alloc.relay_addr,
+            duration: now.saturating_duration_since(alloc.created),
+            traffic: alloc.traffic,
+            reason,
+        });
+    }
+}
+
+fn is_turn_request(m: u16) -> bool {
+    matches!(
+        m,
+        method::ALLOCATE | method::REFRESH | method::CREATE_PERMISSION | method::CHANNEL_BIND
+    )
+}
+
+/// Zero-pads `buf` from `end` to the next multiple of four (relative to the frame start, which
+/// is itself 4-aligned) and returns the new end.
+fn pad_zero(buf: &mut [u8], end: usize) -> usize {
+    let padded = (end + 3) & !3;
+    buf[end..padded].fill(0);
+    padded
+}
+
+/// Attribute type of XOR-PEER-ADDRESS, re-exported for the framing helpers.
+const XOR_PEER_ADDRESS: u16 = attr::XOR_PEER_ADDRESS;

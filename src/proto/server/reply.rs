@@ -1,0 +1,181 @@
+//! Building responses and Data indications.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::super::auth::long_term::LongTermKey;
+use super::super::settings::SOFTWARE;
+use super::super::stun::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN, INTEGRITY_ATTR_LEN};
+use super::super::stun::{attr, method, padded, xor_addr, Class, CodecError, Message};
+use super::super::stun::{MessageWriter, HEADER_LEN, MAGIC_COOKIE};
+use super::{ClientAction, Flow, Server, PEER_HEADROOM, XOR_PEER_ADDRESS};
+
+/// Largest factor by which an unauthenticated answer may exceed its request before optional
+/// attributes are left out, so the server is a poor reflection amplifier.
+const MAX_UNAUTHENTICATED_GROWTH: usize = 2;
+
+impl Server {
+    /// Signs and seals a response: SOFTWARE (if allowed), MESSAGE-INTEGRITY with `key`, and
+    /// FINGERPRINT when configured or when the request carried one.
+    pub(super) fn finish_reply(
+        &self,
+        mut w: MessageWriter<'_>,
+        msg: &Message<'_>,
+        key: Option<&LongTermKey>,
+        request_fingerprint: bool,
+    ) -> ClientAction {
+        let settings = &self.shared.settings;
+        let fingerprint = settings.fingerprint || request_fingerprint;
+        let result = (|| -> Result<usize, CodecError> {
+            if settings.software {
+                let tail = if key.is_some() { INTEGRITY_ATTR_LEN } else { 0 }
+                    + if fingerprint { FINGERPRINT_ATTR_LEN } else { 0 };
+                let total = w.len() + 4 + padded(SOFTWARE.len()) + tail;
+                if key.is_some() || total <= MAX_UNAUTHENTICATED_GROWTH * msg.raw().len() {
+                    w.attr(attr::SOFTWARE, SOFTWARE.as_bytes())?;
+                }
+            }
+            if let Some(k) = key {
+                w.integrity(k)?;
+            }
+            if fingerprint {
+                w.fingerprint()?;
+            }
+            Ok(w.finish())
+        })();
+        match result {
+            Ok(len) => ClientAction::Reply(len),
+            Err(_) => ClientAction::None,
+        }
+    }
+
+    /// An error response, signed with `key` when the request was authenticated.
+    pub(super) fn error_reply(
+        &mut self,
+        out: &mut [u8],
+        msg: &Message<'_>,
+        code: u16,
+        key: Option<&LongTermKey>,
+        request_fingerprint: bool,
+    ) -> ClientAction {
+        self.error_reply_with(out, msg, code, key, request_fingerprint, |_| Ok(()))
+    }
+
+    /// An error response with extra attributes written by `extra`.
+    pub(super) fn error_reply_with(
+        &mut self,
+        out: &mut [u8],
+        msg: &Message<'_>,
+        code: u16,
+        key: Option<&LongTermKey>,
+        request_fingerprint: bool,
+        extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
+    ) -> ClientAction {
+        self.stats.error_responses += 1;
+        let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Error, msg.tid) else {
+            return ClientAction::None;
+        };
+        if w.error_code(code).and_then(|_| extra(&mut w)).is_err() {
+            return ClientAction::None;
+        }
+        self.finish_reply(w, msg, key, request_fingerprint)
+    }
+
+    /// A 401 or 438 carrying REALM and a fresh NONCE, inviting the client to (re)authenticate.
+    pub(super) fn challenge_reply(
+        &mut self,
+        out: &mut [u8],
+        msg: &Message<'_>,
+        flow: Flow,
+        code: u16,
+        now: Instant,
+        request_fingerprint: bool,
+    ) -> ClientAction {
+        self.stats.auth_failures += 1;
+        let nonce = self
+            .shared
+            .nonce_key
+            .issue(self.unix_time(now), flow.remote.ip());
+        let shared = self.shared.clone();
+        self.error_reply_with(out, msg, code, None, request_fingerprint, |w| {
+            w.attr(attr::REALM, shared.auth.realm().as_bytes())?;
+            w.attr(attr::NONCE, nonce.as_bytes())
+        })
+    }
+
+    /// The answer to a Binding request: the client's address as seen here.
+    pub(super) fn binding_response(
+        &mut self,
+        out: &mut [u8],
+        msg: &Message<'_>,
+        attrs: &super::super::stun::Attributes<'_>,
+        flow: Flow,
+    ) -> ClientAction {
+        if !attrs.unknown().is_empty() {
+            let unknown = attrs.unknown();
+            let mut list = [0u16; 16];
+            list[..unknown.len()].copy_from_slice(unknown);
+            let n = unknown.len();
+            return self.error_reply_with(out, msg, 420, None, attrs.fingerprint, |w| {
+                w.unknown_attributes(&list[..n])
+            });
+        }
+        self.stats.binding_requests += 1;
+        let Ok(mut w) = MessageWriter::new(out, method::BINDING, Class::Success, msg.tid) else {
+            return ClientAction::None;
+        };
+        if w.xor_address(attr::XOR_MAPPED_ADDRESS, &flow.remote)
+            .is_err()
+        {
+            return ClientAction::None;
+        }
+        self.finish_reply(w, msg, None, attrs.fingerprint)
+    }
+}
+
+/// Frames the peer payload at `buf[PEER_HEADROOM..*end]` as a Data indication in place and
+/// returns where the message starts; `*end` moves past padding and FINGERPRINT.
+pub(super) fn frame_data_indication(
+    buf: &mut [u8],
+    len: usize,
+    from: SocketAddr,
+    tid: [u8; 12],
+    fingerprint: bool,
+    end: &mut usize,
+) -> usize {
+    let addr_len = xor_addr::encoded_len(&from);
+    let start = PEER_HEADROOM - (HEADER_LEN + 4 + addr_len + 4);
+    let data_end = PEER_HEADROOM + len;
+    let padded_end = PEER_HEADROOM + padded(len);
+    buf[data_end..padded_end].fill(0);
+    let mut total = padded_end - start;
+    if fingerprint {
+        total += FINGERPRINT_ATTR_LEN;
+    }
+
+    let h = &mut buf[start..start + HEADER_LEN];
+    let typ = super::super::stun::message_type(method::DATA, Class::Indication);
+    h[0..2].copy_from_slice(&typ.to_be_bytes());
+    h[2..4].copy_from_slice(&((total - HEADER_LEN) as u16).to_be_bytes());
+    h[4..8].copy_from_slice(&MAGIC_COOKIE.to_be_bytes());
+    h[8..20].copy_from_slice(&tid);
+
+    let mut at = start + HEADER_LEN;
+    buf[at..at + 2].copy_from_slice(&XOR_PEER_ADDRESS.to_be_bytes());
+    buf[at + 2..at + 4].copy_from_slice(&(addr_len as u16).to_be_bytes());
+    xor_addr::encode(&from, &tid, &mut buf[at + 4..at + 4 + addr_len]);
+    at += 4 + addr_len;
+    buf[at..at + 2].copy_from_slice(&attr::DATA.to_be_bytes());
+    buf[at + 2..at + 4].copy_from_slice(&(len as u16).to_be_bytes());
+
+    *end = padded_end;
+    if fingerprint {
+        let crc = fingerprint_of(&buf[start..padded_end]);
+        let f = &mut buf[padded_end..padded_end + FINGERPRINT_ATTR_LEN];
+        f[0..2].copy_from_slice(&attr::FINGERPRINT.to_be_bytes());
+        f[2..4].copy_from_slice(&4u16.to_be_bytes());
+        f[4..8].copy_from_slice(&crc.to_be_bytes());
+        *end = padded_end + FINGERPRINT_ATTR_LEN;
+    }
+    start
+}

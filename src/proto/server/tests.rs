@@ -1,0 +1,1045 @@
+//! The state machine driven in virtual time: no sockets, no sleeping.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::super::auth::long_term::long_term_key;
+use super::super::auth::nonce::NonceKey;
+use super::super::auth::rest::rest_password;
+use super::super::auth::{AuthSettings, Authenticator, UserSecret};
+use super::super::peer_policy::{PeerPolicy, PeerPolicySettings};
+use super::super::ports::{PortPool, Reservations};
+use super::super::quota::Quotas;
+use super::super::settings::{ExternalMapping, Settings, Shared};
+use super::super::stun::{attr, method, xor_addr, Class, Message, MessageWriter};
+use super::*;
+
+const UNIX_START: u64 = 1_800_000_000;
+const REALM: &str = "ferroturn.test";
+const SECRET: &str = "north";
+
+struct FakeBinder {
+    relay_ip4: Option<IpAddr>,
+    relay_ip6: Option<IpAddr>,
+    open: HashMap<u32, SocketAddr>,
+    closed: Vec<u32>,
+    busy: HashSet<u16>,
+}
+
+impl FakeBinder {
+    fn new() -> Self {
+        FakeBinder {
+            relay_ip4: Some("192.0.2.10".parse().unwrap()),
+            relay_ip6: Some("2001:db8::10".parse().unwrap()),
+            open: HashMap::new(),
+            closed: Vec::new(),
+            busy: HashSet::new(),
+        }
+    }
+}
+
+impl RelayBinder for FakeBinder {
+    fn bind(
+        &mut self,
+        relay: u32,
+        family: Family,
+        port: u16,
+        _df: bool,
+    ) -> Result<SocketAddr, BindError> {
+        if self.busy.contains(&port) {
+            return Err(BindError::AddrInUse);
+        }
+        let ip = match family {
+            Family::V4 => self.relay_ip4,
+            Family::V6 => self.relay_ip6,
+        }
+        .ok_or(BindError::FamilyUnavailable)?;
+        let addr = SocketAddr::new(ip, port);
+        assert!(
+            self.open.insert(relay, addr).is_none(),
+            "relay id reused while open"
+        );
+        Ok(addr)
+    }
+
+    fn close(&mut self, relay: u32) {
+        assert!(
+            self.open.remove(&relay).is_some(),
+            "closing a relay that is not open"
+        );
+        self.closed.push(relay);
+    }
+}
+
+struct Options {
+    settings: Settings,
+    ports: (u16, u16),
+    user_quota: u32,
+    total_quota: u32,
+    strict_expiry: bool,
+    no_auth: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            settings: Settings::default(),
+            ports: (50000, 50099),
+            user_quota: 0,
+            total_quota: 0,
+            strict_expiry: false,
+            no_auth: false,
+        }
+    }
+}
+
+struct Harness {
+    server: Server,
+    binder: FakeBinder,
+    start: Instant,
+    now: Instant,
+    out: Vec<u8>,
+}
+
+fn harness(opts: Options) -> Harness {
+    let auth = Authenticator::new(AuthSettings {
+        realm: REALM.into(),
+        no_auth: opts.no_auth,
+        rest_secrets: vec![SECRET.as_bytes().to_vec()],
+        rest_separator: ':',
+        users: vec![("alice".into(), UserSecret::Password("wonderland".into()))],
+        strict_expiry: opts.strict_expiry,
+    });
+    let shared = Arc::new(Shared {
+        auth,
+        nonce_key: NonceKey::from_bytes([9; 32]),
+        policy: PeerPolicy::new(&PeerPolicySettings::default()),
+        quotas: Quotas::new(opts.user_quota, opts.total_quota),
+        ports: PortPool::new(opts.ports.0, opts.ports.1).unwrap(),
+        reservations: Reservations::new(),
+        settings: opts.settings,
+    });
+    let start = Instant::now();
+    Harness {
+        server: Server::new(shared, start, UNIX_START, 42),
+        binder: FakeBinder::new(),
+        start,
+        now: start,
+        out: vec![0; 2048],
+    }
+}
+
+/// A response parsed for assertions.
+struct Response {
+    raw: Vec<u8>,
+    class: Class,
+    method: u16,
+    tid: [u8; 12],
+}
+
+impl Response {
+    fn attr(&self, typ: u16) -> Option<&[u8]> {
+        let mut pos = 20;
+        while pos + 4 <= self.raw.len() {
+            let t = u16::from_be_bytes([self.raw[pos], self.raw[pos + 1]]);
+            let len = u16::from_be_bytes([self.raw[pos + 2], self.raw[pos + 3]]) as usize;
+            if t == typ {
+                return Some(&self.raw[pos + 4..pos + 4 + len]);
+            }
+            pos += 4 + ((len + 3) & !3);
+        }
+        None
+    }
+
+    fn error_code(&self) -> Option<u16> {
+        self.attr(attr::ERROR_CODE)
+            .map(|v| v[2] as u16 * 100 + v[3] as u16)
+    }
+
+    fn xor_addr(&self, typ: u16) -> SocketAddr {
+        xor_addr::decode(self.attr(typ).unwrap(), &self.tid, typ).unwrap()
+    }
+
+    fn lifetime(&self) -> u32 {
+        assert_eq!(self.error_code(), None, "expected success");
+        u32::from_be_bytes(self.attr(attr::LIFETIME).unwrap().try_into().unwrap())
+    }
+}
+
+/// A test client on one 5-tuple.
+struct Client {
+    flow: Flow,
+    username: String,
+    password: String,
+    nonce: Option<Vec<u8>>,
+    next_tid: u8,
+}
+
+fn flow(port: u16) -> Flow {
+    Flow {
+        socket: 0,
+        remote: SocketAddr::new("203.0.113.7".parse().unwrap(), port),
+    }
+}
+
+impl Client {
+    fn rest(port: u16, user: &str, expiry: u64) -> Self {
+        let username = format!("{expiry}:{user}");
+        let password = rest_password(SECRET.as_bytes(), &username);
+        Client {
+            flow: flow(port),
+            username,
+            password,
+            nonce: None,
+            next_tid: 1,
+        }
+    }
+
+    fn static_user(port: u16) -> Self {
+        Client {
+            flow: flow(port),
+            username: "alice".into(),
+            password: "wonderland".into(),
+            nonce: None,
+            next_tid: 1,
+        }
+    }
+
+    fn tid(&mut self) -> [u8; 12] {
+        self.next_tid += 1;
+        [self.next_tid; 12]
+    }
+
+    /// Builds a request; `fill` adds the method's attributes before the credentials.
+    fn request(
+        &mut self,
+        method: u16,
+        tid: [u8; 12],
+        fill: impl FnOnce(&mut MessageWriter<'_>),
+    ) -> Vec<u8> {
+        let mut buf = vec![0u8; 1024];
+        let mut w = MessageWriter::new(&mut buf, method, Class::Request, tid).unwrap();
+        fill(&mut w);
+        if let Some(nonce) = &self.nonce {
+            w.attr(attr::USERNAME, self.username.as_bytes()).unwrap();
+            w.attr(attr::REALM, REALM.as_bytes()).unwrap();
+            w.attr(attr::NONCE, nonce).unwrap();
+            let key = long_term_key(&self.username, REALM, &self.password);
+            w.integrity(&key).unwrap();
+        }
+        let n = w.finish();
+        buf.truncate(n);
+        buf
+    }
+}
+
+impl Harness {
+    fn advance(&mut self, secs: u64) {
+        self.now += Duration::from_secs(secs);
+        let now = self.now;
+        self.server.handle_timeout(now, &mut self.binder);
+    }
+
+    fn send_raw(&mut self, flow: Flow, data: &[u8]) -> ClientAction {
+        let now = self.now;
+        self.server.handle_client(
+            now,
+            flow,
+            Transport::Udp,
+            data,
+            &mut self.out,
+            &mut self.binder,
+        )
+    }
+
+    fn reply(&mut self, flow: Flow, data: &[u8]) -> Option<Response> {
+        match self.send_raw(flow, data) {
+            ClientAction::Reply(n) => {
+                let raw = self.out[..n].to_vec();
+                let msg = Message::parse(&raw).expect("server sent valid STUN");
+                msg.attributes().expect("server sent valid attributes");
+                Some(Response {
+                    class: msg.class,
+                    method: msg.method,
+                    tid: msg.tid,
+                    raw,
+                })
+            }
+            ClientAction::None => None,
+            other => panic!("expected a reply, got {other:?}"),
+        }
+    }
+
+    /// Sends a request, and when challenged (401 without a nonce or 438) retries once.
+    fn call(
+        &mut self,
+        c: &mut Client,
+        method: u16,
+        fill: impl Fn(&mut MessageWriter<'_>),
+    ) -> Response {
+        let tid = c.tid();
+        let req = c.request(method, tid, &fill);
+        let resp = self.reply(c.flow, &req).expect("a response");
+        let code = resp.error_code();
+        if code == Some(438) || (code == Some(401) && c.nonce.is_none()) {
+            c.nonce = Some(
+                resp.attr(attr::NONCE)
+                    .expect("challenge has NONCE")
+                    .to_vec(),
+            );
+            assert_eq!(resp.attr(attr::REALM), Some(REALM.as_bytes()));
+            let tid = c.tid();
+            let req = c.request(method, tid, &fill);
+            return self.reply(c.flow, &req).expect("a response");
+        }
+        resp
+    }
+
+    fn allocate(&mut self, c: &mut Client) -> Response {
+        self.call(c, method::ALLOCATE, |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+        })
+    }
+
+    fn create_permission(&mut self, c: &mut Client, peer: SocketAddr) -> Response {
+        self.call(c, method::CREATE_PERMISSION, |w| {
+            w.xor_address(attr::XOR_PEER_ADDRESS, &peer).unwrap()
+        })
+    }
+
+    fn channel_bind(&mut self, c: &mut Client, number: u16, peer: SocketAddr) -> Response {
+        self.call(c, method::CHANNEL_BIND, |w| {
+            w.attr_u32(attr::CHANNEL_NUMBER, (number as u32) << 16)
+                .unwrap();
+            w.xor_address(attr::XOR_PEER_ADDRESS, &peer).unwrap();
+        })
+    }
+
+    fn peer_packet(&mut self, relay: u32, from: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
+        let mut buf = vec![0u8; PEER_HEADROOM + payload.len() + PEER_TAILROOM];
+        buf[PEER_HEADROOM..PEER_HEADROOM + payload.len()].copy_from_slice(payload);
+        let now = self.now;
+        match self
+            .server
+            .handle_peer(now, relay, from, &mut buf, payload.len())
+        {
+            PeerAction::Forward { start, end, .. } => Some(buf[start..end].to_vec()),
+            PeerAction::Drop => None,
+        }
+    }
+}
+
+fn public_peer() -> SocketAddr {
+    "198.100.1.1:5000".parse().unwrap()
+}
+
+fn valid_expiry() -> u64 {
+    UNIX_START + 3600
+}
+
+#[test]
+fn binding_reports_the_client_address_without_amplifying() {
+    let mut h = harness(Options::default());
+    let f = flow(4000);
+    let mut buf = [0u8; 64];
+    let w = MessageWriter::new(&mut buf, method::BINDING, Class::Request, [3; 12]).unwrap();
+    let n = w.finish();
+    let resp = h.reply(f, &buf[..n]).unwrap();
+    assert_eq!(resp.class, Class::Success);
+    assert_eq!(resp.xor_addr(attr::XOR_MAPPED_ADDRESS), f.remote);
+    assert!(
+        resp.attr(attr::SOFTWARE).is_none(),
+        "bare request gets no SOFTWARE"
+    );
+    assert!(resp.raw.len() <= 2 * n);
+
+    // A request of ordinary size gets SOFTWARE, and FINGERPRINT because it carried one.
+    let mut w = MessageWriter::new(&mut buf, method::BINDING, Class::Request, [4; 12]).unwrap();
+    w.attr(attr::SOFTWARE, b"some client software").unwrap();
+    w.fingerprint().unwrap();
+    let n = w.finish();
+    let resp = h.reply(f, &buf[..n]).unwrap();
+    assert!(resp.attr(attr::SOFTWARE).is_some());
+    assert!(resp.attr(attr::FINGERPRINT).is_some());
+    assert_eq!(h.server.stats().binding_requests, 2);
+}
+
+#[test]
+fn binding_with_unknown_required_attribute_gets_420() {
+    let mut h = harness(Options::default());
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(&mut buf, method::BINDING, Class::Request, [3; 12]).unwrap();
+    w.attr(0x7ABC, &[0; 4]).unwrap();
+    let n = w.finish();
+    let resp = h.reply(flow(1), &buf[..n]).unwrap();
+    assert_eq!(resp.error_code(), Some(420));
+    assert_eq!(resp.attr(attr::UNKNOWN_ATTRIBUTES), Some(&[0x7A, 0xBC][..]));
+}
+
+#[test]
+fn allocate_challenges_then_succeeds_with_rest_credentials() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let challenge = h.reply(c.flow, &req).unwrap();
+    assert_eq!(challenge.error_code(), Some(401));
+    assert!(challenge.attr(attr::NONCE).is_some());
+    assert!(challenge.attr(attr::MESSAGE_INTEGRITY).is_none());
+
+    let resp = h.allocate(&mut c);
+    assert_eq!(
+        (resp.method, resp.class),
+        (method::ALLOCATE, Class::Success)
+    );
+    let relayed = resp.xor_addr(attr::XOR_RELAYED_ADDRESS);
+    assert_eq!(relayed.ip(), "192.0.2.10".parse::<IpAddr>().unwrap());
+    assert!((50000..=50099).contains(&relayed.port()));
+    assert_eq!(resp.xor_addr(attr::XOR_MAPPED_ADDRESS), c.flow.remote);
+    assert_eq!(resp.lifetime(), 600);
+    assert!(resp.attr(attr::MESSAGE_INTEGRITY).is_some());
+    assert_eq!(h.server.allocation_count(), 1);
+    assert!(matches!(
+        h.server.poll_event(),
+        Some(Event::AllocationCreated { .. })
+    ));
+}
+
+#[test]
+fn every_rest_username_form_and_static_users_authenticate() {
+    let mut h = harness(Options::default());
+    let forms = [
+        format!("{}", valid_expiry()),
+        format!("{}:bob", valid_expiry()),
+        format!("bob:{}", valid_expiry()),
+    ];
+    for (i, username) in forms.iter().enumerate() {
+        let mut c = Client {
+            flow: flow(5000 + i as u16),
+            username: username.clone(),
+            password: rest_password(SECRET.as_bytes(), username),
+            nonce: None,
+            next_tid: 1,
+        };
+        assert_eq!(h.allocate(&mut c).class, Class::Success, "{username}");
+    }
+    let mut alice = Client::static_user(6000);
+    assert_eq!(h.allocate(&mut alice).class, Class::Success);
+}
+
+#[test]
+fn wrong_password_and_expired_username_get_401() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    c.password = "not-the-password".into();
+    assert_eq!(h.allocate(&mut c).error_code(), Some(401));
+
+    let mut expired = Client::rest(4001, "alice", UNIX_START - 1);
+    assert_eq!(h.allocate(&mut expired).error_code(), Some(401));
+    assert_eq!(h.server.allocation_count(), 0);
+    assert!(h.server.stats().auth_failures >= 2);
+}
+
+#[test]
+fn stale_nonce_gets_438_and_a_fresh_nonce() {
+    let settings = Settings {
+        stale_nonce_secs: 60,
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    assert_eq!(h.allocate(&mut c).class, Class::Success);
+    let old_nonce = c.nonce.clone().unwrap();
+    h.advance(61);
+    let tid = c.tid();
+    let req = c.request(method::REFRESH, tid, |_| {});
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(438));
+    assert_ne!(resp.attr(attr::NONCE).unwrap(), &old_nonce[..]);
+    // The helper retries with the new nonce.
+    let resp = h.call(&mut c, method::REFRESH, |_| {});
+    assert_eq!(resp.class, Class::Success);
+}
+
+#[test]
+fn allocate_attribute_errors() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let missing = h.call(&mut c, method::ALLOCATE, |_| {});
+    assert_eq!(missing.error_code(), Some(400));
+    let tcp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 6 << 24).unwrap()
+    });
+    assert_eq!(tcp.error_code(), Some(442));
+    let bad_family = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 3 << 24).unwrap();
+    });
+    assert_eq!(bad_family.error_code(), Some(440));
+    let unknown = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(0x0777, &[1, 2, 3, 4]).unwrap();
+    });
+    assert_eq!(unknown.error_code(), Some(420));
+    assert_eq!(
+        unknown.attr(attr::UNKNOWN_ATTRIBUTES),
+        Some(&[0x07, 0x77][..])
+    );
+    assert!(
+        unknown.attr(attr::MESSAGE_INTEGRITY).is_some(),
+        "authenticated errors are signed"
+    );
+    let token_and_even = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
+        w.attr(attr::RESERVATION_TOKEN, &[1; 8]).unwrap();
+    });
+    assert_eq!(token_and_even.error_code(), Some(400));
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(
+        h.server.shared.ports.in_use(),
+        0,
+        "failed allocations leak no ports"
+    );
+}
+
+#[test]
+fn ipv6_relay_and_missing_family() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
+    });
+    assert_eq!(resp.class, Class::Success);
+    assert!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).is_ipv6());
+    // An IPv4 peer on an IPv6 allocation is a family mismatch.
+    assert_eq!(
+        h.create_permission(&mut c, public_peer()).error_code(),
+        Some(443)
+    );
+
+    h.binder.relay_ip6 = None;
+    let mut d = Client::rest(4001, "alice", valid_expiry());
+    let resp = h.call(&mut d, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
+    });
+    assert_eq!(resp.error_code(), Some(440));
+}
+
+#[test]
+fn second_allocate_on_a_flow_is_437_but_a_retransmission_is_answered() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    // Retransmit the exact request that succeeded.
+    let tid = [c.next_tid; 12];
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let again = h.reply(c.flow, &req).unwrap();
+    assert_eq!(again.class, Class::Success);
+    assert_eq!(h.allocate(&mut c).error_code(), Some(437));
+    assert_eq!(h.server.allocation_count(), 1);
+}
+
+#[test]
+fn requests_without_allocation_get_437_and_other_users_441() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    assert_eq!(
+        h.call(&mut c, method::REFRESH, |_| {}).error_code(),
+        Some(437)
+    );
+    assert_eq!(
+        h.create_permission(&mut c, public_peer()).error_code(),
+        Some(437)
+    );
+    h.allocate(&mut c);
+    let mut other = Client::rest(4000, "mallory", valid_expiry());
+    assert_eq!(
+        h.call(&mut other, method::REFRESH, |_| {}).error_code(),
+        Some(441)
+    );
+}
+
+#[test]
+fn forbidden_peers_get_403_and_are_never_reached() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    for peer in ["10.1.2.3:1", "127.0.0.1:1", "169.254.1.1:1", "100.64.0.1:1"] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        assert_eq!(
+            h.create_permission(&mut c, peer).error_code(),
+            Some(403),
+            "{peer}"
+        );
+        assert_eq!(
+            h.channel_bind(&mut c, 0x4000, peer).error_code(),
+            Some(403),
+            "{peer}"
+        );
+    }
+    // One bad peer among good ones refuses the whole request.
+    let resp = h.call(&mut c, method::CREATE_PERMISSION, |w| {
+        w.xor_address(attr::XOR_PEER_ADDRESS, &public_peer())
+            .unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &"192.168.1.1:9".parse().unwrap())
+            .unwrap();
+    });
+    assert_eq!(resp.error_code(), Some(403));
+    assert!(
+        h.peer_packet(0, public_peer(), b"x").is_none(),
+        "no permission was installed"
+    );
+    assert!(h.server.stats().forbidden_peer >= 9);
+}
+
+#[test]
+fn send_and_data_indications_follow_permissions_in_virtual_time() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    let peer = public_peer();
+    let send = |c: &mut Client| {
+        let tid = c.tid();
+        let mut buf = vec![0u8; 256];
+        let mut w = MessageWriter::new(&mut buf, method::SEND, Class::Indication, tid).unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &peer).unwrap();
+        w.attr(attr::DATA, b"hello peer").unwrap();
+        let n = w.finish();
+        buf.truncate(n);
+        buf
+    };
+    let ind = send(&mut c);
+    assert_eq!(
+        h.send_raw(c.flow, &ind),
+        ClientAction::None,
+        "no permission yet"
+    );
+    assert!(h.peer_packet(0, peer, b"early").is_none());
+
+    assert_eq!(h.create_permission(&mut c, peer).class, Class::Success);
+    let ind = send(&mut c);
+    match h.send_raw(c.flow, &ind) {
+        ClientAction::Relay {
+            relay,
+            peer: to,
+            start,
+            end,
+        } => {
+            assert_eq!((relay, to), (0, peer));
+            assert_eq!(&ind[start..end], b"hello peer");
+        }
+        other => panic!("expected relay, got {other:?}"),
+    }
+    // Another port on the same peer IP is covered by the same permission.
+    let other_port = SocketAddr::new(peer.ip(), 6000);
+    let framed = h.peer_packet(0, other_port, b"hello client").unwrap();
+    let msg = Message::parse(&framed).unwrap();
+    assert_eq!((msg.method, msg.class), (method::DATA, Class::Indication));
+    let attrs = msg.attributes().unwrap();
+    assert_eq!(attrs.data, Some(&b"hello client"[..]));
+    assert_eq!(attrs.peer_address().unwrap().unwrap(), other_port);
+
+    h.advance(299);
+    assert!(h.peer_packet(0, peer, b"still").is_some());
+    h.advance(2);
+    assert!(
+        h.peer_packet(0, peer, b"late").is_none(),
+        "permission lapsed at 300 s"
+    );
+    assert_eq!(h.send_raw(c.flow, &send(&mut c)), ClientAction::None);
+}
+
+#[test]
+fn channels_relay_both_ways_follow_binding_rules_and_expire() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    let peer = public_peer();
+    let peer2: SocketAddr = "198.100.1.2:5000".parse().unwrap();
+    assert_eq!(h.channel_bind(&mut c, 0x3FFF, peer).error_code(), Some(400));
+    assert_eq!(h.channel_bind(&mut c, 0x5000, peer).error_code(), Some(400));
+    let no_peer = h.call(&mut c, method::CHANNEL_BIND, |w| {
+        w.attr_u32(attr::CHANNEL_NUMBER, 0x4000 << 16).unwrap()
+    });
+    assert_eq!(no_peer.error_code(), Some(400));
+    assert_eq!(h.channel_bind(&mut c, 0x4000, peer).class, Class::Success);
+    assert_eq!(
+        h.channel_bind(&mut c, 0x4000, peer).class,
+        Class::Success,
+        "refresh"
+    );
+    assert_eq!(
+        h.channel_bind(&mut c, 0x4000, peer2).error_code(),
+        Some(400)
+    );
+    assert_eq!(h.channel_bind(&mut c, 0x4001, peer).error_code(), Some(400));
+    assert_eq!(h.channel_bind(&mut c, 0x4001, peer2).class, Class::Success);
+
+    let frame = [0x40, 0x00, 0x00, 0x03, b'a', b'b', b'c'];
+    assert_eq!(
+        h.send_raw(c.flow, &frame),
+        ClientAction::Relay {
+            relay: 0,
+            peer,
+            start: 4,
+            end: 7
+        }
+    );
+    let back = h.peer_packet(0, peer, b"xyz").unwrap();
+    assert_eq!(back, [0x40, 0x00, 0x00, 0x03, b'x', b'y', b'z']);
+    // An unbound channel number is dropped.
+    assert_eq!(
+        h.send_raw(c.flow, &[0x40, 0x05, 0, 1, 9]),
+        ClientAction::None
+    );
+
+    // Keep the permission alive with CreatePermission but let the channel lapse.
+    for _ in 0..2 {
+        h.advance(250);
+        assert_eq!(h.create_permission(&mut c, peer).class, Class::Success);
+        assert_eq!(
+            h.call(&mut c, method::REFRESH, |_| {}).class,
+            Class::Success
+        );
+    }
+    h.advance(101);
+    assert_eq!(
+        h.send_raw(c.flow, &frame),
+        ClientAction::None,
+        "channel lapsed at 600 s"
+    );
+    let back = h.peer_packet(0, peer, b"xyz").unwrap();
+    assert_eq!(Message::parse(&back).unwrap().method, method::DATA);
+    // After expiry the number can go to another peer.
+    let peer3: SocketAddr = "198.100.1.3:5000".parse().unwrap();
+    assert_eq!(h.channel_bind(&mut c, 0x4000, peer3).class, Class::Success);
+}
+
+#[test]
+fn allocations_expire_and_refresh_extends_or_deletes() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    h.server.poll_event();
+    h.advance(500);
+    assert_eq!(h.server.allocation_count(), 1);
+    let resp = h.call(&mut c, method::REFRESH, |w| {
+        w.attr_u32(attr::LIFETIME, 100_000).unwrap()
+    });
+    assert_eq!(resp.lifetime(), 3600, "capped by max-allocate-lifetime");
+    h.advance(3599);
+    assert_eq!(h.server.allocation_count(), 1);
+    h.advance(1);
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.binder.closed, vec![0]);
+    assert!(matches!(
+        h.server.poll_event(),
+        Some(Event::AllocationEnded {
+            reason: EndReason::Expired,
+            ..
+        })
+    ));
+    assert_eq!(h.server.shared.ports.in_use(), 0);
+
+    // The first credential has expired by now (4100 s in); use a longer one.
+    let mut d = Client::rest(4001, "alice", UNIX_START + 86_400);
+    assert_eq!(h.allocate(&mut d).class, Class::Success);
+    let resp = h.call(&mut d, method::REFRESH, |w| {
+        w.attr_u32(attr::LIFETIME, 0).unwrap()
+    });
+    assert_eq!((resp.class, resp.lifetime()), (Class::Success, 0));
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(
+        h.call(&mut d, method::REFRESH, |_| {}).error_code(),
+        Some(437)
+    );
+}
+
+#[test]
+fn refresh_past_credential_expiry_depends_on_strict_expiry() {
+    for strict in [false, true] {
+        let mut h = harness(Options {
+            strict_expiry: strict,
+            ..Options::default()
+        });
+        let mut c = Client::rest(4000, "alice", UNIX_START + 100);
+        assert_eq!(h.allocate(&mut c).class, Class::Success);
+        h.advance(200);
+        let resp = h.call(&mut c, method::REFRESH, |_| {});
+        if strict {
+            assert_eq!(resp.error_code(), Some(401));
+            assert_eq!(
+                h.create_permission(&mut c, public_peer()).error_code(),
+                Some(401)
+            );
+        } else {
+            assert_eq!(resp.class, Class::Success);
+        }
+    }
+}
+
+#[test]
+fn quotas_give_486() {
+    let mut h = harness(Options {
+        user_quota: 1,
+        total_quota: 2,
+        ..Options::default()
+    });
+    let mut a1 = Client::rest(4000, "alice", valid_expiry());
+    let mut a2 = Client::rest(4001, "alice", valid_expiry() + 5);
+    let mut b1 = Client::rest(4002, "bob", valid_expiry());
+    let mut c1 = Client::rest(4003, "carol", valid_expiry());
+    assert_eq!(h.allocate(&mut a1).class, Class::Success);
+    assert_eq!(
+        h.allocate(&mut a2).error_code(),
+        Some(486),
+        "same user id, other timestamp"
+    );
+    assert_eq!(h.allocate(&mut b1).class, Class::Success);
+    assert_eq!(h.allocate(&mut c1).error_code(), Some(486), "total quota");
+    h.call(&mut a1, method::REFRESH, |w| {
+        w.attr_u32(attr::LIFETIME, 0).unwrap()
+    });
+    assert_eq!(h.allocate(&mut a2).class, Class::Success, "quota released");
+}
+
+#[test]
+fn full_port_range_gives_508_and_busy_ports_are_skipped() {
+    let mut h = harness(Options {
+        ports: (50000, 50001),
+        ..Options::default()
+    });
+    h.binder.busy.insert(50000);
+    let mut a = Client::rest(4000, "a", valid_expiry());
+    let mut b = Client::rest(4001, "b", valid_expiry());
+    let resp = h.allocate(&mut a);
+    assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port(), 50001);
+    assert_eq!(h.allocate(&mut b).error_code(), Some(508));
+}
+
+#[test]
+fn even_port_reservation_token_round_trip() {
+    let mut h = harness(Options::default());
+    let mut rtp = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.call(&mut rtp, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
+    });
+    let port = resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port();
+    assert_eq!(port % 2, 0);
+    let token: [u8; 8] = resp
+        .attr(attr::RESERVATION_TOKEN)
+        .unwrap()
+        .try_into()
+        .unwrap();
+
+    let mut rtcp = Client::rest(4001, "alice", valid_expiry());
+    let resp = h.call(&mut rtcp, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
+    });
+    assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port(), port + 1);
+
+    // A token is good once.
+    let mut again = Client::rest(4002, "alice", valid_expiry());
+    let resp = h.call(&mut again, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
+    });
+    assert_eq!(resp.error_code(), Some(508));
+}
+
+#[test]
+fn unclaimed_reservations_return_their_port() {
+    let mut h = harness(Options {
+        ports: (50000, 50001),
+        ..Options::default()
+    });
+    let mut rtp = Client::rest(4000, "alice", valid_expiry());
+    h.call(&mut rtp, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
+    });
+    let mut other = Client::rest(4001, "bob", valid_expiry());
+    assert_eq!(
+        h.allocate(&mut other).error_code(),
+        Some(508),
+        "50001 is reserved"
+    );
+    h.advance(40);
+    let resp = h.allocate(&mut other);
+    assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port(), 50001);
+}
+
+#[test]
+fn external_ip_is_advertised() {
+    let settings = Settings {
+        external_ips: vec![ExternalMapping {
+            public: "198.51.100.77".parse().unwrap(),
+            private: Some("192.0.2.10".parse().unwrap()),
+        }],
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.allocate(&mut c);
+    let relayed = resp.xor_addr(attr::XOR_RELAYED_ADDRESS);
+    assert_eq!(relayed.ip(), "198.51.100.77".parse::<IpAddr>().unwrap());
+}
+
+#[test]
+fn malformed_input_is_dropped_without_harming_a_live_session() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    h.channel_bind(&mut c, 0x4000, public_peer());
+    let stranger = flow(9999);
+    let mut rng = 0x1234_5678_u64;
+    for len in 0..300usize {
+        let junk: Vec<u8> = (0..len)
+            .map(|_| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng as u8
+            })
+            .collect();
+        assert!(
+            !matches!(h.send_raw(stranger, &junk), ClientAction::Relay { .. }),
+            "junk must never be relayed"
+        );
+        // Junk on the live flow must not be relayed unless it happens to be valid ChannelData.
+        let _ = h.send_raw(c.flow, &junk);
+    }
+    // Truncated header, overlong ChannelData, wrong FINGERPRINT.
+    assert_eq!(
+        h.send_raw(stranger, &[0, 1, 0, 0, 0x21, 0x12]),
+        ClientAction::None
+    );
+    assert_eq!(
+        h.send_raw(c.flow, &[0x40, 0, 0, 200, 1, 2]),
+        ClientAction::None
+    );
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(&mut buf, method::BINDING, Class::Request, [5; 12]).unwrap();
+    w.fingerprint().unwrap();
+    let n = w.finish();
+    buf[n - 1] ^= 0xFF;
+    assert_eq!(h.send_raw(stranger, &buf[..n]), ClientAction::None);
+    // A request whose attributes overrun gets 400.
+    let mut w = MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [6; 12]).unwrap();
+    w.attr(attr::SOFTWARE, b"abcd").unwrap();
+    let n = w.finish();
+    buf[22..24].copy_from_slice(&100u16.to_be_bytes());
+    assert_eq!(
+        h.reply(stranger, &buf[..n]).unwrap().error_code(),
+        Some(400)
+    );
+
+    assert!(h.server.stats().dropped_malformed > 0);
+    let frame = [0x40, 0x00, 0x00, 0x01, 7];
+    assert!(matches!(
+        h.send_raw(c.flow, &frame),
+        ClientAction::Relay { .. }
+    ));
+}
+
+#[test]
+fn draining_refuses_new_allocations_and_keeps_old_ones() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    h.server.set_draining(true);
+    let mut d = Client::rest(4001, "alice", valid_expiry());
+    assert_eq!(h.allocate(&mut d).error_code(), Some(508));
+    assert_eq!(
+        h.call(&mut c, method::REFRESH, |_| {}).class,
+        Class::Success
+    );
+
+    let settings = Settings {
+        alternate_servers: vec!["198.51.100.9:3478".parse().unwrap()],
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    h.server.set_draining(true);
+    let mut e = Client::rest(4002, "alice", valid_expiry());
+    let resp = h.allocate(&mut e);
+    assert_eq!(resp.error_code(), Some(300));
+    assert!(resp.attr(attr::ALTERNATE_SERVER).is_some());
+}
+
+#[test]
+fn no_auth_mode_needs_no_credentials() {
+    let mut h = harness(Options {
+        no_auth: true,
+        ..Options::default()
+    });
+    let f = flow(4000);
+    let mut buf = [0u8; 64];
+    let mut w = MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
+    w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let n = w.finish();
+    let resp = h.reply(f, &buf[..n]).unwrap();
+    assert_eq!(resp.class, Class::Success);
+    assert!(resp.attr(attr::MESSAGE_INTEGRITY).is_none());
+}
+
+#[test]
+fn stream_channel_data_is_padded() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let now = h.now;
+    let action =
+        h.server
+            .handle_client(now, c.flow, Transport::Tcp, &req, &mut h.out, &mut h.binder);
+    let ClientAction::Reply(n) = action else {
+        panic!()
+    };
+    let challenge = Message::parse(&h.out[..n]).unwrap().attributes().unwrap();
+    c.nonce = challenge.nonce.map(|n| n.to_vec());
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let action =
+        h.server
+            .handle_client(now, c.flow, Transport::Tcp, &req, &mut h.out, &mut h.binder);
+    assert!(matches!(action, ClientAction::Reply(_)));
+    h.channel_bind(&mut c, 0x4000, public_peer());
+    let framed = h.peer_packet(0, public_peer(), b"abcde").unwrap();
+    assert_eq!(framed.len(), 12);
+    assert_eq!(&framed[..4], &[0x40, 0x00, 0x00, 0x05]);
+    assert_eq!(&framed[9..], &[0, 0, 0]);
+    h.server.handle_flow_closed(now, c.flow, &mut h.binder);
+    assert_eq!(h.server.allocation_count(), 0);
+}
+
+#[test]
+fn peer_data_for_unknown_relay_is_dropped() {
+    let mut h = harness(Options::default());
+    assert!(h.peer_packet(7, public_peer(), b"x").is_none());
+    let _ = h.start;
+}

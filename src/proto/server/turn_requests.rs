@@ -1,0 +1,439 @@
+//! Allocate, Refresh, CreatePermission, ChannelBind and Send (RFC 8656 §7–§12).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use super::super::allocation::{Allocation, TrafficCounters};
+use super::super::auth::long_term::LongTermKey;
+use super::super::auth::Purpose;
+use super::super::channel_data::is_valid_channel;
+use super::super::stun::message::MAX_PEER_ADDRESSES;
+use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
+use super::auth_check::Authed;
+use super::{BindError, ClientAction, EndReason, Event, Family, Flow, RelayBinder, Server};
+use super::{Transport, BIND_ATTEMPTS};
+
+const UDP: u8 = 17;
+
+impl Server {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn handle_turn_request(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        transport: Transport,
+        msg: &Message<'_>,
+        attrs: &Attributes<'_>,
+        out: &mut [u8],
+        binder: &mut impl RelayBinder,
+    ) -> ClientAction {
+        let purpose = if msg.method == method::ALLOCATE {
+            Purpose::Allocate
+        } else {
+            Purpose::Refresh
+        };
+        let authed = match self.authenticate(now, flow, msg, attrs, purpose, out) {
+            Ok(a) => a,
+            Err(reply) => return reply,
+        };
+        let key = authed.key;
+        let fp = attrs.fingerprint;
+        if !attrs.unknown().is_empty() {
+            let unknown = attrs.unknown();
+            let mut list = [0u16; 16];
+            list[..unknown.len()].copy_from_slice(unknown);
+            let n = unknown.len();
+            return self.error_reply_with(out, msg, 420, key.as_ref(), fp, |w| {
+                w.unknown_attributes(&list[..n])
+            });
+        }
+        if msg.method == method::ALLOCATE {
+            return self.allocate(now, flow, transport, msg, attrs, authed, out, binder);
+        }
+        let Some(&slot) = self.by_flow.get(&flow) else {
+            return self.error_reply(out, msg, 437, key.as_ref(), fp);
+        };
+        let same_user = self.slots[slot as usize]
+            .as_ref()
+            .is_some_and(|a| key.is_none() || *a.username == *authed.username);
+        if !same_user {
+            return self.error_reply(out, msg, 441, key.as_ref(), fp);
+        }
+        let key = key.as_ref();
+        match msg.method {
+            method::REFRESH => self.refresh(now, slot, msg, attrs, key, out, binder),
+            method::CREATE_PERMISSION => self.create_permission(now, slot, msg, attrs, key, out),
+            _ => self.channel_bind(now, slot, msg, attrs, key, out),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn allocate(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        transport: Transport,
+        msg: &Message<'_>,
+        attrs: &Attributes<'_>,
+        authed: Authed<'_>,
+        out: &mut [u8],
+        binder: &mut impl RelayBinder,
+    ) -> ClientAction {
+        let key = authed.key;
+        let fp = attrs.fingerprint;
+        if let Some(&slot) = self.by_flow.get(&flow) {
+            let retransmit = self.slots[slot as usize]
+                .as_ref()
+                .is_some_and(|a| a.allocate_tid == msg.tid);
+            if retransmit {
+                return self.allocate_success(out, msg, slot, fp);
+            }
+            return self.error_reply(out, msg, 437, key.as_ref(), fp);
+        }
+        if self.draining {
+            let alternate = self.shared.settings.alternate_servers.first().copied();
+            return match alternate {
+                Some(alt) => self.error_reply_with(out, msg, 300, key.as_ref(), fp, |w| {
+                    w.plain_address(attr::ALTERNATE_SERVER, &alt)
+                }),
+                None => self.error_reply(out, msg, 508, key.as_ref(), fp),
+            };
+        }
+        match attrs.requested_transport {
+            None => return self.error_reply(out, msg, 400, key.as_ref(), fp),
+            Some(UDP) if !self.shared.settings.no_udp_relay => {}
+            Some(_) => return self.error_reply(out, msg, 442, key.as_ref(), fp),
+        }
+        if attrs.reservation_token.is_some()
+            && (attrs.even_port.is_some() || attrs.requested_family.is_some())
+        {
+            return self.error_reply(out, msg, 400, key.as_ref(), fp);
+        }
+        let family = match attrs.requested_family {
+            None | Some(1) => Family::V4,
+            Some(2) => Family::V6,
+            Some(_) => return self.error_reply(out, msg, 440, key.as_ref(), fp),
+        };
+        let shared = self.shared.clone();
+        let user_id = shared.auth.user_id(authed.username);
+        if shared.quotas.try_acquire(user_id).is_err() {
+            return self.error_reply(out, msg, 486, key.as_ref(), fp);
+        }
+        let slot = self.reserve_slot();
+        let (relay_addr, reservation) = match self.bind_relay(slot, family, attrs, now, binder) {
+            Ok(bound) => bound,
+            Err(code) => {
+                shared.quotas.release(user_id);
+                self.free_slots.push(slot);
+                return self.error_reply(out, msg, code, key.as_ref(), fp);
+            }
+        };
+        let lifetime = shared.settings.granted_lifetime(attrs.lifetime);
+        let advertised = shared.settings.advertised(relay_addr);
+        let alloc = Allocation {
+            flow,
+            transport,
+            relay_addr,
+            advertised,
+            expires: now + Duration::from_secs(lifetime.into()),
+            created: now,
+            username: authed.username.into(),
+            user_id: user_id.into(),
+            key,
+            allocate_tid: msg.tid,
+            granted_lifetime: lifetime,
+            reservation,
+            permissions: Vec::new(),
+            channels: Vec::new(),
+            traffic: TrafficCounters::default(),
+        };
+        self.insert_allocation(alloc, slot);
+        self.stats.allocations_created += 1;
+        self.events.push_back(Event::AllocationCreated {
+            flow,
+            transport,
+            username: authed.username.into(),
+            relay: relay_addr,
+            advertised,
+            lifetime,
+        });
+        self.allocate_success(out, msg, slot, fp)
+    }
+
+    /// Picks a port from the shared pool and has the runtime bind it; returns the relay
+    /// address and the RESERVATION-TOKEN for the next port when EVEN-PORT asked for one.
+    fn bind_relay(
+        &mut self,
+        slot: u32,
+        family: Family,
+        attrs: &Attributes<'_>,
+        now: Instant,
+        binder: &mut impl RelayBinder,
+    ) -> Result<(SocketAddr, Option<[u8; 8]>), u16> {
+        let shared = self.shared.clone();
+        let unix = self.unix_time(now);
+        let df = attrs.dont_fragment;
+        if let Some(token) = attrs.reservation_token {
+            let port = shared.reservations.take(&token, unix).ok_or(508u16)?;
+            return match binder.bind(slot, family, port, df) {
+                Ok(addr) => Ok((addr, None)),
+                Err(e) => {
+                    shared.ports.release(port);
+                    Err(bind_error_code(e))
+                }
+            };
+        }
+        let reserve_next = attrs.even_port == Some(true);
+        for _ in 0..BIND_ATTEMPTS {
+            let hint = self.next_random() as u32;
+            let port = match attrs.even_port {
+                Some(_) => shared.ports.take_even_pair(hint),
+                None => shared.ports.take_any(hint),
+            }
+            .ok_or(508u16)?;
+            if attrs.even_port == Some(false) {
+                shared.ports.release(port + 1);
+            }
+            match binder.bind(slot, family, port, df) {
+                Ok(addr) => {
+                    let token = reserve_next.then(|| shared.reservations.reserve(port + 1, unix));
+                    return Ok((addr, token));
+                }
+                Err(e) => {
+                    shared.ports.release(port);
+                    if reserve_next {
+                        shared.ports.release(port + 1);
+                    }
+                    if e != BindError::AddrInUse {
+                        return Err(bind_error_code(e));
+                    }
+                }
+            }
+        }
+        Err(508)
+    }
+
+    fn allocate_success(
+        &mut self,
+        out: &mut [u8],
+        msg: &Message<'_>,
+        slot: u32,
+        fp: bool,
+    ) -> ClientAction {
+        let Some(a) = self.slots[slot as usize].as_ref() else {
+            return ClientAction::None;
+        };
+        let (advertised, lifetime, token, mapped, key) = (
+            a.advertised,
+            a.granted_lifetime,
+            a.reservation,
+            a.flow.remote,
+            a.key,
+        );
+        let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Success, msg.tid) else {
+            return ClientAction::None;
+        };
+        let written = (|| -> Result<(), CodecError> {
+            w.xor_address(attr::XOR_RELAYED_ADDRESS, &advertised)?;
+            w.attr_u32(attr::LIFETIME, lifetime)?;
+            if let Some(t) = token {
+                w.attr(attr::RESERVATION_TOKEN, &t)?;
+            }
+            w.xor_address(attr::XOR_MAPPED_ADDRESS, &mapped)
+        })();
+        if written.is_err() {
+            return ClientAction::None;
+        }
+        self.finish_reply(w, msg, key.as_ref(), fp)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn refresh(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        msg: &Message<'_>,
+        attrs: &Attributes<'_>,
+        key: Option<&LongTermKey>,
+        out: &mut [u8],
+        binder: &mut impl RelayBinder,
+    ) -> ClientAction {
+        let fp = attrs.fingerprint;
+        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+            return ClientAction::None;
+        };
+        let family = Family::of(&alloc.relay_addr);
+        if let Some(f) = attrs.requested_family {
+            if (f == 1) != (family == Family::V4) {
+                return self.error_reply(out, msg, 443, key, fp);
+            }
+        }
+        let lifetime = if attrs.lifetime == Some(0) {
+            self.remove_allocation(slot, now, EndReason::Deleted, binder);
+            0
+        } else {
+            let granted = self.shared.settings.granted_lifetime(attrs.lifetime);
+            alloc.expires = now + Duration::from_secs(granted.into());
+            self.expiries.push(std::cmp::Reverse((alloc.expires, slot)));
+            granted
+        };
+        self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
+    }
+
+    fn create_permission(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        msg: &Message<'_>,
+        attrs: &Attributes<'_>,
+        key: Option<&LongTermKey>,
+        out: &mut [u8],
+    ) -> ClientAction {
+        let fp = attrs.fingerprint;
+        if attrs.peer_count() == 0 {
+            return self.error_reply(out, msg, 400, key, fp);
+        }
+        let Some(relay_family) = self.slots[slot as usize]
+            .as_ref()
+            .map(|a| Family::of(&a.relay_addr))
+        else {
+            return ClientAction::None;
+        };
+        let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PEER_ADDRESSES];
+        let mut n = 0;
+        for peer in attrs.peer_addresses() {
+            let Ok(peer) = peer else {
+                return self.error_reply(out, msg, 400, key, fp);
+            };
+            if let Some(code) = self.check_peer(peer, relay_family) {
+                return self.error_reply(out, msg, code, key, fp);
+            }
+            ips[n] = peer.ip();
+            n += 1;
+        }
+        let expires = now + Duration::from_secs(self.shared.settings.permission_lifetime.into());
+        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+            return ClientAction::None;
+        };
+        if !alloc.has_room_for_permissions(ips[..n].iter(), now) {
+            return self.error_reply(out, msg, 508, key, fp);
+        }
+        for ip in &ips[..n] {
+            alloc.add_permission(*ip, expires, now);
+        }
+        self.success_reply(out, msg, key, fp, |_| Ok(()))
+    }
+
+    fn channel_bind(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        msg: &Message<'_>,
+        attrs: &Attributes<'_>,
+        key: Option<&LongTermKey>,
+        out: &mut [u8],
+    ) -> ClientAction {
+        let fp = attrs.fingerprint;
+        let number = attrs.channel_number.filter(|n| is_valid_channel(*n));
+        let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
+            return self.error_reply(out, msg, 400, key, fp);
+        };
+        let Some(relay_family) = self.slots[slot as usize]
+            .as_ref()
+            .map(|a| Family::of(&a.relay_addr))
+        else {
+            return ClientAction::None;
+        };
+        if let Some(code) = self.check_peer(peer, relay_family) {
+            return self.error_reply(out, msg, code, key, fp);
+        }
+        let settings = &self.shared.settings;
+        let channel_expires = now + Duration::from_secs(settings.channel_lifetime.into());
+        let permission_expires = now + Duration::from_secs(settings.permission_lifetime.into());
+        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+            return ClientAction::None;
+        };
+        if alloc.channel_conflict(number, peer, now) {
+            return self.error_reply(out, msg, 400, key, fp);
+        }
+        if !alloc.has_room_for_permissions([peer.ip()].iter(), now)
+            || !alloc.bind_channel(number, peer, channel_expires, now)
+        {
+            return self.error_reply(out, msg, 508, key, fp);
+        }
+        alloc.add_permission(peer.ip(), permission_expires, now);
+        self.success_reply(out, msg, key, fp, |_| Ok(()))
+    }
+
+    /// The error code for a peer this allocation may not reach, if any.
+    fn check_peer(&mut self, peer: SocketAddr, relay_family: Family) -> Option<u16> {
+        if Family::of(&peer) != relay_family {
+            return Some(443);
+        }
+        if !self.shared.policy.is_allowed(peer.ip()) {
+            self.stats.forbidden_peer += 1;
+            tracing::debug!(%peer, "peer refused by policy");
+            return Some(403);
+        }
+        None
+    }
+
+    fn success_reply(
+        &mut self,
+        out: &mut [u8],
+        msg: &Message<'_>,
+        key: Option<&LongTermKey>,
+        fp: bool,
+        fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
+    ) -> ClientAction {
+        let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Success, msg.tid) else {
+            return ClientAction::None;
+        };
+        if fill(&mut w).is_err() {
+            return ClientAction::None;
+        }
+        self.finish_reply(w, msg, key, fp)
+    }
+
+    pub(super) fn handle_send_indication(
+        &mut self,
+        now: Instant,
+        flow: Flow,
+        data: &[u8],
+        attrs: &Attributes<'_>,
+    ) -> ClientAction {
+        let Some(&slot) = self.by_flow.get(&flow) else {
+            self.stats.dropped_no_allocation += 1;
+            return ClientAction::None;
+        };
+        let (Some(Ok(peer)), Some(payload)) = (attrs.peer_address(), attrs.data) else {
+            self.stats.dropped_malformed += 1;
+            return ClientAction::None;
+        };
+        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+            return ClientAction::None;
+        };
+        if Family::of(&peer) != Family::of(&alloc.relay_addr) || !alloc.permits(peer.ip(), now) {
+            self.stats.dropped_no_permission += 1;
+            return ClientAction::None;
+        }
+        alloc.traffic.to_peer_packets += 1;
+        alloc.traffic.to_peer_bytes += payload.len() as u64;
+        self.stats.relayed_to_peer_packets += 1;
+        self.stats.relayed_to_peer_bytes += payload.len() as u64;
+        let start = payload.as_ptr() as usize - data.as_ptr() as usize;
+        ClientAction::Relay {
+            relay: slot,
+            peer,
+            start,
+            end: start + payload.len(),
+        }
+    }
+}
+
+fn bind_error_code(e: BindError) -> u16 {
+    match e {
+        BindError::FamilyUnavailable => 440,
+        BindError::AddrInUse | BindError::Failed => 508,
+    }
+}

@@ -1,0 +1,121 @@
+//! What the protocol core needs to know of the configuration, as plain data.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use super::auth::nonce::NonceKey;
+use super::auth::Authenticator;
+use super::peer_policy::PeerPolicy;
+use super::ports::{PortPool, Reservations};
+use super::quota::Quotas;
+
+/// Default allocation lifetime (RFC 8656 §3.2).
+pub const DEFAULT_ALLOCATION_LIFETIME: u32 = 600;
+/// Value of the SOFTWARE attribute.
+pub const SOFTWARE: &str = concat!("ferroturn/", env!("CARGO_PKG_VERSION"));
+
+/// Behaviour switches and lifetimes for one core; shared by all shards.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Send SOFTWARE (coturn's `no-software-attribute` turns it off).
+    pub software: bool,
+    /// Add FINGERPRINT to every response, not only to answers of requests that carried one.
+    pub fingerprint: bool,
+    /// Seconds a nonce stays valid.
+    pub stale_nonce_secs: u64,
+    /// Upper bound on allocation lifetimes, seconds.
+    pub max_allocate_lifetime: u32,
+    /// Channel binding lifetime, seconds.
+    pub channel_lifetime: u32,
+    /// Permission lifetime, seconds.
+    pub permission_lifetime: u32,
+    /// Answer STUN Binding requests only; TURN requests are ignored.
+    pub stun_only: bool,
+    /// Ignore STUN Binding requests.
+    pub no_stun: bool,
+    /// Refuse every Allocate (no UDP relaying configured).
+    pub no_udp_relay: bool,
+    /// Relay addresses as advertised: relay IP → external IP (`external-ip=PUBLIC/PRIVATE`).
+    pub external_ips: Vec<ExternalMapping>,
+    /// Where to send clients while draining (ALTERNATE-SERVER, 300).
+    pub alternate_servers: Vec<SocketAddr>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            software: true,
+            fingerprint: false,
+            stale_nonce_secs: 600,
+            max_allocate_lifetime: 3600,
+            channel_lifetime: 600,
+            permission_lifetime: 300,
+            stun_only: false,
+            no_stun: false,
+            no_udp_relay: false,
+            external_ips: Vec::new(),
+            alternate_servers: Vec::new(),
+        }
+    }
+}
+
+/// One `external-ip` entry: advertise `public` for relays bound on `private` (or, without a
+/// private part, for every relay of the same family).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExternalMapping {
+    /// The address clients are told.
+    pub public: IpAddr,
+    /// The relay address it stands for.
+    pub private: Option<IpAddr>,
+}
+
+impl Settings {
+    /// The address to advertise for a relay bound at `relay`.
+    pub fn advertised(&self, relay: SocketAddr) -> SocketAddr {
+        let exact = self
+            .external_ips
+            .iter()
+            .find(|m| m.private == Some(relay.ip()));
+        let by_family = || {
+            self.external_ips
+                .iter()
+                .find(|m| m.private.is_none() && m.public.is_ipv4() == relay.is_ipv4())
+        };
+        match exact.or_else(by_family) {
+            Some(m) => SocketAddr::new(m.public, relay.port()),
+            None => relay,
+        }
+    }
+
+    /// Lifetime granted for a requested one (RFC 8656 §7.2: never below the default unless the
+    /// server maximum is lower, never above the maximum).
+    pub fn granted_lifetime(&self, requested: Option<u32>) -> u32 {
+        let default = DEFAULT_ALLOCATION_LIFETIME.min(self.max_allocate_lifetime);
+        match requested {
+            None => default,
+            Some(r) => r.min(self.max_allocate_lifetime).max(default),
+        }
+    }
+}
+
+/// State every shard shares: credentials, policy and the cross-shard counters. Only the control
+/// plane (Allocate, Refresh, permissions) touches it, never the relay hot path.
+pub struct Shared {
+    /// Credential checks.
+    pub auth: Authenticator,
+    /// Key for stateless nonces.
+    pub nonce_key: NonceKey,
+    /// Which peers may be reached.
+    pub policy: PeerPolicy,
+    /// Allocation quotas.
+    pub quotas: Quotas,
+    /// Relay ports.
+    pub ports: PortPool,
+    /// Ports held back by EVEN-PORT's R bit.
+    pub reservations: Reservations,
+    /// Behaviour switches.
+    pub settings: Settings,
+}
+
+/// Handle shared by all shards.
+pub type SharedRef = Arc<Shared>;
