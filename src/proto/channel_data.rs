@@ -2,8 +2,10 @@
 
 /// Lowest channel number a client may bind.
 pub const MIN_CHANNEL: u16 = 0x4000;
-/// Highest channel number a client may bind.
-pub const MAX_CHANNEL: u16 = 0x4FFF;
+/// Highest channel number a client may bind. RFC 8656 narrowed the range to 0x4FFF, but RFC 5766
+/// allowed up to 0x7FFF and clients still use it (coturn's `turnutils_uclient` picks channels
+/// at random up to 0x7FFF), so the wider range is accepted as coturn does.
+pub const MAX_CHANNEL: u16 = 0x7FFF;
 /// Length of the ChannelData header.
 pub const HEADER_LEN: usize = 4;
 
@@ -49,7 +51,9 @@ mod tests {
     #[test]
     fn rejects_overlong_length_bad_channel_and_junk_tail() {
         assert_eq!(parse(&[0x40, 0x00, 0x00, 0x08, 1, 2]), None);
-        assert_eq!(parse(&[0x50, 0x00, 0x00, 0x00]), None);
+        assert_eq!(parse(&[0x80, 0x00, 0x00, 0x00]), None);
+        assert_eq!(parse(&[0x3F, 0xFF, 0x00, 0x00]), None);
+        assert!(parse(&[0x7F, 0xFF, 0x00, 0x00]).is_some());
         assert_eq!(parse(&[0x40, 0x00, 0x00, 0x00, 0, 0, 0, 0]), None);
         assert_eq!(parse(&[0x40, 0x00]), None);
     }

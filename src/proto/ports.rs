@@ -10,6 +10,8 @@ use std::sync::Mutex;
 
 use rand::RngCore;
 
+use super::flow::Family;
+
 /// Why a port range was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum PortRangeError {
@@ -235,7 +237,17 @@ pub const RESERVATION_LIFETIME_SECS: u64 = 30;
 /// [`PortPool`] meanwhile.
 #[derive(Debug, Default)]
 pub struct Reservations {
-    map: Mutex<HashMap<[u8; 8], (u16, u64)>>,
+    map: Mutex<HashMap<[u8; 8], (ReservedPort, u64)>>,
+}
+
+/// A held port and the address family of the allocation that reserved it: the Allocate that
+/// claims it gets a relay of that same family (RFC 8656 §7.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReservedPort {
+    /// The port number.
+    pub port: u16,
+    /// Family of the relay address the port belongs to.
+    pub family: Family,
 }
 
 impl Reservations {
@@ -246,7 +258,7 @@ impl Reservations {
 
     /// Holds `port` for [`RESERVATION_LIFETIME_SECS`] and returns the random
     /// token the client must present to claim it.
-    pub fn reserve(&self, port: u16, unix_now: u64) -> [u8; 8] {
+    pub fn reserve(&self, port: ReservedPort, unix_now: u64) -> [u8; 8] {
         let expires = unix_now.saturating_add(RESERVATION_LIFETIME_SECS);
         let mut map = self.lock();
         let mut rng = rand::thread_rng();
@@ -267,7 +279,7 @@ impl Reservations {
     /// reservation is left in place so that [`expire`](Self::expire) hands
     /// its port back to the caller for release; otherwise the port, whose
     /// number the caller does not know, would leak.
-    pub fn take(&self, token: &[u8; 8], unix_now: u64) -> Option<u16> {
+    pub fn take(&self, token: &[u8; 8], unix_now: u64) -> Option<ReservedPort> {
         let mut map = self.lock();
         let &(port, expires) = map.get(token)?;
         if unix_now >= expires {
@@ -284,7 +296,7 @@ impl Reservations {
         self.lock().retain(|_, &mut (port, expires)| {
             let live = unix_now < expires;
             if !live {
-                ports.push(port);
+                ports.push(port.port);
             }
             live
         });
@@ -301,7 +313,7 @@ impl Reservations {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 8], (u16, u64)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 8], (ReservedPort, u64)>> {
         // Each update is a single map operation, so a poisoned map is intact.
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -309,6 +321,13 @@ impl Reservations {
 
 #[cfg(test)]
 mod tests {
+    fn v4(port: u16) -> ReservedPort {
+        ReservedPort {
+            port,
+            family: Family::V4,
+        }
+    }
+
     use super::*;
     use std::collections::HashSet;
     use std::sync::Arc;
@@ -476,10 +495,10 @@ mod tests {
     #[test]
     fn reservation_lifecycle() {
         let r = Reservations::new();
-        let t = r.reserve(5002, 100);
+        let t = r.reserve(v4(5002), 100);
         assert_eq!(r.len(), 1);
         assert_eq!(r.take(&[0; 8], 101), None);
-        assert_eq!(r.take(&t, 129), Some(5002));
+        assert_eq!(r.take(&t, 129), Some(v4(5002)));
         assert_eq!(r.take(&t, 129), None);
         assert!(r.is_empty());
     }
@@ -487,15 +506,15 @@ mod tests {
     #[test]
     fn reservation_expiry() {
         let r = Reservations::new();
-        let a = r.reserve(5002, 100);
-        let b = r.reserve(5004, 110);
+        let a = r.reserve(v4(5002), 100);
+        let b = r.reserve(v4(5004), 110);
         assert_ne!(a, b);
         assert!(r.expire(129).is_empty());
         // Lapsed: refused, but kept so expire() returns the port.
         assert_eq!(r.take(&a, 130), None);
         assert_eq!(r.expire(130), vec![5002]);
         assert_eq!(r.len(), 1);
-        assert_eq!(r.take(&b, 130), Some(5004));
+        assert_eq!(r.take(&b, 130), Some(v4(5004)));
         assert!(r.expire(1_000).is_empty());
     }
 }

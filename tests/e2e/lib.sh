@@ -270,6 +270,10 @@ print(msgs.group(1), msgs.group(2), byts.group(1), byts.group(2), lost.group(1),
 PY
 }
 
+# E2E_SERVER (optional): name of the server process (as given to e2e_start);
+# a scenario fails when that process is gone after the client run.
+E2E_SERVER=${E2E_SERVER:-}
+
 # e2e_uclient NAME [UCLIENT ARGS...]: one scenario. Passes only when uclient
 # exits 0 and its summary shows sent bytes == received bytes > 0,
 # sent msgs == received msgs > 0 and 0 lost packets.
@@ -294,6 +298,9 @@ e2e_uclient() {
     ((bs == br)) || why+=" bytes differ;"
     ((ms == mr)) || why+=" msgs differ;"
     ((lost == 0)) || why+=" packets lost;"
+    if [[ -n "${E2E_SERVER:-}" ]] && ! e2e_alive "$E2E_SERVER"; then
+        why+=" server $E2E_SERVER died;"
+    fi
     if [[ -n "$why" ]]; then
         e2e_record "$name" FAIL "$nums --${why%;} (log: $log)"
         tail -n 15 "$log" | sed 's/^/    | /' >&2
@@ -315,6 +322,14 @@ e2e_uclient_must_fail() {
     fi
     local reason
     reason=$(grep -m1 -oE 'ERROR: .*' "$log" || true)
+    if ((rc == 124 || rc == 137)); then
+        e2e_record "$name" FAIL "uclient hung until the ${E2E_CLIENT_TIMEOUT}s timeout instead of being refused (log: $log)"
+        return 1
+    fi
+    if [[ -n "${E2E_SERVER:-}" ]] && ! e2e_alive "$E2E_SERVER"; then
+        e2e_record "$name" FAIL "server $E2E_SERVER died (log: $E2E_DIR/$E2E_SERVER.log)"
+        return 1
+    fi
     if ((rc != 0 || br == 0)); then
         e2e_record "$name" PASS "rejected as expected: exit=$rc recv=${br}B ${reason:+($reason)}"
     else
@@ -328,9 +343,9 @@ e2e_uclient_must_fail() {
 e2e_summary() {
     local i
     printf '\n== %s ==\n' "$1"
-    printf '%-28s %-5s %s\n' SCENARIO RESULT DETAIL
+    printf '%-32s %-6s %s\n' SCENARIO RESULT DETAIL
     for ((i = 0; i < ${#E2E_NAMES[@]}; i++)); do
-        printf '%-28s %-5s %s\n' "${E2E_NAMES[$i]}" "${E2E_STATUS[$i]}" "${E2E_DETAIL[$i]}"
+        printf '%-32s %-6s %s\n' "${E2E_NAMES[$i]}" "${E2E_STATUS[$i]}" "${E2E_DETAIL[$i]}"
     done
     printf '%d passed, %d failed\n' "$E2E_PASSED" "$E2E_FAILED"
     if [[ -n "${E2E_RESULT_FILE:-}" ]]; then

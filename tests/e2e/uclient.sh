@@ -97,6 +97,7 @@ start_turn() {
     relay_base=$(e2e_free_ports 200)
     write_config "$E2E_DIR/$name.conf" "$auth" "$TURN_PORT" "$relay_base" "$((relay_base + 199))"
     e2e_start "$name" "$SERVER_BIN" -c "$E2E_DIR/$name.conf"
+    E2E_SERVER=$name
     e2e_wait_stun "$name" 127.0.0.1 "$TURN_PORT" || e2e_die "$KIND ($name) did not come up"
     e2e_wait_stun "$name" ::1 "$TURN_PORT" || e2e_die "$KIND ($name) does not answer on ::1"
 }
@@ -112,7 +113,9 @@ e2e_uclient rest-secret-no-userpart "${P[@]}" "${LOAD[@]}" -W "$SECRET" "${V4[@]
 e2e_uclient send-indications "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -s "${V4[@]}" 127.0.0.1 || true
 e2e_uclient client-to-client "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -y 127.0.0.1 || true
 e2e_uclient client-to-client-send "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -y -s 127.0.0.1 || true
-e2e_uclient rtp-rtcp-pairs "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
+# Default mode: each client takes an RTP relay with EVEN-PORT (R bit) and an
+# RTCP relay with the RESERVATION-TOKEN; more clients = more reserved pairs.
+e2e_uclient rtp-rtcp-pairs "${P[@]}" -n 50 -m 10 -l "$L" -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
 e2e_uclient no-rtcp "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -c "${V4[@]}" 127.0.0.1 || true
 e2e_uclient dont-fragment "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -g "${V4[@]}" 127.0.0.1 || true
 e2e_uclient ipv6-all "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" ::1 || true
@@ -122,6 +125,7 @@ e2e_uclient_must_fail rest-wrong-secret "${P[@]}" -n 5 -m 1 -W "not-$SECRET" -u 
 # coturn: "Shared secret overrides username/password based auth method".
 e2e_uclient_must_fail rest-mode-ignores-static-user "${P[@]}" -n 5 -m 1 -u alice -w wonderland "${V4[@]}" 127.0.0.1 || true
 e2e_stop turn-rest
+E2E_SERVER=""
 
 # --- Server 2: static long-term user ---------------------------------------
 start_turn turn-static static
@@ -131,5 +135,6 @@ e2e_uclient static-user-send "${P[@]}" "${LOAD[@]}" -u alice -w wonderland -s "$
 e2e_uclient_must_fail static-wrong-password "${P[@]}" -n 5 -m 1 -u alice -w not-wonderland "${V4[@]}" 127.0.0.1 || true
 e2e_uclient_must_fail static-unknown-user "${P[@]}" -n 5 -m 1 -u mallory -w wonderland "${V4[@]}" 127.0.0.1 || true
 e2e_stop turn-static
+E2E_SERVER=""
 
 e2e_summary "uclient e2e against $KIND ($SERVER_BIN)"

@@ -195,7 +195,7 @@ impl Server {
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
         match data.first() {
-            Some(0x40..=0x4F) => self.handle_channel_data(now, flow, data),
+            Some(0x40..=0x7F) => self.handle_channel_data(now, flow, data),
             Some(0x00..=0x03) => self.handle_stun(now, flow, transport, data, out, binder),
             _ => {
                 self.stats.dropped_malformed += 1;

@@ -669,7 +669,13 @@ fn channels_relay_both_ways_follow_binding_rules_and_expire() {
     let peer = public_peer();
     let peer2: SocketAddr = "198.100.1.2:5000".parse().unwrap();
     assert_eq!(h.channel_bind(&mut c, 0x3FFF, peer).error_code(), Some(400));
-    assert_eq!(h.channel_bind(&mut c, 0x5000, peer).error_code(), Some(400));
+    assert_eq!(h.channel_bind(&mut c, 0x8000, peer).error_code(), Some(400));
+    let peer4: SocketAddr = "198.100.1.4:5000".parse().unwrap();
+    assert_eq!(
+        h.channel_bind(&mut c, 0x7FFF, peer4).class,
+        Class::Success,
+        "RFC 5766 range"
+    );
     let no_peer = h.call(&mut c, method::CHANNEL_BIND, |w| {
         w.attr_u32(attr::CHANNEL_NUMBER, 0x4000 << 16).unwrap()
     });
@@ -852,7 +858,28 @@ fn even_port_reservation_token_round_trip() {
     });
     assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port(), port + 1);
 
-    // A token is good once.
+    // A token is good once, and keeps the family of the allocation that reserved it.
+    let mut rtp6 = Client::rest(4003, "alice", valid_expiry());
+    let resp = h.call(&mut rtp6, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
+        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
+    });
+    let port6 = resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port();
+    let token6: [u8; 8] = resp
+        .attr(attr::RESERVATION_TOKEN)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut rtcp6 = Client::rest(4004, "alice", valid_expiry());
+    let resp = h.call(&mut rtcp6, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::RESERVATION_TOKEN, &token6).unwrap();
+    });
+    let relayed = resp.xor_addr(attr::XOR_RELAYED_ADDRESS);
+    assert!(relayed.is_ipv6());
+    assert_eq!(relayed.port(), port6 + 1);
+
     let mut again = Client::rest(4002, "alice", valid_expiry());
     let resp = h.call(&mut again, method::ALLOCATE, |w| {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();

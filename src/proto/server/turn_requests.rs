@@ -7,6 +7,7 @@ use super::super::allocation::{Allocation, TrafficCounters};
 use super::super::auth::long_term::LongTermKey;
 use super::super::auth::Purpose;
 use super::super::channel_data::is_valid_channel;
+use super::super::ports::ReservedPort;
 use super::super::stun::message::MAX_PEER_ADDRESSES;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
 use super::auth_check::Authed;
@@ -174,8 +175,9 @@ impl Server {
         let unix = self.unix_time(now);
         let df = attrs.dont_fragment;
         if let Some(token) = attrs.reservation_token {
-            let port = shared.reservations.take(&token, unix).ok_or(508u16)?;
-            return match binder.bind(slot, family, port, df) {
+            let reserved = shared.reservations.take(&token, unix).ok_or(508u16)?;
+            let port = reserved.port;
+            return match binder.bind(slot, reserved.family, port, df) {
                 Ok(addr) => Ok((addr, None)),
                 Err(e) => {
                     shared.ports.release(port);
@@ -196,7 +198,13 @@ impl Server {
             }
             match binder.bind(slot, family, port, df) {
                 Ok(addr) => {
-                    let token = reserve_next.then(|| shared.reservations.reserve(port + 1, unix));
+                    let token = reserve_next.then(|| {
+                        let next = ReservedPort {
+                            port: port + 1,
+                            family,
+                        };
+                        shared.reservations.reserve(next, unix)
+                    });
                     return Ok((addr, token));
                 }
                 Err(e) => {

@@ -1,0 +1,88 @@
+//! Turning the validated configuration into the core's shared state.
+
+use crate::config::{Config, UserKey};
+use crate::proto::auth::nonce::NonceKey;
+use crate::proto::auth::{AuthSettings, Authenticator, UserSecret};
+use crate::proto::peer_policy::PeerPolicy;
+use crate::proto::ports::{PortPool, PortRangeError, Reservations};
+use crate::proto::quota::Quotas;
+use crate::proto::settings::{ExternalMapping, Settings, Shared};
+
+/// The core's behaviour switches for `config`.
+pub fn settings_from_config(config: &Config) -> Settings {
+    Settings {
+        software: !config.no_software_attribute,
+        fingerprint: config.fingerprint,
+        stale_nonce_secs: u64::from(config.stale_nonce),
+        max_allocate_lifetime: config.max_allocate_lifetime,
+        channel_lifetime: config.channel_lifetime,
+        permission_lifetime: config.permission_lifetime,
+        stun_only: config.stun_only,
+        no_stun: config.no_stun,
+        no_udp_relay: config.no_udp_relay,
+        external_ips: config
+            .external_ips
+            .iter()
+            .map(|e| ExternalMapping {
+                public: e.public,
+                private: e.private,
+            })
+            .collect(),
+        alternate_servers: config
+            .alternate_servers
+            .iter()
+            .map(|a| a.socket_addr(config.listening_port))
+            .collect(),
+    }
+}
+
+/// Credential settings for `config`.
+pub fn auth_from_config(config: &Config) -> Authenticator {
+    let rest_secrets = if config.use_auth_secret {
+        config
+            .static_auth_secrets
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // As in coturn, REST credentials switch static users off ("shared secret overrides
+    // username/password"); the configuration loader warns about it.
+    let users = if config.lt_cred_mech && !config.use_auth_secret {
+        config
+            .users
+            .iter()
+            .map(|u| {
+                let secret = match &u.key {
+                    UserKey::Password(p) => UserSecret::Password(p.clone()),
+                    UserKey::Md5Key(k) => UserSecret::Key(*k),
+                };
+                (u.name.clone(), secret)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Authenticator::new(AuthSettings {
+        realm: config.realm.clone(),
+        no_auth: config.no_auth,
+        rest_secrets,
+        rest_separator: config.rest_api_separator,
+        users,
+        strict_expiry: config.strict_expiry,
+    })
+}
+
+/// Everything the shards share, built from `config`.
+pub fn shared_from_config(config: &Config) -> Result<Shared, PortRangeError> {
+    Ok(Shared {
+        auth: auth_from_config(config),
+        nonce_key: NonceKey::random(),
+        policy: PeerPolicy::new(&config.peer_policy_settings()),
+        quotas: Quotas::new(config.user_quota, config.total_quota),
+        ports: PortPool::new(config.min_port, config.max_port)?,
+        reservations: Reservations::new(),
+        settings: settings_from_config(config),
+    })
+}

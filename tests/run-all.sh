@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The one test command: lint, unit/integration tests, release build, and the
+# end-to-end runs with real clients against the release binary.
+#
+#   tests/run-all.sh [--quick] [--soak]
+#
+#   --quick   skip `cargo fmt --check` and `cargo clippy`
+#   --soak    reserved for long-running load/soak runs (currently a no-op;
+#             exported to the test scripts as FERROTURN_SOAK=1)
+#
+# Installs what the end-to-end tests need when it is missing (Debian's coturn
+# package for turnutils_uclient/turnutils_peer, python3), using sudo only when
+# not root. Stops at the first failing step.
+#
+# The last line of output is always `N passed, N failed` (CI parses it). It
+# counts the end-to-end scenarios; a step that fails before the end-to-end run
+# is reported as `0 passed, 1 failed` so a red run never ends on a green line.
+set -euo pipefail
+
+QUICK=0
+SOAK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        --soak) SOAK=1 ;;
+        -h | --help)
+            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+            exit 0
+            ;;
+        *)
+            echo "run-all: unknown argument '$arg' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export FERROTURN_SOAK=$SOAK
+
+CURRENT_STEP="setup"
+E2E_PASSED=0
+E2E_FAILED=0
+E2E_DONE=0
+
+# Runs at exit whatever happened: names the failing step and prints the count line last.
+finish() {
+    local rc=$?
+    if ((rc != 0)); then
+        echo "run-all: FAILED at step '$CURRENT_STEP' (exit $rc)" >&2
+        if ((E2E_DONE == 0)); then
+            E2E_FAILED=1
+        fi
+    else
+        echo "run-all: all steps passed" >&2
+    fi
+    echo "$E2E_PASSED passed, $E2E_FAILED failed"
+    exit $rc
+}
+trap finish EXIT
+
+step() {
+    CURRENT_STEP=$1
+    echo "==> $1" >&2
+}
+
+as_root() {
+    if [[ $(id -u) -eq 0 ]]; then
+        "$@"
+    elif command -v sudo >/dev/null 2>&1; then
+        sudo "$@"
+    else
+        echo "run-all: need root (or sudo) to run: $*" >&2
+        return 1
+    fi
+}
+
+APT_UPDATED=0
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || {
+        echo "run-all: apt-get not found; install these by hand: $*" >&2
+        return 1
+    }
+    if ((APT_UPDATED == 0)); then
+        as_root apt-get update
+        APT_UPDATED=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y "$@"
+}
+
+# Debian's coturn package must not leave a system turnserver running: the tests
+# start their own instances on loopback and an open daemon on :3478 is not wanted.
+stop_coturn_daemon() {
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
+        echo "run-all: the coturn package started a daemon; stopping it" >&2
+        as_root systemctl stop coturn
+    elif command -v service >/dev/null 2>&1 && service coturn status >/dev/null 2>&1; then
+        echo "run-all: the coturn package started a daemon; stopping it" >&2
+        as_root service coturn stop
+    fi
+}
+
+ensure_tools() {
+    local need=()
+    command -v python3 >/dev/null 2>&1 || need+=(python3)
+    command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+    if ! command -v turnutils_uclient >/dev/null 2>&1 || ! command -v turnutils_peer >/dev/null 2>&1; then
+        need+=(coturn)
+    fi
+    if ((${#need[@]} > 0)); then
+        echo "run-all: installing ${need[*]}" >&2
+        apt_install "${need[@]}"
+        if [[ " ${need[*]} " == *" coturn "* ]]; then
+            stop_coturn_daemon
+        fi
+    fi
+    command -v turnutils_uclient >/dev/null 2>&1 || {
+        echo "run-all: turnutils_uclient still missing after install" >&2
+        return 1
+    }
+}
+
+step "install test tools"
+ensure_tools
+
+if ((QUICK == 0)); then
+    step "cargo fmt --all -- --check"
+    cargo fmt --all -- --check
+    step "cargo clippy --all-targets -- -D warnings"
+    cargo clippy --all-targets -- -D warnings
+else
+    echo "run-all: --quick: skipping fmt and clippy" >&2
+fi
+
+if cargo nextest --version >/dev/null 2>&1; then
+    step "cargo nextest run --workspace"
+    NEXTEST_ARGS=(--workspace)
+    # An empty workspace is not an error here; old nextest lacks the flag.
+    if cargo nextest run --help 2>/dev/null | grep -q -- '--no-tests'; then
+        NEXTEST_ARGS+=(--no-tests=warn)
+    fi
+    cargo nextest run "${NEXTEST_ARGS[@]}"
+else
+    step "cargo test --workspace"
+    cargo test --workspace
+fi
+
+step "cargo build --release"
+cargo build --release
+
+step "e2e: tests/e2e/uclient.sh target/release/ferroturn ferroturn"
+RESULT_FILE=$(mktemp "${TMPDIR:-/tmp}/ferroturn-e2e-result.XXXXXX")
+E2E_RC=0
+E2E_RESULT_FILE=$RESULT_FILE bash tests/e2e/uclient.sh target/release/ferroturn ferroturn || E2E_RC=$?
+if [[ -s "$RESULT_FILE" ]]; then
+    read -r E2E_PASSED E2E_FAILED <"$RESULT_FILE"
+    E2E_DONE=1
+fi
+rm -f "$RESULT_FILE"
+if ((E2E_RC != 0)); then
+    exit "$E2E_RC"
+fi
