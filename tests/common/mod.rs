@@ -1,0 +1,253 @@
+//! Shared harness: starts the TURN server binary on loopback with a coturn-syntax config.
+//!
+//! Each test binary uses a different subset of these helpers.
+#![allow(dead_code)]
+
+pub mod stun;
+
+use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha1::Sha1;
+use tokio::net::UdpSocket;
+
+pub const REALM: &str = "ferroturn.test";
+pub const SECRET: &str = "itest-static-secret";
+pub const STATIC_USER: &str = "alice";
+pub const STATIC_PASS: &str = "wonderland";
+/// Size of the relay port range each server gets.
+pub const RELAY_PORTS: u16 = 16;
+
+/// The server under test. This is the one line to change when the tests move into the
+/// ferroturn crate: `env!("CARGO_BIN_EXE_ferroturn")`.
+fn default_server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ferroturn"))
+}
+
+/// `TURN_SERVER_BIN` overrides the default binary.
+pub fn server_bin() -> PathBuf {
+    std::env::var_os("TURN_SERVER_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(default_server_bin)
+}
+
+/// True when the server under test is coturn, whose known RFC 8656 deviations some
+/// tests tolerate (each place says which).
+pub fn is_coturn() -> bool {
+    server_bin().file_name().is_some_and(|n| n == "turnserver")
+}
+
+/// A running server that is killed when dropped.
+pub struct TestServer {
+    child: Child,
+    dir: PathBuf,
+    /// Where the server listens (UDP, 127.0.0.1).
+    pub addr: SocketAddr,
+    pub min_port: u16,
+    pub max_port: u16,
+}
+
+/// Which credential mechanisms the generated config turns on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Auth {
+    /// `use-auth-secret` + `static-auth-secret` and `lt-cred-mech` + `user=alice:…`.
+    /// coturn then refuses static users: "Shared secret overrides username/password".
+    RestAndStatic,
+    /// Only `lt-cred-mech` + `user=alice:wonderland`.
+    StaticOnly,
+}
+
+impl TestServer {
+    pub async fn start() -> TestServer {
+        Self::start_with(Auth::RestAndStatic, &[]).await
+    }
+
+    /// Starts the server with `-c turnserver.conf` plus `extra_args`, and waits until it
+    /// answers a STUN Binding request.
+    pub async fn start_with(auth: Auth, extra_args: &[&str]) -> TestServer {
+        let dir = unique_temp_dir();
+        let listen_port = free_udp_port();
+        let min_port = free_udp_range(RELAY_PORTS, listen_port);
+        let max_port = min_port + RELAY_PORTS - 1;
+        let conf = dir.join("turnserver.conf");
+        std::fs::write(
+            &conf,
+            config_text(&dir, auth, listen_port, min_port, max_port),
+        )
+        .expect("write turnserver.conf");
+        let out = std::fs::File::create(dir.join("server.out")).expect("create server.out");
+        let err = out.try_clone().expect("clone server.out");
+        let child = Command::new(server_bin())
+            .arg("-c")
+            .arg(&conf)
+            .args(extra_args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", server_bin().display()));
+        let mut server = TestServer {
+            child,
+            dir,
+            addr: SocketAddr::from(([127, 0, 0, 1], listen_port)),
+            min_port,
+            max_port,
+        };
+        server.wait_ready().await;
+        server
+    }
+
+    async fn wait_ready(&mut self) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind probe");
+        let mut buf = [0u8; 1500];
+        for _ in 0..100 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("server exited early ({status}):\n{}", self.logs());
+            }
+            let req = stun::Message::request(stun::method::BINDING);
+            let _ = sock.send_to(&req.encode(None, true), self.addr).await;
+            let got = tokio::time::timeout(Duration::from_millis(100), sock.recv_from(&mut buf));
+            if let Ok(Ok((n, _))) = got.await {
+                if stun::Message::decode(&buf[..n]).is_some_and(|m| m.txid == req.txid) {
+                    return;
+                }
+            }
+        }
+        panic!("server never answered a Binding request:\n{}", self.logs());
+    }
+
+    /// The server's captured output, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut s = String::new();
+        for name in ["server.out", "turnserver.log"] {
+            if let Ok(text) = std::fs::read_to_string(self.dir.join(name)) {
+                s.push_str(&format!("--- {name} ---\n{text}\n"));
+            }
+        }
+        s
+    }
+
+    pub fn in_relay_range(&self, addr: SocketAddr) -> bool {
+        (self.min_port..=self.max_port).contains(&addr.port())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::env::var_os("ITEST_KEEP_LOGS").is_none() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Valid for coturn and ferroturn alike. The `no-*`, `pidfile`, `log-file` and
+/// `simple-log` lines only matter to coturn (so parallel instances do not fight over
+/// the CLI/TLS ports or the default pid and log files); ferroturn accepts them.
+fn config_text(
+    dir: &std::path::Path,
+    auth: Auth,
+    port: u16,
+    min_port: u16,
+    max_port: u16,
+) -> String {
+    let rest = match auth {
+        Auth::RestAndStatic => format!("use-auth-secret\nstatic-auth-secret={SECRET}\n"),
+        Auth::StaticOnly => String::new(),
+    };
+    format!(
+        "listening-ip=127.0.0.1\n\
+         relay-ip=127.0.0.1\n\
+         listening-port={port}\n\
+         min-port={min_port}\n\
+         max-port={max_port}\n\
+         realm={REALM}\n\
+         {rest}\
+         lt-cred-mech\n\
+         user={STATIC_USER}:{STATIC_PASS}\n\
+         allow-loopback-peers\n\
+         fingerprint\n\
+         no-cli\n\
+         no-tls\n\
+         no-dtls\n\
+         pidfile={pid}\n\
+         log-file={log}\n\
+         simple-log\n",
+        pid = dir.join("turnserver.pid").display(),
+        log = dir.join("turnserver.log").display(),
+    )
+}
+
+fn unique_temp_dir() -> PathBuf {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "itest-turn-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+fn free_udp_port() -> u16 {
+    let s = StdUdpSocket::bind("127.0.0.1:0").expect("bind port 0");
+    s.local_addr().expect("local addr").port()
+}
+
+/// Picks `len` consecutive free UDP ports on 127.0.0.1. Candidates are spread by pid and
+/// a counter so tests running in parallel do not pick the same range.
+fn free_udp_range(len: u16, avoid: u16) -> u16 {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let seed = std::process::id()
+        ^ SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+    for _ in 0..200 {
+        let k =
+            seed.wrapping_mul(2_654_435_761) ^ N.fetch_add(1, Ordering::Relaxed).wrapping_mul(7919);
+        let base = 20_000 + (k % 1_800) as u16 * 16;
+        if (base..base + len).contains(&avoid) {
+            continue;
+        }
+        let held: Vec<_> = (base..base + len)
+            .map_while(|p| StdUdpSocket::bind(("127.0.0.1", p)).ok())
+            .collect();
+        if held.len() == len as usize {
+            return base;
+        }
+    }
+    panic!("no free UDP port range found");
+}
+
+/// TURN REST credentials (draft-uberti-behave-turn-rest): username `<expiry>:<user>`,
+/// password base64(HMAC-SHA1(secret, username)).
+pub fn rest_credentials(secret: &str, user: &str, valid_for_secs: i64) -> (String, String) {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64;
+    let username = format!("{}:{user}", now + valid_for_secs);
+    let mut mac = Hmac::<Sha1>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(username.as_bytes());
+    let password = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    (username, password)
+}
+
+/// Builds `n` payloads cycling through 1, 100 and 1200 bytes, each tagged with its index
+/// so a reordered or duplicated packet cannot pass for another.
+pub fn payloads(n: usize) -> Vec<Vec<u8>> {
+    const SIZES: [usize; 3] = [1, 100, 1200];
+    (0..n)
+        .map(|i| {
+            let len = SIZES[i % SIZES.len()];
+            (0..len).map(|j| (i * 31 + j * 7) as u8).collect()
+        })
+        .collect()
+}
