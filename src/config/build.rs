@@ -166,7 +166,7 @@ impl Builder {
                 return;
             }
             // ferroturn has no telnet CLI, so asking for none is already satisfied.
-            Opt::NoCli => return,
+            Opt::AlreadyDefault => return,
             other => {
                 self.error(ctx, format!("internal: {other:?} is not a flag"));
                 return;

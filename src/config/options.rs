@@ -81,7 +81,7 @@ pub enum Opt {
     PrometheusAddress,
     // Compatibility
     AlternateServer,
-    NoCli,
+    AlreadyDefault,
     Unsupported,
 }
 
@@ -350,7 +350,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("prometheus-address", "IP", Opt::PrometheusAddress, G::Metrics, "Address of the metrics endpoint (default: all interfaces)"),
     // Compatibility: implemented
     value("alternate-server", "IP[:PORT]", Opt::AlternateServer, G::Compatibility, "Redirect Allocate requests to this server with 300 Try Alternate (repeatable)").list(),
-    flag("no-cli", Opt::NoCli, G::Compatibility, "Accepted for coturn compatibility; ferroturn has no telnet CLI"),
+    flag("no-cli", Opt::AlreadyDefault, G::Compatibility, "Accepted for coturn compatibility; ferroturn has no telnet CLI"),
     // Compatibility: recognised coturn options that ferroturn ignores with a warning.
     unsupported("listening-device", R, "Bind listeners to a network device").short('d'),
     unsupported("relay-device", R, "Bind relay sockets to a network device").short('i'),
@@ -391,10 +391,10 @@ pub static OPTIONS: &[OptionSpec] = &[
     unsupported("ec-curve-name", R, "ECDH curve"),
     unsupported("dh566", F, "566-bit DH parameters"),
     unsupported("dh1066", F, "1066-bit DH parameters"),
-    unsupported("software-attribute", F, "Send the SOFTWARE attribute"),
-    unsupported("no-rfc5780", F, "Disable RFC 5780 NAT behaviour discovery"),
-    unsupported("no-stun-backward-compatibility", F, "Refuse old (RFC 3489) STUN Binding requests"),
-    unsupported("response-origin-only-with-rfc5780", F, "Send RESPONSE-ORIGIN only with RFC 5780"),
+    flag("software-attribute", Opt::AlreadyDefault, G::Compatibility, "Accepted: SOFTWARE is sent unless no-software-attribute"),
+    flag("no-rfc5780", Opt::AlreadyDefault, G::Compatibility, "Accepted: ferroturn never offers RFC 5780 NAT behaviour discovery"),
+    flag("no-stun-backward-compatibility", Opt::AlreadyDefault, G::Compatibility, "Accepted: RFC 3489 Binding requests are never answered"),
+    flag("response-origin-only-with-rfc5780", Opt::AlreadyDefault, G::Compatibility, "Accepted: RESPONSE-ORIGIN is never sent"),
     unsupported("respond-http-unsupported", F, "Answer HTTP on TURN ports with 400"),
     unsupported("log-binding", F, "Log STUN Binding requests"),
     unsupported("proc-user", R, "Drop privileges to this user"),
