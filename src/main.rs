@@ -86,9 +86,7 @@ fn run(config: Config) -> ExitCode {
             Signal::Hangup => {
                 tracing::warn!("SIGHUP: configuration reload is not available yet; ignored");
             }
-            Signal::User2 => {
-                tracing::info!("SIGUSR2: no TLS certificates to reload");
-            }
+            Signal::User2 => runtime.reload_certificates(),
         }
     }
     runtime.stop();

@@ -248,6 +248,8 @@ impl Builder {
             // Limits
             Opt::UserQuota => c.user_quota = number(v)?,
             Opt::TotalQuota => c.total_quota = number(v)?,
+            Opt::MaxTcpConnections => c.max_tcp_connections = number(v)?,
+            Opt::MaxTcpConnectionsPerIp => c.max_tcp_connections_per_ip = number(v)?,
             Opt::MaxBps => c.max_bps = number(v)?,
             Opt::BpsCapacity => c.bps_capacity = number(v)?,
             Opt::MaxAllocateLifetime => c.max_allocate_lifetime = positive(v)?,
@@ -379,6 +381,23 @@ impl Builder {
                 "{}pkey is set without cert; TLS needs both",
                 self.source_of(Opt::Pkey)
             ));
+        }
+        if c.cipher_list.is_some() {
+            self.warnings.push(format!(
+                "{}cipher-list is ignored: ferroturn's TLS (rustls) offers only modern AEAD suites",
+                self.source_of(Opt::CipherList)
+            ));
+        }
+        if c.dh_file.is_some() {
+            self.warnings.push(format!(
+                "{}dh-file is ignored: finite-field Diffie-Hellman is never offered (ECDHE only)",
+                self.source_of(Opt::DhFile)
+            ));
+        }
+        if c.no_tlsv1 || c.no_tlsv1_1 {
+            self.notices.push(
+                "no-tlsv1 / no-tlsv1_1: TLS 1.0 and 1.1 are never offered anyway".to_string(),
+            );
         }
         if c.allow_loopback_peers {
             self.notices.push(format!(

@@ -215,6 +215,10 @@ pub struct Config {
     // Limits
     /// `user-quota`; 0 = unlimited.
     pub user_quota: u32,
+    /// `max-tcp-connections` (ferroturn): open TCP/TLS connections in total, 0 = unlimited.
+    pub max_tcp_connections: usize,
+    /// `max-tcp-connections-per-ip` (ferroturn): connections from one address, 0 = unlimited.
+    pub max_tcp_connections_per_ip: usize,
     /// `total-quota`; 0 = unlimited.
     pub total_quota: u32,
     /// `max-bps`, bytes per second; 0 = unlimited.
@@ -320,6 +324,8 @@ impl Default for Config {
             denied_peer_ips: Vec::new(),
             allow_loopback_peers: false,
             user_quota: 0,
+            max_tcp_connections: 20_000,
+            max_tcp_connections_per_ip: 256,
             total_quota: 0,
             max_bps: 0,
             bps_capacity: 0,

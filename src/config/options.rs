@@ -55,6 +55,8 @@ pub enum Opt {
     // Limits
     UserQuota,
     TotalQuota,
+    MaxTcpConnections,
+    MaxTcpConnectionsPerIp,
     MaxBps,
     BpsCapacity,
     MaxAllocateLifetime,
@@ -324,6 +326,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     // Limits
     value("user-quota", "N", Opt::UserQuota, G::Limits, "Maximum simultaneous allocations per user; 0 = unlimited").short('q').default("0"),
     value("total-quota", "N", Opt::TotalQuota, G::Limits, "Maximum simultaneous allocations in total; 0 = unlimited").short('Q').default("0"),
+    value("max-tcp-connections", "N", Opt::MaxTcpConnections, G::Limits, "Maximum open TCP/TLS client connections (ferroturn); 0 = unlimited").default("20000"),
+    value("max-tcp-connections-per-ip", "N", Opt::MaxTcpConnectionsPerIp, G::Limits, "Maximum TCP/TLS connections from one client address (ferroturn); 0 = unlimited").default("256"),
     value("max-bps", "BYTES/S", Opt::MaxBps, G::Limits, "Bandwidth limit per allocation in bytes per second; 0 = unlimited").short('s').default("0"),
     value("bps-capacity", "BYTES/S", Opt::BpsCapacity, G::Limits, "Total bandwidth of the server in bytes per second; 0 = unlimited").short('B').default("0"),
     value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600"),

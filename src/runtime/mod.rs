@@ -1,41 +1,53 @@
 //! The runtime: sockets, shard threads and signals around the sans-IO core.
 
 pub mod addresses;
+pub mod connection;
+pub mod connection_limits;
 pub mod core_setup;
 pub mod relay_sockets;
 pub mod shard;
-pub mod udp_socket;
+pub mod sockets;
+pub mod stream_framing;
+pub mod tls_config;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use mio::Waker;
 use thiserror::Error;
 
 use crate::config::Config;
 use crate::proto::server::Server;
+use connection_limits::ConnectionLimits;
 use relay_sockets::RelaySockets;
-use shard::{Shard, ShardControl};
+use shard::{Shard, ShardControl, ShardSockets, StreamPort};
+use tls_config::{CertStore, TlsError};
 
 /// Why the relay could not start.
 #[derive(Debug, Error)]
 pub enum StartError {
     /// A listening socket could not be opened.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} ({proto}): {source}")]
     Listen {
         /// The address.
         addr: SocketAddr,
+        /// "udp", "tcp" or "tls".
+        proto: &'static str,
         /// The OS error.
         source: io::Error,
     },
     /// The relay port range is unusable.
     #[error("relay port range: {0}")]
     PortRange(#[from] crate::proto::ports::PortRangeError),
+    /// The TLS certificate could not be loaded.
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
     /// Nothing to listen on.
-    #[error("no listener is enabled (UDP is off and TCP/TLS listeners are not available)")]
+    #[error("no listener is enabled (UDP, TCP and TLS are all off, or TLS has no certificate)")]
     NoListeners,
     /// No relay address could be found.
     #[error("no relay address: set relay-ip")]
@@ -49,11 +61,23 @@ pub enum StartError {
 pub struct Runtime {
     shards: Vec<(JoinHandle<io::Result<()>>, Arc<Waker>)>,
     control: Arc<ShardControl>,
-    /// UDP addresses actually bound (one per listening address and port).
+    certs: Option<Arc<CertStore>>,
+    watcher: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
+    /// UDP addresses bound.
     pub udp_listeners: Vec<SocketAddr>,
+    /// TCP addresses bound, and whether each is a TLS port.
+    pub tcp_listeners: Vec<(SocketAddr, StreamPort)>,
     /// Relay addresses per family.
     pub relay_addresses: (Option<IpAddr>, Option<IpAddr>),
 }
+
+/// How often certificate files are checked for changes.
+const CERT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
+/// Listener socket buffers asked for when `sock-buf-size` is not set: the kernel's 208 KB
+/// default drops packets during scheduling stalls (see perf notes); the kernel caps the
+/// request at net.core.rmem_max.
+const DEFAULT_LISTENER_BUFFER: usize = 4 << 20;
+const TCP_BACKLOG: i32 = 1024;
 
 impl Runtime {
     /// Opens every socket and starts one shard per relay thread.
@@ -69,30 +93,44 @@ impl Runtime {
         if relay_addresses == (None, None) {
             return Err(StartError::NoRelayAddress);
         }
-        let mut ports = vec![config.listening_port];
-        ports.extend(config.alt_listening_port);
-        let mut udp_addrs = Vec::new();
-        if !config.no_udp {
-            for ip in &listen_ips {
-                for port in &ports {
-                    udp_addrs.push(SocketAddr::new(*ip, *port));
-                }
+
+        let certs = match (&config.cert, &config.pkey) {
+            (Some(cert), Some(key)) if !(config.no_tls && config.no_tcp) => {
+                let store = CertStore::load(cert, key)?;
+                tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate loaded");
+                Some(Arc::new(store))
             }
-        }
-        if udp_addrs.is_empty() {
+            _ => None,
+        };
+        let tls = certs
+            .as_ref()
+            .map(|c| tls_config::server_config(c.clone(), config.no_tlsv1_2));
+
+        let (udp_addrs, tcp_addrs) = listener_addresses(config, &listen_ips, tls.is_some());
+        if udp_addrs.is_empty() && tcp_addrs.is_empty() {
             return Err(StartError::NoListeners);
+        }
+        if !config.no_tls && tls.is_none() && (config.cert.is_none() || config.pkey.is_none()) {
+            tracing::info!("no cert/pkey configured: TLS listeners are off");
         }
         let listener_buffer = Some(config.sock_buf_size.unwrap_or(DEFAULT_LISTENER_BUFFER));
 
-        // Every shard binds its own socket on each address (SO_REUSEPORT).
+        // Every shard binds its own socket on each address (SO_REUSEPORT): the kernel spreads
+        // clients, and keeps each 5-tuple or connection on one shard.
         let mut per_shard = Vec::with_capacity(threads);
         for shard in 0..threads {
-            let mut sockets = Vec::with_capacity(udp_addrs.len());
+            let mut sockets = ShardSockets {
+                udp: Vec::new(),
+                tcp: Vec::new(),
+            };
             for addr in &udp_addrs {
-                let (socket, granted) = udp_socket::bind_udp(*addr, true, listener_buffer)
-                    .map_err(|source| StartError::Listen {
-                        addr: *addr,
-                        source,
+                let (socket, granted) =
+                    sockets::bind_udp(*addr, true, listener_buffer).map_err(|source| {
+                        StartError::Listen {
+                            addr: *addr,
+                            proto: "udp",
+                            source,
+                        }
                     })?;
                 if shard == 0 {
                     tracing::info!(
@@ -102,12 +140,35 @@ impl Runtime {
                         "listening on UDP"
                     );
                 }
-                sockets.push(socket);
+                sockets.udp.push(socket);
+            }
+            for (addr, kind) in &tcp_addrs {
+                let proto = if *kind == StreamPort::Tls {
+                    "tls"
+                } else {
+                    "tcp"
+                };
+                let listener = sockets::listen_tcp(*addr, TCP_BACKLOG).map_err(|source| {
+                    StartError::Listen {
+                        addr: *addr,
+                        proto,
+                        source,
+                    }
+                })?;
+                if shard == 0 {
+                    let tls_too = *kind == StreamPort::Plain && tls.is_some();
+                    tracing::info!(%addr, proto, also_tls = tls_too, "listening on TCP");
+                }
+                sockets.tcp.push((listener, *kind));
             }
             per_shard.push(sockets);
         }
 
         let shared = Arc::new(core_setup::shared_from_config(config)?);
+        let limits = Arc::new(ConnectionLimits::new(
+            config.max_tcp_connections,
+            config.max_tcp_connections_per_ip,
+        ));
         let control = Arc::new(ShardControl::default());
         let epoch = Instant::now();
         let epoch_unix = SystemTime::now()
@@ -115,15 +176,17 @@ impl Runtime {
             .map_or(0, |d| d.as_secs());
         let relay_buffer = config.sock_buf_size;
         let mut shards = Vec::with_capacity(threads);
-        for (id, listeners) in per_shard.into_iter().enumerate() {
+        for (id, sockets) in per_shard.into_iter().enumerate() {
             let seed = rand::random::<u64>();
             let core = Server::new(shared.clone(), epoch, epoch_unix, seed);
             let (v4, v6) = relay_addresses;
             let (shard, waker) = Shard::new(
                 id,
                 core,
-                listeners,
+                sockets,
                 |registry| RelaySockets::new(registry, v4, v6, relay_buffer),
+                tls.clone(),
+                limits.clone(),
                 control.clone(),
             )
             .map_err(StartError::Shard)?;
@@ -133,6 +196,7 @@ impl Runtime {
                 .map_err(StartError::Shard)?;
             shards.push((handle, waker));
         }
+        let watcher = certs.clone().map(spawn_cert_watcher);
         tracing::info!(
             shards = threads,
             relay_v4 = ?relay_addresses.0,
@@ -144,24 +208,31 @@ impl Runtime {
         Ok(Runtime {
             shards,
             control,
+            certs,
+            watcher,
             udp_listeners: udp_addrs,
+            tcp_listeners: tcp_addrs,
             relay_addresses,
         })
     }
 
+    /// Reloads the TLS certificate (SIGUSR2); the old one stays when the new one is broken.
+    pub fn reload_certificates(&self) {
+        match &self.certs {
+            Some(store) => reload_logged(store),
+            None => tracing::info!("no TLS certificate configured; nothing to reload"),
+        }
+    }
+
     /// Stops accepting new allocations (or resumes).
     pub fn set_draining(&self, draining: bool) {
-        self.control
-            .draining
-            .store(draining, std::sync::atomic::Ordering::Relaxed);
+        self.control.draining.store(draining, Ordering::Relaxed);
         self.wake_all();
     }
 
     /// Stops every shard and waits for them.
     pub fn stop(self) {
-        self.control
-            .stop
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.control.stop.store(true, Ordering::Relaxed);
         self.wake_all();
         for (handle, _) in self.shards {
             match handle.join() {
@@ -169,6 +240,11 @@ impl Runtime {
                 Ok(Err(e)) => tracing::error!(error = %e, "shard failed"),
                 Err(_) => tracing::error!("shard panicked"),
             }
+        }
+        if let Some((handle, stop)) = self.watcher {
+            stop.store(true, Ordering::Relaxed);
+            handle.thread().unpark();
+            let _ = handle.join();
         }
     }
 
@@ -179,7 +255,64 @@ impl Runtime {
     }
 }
 
-/// Listener socket buffers asked for when `sock-buf-size` is not set: the kernel's 208 KB
-/// default drops packets during scheduling stalls (see perf notes); the kernel caps the
-/// request at net.core.rmem_max.
-const DEFAULT_LISTENER_BUFFER: usize = 4 << 20;
+/// UDP and TCP listening addresses from the configuration.
+fn listener_addresses(
+    config: &Config,
+    listen_ips: &[IpAddr],
+    tls_available: bool,
+) -> (Vec<SocketAddr>, Vec<(SocketAddr, StreamPort)>) {
+    let mut plain_ports = vec![config.listening_port];
+    plain_ports.extend(config.alt_listening_port);
+    let mut tls_ports = vec![config.tls_listening_port];
+    tls_ports.extend(config.alt_tls_listening_port);
+    let mut udp = Vec::new();
+    let mut tcp = Vec::new();
+    for ip in listen_ips {
+        for port in &plain_ports {
+            if !config.no_udp {
+                udp.push(SocketAddr::new(*ip, *port));
+            }
+            if !config.no_tcp {
+                tcp.push((SocketAddr::new(*ip, *port), StreamPort::Plain));
+            }
+        }
+        if tls_available && !config.no_tls {
+            for port in &tls_ports {
+                if !plain_ports.contains(port) {
+                    tcp.push((SocketAddr::new(*ip, *port), StreamPort::Tls));
+                }
+            }
+        }
+    }
+    (udp, tcp)
+}
+
+fn reload_logged(store: &CertStore) {
+    let (cert, key) = store.paths();
+    match store.reload() {
+        Ok(()) => {
+            tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate reloaded")
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "TLS certificate reload failed; keeping the previous certificate")
+        }
+    }
+}
+
+/// Polls the certificate files and reloads them when they change (cert-manager, certbot).
+fn spawn_cert_watcher(store: Arc<CertStore>) -> (JoinHandle<()>, Arc<AtomicBool>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let handle = std::thread::Builder::new()
+        .name("ferroturn-cert-watch".into())
+        .spawn(move || {
+            while !flag.load(Ordering::Relaxed) {
+                std::thread::park_timeout(CERT_WATCH_INTERVAL);
+                if !flag.load(Ordering::Relaxed) && store.changed_on_disk() {
+                    reload_logged(&store);
+                }
+            }
+        })
+        .expect("spawn certificate watcher");
+    (handle, stop)
+}

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
-use super::udp_socket::{bind_udp, set_dont_fragment};
+use super::sockets::{bind_udp, set_dont_fragment};
 use crate::proto::flow::Family;
 use crate::proto::server::{BindError, RelayBinder};
 

@@ -1,5 +1,6 @@
-//! One shard: a thread with its own event loop, listening sockets, relay sockets and core state.
-//! Nothing here is shared with other shards except through the core's `Shared` (control plane).
+//! One shard: a thread with its own event loop, listening sockets, client connections, relay
+//! sockets and core state. Nothing here is shared with other shards except the core's `Shared`
+//! (control plane) and the connection limits (touched on accept and close).
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,21 +8,37 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::net::{TcpListener, UdpSocket};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+use rustls::ServerConfig;
 
+use super::connection::{CloseReason, Connection};
+use super::connection_limits::ConnectionLimits;
 use super::relay_sockets::RelaySockets;
 use crate::proto::flow::{Flow, Transport};
 use crate::proto::server::{ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
 
-/// Tokens at and above this are listeners; below it, relay slots.
-const LISTENER_BASE: usize = 1 << 30;
+// Token space: relay slots, then connections, then listeners, then the waker.
+const CONN_BASE: usize = 1 << 28;
+const UDP_LISTENER_BASE: usize = 1 << 29;
+const TCP_LISTENER_BASE: usize = UDP_LISTENER_BASE + (1 << 16);
 const WAKER: Token = Token(usize::MAX);
+/// `Flow::socket` values at and above this name a connection (slot = value - base); below it, a
+/// UDP listener index.
+const CONN_FLOW_BASE: u32 = 1 << 16;
+
 /// Largest UDP payload.
 const MAX_DATAGRAM: usize = 65_535;
-/// Most datagrams read from one socket per readiness event, so one busy socket cannot starve
-/// the others; mio re-reports it while data remains.
+/// Most datagrams or reads handled for one socket per turn, so a busy socket cannot starve the
+/// others; a socket that used its budget is served again on the next turn.
 const READ_BUDGET: usize = 256;
+/// Time to complete the TLS handshake or send a first frame.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time an incomplete frame may take to arrive (slow-loris guard).
+const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a connection without allocation may stay silent.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Signals a shard reacts to, set by the control thread.
 #[derive(Default)]
@@ -32,46 +49,87 @@ pub struct ShardControl {
     pub draining: AtomicBool,
 }
 
+/// What a TCP listener accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamPort {
+    /// The TURN port: plain TCP, or TLS recognised by its first byte.
+    Plain,
+    /// A TLS port.
+    Tls,
+}
+
+/// Sockets a shard serves.
+pub struct ShardSockets {
+    /// UDP listeners.
+    pub udp: Vec<std::net::UdpSocket>,
+    /// TCP listeners and what they accept.
+    pub tcp: Vec<(std::net::TcpListener, StreamPort)>,
+}
+
 /// The state of one shard's thread.
 pub struct Shard {
     poll: Poll,
     core: Server,
-    listeners: Vec<UdpSocket>,
+    udp: Vec<UdpSocket>,
+    tcp: Vec<(TcpListener, StreamPort)>,
+    conns: Vec<Option<Connection>>,
+    free_conns: Vec<usize>,
     relays: RelaySockets,
+    tls: Option<Arc<ServerConfig>>,
+    limits: Arc<ConnectionLimits>,
     buf: Vec<u8>,
     out: Vec<u8>,
+    again: Vec<Token>,
+    next_sweep: Instant,
     control: Arc<ShardControl>,
     id: usize,
 }
 
 impl Shard {
-    /// A shard serving `listeners` with `core`. `make_relays` receives the registry that relay
+    /// A shard serving `sockets` with `core`. `make_relays` receives the registry that relay
     /// sockets must be registered with.
     pub fn new(
         id: usize,
         core: Server,
-        listeners: Vec<std::net::UdpSocket>,
-        make_relays: impl FnOnce(mio::Registry) -> RelaySockets,
+        sockets: ShardSockets,
+        make_relays: impl FnOnce(Registry) -> RelaySockets,
+        tls: Option<Arc<ServerConfig>>,
+        limits: Arc<ConnectionLimits>,
         control: Arc<ShardControl>,
     ) -> io::Result<(Self, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-        let mut sockets = Vec::with_capacity(listeners.len());
-        for (i, l) in listeners.into_iter().enumerate() {
-            let mut s = UdpSocket::from_std(l);
+        let mut udp = Vec::with_capacity(sockets.udp.len());
+        for (i, s) in sockets.udp.into_iter().enumerate() {
+            let mut s = UdpSocket::from_std(s);
             poll.registry()
-                .register(&mut s, Token(LISTENER_BASE + i), Interest::READABLE)?;
-            sockets.push(s);
+                .register(&mut s, Token(UDP_LISTENER_BASE + i), Interest::READABLE)?;
+            udp.push(s);
+        }
+        let mut tcp = Vec::with_capacity(sockets.tcp.len());
+        for (i, (l, kind)) in sockets.tcp.into_iter().enumerate() {
+            let mut l = TcpListener::from_std(l);
+            poll.registry()
+                .register(&mut l, Token(TCP_LISTENER_BASE + i), Interest::READABLE)?;
+            tcp.push((l, kind));
         }
         let relays = make_relays(poll.registry().try_clone()?);
+        let now = Instant::now();
         Ok((
             Shard {
                 poll,
                 core,
-                listeners: sockets,
+                udp,
+                tcp,
+                conns: Vec::new(),
+                free_conns: Vec::new(),
                 relays,
+                tls,
+                limits,
                 buf: vec![0; PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM],
                 out: vec![0; 2048],
+                again: Vec::new(),
+                next_sweep: now + SWEEP_INTERVAL,
                 control,
                 id,
             },
@@ -83,11 +141,16 @@ impl Shard {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut draining = false;
+        let mut pending = Vec::new();
         loop {
             let now = Instant::now();
-            let timeout = self.core.poll_timeout().saturating_duration_since(now);
-            // Round up so a deadline a few microseconds away does not spin.
-            let timeout = timeout + Duration::from_millis(1);
+            let timeout = if self.again.is_empty() {
+                let deadline = self.core.poll_timeout().min(self.next_sweep);
+                // Round up so a deadline a few microseconds away does not spin.
+                deadline.saturating_duration_since(now) + Duration::from_millis(1)
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     return Err(e);
@@ -101,24 +164,38 @@ impl Shard {
                 draining = want_drain;
                 self.core.set_draining(draining);
             }
+            std::mem::swap(&mut pending, &mut self.again);
+            for token in pending.drain(..) {
+                self.dispatch(token, true, false);
+            }
             for event in events.iter() {
-                match event.token() {
-                    WAKER => {}
-                    Token(t) if t >= LISTENER_BASE => self.read_listener(t - LISTENER_BASE),
-                    Token(t) => self.read_relay(t as u32),
-                }
+                self.dispatch(event.token(), event.is_readable(), event.is_writable());
             }
             let now = Instant::now();
             if self.core.poll_timeout() <= now {
                 self.core.handle_timeout(now, &mut self.relays);
             }
+            if now >= self.next_sweep {
+                self.next_sweep = now + SWEEP_INTERVAL;
+                self.sweep_connections(now);
+            }
             self.log_events();
         }
     }
 
-    fn read_listener(&mut self, index: usize) {
+    fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
+        match token.0 {
+            _ if token == WAKER => {}
+            t if t >= TCP_LISTENER_BASE => self.accept(t - TCP_LISTENER_BASE),
+            t if t >= UDP_LISTENER_BASE => self.read_udp_listener(t - UDP_LISTENER_BASE),
+            t if t >= CONN_BASE => self.service_connection(t - CONN_BASE, readable, writable),
+            t => self.read_relay(t as u32),
+        }
+    }
+
+    fn read_udp_listener(&mut self, index: usize) {
         for _ in 0..READ_BUDGET {
-            let Some(listener) = self.listeners.get(index) else {
+            let Some(listener) = self.udp.get(index) else {
                 return;
             };
             let (len, from) = match listener.recv_from(&mut self.buf) {
@@ -145,7 +222,7 @@ impl Shard {
             match action {
                 ClientAction::None => {}
                 ClientAction::Reply(n) => {
-                    let _ = self.listeners[index].send_to(&self.out[..n], from);
+                    let _ = self.udp[index].send_to(&self.out[..n], from);
                 }
                 ClientAction::Relay {
                     relay,
@@ -159,6 +236,7 @@ impl Shard {
                 }
             }
         }
+        self.again.push(Token(UDP_LISTENER_BASE + index));
     }
 
     fn read_relay(&mut self, relay: u32) {
@@ -183,10 +261,228 @@ impl Shard {
             {
                 PeerAction::Drop => {}
                 PeerAction::Forward { flow, start, end } => {
-                    if let Some(listener) = self.listeners.get(flow.socket as usize) {
-                        let _ = listener.send_to(&self.buf[start..end], flow.remote);
+                    self.deliver(flow, start, end);
+                }
+            }
+        }
+        self.again.push(Token(relay as usize));
+    }
+
+    /// Sends `self.buf[start..end]` to the client on `flow`.
+    fn deliver(&mut self, flow: Flow, start: usize, end: usize) {
+        if flow.socket < CONN_FLOW_BASE {
+            if let Some(listener) = self.udp.get(flow.socket as usize) {
+                let _ = listener.send_to(&self.buf[start..end], flow.remote);
+            }
+            return;
+        }
+        let slot = (flow.socket - CONN_FLOW_BASE) as usize;
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return;
+        };
+        conn.queue(&self.buf[start..end]);
+        let result = conn.flush();
+        self.after_io(slot, result);
+    }
+
+    fn accept(&mut self, index: usize) {
+        for _ in 0..READ_BUDGET {
+            let Some((listener, kind)) = self.tcp.get(index) else {
+                return;
+            };
+            let kind = *kind;
+            let (stream, remote) = match listener.accept() {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) => {
+                    // Out of file descriptors and similar: retry on the next turn.
+                    tracing::warn!(shard = self.id, error = %e, "accept failed");
+                    break;
+                }
+            };
+            let remote = canonical(remote);
+            if !self.limits.try_open(remote.ip()) {
+                tracing::debug!(shard = self.id, client = %remote, "connection refused: limit reached");
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            let now = Instant::now();
+            let conn = match (kind, &self.tls) {
+                (StreamPort::Plain, tls) => {
+                    Connection::plain_port(stream, remote, tls.clone(), now)
+                }
+                (StreamPort::Tls, Some(tls)) => {
+                    match Connection::tls_port(stream, remote, tls.clone(), now) {
+                        Ok(c) => c,
+                        Err(_) => {
+                            self.limits.close(remote.ip());
+                            continue;
+                        }
                     }
                 }
+                (StreamPort::Tls, None) => {
+                    self.limits.close(remote.ip());
+                    continue;
+                }
+            };
+            let slot = self.free_conns.pop().unwrap_or_else(|| {
+                self.conns.push(None);
+                self.conns.len() - 1
+            });
+            let mut conn = conn;
+            if let Err(e) = self.poll.registry().register(
+                conn.stream_mut(),
+                Token(CONN_BASE + slot),
+                Interest::READABLE,
+            ) {
+                tracing::warn!(error = %e, "cannot register connection");
+                self.limits.close(remote.ip());
+                self.free_conns.push(slot);
+                continue;
+            }
+            self.conns[slot] = Some(conn);
+        }
+        self.again.push(Token(TCP_LISTENER_BASE + index));
+    }
+
+    fn service_connection(&mut self, slot: usize, readable: bool, writable: bool) {
+        if writable {
+            let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
+                Some(conn) => conn.flush(),
+                None => return,
+            };
+            if !self.after_io(slot, result) {
+                return;
+            }
+        }
+        if readable {
+            let result = self.read_connection(slot);
+            self.after_io(slot, result);
+        }
+    }
+
+    /// Reads and handles every whole frame the connection has.
+    fn read_connection(&mut self, slot: usize) -> Result<(), CloseReason> {
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return Ok(());
+        };
+        let flow = Flow {
+            socket: CONN_FLOW_BASE + slot as u32,
+            remote: conn.remote(),
+        };
+        for _ in 0..READ_BUDGET {
+            let now = Instant::now();
+            let added = conn.fill(now)?;
+            while let Some(n) = conn.next_frame(now)? {
+                let transport = conn.transport();
+                let frame = &conn.received()[..n];
+                let action = self.core.handle_client(
+                    now,
+                    flow,
+                    transport,
+                    frame,
+                    &mut self.out,
+                    &mut self.relays,
+                );
+                match action {
+                    ClientAction::None => {}
+                    ClientAction::Reply(len) => {
+                        conn.queue(&self.out[..len]);
+                    }
+                    ClientAction::Relay {
+                        relay,
+                        peer,
+                        start,
+                        end,
+                    } => {
+                        if let Some(socket) = self.relays.get(relay) {
+                            let _ = socket.send_to(&frame[start..end], peer);
+                        }
+                    }
+                }
+                conn.consume(n);
+            }
+            if added == 0 {
+                return conn.flush();
+            }
+        }
+        self.again.push(Token(CONN_BASE + slot));
+        conn.flush()
+    }
+
+    /// Closes the connection after a failed I/O step, or updates its write interest. Returns
+    /// whether the connection is still open.
+    fn after_io(&mut self, slot: usize, result: Result<(), CloseReason>) -> bool {
+        if let Err(reason) = result {
+            self.close_connection(slot, reason);
+            return false;
+        }
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return false;
+        };
+        let want = conn.wants_write();
+        if want != conn.writable_registered {
+            let interest = if want {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            conn.writable_registered = want;
+            let _ = self.poll.registry().reregister(
+                conn.stream_mut(),
+                Token(CONN_BASE + slot),
+                interest,
+            );
+        }
+        true
+    }
+
+    fn close_connection(&mut self, slot: usize, reason: CloseReason) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(conn.stream_mut());
+        let remote = conn.remote();
+        self.limits.close(remote.ip());
+        let flow = Flow {
+            socket: CONN_FLOW_BASE + slot as u32,
+            remote,
+        };
+        self.core
+            .handle_flow_closed(Instant::now(), flow, &mut self.relays);
+        self.free_conns.push(slot);
+        tracing::debug!(shard = self.id, client = %remote, reason, dropped = conn.dropped, "connection closed");
+    }
+
+    /// Closes connections that never finished their handshake, stalled mid-frame, or sit idle
+    /// without an allocation.
+    fn sweep_connections(&mut self, now: Instant) {
+        for slot in 0..self.conns.len() {
+            let Some(conn) = self.conns[slot].as_ref() else {
+                continue;
+            };
+            let flow = Flow {
+                socket: CONN_FLOW_BASE + slot as u32,
+                remote: conn.remote(),
+            };
+            let reason = if !conn.established()
+                && now.saturating_duration_since(conn.opened) > HANDSHAKE_TIMEOUT
+            {
+                Some("handshake timeout")
+            } else if conn
+                .partial_since
+                .is_some_and(|t| now.saturating_duration_since(t) > PARTIAL_FRAME_TIMEOUT)
+            {
+                Some("incomplete frame timeout")
+            } else if now.saturating_duration_since(conn.last_rx) > IDLE_TIMEOUT
+                && !self.core.has_allocation(flow)
+            {
+                Some("idle timeout")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                self.close_connection(slot, reason);
             }
         }
     }

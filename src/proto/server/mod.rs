@@ -387,6 +387,11 @@ impl Server {
         &self.stats
     }
 
+    /// Whether the client on `flow` holds an allocation.
+    pub fn has_allocation(&self, flow: Flow) -> bool {
+        self.by_flow.contains_key(&flow)
+    }
+
     /// Number of live allocations in this shard.
     pub fn allocation_count(&self) -> usize {
         self.by_flow.len()

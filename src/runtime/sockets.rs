@@ -1,4 +1,4 @@
-//! Creating UDP sockets with the options the relay needs.
+//! Creating listening and relay sockets with the options the relay needs.
 
 use std::io;
 use std::net::SocketAddr;
@@ -71,4 +71,18 @@ pub fn set_dont_fragment(socket: &impl std::os::fd::AsRawFd, ipv6: bool) -> io::
     } else {
         Err(io::Error::last_os_error())
     }
+}
+
+/// A non-blocking TCP listener on `addr` with SO_REUSEPORT, so every shard can accept on it.
+pub fn listen_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(socket.into())
 }

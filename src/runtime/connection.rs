@@ -1,0 +1,341 @@
+//! One TCP or TLS client connection: a bounded receive buffer that yields whole frames, and a
+//! bounded send backlog. Plain connections on the TURN port are told apart from TLS by their
+//! first byte (a ClientHello starts with 0x16, STUN with 0x00–0x03, ChannelData with 0x40–0x7F).
+
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use mio::net::TcpStream;
+use rustls::{ServerConfig, ServerConnection};
+
+use super::stream_framing::{next_frame, Frame, MAX_STREAM_FRAME};
+use crate::proto::flow::Transport;
+
+/// Receive buffer: room for one largest frame plus a good read.
+const RX_CAPACITY: usize = MAX_STREAM_FRAME + 16 * 1024;
+/// Most bytes queued for a client that does not read; beyond it relayed packets are dropped
+/// (media tolerates loss; a stuck reader must not grow memory without bound).
+const TX_BACKLOG_LIMIT: usize = 512 * 1024;
+
+/// Why a connection is being closed.
+pub type CloseReason = &'static str;
+
+enum Mode {
+    /// On the plain port, before the first byte says whether this is TLS.
+    Detect,
+    /// Plain TCP.
+    Plain,
+    /// TLS.
+    Tls(Box<ServerConnection>),
+}
+
+/// A client connection owned by one shard.
+pub struct Connection {
+    stream: TcpStream,
+    remote: SocketAddr,
+    mode: Mode,
+    tls_config: Option<Arc<ServerConfig>>,
+    rx: Box<[u8]>,
+    rx_start: usize,
+    rx_end: usize,
+    tx: Vec<u8>,
+    /// When the connection was accepted.
+    pub opened: Instant,
+    /// When bytes last arrived.
+    pub last_rx: Instant,
+    /// Since when an incomplete frame has been waiting (slow-loris guard).
+    pub partial_since: Option<Instant>,
+    /// Whether WRITABLE interest is registered.
+    pub writable_registered: bool,
+    /// Datagrams dropped because the client did not read fast enough.
+    pub dropped: u64,
+}
+
+impl Connection {
+    /// A connection accepted on the TURN (plain) port; it becomes TLS if it starts with a
+    /// ClientHello and `tls` is configured.
+    pub fn plain_port(
+        stream: TcpStream,
+        remote: SocketAddr,
+        tls: Option<Arc<ServerConfig>>,
+        now: Instant,
+    ) -> Self {
+        Self::new(stream, remote, Mode::Detect, tls, now)
+    }
+
+    /// A connection accepted on a TLS port.
+    pub fn tls_port(
+        stream: TcpStream,
+        remote: SocketAddr,
+        tls: Arc<ServerConfig>,
+        now: Instant,
+    ) -> io::Result<Self> {
+        let session = ServerConnection::new(tls).map_err(io::Error::other)?;
+        Ok(Self::new(
+            stream,
+            remote,
+            Mode::Tls(Box::new(session)),
+            None,
+            now,
+        ))
+    }
+
+    fn new(
+        stream: TcpStream,
+        remote: SocketAddr,
+        mode: Mode,
+        tls_config: Option<Arc<ServerConfig>>,
+        now: Instant,
+    ) -> Self {
+        Connection {
+            stream,
+            remote,
+            mode,
+            tls_config,
+            rx: vec![0; RX_CAPACITY].into_boxed_slice(),
+            rx_start: 0,
+            rx_end: 0,
+            tx: Vec::new(),
+            opened: now,
+            last_rx: now,
+            partial_since: None,
+            writable_registered: false,
+            dropped: 0,
+        }
+    }
+
+    /// The socket, for (re)registration.
+    pub fn stream_mut(&mut self) -> &mut TcpStream {
+        &mut self.stream
+    }
+
+    /// The client's address.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// Transport to report for allocations made over this connection.
+    pub fn transport(&self) -> Transport {
+        match self.mode {
+            Mode::Tls(_) => Transport::Tls,
+            _ => Transport::Tcp,
+        }
+    }
+
+    /// Whether the connection is past detection and the TLS handshake.
+    pub fn established(&self) -> bool {
+        match &self.mode {
+            Mode::Detect => false,
+            Mode::Plain => true,
+            Mode::Tls(tls) => !tls.is_handshaking(),
+        }
+    }
+
+    /// Reads what the socket holds into the receive buffer (decrypting TLS). Returns how many
+    /// bytes were added; 0 means nothing more for now.
+    pub fn fill(&mut self, now: Instant) -> Result<usize, CloseReason> {
+        self.compact();
+        let before = self.rx_end;
+        loop {
+            if self.rx_end == self.rx.len() {
+                break;
+            }
+            let progressed = match &mut self.mode {
+                Mode::Tls(tls) => read_tls(tls, &mut self.stream, &mut self.rx, &mut self.rx_end)?,
+                Mode::Detect | Mode::Plain => match self.stream.read(&mut self.rx[self.rx_end..]) {
+                    Ok(0) => return Err("closed by client"),
+                    Ok(n) => {
+                        self.rx_end += n;
+                        true
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
+                    Err(_) => return Err("read error"),
+                },
+            };
+            if matches!(self.mode, Mode::Detect) && self.rx_end > 0 {
+                self.detect()?;
+                continue;
+            }
+            if !progressed {
+                break;
+            }
+        }
+        if matches!(self.mode, Mode::Tls(_)) {
+            // The handshake may have produced records to send.
+            self.flush()?;
+        }
+        let added = self.rx_end - before;
+        if added > 0 {
+            self.last_rx = now;
+        }
+        Ok(added)
+    }
+
+    fn detect(&mut self) -> Result<(), CloseReason> {
+        match self.rx[0] {
+            0x16 => {
+                let Some(config) = self.tls_config.take() else {
+                    return Err("TLS on a port without certificate");
+                };
+                let mut session = ServerConnection::new(config).map_err(|_| "TLS setup failed")?;
+                let mut hello = &self.rx[..self.rx_end];
+                while !hello.is_empty() {
+                    session.read_tls(&mut hello).map_err(|_| "bad TLS record")?;
+                }
+                self.rx_end = 0;
+                self.mode = Mode::Tls(Box::new(session));
+                let Mode::Tls(tls) = &mut self.mode else {
+                    unreachable!()
+                };
+                drain_plaintext(tls, &mut self.rx, &mut self.rx_end)?;
+                Ok(())
+            }
+            0x00..=0x03 | 0x40..=0x7F => {
+                self.mode = Mode::Plain;
+                Ok(())
+            }
+            _ => Err("neither STUN, ChannelData nor TLS"),
+        }
+    }
+
+    /// The next whole frame at the front of the buffer.
+    pub fn next_frame(&mut self, now: Instant) -> Result<Option<usize>, CloseReason> {
+        match next_frame(&self.rx[self.rx_start..self.rx_end]) {
+            Frame::Complete(n) => {
+                self.partial_since = None;
+                Ok(Some(n))
+            }
+            Frame::Partial => {
+                if self.rx_start != self.rx_end {
+                    self.partial_since.get_or_insert(now);
+                }
+                Ok(None)
+            }
+            Frame::Invalid => Err("invalid or oversized frame"),
+        }
+    }
+
+    /// The unconsumed received bytes.
+    pub fn received(&self) -> &[u8] {
+        &self.rx[self.rx_start..self.rx_end]
+    }
+
+    /// Drops `n` bytes from the front of the buffer.
+    pub fn consume(&mut self, n: usize) {
+        self.rx_start = (self.rx_start + n).min(self.rx_end);
+    }
+
+    fn compact(&mut self) {
+        if self.rx_start == self.rx_end {
+            self.rx_start = 0;
+            self.rx_end = 0;
+        } else if self.rx_start > 0 {
+            self.rx.copy_within(self.rx_start..self.rx_end, 0);
+            self.rx_end -= self.rx_start;
+            self.rx_start = 0;
+        }
+    }
+
+    /// Queues one whole frame for the client; false (and counted) when the backlog is full.
+    pub fn queue(&mut self, frame: &[u8]) -> bool {
+        if self.tx.len() + frame.len() > TX_BACKLOG_LIMIT {
+            self.dropped += 1;
+            return false;
+        }
+        self.tx.extend_from_slice(frame);
+        true
+    }
+
+    /// Writes as much of the backlog as the socket takes.
+    pub fn flush(&mut self) -> Result<(), CloseReason> {
+        match &mut self.mode {
+            Mode::Detect | Mode::Plain => {
+                let mut written = 0;
+                while written < self.tx.len() {
+                    match self.stream.write(&self.tx[written..]) {
+                        Ok(0) => return Err("write returned 0"),
+                        Ok(n) => written += n,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Err("write error"),
+                    }
+                }
+                self.tx.drain(..written);
+            }
+            Mode::Tls(tls) => loop {
+                let mut progressed = false;
+                if !self.tx.is_empty() && !tls.is_handshaking() {
+                    let n = tls
+                        .writer()
+                        .write(&self.tx)
+                        .map_err(|_| "TLS write failed")?;
+                    self.tx.drain(..n);
+                    progressed |= n > 0;
+                }
+                while tls.wants_write() {
+                    match tls.write_tls(&mut self.stream) {
+                        Ok(0) => return Err("write returned 0"),
+                        Ok(_) => progressed = true,
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(_) => return Err("write error"),
+                    }
+                }
+                if !progressed || (self.tx.is_empty() && !tls.wants_write()) {
+                    break;
+                }
+            },
+        }
+        Ok(())
+    }
+
+    /// Whether output is waiting for the socket to become writable.
+    pub fn wants_write(&self) -> bool {
+        !self.tx.is_empty() || matches!(&self.mode, Mode::Tls(tls) if tls.wants_write())
+    }
+}
+
+/// Feeds TLS records from the socket to rustls and moves the plaintext into `rx`. Returns
+/// whether anything was read from the socket.
+fn read_tls(
+    tls: &mut ServerConnection,
+    stream: &mut TcpStream,
+    rx: &mut [u8],
+    rx_end: &mut usize,
+) -> Result<bool, CloseReason> {
+    // Plaintext left over from an earlier read comes first.
+    drain_plaintext(tls, rx, rx_end)?;
+    if *rx_end == rx.len() {
+        return Ok(false);
+    }
+    match tls.read_tls(stream) {
+        Ok(0) => Err("closed by client"),
+        Ok(_) => {
+            drain_plaintext(tls, rx, rx_end)?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+        Err(_) => Err("read error"),
+    }
+}
+
+fn drain_plaintext(
+    tls: &mut ServerConnection,
+    rx: &mut [u8],
+    rx_end: &mut usize,
+) -> Result<(), CloseReason> {
+    tls.process_new_packets().map_err(|_| "TLS error")?;
+    while *rx_end < rx.len() {
+        match tls.reader().read(&mut rx[*rx_end..]) {
+            Ok(0) => return Err("TLS session closed"),
+            Ok(n) => *rx_end += n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(_) => return Err("TLS read error"),
+        }
+    }
+    Ok(())
+}
