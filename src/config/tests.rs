@@ -360,5 +360,5 @@ fn realistic_jitsi_config() {
     assert!(c.simple_log);
     // A stock Jitsi config must pass --check-config.
     assert!(c.check().is_ok(), "{:?}", c.warnings);
-    assert_eq!(c.notices.len(), 1, "{:?}", c.notices);
+    assert_eq!(c.notices.len(), 2, "{:?}", c.notices);
 }
