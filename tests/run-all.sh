@@ -104,6 +104,7 @@ ensure_tools() {
     local need=()
     command -v python3 >/dev/null 2>&1 || need+=(python3)
     command -v timeout >/dev/null 2>&1 || need+=(coreutils)
+    command -v openssl >/dev/null 2>&1 || need+=(openssl)
     if ! command -v turnutils_uclient >/dev/null 2>&1 || ! command -v turnutils_peer >/dev/null 2>&1; then
         need+=(coturn)
     fi

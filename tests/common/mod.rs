@@ -70,16 +70,39 @@ impl TestServer {
     /// Starts the server with `-c turnserver.conf` plus `extra_args`, and waits until it
     /// answers a STUN Binding request.
     pub async fn start_with(auth: Auth, extra_args: &[&str]) -> TestServer {
+        Self::start_full(auth, None, extra_args).await
+    }
+
+    /// Starts the server with TLS on `tls_port` (and on the TURN port, recognised by its
+    /// first byte) using the given PEM files.
+    pub async fn start_with_tls(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        tls_port: u16,
+    ) -> TestServer {
+        Self::start_full(Auth::RestAndStatic, Some((cert, key, tls_port)), &[]).await
+    }
+
+    async fn start_full(
+        auth: Auth,
+        tls: Option<(&std::path::Path, &std::path::Path, u16)>,
+        extra_args: &[&str],
+    ) -> TestServer {
         let dir = unique_temp_dir();
         let listen_port = free_udp_port();
         let min_port = free_udp_range(RELAY_PORTS, listen_port);
         let max_port = min_port + RELAY_PORTS - 1;
         let conf = dir.join("turnserver.conf");
-        std::fs::write(
-            &conf,
-            config_text(&dir, auth, listen_port, min_port, max_port),
-        )
-        .expect("write turnserver.conf");
+        let mut text = config_text(&dir, auth, listen_port, min_port, max_port);
+        if let Some((cert, key, port)) = tls {
+            text = text.replace("no-tls\n", "");
+            text.push_str(&format!(
+                "tls-listening-port={port}\ncert={}\npkey={}\n",
+                cert.display(),
+                key.display()
+            ));
+        }
+        std::fs::write(&conf, text).expect("write turnserver.conf");
         let out = std::fs::File::create(dir.join("server.out")).expect("create server.out");
         let err = out.try_clone().expect("clone server.out");
         let child = Command::new(server_bin())
@@ -130,6 +153,11 @@ impl TestServer {
             }
         }
         s
+    }
+
+    /// The server's process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn in_relay_range(&self, addr: SocketAddr) -> bool {
@@ -193,6 +221,12 @@ fn unique_temp_dir() -> PathBuf {
     ));
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
+}
+
+/// A port free for TCP on 127.0.0.1 right now.
+pub fn free_tcp_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().expect("local addr").port()
 }
 
 fn free_udp_port() -> u16 {

@@ -362,7 +362,7 @@ pub fn channel_data(ch: u16, payload: &[u8]) -> Vec<u8> {
 
 /// Splits a ChannelData frame into channel number and payload (padding ignored).
 pub fn parse_channel_data(buf: &[u8]) -> Option<(u16, &[u8])> {
-    if buf.len() < 4 || !(0x40..=0x4F).contains(&buf[0]) {
+    if buf.len() < 4 || !(0x40..=0x7F).contains(&buf[0]) {
         return None;
     }
     let ch = u16::from_be_bytes([buf[0], buf[1]]);
