@@ -149,15 +149,41 @@ fi
 step "cargo build --release"
 cargo build --release
 
-step "e2e: tests/e2e/uclient.sh target/release/ferroturn ferroturn"
-RESULT_FILE=$(mktemp "${TMPDIR:-/tmp}/ferroturn-e2e-result.XXXXXX")
-E2E_RC=0
-E2E_RESULT_FILE=$RESULT_FILE bash tests/e2e/uclient.sh target/release/ferroturn ferroturn || E2E_RC=$?
-if [[ -s "$RESULT_FILE" ]]; then
-    read -r E2E_PASSED E2E_FAILED <"$RESULT_FILE"
-    E2E_DONE=1
-fi
-rm -f "$RESULT_FILE"
-if ((E2E_RC != 0)); then
-    exit "$E2E_RC"
+# End-to-end suites with real clients. Each prints `N passed, N failed` last; all of them run
+# even when one fails, and the counts add up into the final line.
+SUITES_FAILED=0
+run_suite() {
+    local name=$1
+    shift
+    step "$name: $*"
+    local log rc=0 counts
+    log=$(mktemp "${TMPDIR:-/tmp}/ferroturn-suite.XXXXXX")
+    "$@" 2>&1 | tee "$log" || rc=$?
+    counts=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1 || true)
+    rm -f "$log"
+    if [[ -n "$counts" ]]; then
+        local p f
+        read -r p _ f _ <<<"${counts//,/}"
+        E2E_PASSED=$((E2E_PASSED + p))
+        E2E_FAILED=$((E2E_FAILED + f))
+    elif ((rc == 0)); then
+        echo "run-all: $name printed no result line" >&2
+        rc=1
+    fi
+    if ((rc != 0)); then
+        echo "run-all: suite '$name' FAILED (exit $rc)" >&2
+        SUITES_FAILED=$((SUITES_FAILED + 1))
+        if [[ -z "$counts" ]]; then
+            E2E_FAILED=$((E2E_FAILED + 1))
+        fi
+    fi
+}
+
+BIN=target/release/ferroturn
+run_suite uclient bash tests/e2e/uclient.sh "$BIN" ferroturn
+run_suite deploy bash tests/deploy/run.sh "$BIN"
+E2E_DONE=1
+if ((SUITES_FAILED > 0)); then
+    CURRENT_STEP="end-to-end suites ($SUITES_FAILED failed)"
+    exit 1
 fi

@@ -520,9 +520,7 @@ pub fn load_with_search(
     warnings.extend(cli.warnings);
     errors.extend(cli.errors);
 
-    let mut entries = file_entries;
-    entries.extend(env.entries);
-    entries.extend(cli.entries);
+    let entries = layer(vec![file_entries, env.entries, cli.entries]);
 
     let mut config = build::build(&entries, errors, warnings)?;
     config.check_config = cli.check_config;
@@ -530,6 +528,21 @@ pub fn load_with_search(
     notices.append(&mut config.notices);
     config.notices = notices;
     Ok(LoadOutcome::Run(config))
+}
+
+/// Joins the layers (lowest first). Single values simply apply in order, so the last one wins;
+/// a list option given on a higher layer replaces the lower layers' values, so that
+/// `--listening-ip` or `FERROTURN_STATIC_AUTH_SECRET` override the file rather than add to it.
+fn layer(layers: Vec<Vec<RawEntry>>) -> Vec<RawEntry> {
+    let list_name = |e: &RawEntry| options::lookup(&e.key).filter(|o| o.list).map(|o| o.name);
+    let mut out: Vec<RawEntry> = Vec::new();
+    for entries in layers {
+        let replaced: std::collections::HashSet<&'static str> =
+            entries.iter().filter_map(list_name).collect();
+        out.retain(|e| list_name(e).is_none_or(|n| !replaced.contains(n)));
+        out.extend(entries);
+    }
+    out
 }
 
 /// Builds a configuration from `turnserver.conf` text alone (no environment, no command line).

@@ -113,17 +113,23 @@ fn env_overrides_file_and_cli_overrides_env() {
 }
 
 #[test]
-fn lists_accumulate_across_layers() {
+fn a_list_on_a_higher_layer_replaces_the_lower_ones() {
     let c = run(
         AUTH,
         &[("FERROTURN_STATIC_AUTH_SECRET", "env1,env2")],
-        &["--static-auth-secret", "cli"],
+        &[
+            "--static-auth-secret",
+            "cli",
+            "--static-auth-secret",
+            "cli2",
+        ],
     )
     .expect("load");
-    assert_eq!(
-        c.static_auth_secrets,
-        ["file-secret", "env1", "env2", "cli"]
-    );
+    assert_eq!(c.static_auth_secrets, ["cli", "cli2"]);
+    let c = run(AUTH, &[("FERROTURN_STATIC_AUTH_SECRET", "env1,env2")], &[]).expect("load");
+    assert_eq!(c.static_auth_secrets, ["env1", "env2"]);
+    let c = run(AUTH, &[], &[]).expect("load");
+    assert_eq!(c.static_auth_secrets, ["file-secret"]);
 }
 
 #[test]
