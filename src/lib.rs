@@ -1,6 +1,8 @@
 //! ferroturn: a TURN/STUN relay that drops in where coturn runs.
 
+pub mod admin;
 pub mod config;
+pub mod http;
 pub mod logging;
 pub mod proto;
 pub mod runtime;

@@ -1,38 +1,144 @@
-//! Log output as coturn's `log-file`, `verbose` and `Verbose` options ask for.
+//! Log output as coturn's `log-file`, `verbose` and `Verbose` options ask for, plus JSON lines
+//! (`log-json`). The level can change on reload.
 
 use std::fs::OpenOptions;
-use std::io;
+use std::io::{self, Write};
+use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{fmt, reload, EnvFilter, Layer, Registry};
 
 use crate::config::{Config, LogTarget};
 
-/// Installs the global subscriber. `RUST_LOG` overrides the level chosen by `verbose`.
-pub fn init(config: &Config) -> io::Result<()> {
-    let level = if config.very_verbose {
+/// Changes the log level after start-up.
+pub struct LogControl {
+    handle: reload::Handle<EnvFilter, Registry>,
+    from_env: bool,
+}
+
+impl LogControl {
+    /// Applies the level `config` asks for (unless `RUST_LOG` fixed it at start-up).
+    pub fn apply(&self, config: &Config) {
+        if self.from_env {
+            return;
+        }
+        let _ = self.handle.reload(EnvFilter::new(level(config)));
+    }
+}
+
+fn level(config: &Config) -> &'static str {
+    if config.very_verbose {
         "trace"
     } else if config.verbose {
         "debug"
     } else {
         "info"
-    };
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    match &config.log_file {
+    }
+}
+
+/// Installs the global subscriber. `RUST_LOG` overrides the level chosen by `verbose`.
+pub fn init(config: &Config) -> io::Result<LogControl> {
+    let from_env = std::env::var_os("RUST_LOG").is_some();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level(config)));
+    let (filter, handle) = reload::Layer::new(filter);
+    let json = config.log_json;
+    let layer = match &config.log_file {
         LogTarget::File(path) => {
-            let file = OpenOptions::new().create(true).append(true).open(path)?;
-            builder
-                .with_ansi(false)
-                .with_writer(Mutex::new(file))
-                .init();
+            let file = Mutex::new(OpenOptions::new().create(true).append(true).open(path)?);
+            if json {
+                fmt::layer().json().with_writer(file).boxed()
+            } else {
+                fmt::layer()
+                    .with_ansi(false)
+                    .with_target(false)
+                    .with_writer(file)
+                    .boxed()
+            }
         }
-        LogTarget::Stdout | LogTarget::Syslog => builder.with_writer(io::stdout).init(),
+        LogTarget::Syslog => match SyslogWriter::connect() {
+            Ok(writer) => fmt::layer()
+                .with_ansi(false)
+                .with_target(false)
+                .without_time()
+                .with_writer(writer)
+                .boxed(),
+            Err(_) => {
+                eprintln!("ferroturn: /dev/log is not available; logging to standard output");
+                fmt::layer()
+                    .with_target(false)
+                    .with_writer(io::stdout)
+                    .boxed()
+            }
+        },
+        LogTarget::Stdout if json => fmt::layer().json().with_writer(io::stdout).boxed(),
+        LogTarget::Stdout => fmt::layer()
+            .with_target(false)
+            .with_writer(io::stdout)
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(layer)
+        .init();
+    Ok(LogControl { handle, from_env })
+}
+
+/// Sends each log line to the local syslog daemon (RFC 3164 over /dev/log).
+struct SyslogWriter {
+    socket: std::sync::Arc<UnixDatagram>,
+}
+
+impl SyslogWriter {
+    fn connect() -> io::Result<Self> {
+        let socket = UnixDatagram::unbound()?;
+        socket.connect("/dev/log")?;
+        Ok(SyslogWriter {
+            socket: std::sync::Arc::new(socket),
+        })
     }
-    if config.log_file == LogTarget::Syslog {
-        tracing::warn!("log-file=syslog is not supported yet; logging to standard output");
+}
+
+/// One event's text, sent as one datagram when the event is complete.
+struct SyslogLine {
+    socket: std::sync::Arc<UnixDatagram>,
+    buf: Vec<u8>,
+}
+
+impl<'a> MakeWriter<'a> for SyslogWriter {
+    type Writer = SyslogLine;
+
+    fn make_writer(&'a self) -> SyslogLine {
+        SyslogLine {
+            socket: self.socket.clone(),
+            buf: Vec::with_capacity(256),
+        }
     }
-    Ok(())
+}
+
+impl Write for SyslogLine {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for SyslogLine {
+    fn drop(&mut self) {
+        let text = String::from_utf8_lossy(&self.buf);
+        let text = text.trim_end();
+        if text.is_empty() {
+            return;
+        }
+        // Facility daemon (3), severity info (6): <30>.
+        let line = format!("<30>ferroturn[{}]: {text}", std::process::id());
+        let _ = self.socket.send(line.as_bytes());
+    }
 }

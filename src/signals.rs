@@ -3,12 +3,14 @@
 //! The signals are blocked before any shard thread starts, so every thread inherits the mask
 //! and only the thread calling [`SignalSet::wait`] ever sees them.
 
+use std::time::Duration;
+
 /// The signals ferroturn reacts to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
-    /// SIGTERM: shut down.
+    /// SIGTERM: drain with a deadline, then exit.
     Terminate,
-    /// SIGINT: shut down.
+    /// SIGINT: stop now.
     Interrupt,
     /// SIGHUP: reload the configuration.
     Hangup,
@@ -44,23 +46,21 @@ impl SignalSet {
         }
     }
 
-    /// Waits for the next handled signal.
-    pub fn wait(&self) -> Signal {
-        loop {
-            let mut sig: libc::c_int = 0;
-            // SAFETY: sigwait reads the set and writes one int.
-            let rc = unsafe { libc::sigwait(&self.0, &mut sig) };
-            if rc != 0 {
-                continue;
-            }
-            match sig {
-                libc::SIGTERM => return Signal::Terminate,
-                libc::SIGINT => return Signal::Interrupt,
-                libc::SIGHUP => return Signal::Hangup,
-                libc::SIGUSR1 => return Signal::User1,
-                libc::SIGUSR2 => return Signal::User2,
-                _ => continue,
-            }
+    /// Waits up to `timeout` for the next handled signal.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<Signal> {
+        let ts = libc::timespec {
+            tv_sec: timeout.as_secs() as libc::time_t,
+            tv_nsec: timeout.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: sigtimedwait reads the set and the timeout; no siginfo is requested.
+        let sig = unsafe { libc::sigtimedwait(&self.0, std::ptr::null_mut(), &ts) };
+        match sig {
+            libc::SIGTERM => Some(Signal::Terminate),
+            libc::SIGINT => Some(Signal::Interrupt),
+            libc::SIGHUP => Some(Signal::Hangup),
+            libc::SIGUSR1 => Some(Signal::User1),
+            libc::SIGUSR2 => Some(Signal::User2),
+            _ => None,
         }
     }
 }

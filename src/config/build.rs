@@ -155,6 +155,7 @@ impl Builder {
             Opt::Verbose => &mut c.verbose,
             Opt::VeryVerbose => &mut c.very_verbose,
             Opt::SimpleLog => &mut c.simple_log,
+            Opt::LogJson => &mut c.log_json,
             Opt::Prometheus => &mut c.prometheus,
             Opt::NoMulticastPeers => {
                 if on {
@@ -249,6 +250,15 @@ impl Builder {
             Opt::UserQuota => c.user_quota = number(v)?,
             Opt::TotalQuota => c.total_quota = number(v)?,
             Opt::MaxTcpConnections => c.max_tcp_connections = number(v)?,
+            Opt::DrainTimeout => c.drain_timeout = number(v)?,
+            Opt::AdminAddress => c.admin_address = ip(v)?,
+            Opt::AdminPort => c.admin_port = port(v)?,
+            Opt::AdminToken => {
+                if v.trim().len() < 16 {
+                    return Err("the admin token must be at least 16 characters".into());
+                }
+                c.admin_token = Some(v.trim().to_string())
+            }
             Opt::MaxTcpConnectionsPerIp => c.max_tcp_connections_per_ip = number(v)?,
             Opt::MaxBps => c.max_bps = number(v)?,
             Opt::BpsCapacity => c.bps_capacity = number(v)?,

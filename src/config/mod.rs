@@ -215,6 +215,16 @@ pub struct Config {
     // Limits
     /// `user-quota`; 0 = unlimited.
     pub user_quota: u32,
+    /// `drain-timeout` (ferroturn): seconds SIGTERM waits for allocations to end.
+    pub drain_timeout: u64,
+    /// `admin-address` (ferroturn).
+    pub admin_address: IpAddr,
+    /// `admin-port` (ferroturn).
+    pub admin_port: u16,
+    /// `admin-token` (ferroturn): enables the admin API.
+    pub admin_token: Option<String>,
+    /// `log-json` (ferroturn).
+    pub log_json: bool,
     /// `max-tcp-connections` (ferroturn): open TCP/TLS connections in total, 0 = unlimited.
     pub max_tcp_connections: usize,
     /// `max-tcp-connections-per-ip` (ferroturn): connections from one address, 0 = unlimited.
@@ -324,6 +334,11 @@ impl Default for Config {
             denied_peer_ips: Vec::new(),
             allow_loopback_peers: false,
             user_quota: 0,
+            drain_timeout: 30,
+            admin_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            admin_port: 9642,
+            admin_token: None,
+            log_json: false,
             max_tcp_connections: 20_000,
             max_tcp_connections_per_ip: 256,
             total_quota: 0,

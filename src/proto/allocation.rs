@@ -4,6 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use super::auth::long_term::LongTermKey;
+use super::bandwidth::TokenBucket;
 use super::flow::{Flow, Transport};
 
 /// Most permissions one allocation may hold at once; more earns 508.
@@ -47,6 +48,14 @@ pub struct TrafficCounters {
 /// The state of one allocation.
 #[derive(Debug)]
 pub struct Allocation {
+    /// Unique id within the process, for the admin API.
+    pub id: u64,
+    /// The REST secret that authenticated it, by id (None for static users and no-auth).
+    pub secret_id: Option<u64>,
+    /// `max-bps` bucket for client → peer data.
+    pub to_peer_limit: Option<TokenBucket>,
+    /// `max-bps` bucket for peer → client data.
+    pub to_client_limit: Option<TokenBucket>,
     /// The client's 5-tuple.
     pub flow: Flow,
     /// Transport between client and server.

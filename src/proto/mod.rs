@@ -3,7 +3,9 @@
 
 pub mod allocation;
 pub mod auth;
+pub mod bandwidth;
 pub mod channel_data;
+pub mod counters;
 pub mod flow;
 pub mod peer_policy;
 pub mod ports;

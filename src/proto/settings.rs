@@ -1,5 +1,6 @@
 //! What the protocol core needs to know of the configuration, as plain data.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -39,6 +40,10 @@ pub struct Settings {
     pub external_ips: Vec<ExternalMapping>,
     /// Where to send clients while draining (ALTERNATE-SERVER, 300).
     pub alternate_servers: Vec<SocketAddr>,
+    /// `max-bps`: bytes per second per allocation and direction; 0 = unlimited.
+    pub max_bps: u64,
+    /// This shard's share of `bps-capacity`, bytes per second per direction; 0 = unlimited.
+    pub bps_capacity_per_shard: u64,
 }
 
 impl Default for Settings {
@@ -55,6 +60,8 @@ impl Default for Settings {
             no_udp_relay: false,
             external_ips: Vec::new(),
             alternate_servers: Vec::new(),
+            max_bps: 0,
+            bps_capacity_per_shard: 0,
         }
     }
 }
@@ -98,24 +105,37 @@ impl Settings {
     }
 }
 
-/// State every shard shares: credentials, policy and the cross-shard counters. Only the control
-/// plane (Allocate, Refresh, permissions) touches it, never the relay hot path.
+/// State every shard shares for its whole life: the nonce key and the cross-shard counters.
+/// Only the control plane (Allocate and allocation ends) touches it, never the relay hot path.
 pub struct Shared {
-    /// Credential checks.
-    pub auth: Authenticator,
     /// Key for stateless nonces.
     pub nonce_key: NonceKey,
-    /// Which peers may be reached.
-    pub policy: PeerPolicy,
     /// Allocation quotas.
     pub quotas: Quotas,
     /// Relay ports.
     pub ports: PortPool,
     /// Ports held back by EVEN-PORT's R bit.
     pub reservations: Reservations,
-    /// Behaviour switches.
-    pub settings: Settings,
 }
 
 /// Handle shared by all shards.
 pub type SharedRef = Arc<Shared>;
+
+/// The part of the configuration that can change while the relay runs (SIGHUP reload, admin
+/// revocations). Each shard holds its own `Arc` and is handed a new one on change, so reading
+/// it never takes a lock.
+pub struct CoreConfig {
+    /// Credential checks.
+    pub auth: Authenticator,
+    /// Which peers may be reached.
+    pub peers: PeerPolicy,
+    /// Behaviour switches and limits.
+    pub settings: Settings,
+    /// Users (quota ids) refused until restart, by the admin API.
+    pub revoked_users: HashSet<String>,
+    /// REST secrets (by [`secret_id`](super::auth::secret_id)) refused until restart.
+    pub revoked_secrets: HashSet<u64>,
+}
+
+/// Handle to the current configuration.
+pub type CoreConfigRef = Arc<CoreConfig>;

@@ -1,16 +1,21 @@
 //! Turning the validated configuration into the core's shared state.
 
+use std::collections::HashSet;
+
 use crate::config::{Config, UserKey};
 use crate::proto::auth::nonce::NonceKey;
 use crate::proto::auth::{AuthSettings, Authenticator, UserSecret};
 use crate::proto::peer_policy::PeerPolicy;
 use crate::proto::ports::{PortPool, PortRangeError, Reservations};
 use crate::proto::quota::Quotas;
-use crate::proto::settings::{ExternalMapping, Settings, Shared};
+use crate::proto::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 
-/// The core's behaviour switches for `config`.
-pub fn settings_from_config(config: &Config) -> Settings {
+/// The core's behaviour switches for `config`, for a relay of `shards` shards.
+pub fn settings_from_config(config: &Config, shards: usize) -> Settings {
     Settings {
+        max_bps: config.max_bps,
+        // Each shard enforces its share, so the hot path never touches a shared counter.
+        bps_capacity_per_shard: config.bps_capacity / shards.max(1) as u64,
         software: !config.no_software_attribute,
         fingerprint: config.fingerprint,
         stale_nonce_secs: u64::from(config.stale_nonce),
@@ -74,15 +79,33 @@ pub fn auth_from_config(config: &Config) -> Authenticator {
     })
 }
 
-/// Everything the shards share, built from `config`.
+/// The fixed state all shards share, built from `config`.
 pub fn shared_from_config(config: &Config) -> Result<Shared, PortRangeError> {
     Ok(Shared {
-        auth: auth_from_config(config),
         nonce_key: NonceKey::random(),
-        policy: PeerPolicy::new(&config.peer_policy_settings()),
         quotas: Quotas::new(config.user_quota, config.total_quota),
         ports: PortPool::new(config.min_port, config.max_port)?,
         reservations: Reservations::new(),
-        settings: settings_from_config(config),
     })
+}
+
+/// The reloadable part of the core's configuration, with the admin API's revocations applied.
+pub fn core_config_from(config: &Config, shards: usize, revoked: &Revocations) -> CoreConfig {
+    CoreConfig {
+        auth: auth_from_config(config),
+        peers: PeerPolicy::new(&config.peer_policy_settings()),
+        settings: settings_from_config(config, shards),
+        revoked_users: revoked.users.clone(),
+        revoked_secrets: revoked.secrets.clone(),
+    }
+}
+
+/// Users and secrets revoked through the admin API; they stay revoked across reloads until the
+/// process restarts.
+#[derive(Debug, Clone, Default)]
+pub struct Revocations {
+    /// Quota ids (REST user part or static user name).
+    pub users: HashSet<String>,
+    /// REST secrets by id.
+    pub secrets: HashSet<u64>,
 }

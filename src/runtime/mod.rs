@@ -3,7 +3,9 @@
 pub mod addresses;
 pub mod connection;
 pub mod connection_limits;
+pub mod control;
 pub mod core_setup;
+pub mod metrics;
 pub mod relay_sockets;
 pub mod shard;
 pub mod sockets;
@@ -13,18 +15,19 @@ pub mod tls_config;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use mio::Waker;
 use thiserror::Error;
 
 use crate::config::Config;
 use crate::proto::server::Server;
 use connection_limits::ConnectionLimits;
+use control::{Control, ShardFlags};
 use relay_sockets::RelaySockets;
-use shard::{Shard, ShardControl, ShardSockets, StreamPort};
+use shard::{Shard, ShardContext, ShardSockets, StreamPort};
 use tls_config::{CertStore, TlsError};
 
 /// Why the relay could not start.
@@ -59,8 +62,8 @@ pub enum StartError {
 
 /// A running relay: its shard threads and the handles to steer them.
 pub struct Runtime {
-    shards: Vec<(JoinHandle<io::Result<()>>, Arc<Waker>)>,
-    control: Arc<ShardControl>,
+    shards: Vec<JoinHandle<io::Result<()>>>,
+    control: Control,
     certs: Option<Arc<CertStore>>,
     watcher: Option<(JoinHandle<()>, Arc<AtomicBool>)>,
     /// UDP addresses bound.
@@ -169,7 +172,18 @@ impl Runtime {
             config.max_tcp_connections,
             config.max_tcp_connections_per_ip,
         ));
-        let control = Arc::new(ShardControl::default());
+        let flags = Arc::new(ShardFlags::default());
+        let core_config = Arc::new(core_setup::core_config_from(
+            config,
+            threads,
+            &core_setup::Revocations::default(),
+        ));
+        let (control, mut handles) = Control::new(
+            shared.clone(),
+            limits.clone(),
+            flags.clone(),
+            config.clone(),
+        );
         let epoch = Instant::now();
         let epoch_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -178,24 +192,39 @@ impl Runtime {
         let mut shards = Vec::with_capacity(threads);
         for (id, sockets) in per_shard.into_iter().enumerate() {
             let seed = rand::random::<u64>();
-            let core = Server::new(shared.clone(), epoch, epoch_unix, seed);
+            let core = Server::new(
+                shared.clone(),
+                core_config.clone(),
+                epoch,
+                epoch_unix,
+                seed,
+                id as u16,
+            );
+            let stats = core.stats().clone();
             let (v4, v6) = relay_addresses;
+            let (commands_tx, commands_rx) = mpsc::channel();
             let (shard, waker) = Shard::new(
                 id,
                 core,
                 sockets,
                 |registry| RelaySockets::new(registry, v4, v6, relay_buffer),
-                tls.clone(),
-                limits.clone(),
-                control.clone(),
+                ShardContext {
+                    tls: tls.clone(),
+                    limits: limits.clone(),
+                    flags: flags.clone(),
+                },
+                commands_rx,
             )
             .map_err(StartError::Shard)?;
+            handles.add(commands_tx, waker, stats);
             let handle = std::thread::Builder::new()
                 .name(format!("ferroturn-shard-{id}"))
                 .spawn(move || shard.run())
                 .map_err(StartError::Shard)?;
-            shards.push((handle, waker));
+            shards.push(handle);
         }
+        let control = control.with_shards(handles);
+        control.set_ready();
         let watcher = certs.clone().map(spawn_cert_watcher);
         tracing::info!(
             shards = threads,
@@ -224,17 +253,15 @@ impl Runtime {
         }
     }
 
-    /// Stops accepting new allocations (or resumes).
-    pub fn set_draining(&self, draining: bool) {
-        self.control.draining.store(draining, Ordering::Relaxed);
-        self.wake_all();
+    /// The handle to steer and observe the relay from other threads.
+    pub fn control(&self) -> &Control {
+        &self.control
     }
 
     /// Stops every shard and waits for them.
     pub fn stop(self) {
-        self.control.stop.store(true, Ordering::Relaxed);
-        self.wake_all();
-        for (handle, _) in self.shards {
+        self.control.stop_all();
+        for handle in self.shards {
             match handle.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::error!(error = %e, "shard failed"),
@@ -245,12 +272,6 @@ impl Runtime {
             stop.store(true, Ordering::Relaxed);
             handle.thread().unpark();
             let _ = handle.join();
-        }
-    }
-
-    fn wake_all(&self) {
-        for (_, waker) in &self.shards {
-            let _ = waker.wake();
         }
     }
 }

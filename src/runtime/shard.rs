@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use rustls::ServerConfig;
 
 use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
+use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, ShardFlags};
 use super::relay_sockets::RelaySockets;
 use crate::proto::flow::{Flow, Transport};
 use crate::proto::server::{ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
@@ -40,15 +41,6 @@ const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
-/// Signals a shard reacts to, set by the control thread.
-#[derive(Default)]
-pub struct ShardControl {
-    /// Leave the event loop.
-    pub stop: AtomicBool,
-    /// Refuse new allocations.
-    pub draining: AtomicBool,
-}
-
 /// What a TCP listener accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamPort {
@@ -66,6 +58,16 @@ pub struct ShardSockets {
     pub tcp: Vec<(std::net::TcpListener, StreamPort)>,
 }
 
+/// What every shard receives from the runtime besides its own sockets and core.
+pub struct ShardContext {
+    /// TLS settings, when a certificate is configured.
+    pub tls: Option<Arc<ServerConfig>>,
+    /// Connection caps shared by all shards.
+    pub limits: Arc<ConnectionLimits>,
+    /// Stop and drain flags.
+    pub flags: Arc<ShardFlags>,
+}
+
 /// The state of one shard's thread.
 pub struct Shard {
     poll: Poll,
@@ -81,7 +83,8 @@ pub struct Shard {
     out: Vec<u8>,
     again: Vec<Token>,
     next_sweep: Instant,
-    control: Arc<ShardControl>,
+    flags: Arc<ShardFlags>,
+    commands: CommandReceiver,
     id: usize,
 }
 
@@ -93,10 +96,10 @@ impl Shard {
         core: Server,
         sockets: ShardSockets,
         make_relays: impl FnOnce(Registry) -> RelaySockets,
-        tls: Option<Arc<ServerConfig>>,
-        limits: Arc<ConnectionLimits>,
-        control: Arc<ShardControl>,
+        context: ShardContext,
+        commands: CommandReceiver,
     ) -> io::Result<(Self, Arc<Waker>)> {
+        let ShardContext { tls, limits, flags } = context;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut udp = Vec::with_capacity(sockets.udp.len());
@@ -130,7 +133,8 @@ impl Shard {
                 out: vec![0; 2048],
                 again: Vec::new(),
                 next_sweep: now + SWEEP_INTERVAL,
-                control,
+                flags,
+                commands,
                 id,
             },
             waker,
@@ -156,10 +160,13 @@ impl Shard {
                     return Err(e);
                 }
             }
-            if self.control.stop.load(Ordering::Relaxed) {
+            if self.flags.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            let want_drain = self.control.draining.load(Ordering::Relaxed);
+            while let Ok(command) = self.commands.try_recv() {
+                self.handle_command(command);
+            }
+            let want_drain = self.flags.draining.load(Ordering::Relaxed);
             if want_drain != draining {
                 draining = want_drain;
                 self.core.set_draining(draining);
@@ -181,6 +188,62 @@ impl Shard {
             }
             self.log_events();
         }
+    }
+
+    fn handle_command(&mut self, command: ShardCommand) {
+        let now = Instant::now();
+        match command {
+            ShardCommand::SetConfig(config) => self.core.set_config(config, now),
+            ShardCommand::ListSessions(reply) => {
+                let _ = reply.send(self.sessions(now));
+            }
+            ShardCommand::EndSessions(filter, reply) => {
+                let ended =
+                    self.core
+                        .end_allocations_where(now, &mut self.relays, |a| match &filter {
+                            SessionFilter::Id(id) => a.id == *id,
+                            SessionFilter::User(user) => *a.user_id == **user,
+                            SessionFilter::Secret(id) => a.secret_id == Some(*id),
+                        });
+                self.log_events();
+                let _ = reply.send(ended);
+            }
+        }
+    }
+
+    fn sessions(&self, now: Instant) -> Vec<SessionInfo> {
+        self.core
+            .allocations()
+            .map(|(_, a)| SessionInfo {
+                id: a.id,
+                shard: self.id,
+                username: a.username.to_string(),
+                user_id: a.user_id.to_string(),
+                transport: a.transport.as_str(),
+                client: a.flow.remote,
+                relay: a.relay_addr,
+                relayed: a.advertised,
+                age_secs: now.saturating_duration_since(a.created).as_secs(),
+                expires_in_secs: a.expires.saturating_duration_since(now).as_secs(),
+                bytes_to_peers: a.traffic.to_peer_bytes,
+                bytes_to_client: a.traffic.to_client_bytes,
+                packets_to_peers: a.traffic.to_peer_packets,
+                packets_to_client: a.traffic.to_client_packets,
+                permissions: a
+                    .permissions
+                    .iter()
+                    .filter(|p| p.expires > now)
+                    .map(|p| p.ip)
+                    .collect(),
+                channels: a
+                    .channels
+                    .iter()
+                    .filter(|c| c.expires > now)
+                    .map(|c| (c.number, c.peer))
+                    .collect(),
+                secret_id: a.secret_id,
+            })
+            .collect()
     }
 
     fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {

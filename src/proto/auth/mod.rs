@@ -174,6 +174,14 @@ impl fmt::Debug for KeyCandidates {
     }
 }
 
+/// A short, stable id for a REST secret (the first 8 bytes of its SHA-1), so logs and the admin
+/// API can name a secret without showing it.
+pub fn secret_id(secret: &[u8]) -> u64 {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(secret);
+    u64::from_be_bytes(digest[..8].try_into().expect("SHA-1 has 20 bytes"))
+}
+
 /// Answers "which keys could have signed this?" for static and REST users.
 pub struct Authenticator {
     realm: String,
@@ -278,6 +286,19 @@ impl Authenticator {
             out.push(long_term_key(username, &self.realm, password));
         }
         Ok(out)
+    }
+
+    /// The REST secret behind candidate key `index` of `username`, or `None` for a static user.
+    pub fn secret_of_candidate(&self, username: &str, index: usize) -> Option<u64> {
+        if self.static_keys.contains_key(username) {
+            return None;
+        }
+        self.rest_secrets.get(index).map(|s| secret_id(s))
+    }
+
+    /// Ids of the REST secrets in the order they are tried.
+    pub fn secret_ids(&self) -> Vec<u64> {
+        self.rest_secrets.iter().map(|s| secret_id(s)).collect()
     }
 
     /// The identity quotas are counted against: a static user's name, or a

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::super::auth::long_term::LongTermKey;
 use super::super::auth::nonce::NonceCheck;
-use super::super::auth::Purpose;
+use super::super::auth::{AuthError, Purpose};
 use super::super::stun::integrity::verify_integrity;
 use super::super::stun::{Attributes, Message};
 use super::{ClientAction, Flow, Server};
@@ -15,6 +15,8 @@ pub(super) struct Authed<'a> {
     pub key: Option<LongTermKey>,
     /// The USERNAME it carried.
     pub username: &'a str,
+    /// The REST secret that produced the key, by id.
+    pub secret_id: Option<u64>,
 }
 
 impl Server {
@@ -29,7 +31,8 @@ impl Server {
         out: &mut [u8],
     ) -> Result<Authed<'a>, ClientAction> {
         let fp = attrs.fingerprint;
-        if self.shared.auth.no_auth() {
+        let config = self.config.clone();
+        if config.auth.no_auth() {
             let username = attrs
                 .username
                 .and_then(|u| std::str::from_utf8(u).ok())
@@ -37,17 +40,19 @@ impl Server {
             return Ok(Authed {
                 key: None,
                 username,
+                secret_id: None,
             });
         }
         let Some(integrity_at) = attrs.integrity_offset else {
+            self.stats.auth_challenges.inc();
             return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
         };
         let (Some(user), Some(_), Some(nonce)) = (attrs.username, attrs.realm, attrs.nonce) else {
-            self.stats.auth_failures += 1;
+            self.stats.auth_malformed.inc();
             return Err(self.error_reply(out, msg, 400, None, fp));
         };
         let unix = self.unix_time(now);
-        let lifetime = self.shared.settings.stale_nonce_secs;
+        let lifetime = config.settings.stale_nonce_secs;
         match self
             .shared
             .nonce_key
@@ -55,27 +60,45 @@ impl Server {
         {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
+                self.stats.auth_stale_nonce.inc();
                 return Err(self.challenge_reply(out, msg, flow, 438, now, fp));
             }
         }
         let Ok(username) = std::str::from_utf8(user) else {
+            self.stats.auth_bad_credentials.inc();
             return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
         };
-        let keys = match self.shared.auth.candidate_keys(username, unix, purpose) {
+        if config.revoked_users.contains(config.auth.user_id(username)) {
+            self.stats.auth_revoked.inc();
+            tracing::debug!(client = %flow.remote, username, "revoked user refused");
+            return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+        }
+        let keys = match config.auth.candidate_keys(username, unix, purpose) {
             Ok(keys) => keys,
             Err(e) => {
+                match e {
+                    AuthError::Expired => self.stats.auth_expired.inc(),
+                    AuthError::UnknownUser => self.stats.auth_bad_credentials.inc(),
+                }
                 tracing::debug!(client = %flow.remote, username, error = %e, "authentication refused");
                 return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
             }
         };
-        for key in keys.iter() {
+        for (index, key) in keys.iter().enumerate() {
             if verify_integrity(msg.raw(), integrity_at, key) {
+                let secret_id = config.auth.secret_of_candidate(username, index);
+                if secret_id.is_some_and(|id| config.revoked_secrets.contains(&id)) {
+                    self.stats.auth_revoked.inc();
+                    return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+                }
                 return Ok(Authed {
                     key: Some(*key),
                     username,
+                    secret_id,
                 });
             }
         }
+        self.stats.auth_bad_credentials.inc();
         tracing::debug!(client = %flow.remote, username, "MESSAGE-INTEGRITY mismatch");
         Err(self.challenge_reply(out, msg, flow, 401, now, fp))
     }

@@ -21,13 +21,16 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
+use std::sync::Arc;
+
 use super::allocation::{Allocation, TrafficCounters};
+use super::bandwidth::{allow, retune, TokenBucket};
 use super::channel_data;
 use super::flow::{Family, Flow, Transport};
-use super::settings::SharedRef;
+use super::settings::{CoreConfigRef, SharedRef};
 use super::stun::{attr, method, Class, CodecError, Message};
 
-pub use stats::CoreStats;
+pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
 /// Data indication header (20 header + 24 XOR-PEER-ADDRESS + 4 DATA) without copying.
@@ -108,6 +111,8 @@ pub enum EndReason {
     Deleted,
     /// The client's connection closed (TCP/TLS).
     ConnectionClosed,
+    /// Ended through the admin API (session end, user or secret revocation).
+    Revoked,
 }
 
 /// Things the runtime may log or count.
@@ -150,6 +155,10 @@ pub enum Event {
 /// The TURN server state of one shard.
 pub struct Server {
     shared: SharedRef,
+    config: CoreConfigRef,
+    capacity_to_peers: Option<TokenBucket>,
+    capacity_to_clients: Option<TokenBucket>,
+    next_session_id: u64,
     epoch: Instant,
     epoch_unix: u64,
     slots: Vec<Option<Allocation>>,
@@ -160,16 +169,29 @@ pub struct Server {
     rng: u64,
     events: VecDeque<Event>,
     draining: bool,
-    stats: CoreStats,
+    stats: Arc<CoreStats>,
 }
 
 impl Server {
     /// A server whose clock starts at `epoch`, which corresponds to `epoch_unix` seconds of wall
     /// time (nonces and REST expiries are in wall time; everything else is monotonic).
-    /// `seed` feeds the generator for port hints and indication transaction ids.
-    pub fn new(shared: SharedRef, epoch: Instant, epoch_unix: u64, seed: u64) -> Self {
+    /// `seed` feeds the generator for port hints and indication transaction ids; `shard` keeps
+    /// session ids unique across shards.
+    pub fn new(
+        shared: SharedRef,
+        config: CoreConfigRef,
+        epoch: Instant,
+        epoch_unix: u64,
+        seed: u64,
+        shard: u16,
+    ) -> Self {
+        let capacity = config.settings.bps_capacity_per_shard;
         Server {
             shared,
+            capacity_to_peers: TokenBucket::limit(capacity, epoch),
+            capacity_to_clients: TokenBucket::limit(capacity, epoch),
+            config,
+            next_session_id: (u64::from(shard) << 48) + 1,
             epoch,
             epoch_unix,
             slots: Vec::new(),
@@ -180,8 +202,40 @@ impl Server {
             rng: seed | 1,
             events: VecDeque::new(),
             draining: false,
-            stats: CoreStats::default(),
+            stats: Arc::new(CoreStats::default()),
         }
+    }
+
+    /// Switches to a new configuration (reload, revocation). Bandwidth limits apply to live
+    /// allocations at once; lifetimes and credentials apply from the next request.
+    pub fn set_config(&mut self, config: CoreConfigRef, now: Instant) {
+        let max_bps = config.settings.max_bps;
+        for alloc in self.slots.iter_mut().flatten() {
+            retune(&mut alloc.to_peer_limit, max_bps, now);
+            retune(&mut alloc.to_client_limit, max_bps, now);
+        }
+        let capacity = config.settings.bps_capacity_per_shard;
+        retune(&mut self.capacity_to_peers, capacity, now);
+        retune(&mut self.capacity_to_clients, capacity, now);
+        self.config = config;
+    }
+
+    /// Ends every allocation `pred` selects; returns how many ended.
+    pub fn end_allocations_where(
+        &mut self,
+        now: Instant,
+        binder: &mut impl RelayBinder,
+        mut pred: impl FnMut(&Allocation) -> bool,
+    ) -> usize {
+        let doomed: Vec<u32> = self
+            .allocations()
+            .filter(|(_, a)| pred(a))
+            .map(|(slot, _)| slot)
+            .collect();
+        for slot in &doomed {
+            self.remove_allocation(*slot, now, EndReason::Revoked, binder);
+        }
+        doomed.len()
     }
 
     /// Handles one datagram (or one framed message of a stream) from a client.
@@ -198,7 +252,7 @@ impl Server {
             Some(0x40..=0x7F) => self.handle_channel_data(now, flow, data),
             Some(0x00..=0x03) => self.handle_stun(now, flow, transport, data, out, binder),
             _ => {
-                self.stats.dropped_malformed += 1;
+                self.stats.dropped_malformed.count(data.len());
                 ClientAction::None
             }
         }
@@ -206,33 +260,55 @@ impl Server {
 
     fn handle_channel_data(&mut self, now: Instant, flow: Flow, data: &[u8]) -> ClientAction {
         let Some((number, payload)) = channel_data::parse(data) else {
-            self.stats.dropped_malformed += 1;
+            self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };
         let Some(&slot) = self.by_flow.get(&flow) else {
-            self.stats.dropped_no_allocation += 1;
+            self.stats.dropped_no_allocation.count(payload.len());
             return ClientAction::None;
         };
+        self.stats.from_clients.count(payload.len());
+        let peer = match self.slots[slot as usize].as_ref() {
+            Some(alloc) => match alloc.peer_for_channel(number, now) {
+                Some(peer) if alloc.permits(peer.ip(), now) => peer,
+                _ => {
+                    self.stats.dropped_no_permission.count(payload.len());
+                    return ClientAction::None;
+                }
+            },
+            None => return ClientAction::None,
+        };
+        let start = channel_data::HEADER_LEN;
+        self.relay_to_peer(now, slot, peer, start, start + payload.len())
+    }
+
+    /// Accounts for data going to a peer, applying the bandwidth limits.
+    fn relay_to_peer(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        peer: SocketAddr,
+        start: usize,
+        end: usize,
+    ) -> ClientAction {
+        let len = end - start;
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
             return ClientAction::None;
         };
-        let Some(peer) = alloc.peer_for_channel(number, now) else {
-            self.stats.dropped_no_permission += 1;
-            return ClientAction::None;
-        };
-        if !alloc.permits(peer.ip(), now) {
-            self.stats.dropped_no_permission += 1;
+        if !allow(&mut alloc.to_peer_limit, len, now)
+            || !allow(&mut self.capacity_to_peers, len, now)
+        {
+            self.stats.dropped_bandwidth.count(len);
             return ClientAction::None;
         }
         alloc.traffic.to_peer_packets += 1;
-        alloc.traffic.to_peer_bytes += payload.len() as u64;
-        self.stats.relayed_to_peer_packets += 1;
-        self.stats.relayed_to_peer_bytes += payload.len() as u64;
+        alloc.traffic.to_peer_bytes += len as u64;
+        self.stats.to_peers.count(len);
         ClientAction::Relay {
             relay: slot,
             peer,
-            start: channel_data::HEADER_LEN,
-            end: channel_data::HEADER_LEN + payload.len(),
+            start,
+            end,
         }
     }
 
@@ -246,39 +322,39 @@ impl Server {
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
         let Ok(msg) = Message::parse(data) else {
-            self.stats.dropped_malformed += 1;
+            self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };
         let attrs = match msg.attributes() {
             Ok(a) => a,
             Err(CodecError::BadFingerprint) => {
-                self.stats.dropped_malformed += 1;
+                self.stats.dropped_malformed.count(data.len());
                 return ClientAction::None;
             }
             Err(_) if msg.class == Class::Request => {
-                self.stats.dropped_malformed += 1;
+                self.stats.dropped_malformed.count(data.len());
                 return self.error_reply(out, &msg, 400, None, false);
             }
             Err(_) => {
-                self.stats.dropped_malformed += 1;
+                self.stats.dropped_malformed.count(data.len());
                 return ClientAction::None;
             }
         };
         match (msg.class, msg.method) {
             (Class::Request, method::BINDING) => {
-                if self.shared.settings.no_stun {
+                if self.config.settings.no_stun {
                     return ClientAction::None;
                 }
                 self.binding_response(out, &msg, &attrs, flow)
             }
             (Class::Request, m) if is_turn_request(m) => {
-                if self.shared.settings.stun_only {
+                if self.config.settings.stun_only {
                     return ClientAction::None;
                 }
                 self.handle_turn_request(now, flow, transport, &msg, &attrs, out, binder)
             }
             (Class::Request, _) => self.error_reply(out, &msg, 400, None, false),
-            (Class::Indication, method::SEND) if !self.shared.settings.stun_only => {
+            (Class::Indication, method::SEND) if !self.config.settings.stun_only => {
                 self.handle_send_indication(now, flow, data, &attrs)
             }
             _ => ClientAction::None,
@@ -299,17 +375,24 @@ impl Server {
         let Some(Some(alloc)) = self.slots.get_mut(relay as usize) else {
             return PeerAction::Drop;
         };
+        self.stats.from_peers.count(len);
         if len > u16::MAX as usize - 64 || buf.len() < PEER_HEADROOM + len + PEER_TAILROOM {
+            self.stats.dropped_malformed.count(len);
             return PeerAction::Drop;
         }
         if !alloc.permits(from.ip(), now) {
-            self.stats.dropped_no_permission += 1;
+            self.stats.dropped_no_permission.count(len);
+            return PeerAction::Drop;
+        }
+        if !allow(&mut alloc.to_client_limit, len, now)
+            || !allow(&mut self.capacity_to_clients, len, now)
+        {
+            self.stats.dropped_bandwidth.count(len);
             return PeerAction::Drop;
         }
         alloc.traffic.to_client_packets += 1;
         alloc.traffic.to_client_bytes += len as u64;
-        self.stats.relayed_to_client_packets += 1;
-        self.stats.relayed_to_client_bytes += len as u64;
+        self.stats.to_clients.count(len);
         let flow = alloc.flow;
         let stream = alloc.transport.is_stream();
         let mut end = PEER_HEADROOM + len;
@@ -328,7 +411,7 @@ impl Server {
                 len,
                 from,
                 tid,
-                self.shared.settings.fingerprint,
+                self.config.settings.fingerprint,
                 &mut end,
             )
         };
@@ -382,9 +465,19 @@ impl Server {
         self.events.pop_front()
     }
 
-    /// Counters of this shard.
-    pub fn stats(&self) -> &CoreStats {
+    /// Counters of this shard; the handle stays readable from other threads.
+    pub fn stats(&self) -> &Arc<CoreStats> {
         &self.stats
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &CoreConfigRef {
+        &self.config
+    }
+
+    /// Whether new allocations are refused.
+    pub fn is_draining(&self) -> bool {
+        self.draining
     }
 
     /// Whether the client on `flow` holds an allocation.
@@ -459,13 +552,14 @@ impl Server {
         self.shared.ports.release(alloc.relay_addr.port());
         self.shared.quotas.release(&alloc.user_id);
         self.free_slots.push(slot);
-        self.stats.allocations_ended += 1;
+        let duration = now.saturating_duration_since(alloc.created);
+        self.stats.record_end(alloc.transport, duration.as_secs());
         self.events.push_back(Event::AllocationEnded {
             flow: alloc.flow,
             transport: alloc.transport,
             username: alloc.username,
             relay: alloc.relay_addr,
-            duration: now.saturating_duration_since(alloc.created),
+            duration,
             traffic: alloc.traffic,
             reason,
         });

@@ -24,7 +24,7 @@ impl Server {
         key: Option<&LongTermKey>,
         request_fingerprint: bool,
     ) -> ClientAction {
-        let settings = &self.shared.settings;
+        let settings = &self.config.settings;
         let fingerprint = settings.fingerprint || request_fingerprint;
         let result = (|| -> Result<usize, CodecError> {
             if settings.software {
@@ -71,7 +71,10 @@ impl Server {
         request_fingerprint: bool,
         extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
     ) -> ClientAction {
-        self.stats.error_responses += 1;
+        self.stats.error_responses.inc();
+        if msg.method == method::BINDING {
+            self.stats.binding_errors.inc();
+        }
         let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Error, msg.tid) else {
             return ClientAction::None;
         };
@@ -91,14 +94,13 @@ impl Server {
         now: Instant,
         request_fingerprint: bool,
     ) -> ClientAction {
-        self.stats.auth_failures += 1;
         let nonce = self
             .shared
             .nonce_key
             .issue(self.unix_time(now), flow.remote.ip());
-        let shared = self.shared.clone();
+        let config = self.config.clone();
         self.error_reply_with(out, msg, code, None, request_fingerprint, |w| {
-            w.attr(attr::REALM, shared.auth.realm().as_bytes())?;
+            w.attr(attr::REALM, config.auth.realm().as_bytes())?;
             w.attr(attr::NONCE, nonce.as_bytes())
         })
     }
@@ -111,6 +113,7 @@ impl Server {
         attrs: &super::super::stun::Attributes<'_>,
         flow: Flow,
     ) -> ClientAction {
+        self.stats.binding_requests.inc();
         if !attrs.unknown().is_empty() {
             let unknown = attrs.unknown();
             let mut list = [0u16; 16];
@@ -120,7 +123,7 @@ impl Server {
                 w.unknown_attributes(&list[..n])
             });
         }
-        self.stats.binding_requests += 1;
+        self.stats.binding_responses.inc();
         let Ok(mut w) = MessageWriter::new(out, method::BINDING, Class::Success, msg.tid) else {
             return ClientAction::None;
         };

@@ -1,32 +1,89 @@
-//! Counters one shard keeps; plain integers because only the shard's own thread writes them.
+//! What one shard counts; read by the metrics endpoint while the shard runs.
+
+use crate::proto::counters::{Counter, Traffic};
+use crate::proto::flow::Transport;
+
+/// Upper bounds (seconds) of the allocation lifetime histogram buckets.
+pub const LIFETIME_BUCKETS: [u64; 8] = [10, 60, 300, 600, 1800, 3600, 7200, 14400];
 
 /// Per-shard protocol counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct CoreStats {
-    /// Binding requests answered.
-    pub binding_requests: u64,
-    /// Allocations created.
-    pub allocations_created: u64,
-    /// Allocations ended for any reason.
-    pub allocations_ended: u64,
-    /// Requests refused for a missing, stale or wrong credential.
-    pub auth_failures: u64,
+    /// Binding requests received (and answered).
+    pub binding_requests: Counter,
+    /// Binding success responses sent.
+    pub binding_responses: Counter,
+    /// Binding error responses sent.
+    pub binding_errors: Counter,
+    /// Allocations created, by client transport (udp, tcp, tls).
+    pub allocations_created: [Counter; 3],
+    /// Allocations ended, by client transport.
+    pub allocations_ended: [Counter; 3],
+    /// Ended allocations by lifetime bucket (see [`LIFETIME_BUCKETS`]; the last slot is +Inf).
+    pub lifetime_buckets: [Counter; 9],
+    /// Sum of the lifetimes of ended allocations, seconds.
+    pub lifetime_seconds_sum: Counter,
+    /// 401 challenges to requests that carried no credentials (the normal first round trip).
+    pub auth_challenges: Counter,
+    /// Requests refused for a stale or foreign nonce.
+    pub auth_stale_nonce: Counter,
+    /// Requests refused for a wrong password or an unknown user.
+    pub auth_bad_credentials: Counter,
+    /// Requests refused for an expired REST username.
+    pub auth_expired: Counter,
+    /// Requests refused for a revoked user or secret.
+    pub auth_revoked: Counter,
+    /// Requests lacking USERNAME, REALM or NONCE next to MESSAGE-INTEGRITY.
+    pub auth_malformed: Counter,
     /// Error responses sent (any code).
-    pub error_responses: u64,
+    pub error_responses: Counter,
+    /// Allocate requests refused by a quota (486).
+    pub quota_refusals: Counter,
+    /// Requests refused because the peer is not allowed (403).
+    pub forbidden_peer: Counter,
     /// Datagrams that were not valid STUN or ChannelData.
-    pub dropped_malformed: u64,
-    /// Data for a peer or from a peer without a live permission or channel.
-    pub dropped_no_permission: u64,
-    /// ChannelData or Send from a client without an allocation.
-    pub dropped_no_allocation: u64,
-    /// Requests refused because the peer is not allowed.
-    pub forbidden_peer: u64,
-    /// Packets relayed client → peer.
-    pub relayed_to_peer_packets: u64,
-    /// Payload bytes relayed client → peer.
-    pub relayed_to_peer_bytes: u64,
-    /// Packets relayed peer → client.
-    pub relayed_to_client_packets: u64,
-    /// Payload bytes relayed peer → client.
-    pub relayed_to_client_bytes: u64,
+    pub dropped_malformed: Traffic,
+    /// Data without a live permission or channel.
+    pub dropped_no_permission: Traffic,
+    /// Data from a client without an allocation.
+    pub dropped_no_allocation: Traffic,
+    /// Data over a bandwidth limit (max-bps or bps-capacity).
+    pub dropped_bandwidth: Traffic,
+    /// Data received from clients (ChannelData and Send indications).
+    pub from_clients: Traffic,
+    /// Data relayed to peers.
+    pub to_peers: Traffic,
+    /// Datagrams received from peers on relay sockets.
+    pub from_peers: Traffic,
+    /// Data relayed to clients.
+    pub to_clients: Traffic,
+}
+
+impl CoreStats {
+    /// Live allocations of a transport: created minus ended.
+    pub fn active_allocations(&self, transport: Transport) -> u64 {
+        let i = transport_index(transport);
+        self.allocations_created[i]
+            .get()
+            .saturating_sub(self.allocations_ended[i].get())
+    }
+
+    pub(super) fn record_end(&self, transport: Transport, lifetime_secs: u64) {
+        self.allocations_ended[transport_index(transport)].inc();
+        let slot = LIFETIME_BUCKETS
+            .iter()
+            .position(|b| lifetime_secs <= *b)
+            .unwrap_or(LIFETIME_BUCKETS.len());
+        self.lifetime_buckets[slot].inc();
+        self.lifetime_seconds_sum.add(lifetime_secs);
+    }
+}
+
+/// Index of a transport in the per-transport arrays.
+pub fn transport_index(t: Transport) -> usize {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+    }
 }

@@ -12,7 +12,7 @@ use super::super::auth::{AuthSettings, Authenticator, UserSecret};
 use super::super::peer_policy::{PeerPolicy, PeerPolicySettings};
 use super::super::ports::{PortPool, Reservations};
 use super::super::quota::Quotas;
-use super::super::settings::{ExternalMapping, Settings, Shared};
+use super::super::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 use super::super::stun::{attr, method, xor_addr, Class, Message, MessageWriter};
 use super::*;
 
@@ -113,17 +113,21 @@ fn harness(opts: Options) -> Harness {
         strict_expiry: opts.strict_expiry,
     });
     let shared = Arc::new(Shared {
-        auth,
         nonce_key: NonceKey::from_bytes([9; 32]),
-        policy: PeerPolicy::new(&PeerPolicySettings::default()),
         quotas: Quotas::new(opts.user_quota, opts.total_quota),
         ports: PortPool::new(opts.ports.0, opts.ports.1).unwrap(),
         reservations: Reservations::new(),
+    });
+    let config = Arc::new(CoreConfig {
+        auth,
+        peers: PeerPolicy::new(&PeerPolicySettings::default()),
         settings: opts.settings,
+        revoked_users: Default::default(),
+        revoked_secrets: Default::default(),
     });
     let start = Instant::now();
     Harness {
-        server: Server::new(shared, start, UNIX_START, 42),
+        server: Server::new(shared, config, start, UNIX_START, 42, 0),
         binder: FakeBinder::new(),
         start,
         now: start,
@@ -363,7 +367,7 @@ fn binding_reports_the_client_address_without_amplifying() {
     let resp = h.reply(f, &buf[..n]).unwrap();
     assert!(resp.attr(attr::SOFTWARE).is_some());
     assert!(resp.attr(attr::FINGERPRINT).is_some());
-    assert_eq!(h.server.stats().binding_requests, 2);
+    assert_eq!(h.server.stats().binding_requests.get(), 2);
 }
 
 #[test]
@@ -441,7 +445,8 @@ fn wrong_password_and_expired_username_get_401() {
     let mut expired = Client::rest(4001, "alice", UNIX_START - 1);
     assert_eq!(h.allocate(&mut expired).error_code(), Some(401));
     assert_eq!(h.server.allocation_count(), 0);
-    assert!(h.server.stats().auth_failures >= 2);
+    assert_eq!(h.server.stats().auth_bad_credentials.get(), 1);
+    assert_eq!(h.server.stats().auth_expired.get(), 1);
 }
 
 #[test]
@@ -601,7 +606,7 @@ fn forbidden_peers_get_403_and_are_never_reached() {
         h.peer_packet(0, public_peer(), b"x").is_none(),
         "no permission was installed"
     );
-    assert!(h.server.stats().forbidden_peer >= 9);
+    assert!(h.server.stats().forbidden_peer.get() >= 9);
 }
 
 #[test]
@@ -978,7 +983,7 @@ fn malformed_input_is_dropped_without_harming_a_live_session() {
         Some(400)
     );
 
-    assert!(h.server.stats().dropped_malformed > 0);
+    assert!(h.server.stats().dropped_malformed.packets.get() > 0);
     let frame = [0x40, 0x00, 0x00, 0x01, 7];
     assert!(matches!(
         h.send_raw(c.flow, &frame),
@@ -1069,4 +1074,156 @@ fn peer_data_for_unknown_relay_is_dropped() {
     let mut h = harness(Options::default());
     assert!(h.peer_packet(7, public_peer(), b"x").is_none());
     let _ = h.start;
+}
+
+fn config_with(secrets: &[&str], settings: Settings) -> Arc<CoreConfig> {
+    Arc::new(CoreConfig {
+        auth: Authenticator::new(AuthSettings {
+            realm: REALM.into(),
+            no_auth: false,
+            rest_secrets: secrets.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            rest_separator: ':',
+            users: vec![],
+            strict_expiry: false,
+        }),
+        peers: PeerPolicy::new(&PeerPolicySettings::default()),
+        settings,
+        revoked_users: Default::default(),
+        revoked_secrets: Default::default(),
+    })
+}
+
+#[test]
+fn max_bps_limits_each_direction_in_virtual_time() {
+    let settings = Settings {
+        max_bps: 10_000,
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    h.channel_bind(&mut c, 0x4000, public_peer());
+    let mut frame = vec![0x40, 0x00, 0x03, 0xE8];
+    frame.extend([7u8; 1000]);
+    let (mut to_peer, mut to_client) = (0, 0);
+    // Offer 50 kB/s each way for 10 virtual seconds.
+    for _ in 0..500 {
+        h.now += Duration::from_millis(20);
+        if matches!(h.send_raw(c.flow, &frame), ClientAction::Relay { .. }) {
+            to_peer += 1000;
+        }
+        if h.peer_packet(0, public_peer(), &[1u8; 1000]).is_some() {
+            to_client += 1000;
+        }
+    }
+    for got in [to_peer, to_client] {
+        let rate = got as f64 / 10.0;
+        assert!((9_000.0..=11_000.0).contains(&rate), "rate {rate} B/s");
+    }
+    assert_eq!(
+        h.server.stats().dropped_bandwidth.packets.get(),
+        1000 - (to_peer + to_client) / 1000
+    );
+}
+
+#[test]
+fn set_config_swaps_secrets_without_touching_live_allocations() {
+    let mut h = harness(Options::default());
+    let mut live = Client::rest(4000, "alice", valid_expiry());
+    assert_eq!(h.allocate(&mut live).class, Class::Success);
+    h.channel_bind(&mut live, 0x4000, public_peer());
+    let now = h.now;
+    h.server
+        .set_config(config_with(&["east"], Settings::default()), now);
+
+    // The old secret no longer authenticates new requests...
+    let mut old = Client::rest(4001, "bob", valid_expiry());
+    assert_eq!(h.allocate(&mut old).error_code(), Some(401));
+    // ...the new one does...
+    let username = format!("{}:carol", valid_expiry());
+    let mut new = Client {
+        flow: flow(4002),
+        password: rest_password(b"east", &username),
+        username,
+        nonce: None,
+        next_tid: 1,
+    };
+    assert_eq!(h.allocate(&mut new).class, Class::Success);
+    // ...and the live allocation keeps relaying.
+    let frame = [0x40, 0x00, 0x00, 0x01, 9];
+    assert!(matches!(
+        h.send_raw(live.flow, &frame),
+        ClientAction::Relay { .. }
+    ));
+    assert!(h.peer_packet(0, public_peer(), b"x").is_some());
+}
+
+#[test]
+fn revoking_a_user_or_secret_ends_sessions_and_refuses_new_ones() {
+    let mut h = harness(Options::default());
+    let mut alice = Client::rest(4000, "alice", valid_expiry());
+    let mut bob = Client::rest(4001, "bob", valid_expiry());
+    h.allocate(&mut alice);
+    h.allocate(&mut bob);
+    let now = h.now;
+    let ended = h
+        .server
+        .end_allocations_where(now, &mut h.binder, |a| &*a.user_id == "alice");
+    assert_eq!(ended, 1);
+    let mut revoked = config_with(&[SECRET], Settings::default());
+    Arc::get_mut(&mut revoked)
+        .unwrap()
+        .revoked_users
+        .insert("alice".into());
+    h.server.set_config(revoked, now);
+    let mut again = Client::rest(4002, "alice", valid_expiry());
+    assert_eq!(h.allocate(&mut again).error_code(), Some(401));
+    assert_eq!(h.server.stats().auth_revoked.get(), 1);
+    assert_eq!(h.server.allocation_count(), 1, "bob is untouched");
+
+    let id = super::super::auth::secret_id(SECRET.as_bytes());
+    let ended = h
+        .server
+        .end_allocations_where(now, &mut h.binder, |a| a.secret_id == Some(id));
+    assert_eq!(ended, 1);
+    assert_eq!(h.server.allocation_count(), 0);
+    assert!(matches!(
+        h.server.poll_event(),
+        Some(Event::AllocationCreated { .. })
+    ));
+}
+
+#[test]
+fn traffic_counters_are_exact() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    h.channel_bind(&mut c, 0x4000, public_peer());
+    for len in [1usize, 100, 1200] {
+        let mut frame = vec![0x40, 0x00];
+        frame.extend((len as u16).to_be_bytes());
+        frame.extend(vec![0u8; len]);
+        assert!(matches!(
+            h.send_raw(c.flow, &frame),
+            ClientAction::Relay { .. }
+        ));
+        assert!(h.peer_packet(0, public_peer(), &vec![0u8; len]).is_some());
+    }
+    let s = h.server.stats();
+    assert_eq!(
+        (s.to_peers.packets.get(), s.to_peers.bytes.get()),
+        (3, 1301)
+    );
+    assert_eq!(
+        (s.from_clients.packets.get(), s.from_clients.bytes.get()),
+        (3, 1301)
+    );
+    assert_eq!(
+        (s.to_clients.packets.get(), s.to_clients.bytes.get()),
+        (3, 1301)
+    );
+    assert_eq!(s.active_allocations(Transport::Udp), 1);
 }

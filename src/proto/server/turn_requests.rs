@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use super::super::allocation::{Allocation, TrafficCounters};
 use super::super::auth::long_term::LongTermKey;
 use super::super::auth::Purpose;
+use super::super::bandwidth::TokenBucket;
 use super::super::channel_data::is_valid_channel;
 use super::super::ports::ReservedPort;
 use super::super::stun::message::MAX_PEER_ADDRESSES;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
 use super::auth_check::Authed;
+use super::{transport_index, Transport, BIND_ATTEMPTS};
 use super::{BindError, ClientAction, EndReason, Event, Family, Flow, RelayBinder, Server};
-use super::{Transport, BIND_ATTEMPTS};
 
 const UDP: u8 = 17;
 
@@ -92,7 +93,7 @@ impl Server {
             return self.error_reply(out, msg, 437, key.as_ref(), fp);
         }
         if self.draining {
-            let alternate = self.shared.settings.alternate_servers.first().copied();
+            let alternate = self.config.settings.alternate_servers.first().copied();
             return match alternate {
                 Some(alt) => self.error_reply_with(out, msg, 300, key.as_ref(), fp, |w| {
                     w.plain_address(attr::ALTERNATE_SERVER, &alt)
@@ -102,7 +103,7 @@ impl Server {
         }
         match attrs.requested_transport {
             None => return self.error_reply(out, msg, 400, key.as_ref(), fp),
-            Some(UDP) if !self.shared.settings.no_udp_relay => {}
+            Some(UDP) if !self.config.settings.no_udp_relay => {}
             Some(_) => return self.error_reply(out, msg, 442, key.as_ref(), fp),
         }
         if attrs.reservation_token.is_some()
@@ -116,8 +117,10 @@ impl Server {
             Some(_) => return self.error_reply(out, msg, 440, key.as_ref(), fp),
         };
         let shared = self.shared.clone();
-        let user_id = shared.auth.user_id(authed.username);
+        let config = self.config.clone();
+        let user_id = config.auth.user_id(authed.username);
         if shared.quotas.try_acquire(user_id).is_err() {
+            self.stats.quota_refusals.inc();
             return self.error_reply(out, msg, 486, key.as_ref(), fp);
         }
         let slot = self.reserve_slot();
@@ -129,9 +132,16 @@ impl Server {
                 return self.error_reply(out, msg, code, key.as_ref(), fp);
             }
         };
-        let lifetime = shared.settings.granted_lifetime(attrs.lifetime);
-        let advertised = shared.settings.advertised(relay_addr);
+        let lifetime = config.settings.granted_lifetime(attrs.lifetime);
+        let advertised = config.settings.advertised(relay_addr);
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let max_bps = config.settings.max_bps;
         let alloc = Allocation {
+            id,
+            secret_id: authed.secret_id,
+            to_peer_limit: TokenBucket::limit(max_bps, now),
+            to_client_limit: TokenBucket::limit(max_bps, now),
             flow,
             transport,
             relay_addr,
@@ -149,7 +159,7 @@ impl Server {
             traffic: TrafficCounters::default(),
         };
         self.insert_allocation(alloc, slot);
-        self.stats.allocations_created += 1;
+        self.stats.allocations_created[transport_index(transport)].inc();
         self.events.push_back(Event::AllocationCreated {
             flow,
             transport,
@@ -280,7 +290,7 @@ impl Server {
             self.remove_allocation(slot, now, EndReason::Deleted, binder);
             0
         } else {
-            let granted = self.shared.settings.granted_lifetime(attrs.lifetime);
+            let granted = self.config.settings.granted_lifetime(attrs.lifetime);
             alloc.expires = now + Duration::from_secs(granted.into());
             self.expiries.push(std::cmp::Reverse((alloc.expires, slot)));
             granted
@@ -319,7 +329,7 @@ impl Server {
             ips[n] = peer.ip();
             n += 1;
         }
-        let expires = now + Duration::from_secs(self.shared.settings.permission_lifetime.into());
+        let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
             return ClientAction::None;
         };
@@ -355,7 +365,7 @@ impl Server {
         if let Some(code) = self.check_peer(peer, relay_family) {
             return self.error_reply(out, msg, code, key, fp);
         }
-        let settings = &self.shared.settings;
+        let settings = &self.config.settings;
         let channel_expires = now + Duration::from_secs(settings.channel_lifetime.into());
         let permission_expires = now + Duration::from_secs(settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
@@ -378,8 +388,8 @@ impl Server {
         if Family::of(&peer) != relay_family {
             return Some(443);
         }
-        if !self.shared.policy.is_allowed(peer.ip()) {
-            self.stats.forbidden_peer += 1;
+        if !self.config.peers.is_allowed(peer.ip()) {
+            self.stats.forbidden_peer.inc();
             tracing::debug!(%peer, "peer refused by policy");
             return Some(403);
         }
@@ -410,32 +420,24 @@ impl Server {
         data: &[u8],
         attrs: &Attributes<'_>,
     ) -> ClientAction {
-        let Some(&slot) = self.by_flow.get(&flow) else {
-            self.stats.dropped_no_allocation += 1;
-            return ClientAction::None;
-        };
         let (Some(Ok(peer)), Some(payload)) = (attrs.peer_address(), attrs.data) else {
-            self.stats.dropped_malformed += 1;
+            self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+        let Some(&slot) = self.by_flow.get(&flow) else {
+            self.stats.dropped_no_allocation.count(payload.len());
             return ClientAction::None;
         };
-        if Family::of(&peer) != Family::of(&alloc.relay_addr) || !alloc.permits(peer.ip(), now) {
-            self.stats.dropped_no_permission += 1;
+        self.stats.from_clients.count(payload.len());
+        let permitted = self.slots[slot as usize].as_ref().is_some_and(|alloc| {
+            Family::of(&peer) == Family::of(&alloc.relay_addr) && alloc.permits(peer.ip(), now)
+        });
+        if !permitted {
+            self.stats.dropped_no_permission.count(payload.len());
             return ClientAction::None;
         }
-        alloc.traffic.to_peer_packets += 1;
-        alloc.traffic.to_peer_bytes += payload.len() as u64;
-        self.stats.relayed_to_peer_packets += 1;
-        self.stats.relayed_to_peer_bytes += payload.len() as u64;
         let start = payload.as_ptr() as usize - data.as_ptr() as usize;
-        ClientAction::Relay {
-            relay: slot,
-            peer,
-            start,
-            end: start + payload.len(),
-        }
+        self.relay_to_peer(now, slot, peer, start, start + payload.len())
     }
 }
 

@@ -1,0 +1,5 @@
+//! The control-plane HTTP listeners: metrics and health, and the admin API.
+
+pub mod api;
+pub mod json;
+pub mod server;

@@ -1,0 +1,345 @@
+//! The Prometheus exposition: per-shard counters summed at scrape time, so the relay path only
+//! ever bumps its own shard's counters.
+
+use std::sync::Arc;
+
+use prometheus::proto::{
+    Bucket, Counter as PCounter, Gauge as PGauge, Histogram as PHistogram, LabelPair, Metric,
+    MetricFamily, MetricType,
+};
+use prometheus::{Encoder, TextEncoder};
+
+use super::control::Control;
+use crate::proto::counters::{Counter, Traffic};
+use crate::proto::flow::Transport;
+use crate::proto::server::{CoreStats, LIFETIME_BUCKETS};
+
+const TRANSPORTS: [Transport; 3] = [Transport::Udp, Transport::Tcp, Transport::Tls];
+
+/// A metric family under construction.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    kind: MetricType,
+    metrics: Vec<Metric>,
+}
+
+impl Family {
+    fn new(name: &'static str, help: &'static str, kind: MetricType) -> Self {
+        Family {
+            name,
+            help,
+            kind,
+            metrics: Vec::new(),
+        }
+    }
+
+    fn value(mut self, labels: &[(&str, &str)], value: f64) -> Self {
+        let mut m = Metric::default();
+        m.set_label(
+            labels
+                .iter()
+                .map(|(k, v)| {
+                    let mut l = LabelPair::default();
+                    l.set_name(k.to_string());
+                    l.set_value(v.to_string());
+                    l
+                })
+                .collect(),
+        );
+        match self.kind {
+            MetricType::COUNTER => {
+                let mut c = PCounter::default();
+                c.set_value(value);
+                m.set_counter(c);
+            }
+            _ => {
+                let mut g = PGauge::default();
+                g.set_value(value);
+                m.set_gauge(g);
+            }
+        }
+        self.metrics.push(m);
+        self
+    }
+
+    fn build(self) -> MetricFamily {
+        let mut f = MetricFamily::default();
+        f.set_name(self.name.to_string());
+        f.set_help(self.help.to_string());
+        f.set_field_type(self.kind);
+        f.set_metric(self.metrics);
+        f
+    }
+}
+
+fn counter(name: &'static str, help: &'static str, value: f64) -> MetricFamily {
+    Family::new(name, help, MetricType::COUNTER)
+        .value(&[], value)
+        .build()
+}
+
+fn gauge(name: &'static str, help: &'static str, value: f64) -> MetricFamily {
+    Family::new(name, help, MetricType::GAUGE)
+        .value(&[], value)
+        .build()
+}
+
+/// Renders every metric in the text exposition format.
+pub fn render(control: &Control) -> String {
+    let stats = control.shard_stats();
+    let sum = |f: &dyn Fn(&CoreStats) -> &Counter| -> f64 {
+        stats.iter().map(|s| f(s).get() as f64).sum()
+    };
+    let packets = |f: &dyn Fn(&CoreStats) -> &Traffic| -> f64 {
+        stats.iter().map(|s| f(s).packets.get() as f64).sum()
+    };
+    let bytes = |f: &dyn Fn(&CoreStats) -> &Traffic| -> f64 {
+        stats.iter().map(|s| f(s).bytes.get() as f64).sum()
+    };
+    let mut families = Vec::new();
+
+    // coturn-compatible names, updated live rather than when sessions end.
+    let mut live = Family::new(
+        "turn_total_allocations",
+        "Live allocations by client transport",
+        MetricType::GAUGE,
+    );
+    for t in TRANSPORTS {
+        let n: u64 = stats.iter().map(|s| s.active_allocations(t)).sum();
+        live = live.value(&[("type", t.as_str())], n as f64);
+    }
+    families.push(live.build());
+    families.extend([
+        counter(
+            "turn_total_traffic_rcvp",
+            "Data packets received from clients",
+            packets(&|s| &s.from_clients),
+        ),
+        counter(
+            "turn_total_traffic_rcvb",
+            "Payload bytes received from clients",
+            bytes(&|s| &s.from_clients),
+        ),
+        counter(
+            "turn_total_traffic_sentp",
+            "Data packets relayed to clients",
+            packets(&|s| &s.to_clients),
+        ),
+        counter(
+            "turn_total_traffic_sentb",
+            "Payload bytes relayed to clients",
+            bytes(&|s| &s.to_clients),
+        ),
+        counter(
+            "turn_total_traffic_peer_rcvp",
+            "Datagrams received from peers",
+            packets(&|s| &s.from_peers),
+        ),
+        counter(
+            "turn_total_traffic_peer_rcvb",
+            "Payload bytes received from peers",
+            bytes(&|s| &s.from_peers),
+        ),
+        counter(
+            "turn_total_traffic_peer_sentp",
+            "Datagrams relayed to peers",
+            packets(&|s| &s.to_peers),
+        ),
+        counter(
+            "turn_total_traffic_peer_sentb",
+            "Payload bytes relayed to peers",
+            bytes(&|s| &s.to_peers),
+        ),
+        counter(
+            "stun_binding_request",
+            "STUN Binding requests",
+            sum(&|s| &s.binding_requests),
+        ),
+        counter(
+            "stun_binding_response",
+            "STUN Binding success responses",
+            sum(&|s| &s.binding_responses),
+        ),
+        counter(
+            "stun_binding_error",
+            "STUN Binding error responses",
+            sum(&|s| &s.binding_errors),
+        ),
+    ]);
+
+    // ferroturn's own.
+    let mut created = Family::new(
+        "ferroturn_allocations_created_total",
+        "Allocations created by client transport",
+        MetricType::COUNTER,
+    );
+    let mut ended = Family::new(
+        "ferroturn_allocations_ended_total",
+        "Allocations ended by client transport",
+        MetricType::COUNTER,
+    );
+    for (i, t) in TRANSPORTS.iter().enumerate() {
+        created = created.value(
+            &[("transport", t.as_str())],
+            sum(&|s| &s.allocations_created[i]),
+        );
+        ended = ended.value(
+            &[("transport", t.as_str())],
+            sum(&|s| &s.allocations_ended[i]),
+        );
+    }
+    families.push(created.build());
+    families.push(ended.build());
+    families.push(lifetime_histogram(&stats));
+    let mut auth = Family::new(
+        "ferroturn_auth_failures_total",
+        "Refused credentials by reason",
+        MetricType::COUNTER,
+    );
+    for (reason, value) in [
+        ("stale_nonce", sum(&|s| &s.auth_stale_nonce)),
+        ("bad_credentials", sum(&|s| &s.auth_bad_credentials)),
+        ("expired", sum(&|s| &s.auth_expired)),
+        ("revoked", sum(&|s| &s.auth_revoked)),
+        ("malformed", sum(&|s| &s.auth_malformed)),
+    ] {
+        auth = auth.value(&[("reason", reason)], value);
+    }
+    families.push(auth.build());
+    families.extend([
+        counter(
+            "ferroturn_auth_challenges_total",
+            "401 challenges to requests without credentials (the normal first round trip)",
+            sum(&|s| &s.auth_challenges),
+        ),
+        counter(
+            "ferroturn_error_responses_total",
+            "Error responses sent",
+            sum(&|s| &s.error_responses),
+        ),
+        counter(
+            "ferroturn_quota_refusals_total",
+            "Allocations refused by user-quota or total-quota",
+            sum(&|s| &s.quota_refusals),
+        ),
+        counter(
+            "ferroturn_forbidden_peer_total",
+            "Requests refused because the peer address is not allowed",
+            sum(&|s| &s.forbidden_peer),
+        ),
+    ]);
+    let mut dropped_p = Family::new(
+        "ferroturn_dropped_packets_total",
+        "Packets dropped by reason",
+        MetricType::COUNTER,
+    );
+    let mut dropped_b = Family::new(
+        "ferroturn_dropped_bytes_total",
+        "Bytes dropped by reason",
+        MetricType::COUNTER,
+    );
+    type Pick = fn(&CoreStats) -> &Traffic;
+    let reasons: [(&str, Pick); 4] = [
+        ("malformed", |s| &s.dropped_malformed),
+        ("no_permission", |s| &s.dropped_no_permission),
+        ("no_allocation", |s| &s.dropped_no_allocation),
+        ("bandwidth", |s| &s.dropped_bandwidth),
+    ];
+    for (reason, pick) in reasons {
+        dropped_p = dropped_p.value(&[("reason", reason)], packets(&pick));
+        dropped_b = dropped_b.value(&[("reason", reason)], bytes(&pick));
+    }
+    families.push(dropped_p.build());
+    families.push(dropped_b.build());
+    let mut per_shard = Family::new(
+        "ferroturn_shard_packets_total",
+        "Relayed packets per shard and direction",
+        MetricType::COUNTER,
+    );
+    for (i, s) in stats.iter().enumerate() {
+        let shard = i.to_string();
+        per_shard = per_shard
+            .value(
+                &[("shard", &shard), ("direction", "to_peer")],
+                s.to_peers.packets.get() as f64,
+            )
+            .value(
+                &[("shard", &shard), ("direction", "to_client")],
+                s.to_clients.packets.get() as f64,
+            );
+    }
+    families.push(per_shard.build());
+    let pool = &control.shared().ports;
+    families.push(
+        Family::new(
+            "ferroturn_relay_ports",
+            "Relay ports by state",
+            MetricType::GAUGE,
+        )
+        .value(&[("state", "in_use")], pool.in_use() as f64)
+        .value(
+            &[("state", "free")],
+            pool.capacity().saturating_sub(pool.in_use()) as f64,
+        )
+        .build(),
+    );
+    families.extend([
+        gauge(
+            "ferroturn_tcp_connections",
+            "Open TCP/TLS client connections",
+            control.tcp_connections() as f64,
+        ),
+        gauge(
+            "ferroturn_draining",
+            "1 while new allocations are refused",
+            f64::from(u8::from(control.is_draining())),
+        ),
+        gauge(
+            "ferroturn_shards",
+            "Relay shards (threads)",
+            stats.len() as f64,
+        ),
+    ]);
+
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = TextEncoder::new().encode(&families, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn lifetime_histogram(stats: &[Arc<CoreStats>]) -> MetricFamily {
+    let mut h = PHistogram::default();
+    let mut cumulative = 0u64;
+    let mut buckets = Vec::new();
+    for (i, upper) in LIFETIME_BUCKETS.iter().enumerate() {
+        cumulative += stats
+            .iter()
+            .map(|s| s.lifetime_buckets[i].get())
+            .sum::<u64>();
+        let mut b = Bucket::default();
+        b.set_upper_bound(*upper as f64);
+        b.set_cumulative_count(cumulative);
+        buckets.push(b);
+    }
+    cumulative += stats
+        .iter()
+        .map(|s| s.lifetime_buckets[LIFETIME_BUCKETS.len()].get())
+        .sum::<u64>();
+    h.set_bucket(buckets);
+    h.set_sample_count(cumulative);
+    h.set_sample_sum(
+        stats
+            .iter()
+            .map(|s| s.lifetime_seconds_sum.get() as f64)
+            .sum(),
+    );
+    let mut m = Metric::default();
+    m.set_histogram(h);
+    let mut f = MetricFamily::default();
+    f.set_name("ferroturn_allocation_lifetime_seconds".to_string());
+    f.set_help("Lifetime of ended allocations".to_string());
+    f.set_field_type(MetricType::HISTOGRAM);
+    f.set_metric(vec![m]);
+    f
+}
