@@ -20,6 +20,11 @@
       addresses is one ferroturn logged as `relayed=` for that peer's user; the
       local candidate's relayProtocol and every allocation ferroturn logged for
       the scenario's users use TRANSPORT.
+
+  driver.py check-refused NAME RESULT_JSON FERROTURN_LOG
+      Judges the negative run (Chromium without the test certificate in its
+      NSS db): passes when the page did not connect, reported ICE candidate
+      errors, and ferroturn logged no allocation for the scenario's users.
 """
 
 import base64
@@ -195,6 +200,35 @@ def check(name, result_path, log_path, transport, min_port, max_port):
     return 0
 
 
+def check_refused(name, result_path, log_path):
+    """The untrusted-certificate run: Chromium must refuse the TLS connection,
+    so the page reports a failure with candidate errors and ferroturn logs no
+    allocation for the scenario's users."""
+    try:
+        with open(result_path) as f:
+            result = json.load(f)
+    except (OSError, ValueError) as e:
+        print("no result from the page (%s)" % e)
+        return 1
+    allocs = logged_allocations(log_path, name)
+    errors = sorted(set((result.get("candidateErrorsA") or []) + (result.get("candidateErrorsB") or [])))
+    detail = "page: %s; candidate errors: %s; in %s" % (
+        result.get("error") or "connected", ", ".join(errors) or "none", result.get("elapsed"))
+    problems = []
+    if result.get("ok"):
+        problems.append("connected although Chromium should not trust the certificate")
+    if not errors:
+        problems.append("no icecandidateerror reported")
+    made = ["%s %s" % a for side in ("a", "b") for a in allocs[side]]
+    if made:
+        problems.append("ferroturn allocated %s" % ", ".join(made))
+    if problems:
+        print("%s -- %s" % (detail, "; ".join(problems)))
+        return 1
+    print(detail)
+    return 0
+
+
 def main(argv):
     if len(argv) >= 2 and argv[1] == "serve" and len(argv) == 4:
         serve(argv[2], argv[3])
@@ -204,6 +238,8 @@ def main(argv):
         return 0
     if len(argv) >= 2 and argv[1] == "check" and len(argv) == 8:
         return check(*argv[2:])
+    if len(argv) >= 2 and argv[1] == "check-refused" and len(argv) == 5:
+        return check_refused(*argv[2:])
     sys.stderr.write(__doc__)
     return 2
 

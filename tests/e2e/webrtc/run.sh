@@ -98,6 +98,10 @@ CHROME_HOME="$E2E_DIR/home"
 mkdir -p "$CHROME_HOME/.pki/nssdb"
 certutil -N -d "sql:$CHROME_HOME/.pki/nssdb" --empty-password
 certutil -A -d "sql:$CHROME_HOME/.pki/nssdb" -n ferroturn-test -t "C,," -i "$E2E_DIR/cert.pem"
+# Same layout without the certificate, for the negative control.
+UNTRUSTED_HOME="$E2E_DIR/home-untrusted"
+mkdir -p "$UNTRUSTED_HOME/.pki/nssdb"
+certutil -N -d "sql:$UNTRUSTED_HOME/.pki/nssdb" --empty-password
 
 # --- ferroturn ----------------------------------------------------------------
 # Two listening ports, then the relay range.
@@ -157,13 +161,18 @@ e2e_log "page served on 127.0.0.1:$HTTP_PORT; ferroturn on $PORT (TLS $TLS_PORT)
 #   --password-store=basic                      no desktop keyring
 #   --disable-dev-shm-usage                     small /dev/shm in containers
 #   --autoplay-policy / --mute-audio            no media is played; keeps it quiet
+# run_scenario NAME TRANSPORT TURN_URL [refused]: one page load. TRANSPORT is
+# what ferroturn must log for the allocations; with `refused`, Chromium runs
+# with a HOME whose NSS db lacks the test certificate and must not connect.
 run_scenario() {
-    local name=$1 transport=$2 turn_url=$3
+    local name=$1 transport=$2 turn_url=$3 expect=${4:-connect}
+    local home=$CHROME_HOME
+    [[ "$expect" == refused ]] && home=$UNTRUSTED_HOME
     local profile="$E2E_DIR/profile-$name" result="$OUT/$name.result.json" url i detail
     mkdir -p "$profile"
     url=$(python3 "$HERE/driver.py" url "$HTTP_PORT" "$name" "$SECRET" 3600 $((TIMEOUT * 1000)) "$MESSAGES" "$turn_url" "$turn_url")
     e2e_log "run $name: $turn_url (expect ferroturn transport=\"$transport\")"
-    HOME="$CHROME_HOME" e2e_start "chromium-$name" timeout -k 5 $((WAIT + 10)) "$CHROMIUM" \
+    HOME="$home" e2e_start "chromium-$name" timeout -k 5 $((WAIT + 10)) "$CHROMIUM" \
         --headless=new --no-sandbox --disable-gpu --disable-dev-shm-usage \
         --user-data-dir="$profile" \
         --disable-quic --no-proxy-server \
@@ -188,7 +197,9 @@ run_scenario() {
     fi
     # ferroturn logs the allocation when it is made; give the log a moment to be flushed.
     sleep 0.2
-    if detail=$(python3 "$HERE/driver.py" check "$name" "$result" "$E2E_DIR/ferroturn.log" "$transport" "$MIN_PORT" "$MAX_PORT"); then
+    local judge=(check "$name" "$result" "$E2E_DIR/ferroturn.log" "$transport" "$MIN_PORT" "$MAX_PORT")
+    [[ "$expect" == refused ]] && judge=(check-refused "$name" "$result" "$E2E_DIR/ferroturn.log")
+    if detail=$(python3 "$HERE/driver.py" "${judge[@]}"); then
         e2e_record "$name" PASS "$detail"
     else
         e2e_record "$name" FAIL "$detail (page log: $OUT/$name.page.log)"
@@ -204,6 +215,9 @@ run_scenario udp udp "turn:127.0.0.1:$PORT?transport=udp" || true
 run_scenario tcp tcp "turn:127.0.0.1:$PORT?transport=tcp" || true
 run_scenario tls tls "turns:localhost:$TLS_PORT?transport=tcp" || true
 run_scenario tls-plain tls "turns:localhost:$PORT?transport=tcp" || true
+# Negative control: proves Chromium really checks ferroturn's certificate, so
+# the passing TLS runs above owe their success to the NSS trust, not to luck.
+run_scenario tls-untrusted tls "turns:localhost:$TLS_PORT?transport=tcp" refused || true
 e2e_log "scenarios took $((SECONDS - START))s"
 
 e2e_summary "WebRTC (headless Chromium) through ferroturn"
