@@ -189,6 +189,13 @@ def check(name, result_path, log_path, transport, min_port, max_port):
                 problems.append("pc %s local relayProtocol %s, expected %s" % (side.upper(), proto, transport))
             summary.append("%s: local=%s (relayProtocol=%s) remote=%s" % (side.upper(), local, proto, remote))
 
+    # Informational only: Chrome's controlled side may still report its own
+    # writable pair when the stats are read, which is not ferroturn's doing.
+    if result.get("ok") and result.get("pairA") and result.get("pairB"):
+        la, ra = result["pairA"].get("local") or {}, result["pairA"].get("remote") or {}
+        lb, rb = result["pairB"].get("local") or {}, result["pairB"].get("remote") or {}
+        same = (la.get("port"), ra.get("port")) == (rb.get("port"), lb.get("port"))
+        summary.append("pairs %s" % ("agree" if same else "differ"))
     logged = "; ".join("%s %s" % (t, r) for side in ("a", "b") for t, r in allocs[side])
     detail = "%s | ferroturn: %s | msgs %s/%s each way in %s" % (
         "; ".join(summary) or "no pair", logged or "nothing", min(result.get("receivedAtA") or 0,

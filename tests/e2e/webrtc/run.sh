@@ -155,12 +155,19 @@ e2e_log "page served on 127.0.0.1:$HTTP_PORT; ferroturn on $PORT (TLS $TLS_PORT)
 #   --disable-domain-reliability --disable-breakpad --metrics-recording-only
 #                                               nothing but the test talks to the network
 #   --disable-features=WebRtcHideLocalIpsWithMdns
-#                                               no mDNS names, so no multicast on eth0
-#   --allow-loopback-in-peer-connection         gather on lo, so the client's TURN
-#                                               sockets are bound to 127.0.0.1
+#                                               no mDNS host names, so no multicast
+#                                               out of eth0 (not needed to connect)
+#   --allow-loopback-in-peer-connection         needed where lo is the only interface
+#                                               (a fresh netns, a bare container):
+#                                               without it Chromium finds no network
+#                                               and gathers nothing at all
 #   --password-store=basic                      no desktop keyring
 #   --disable-dev-shm-usage                     small /dev/shm in containers
-#   --autoplay-policy / --mute-audio            no media is played; keeps it quiet
+#   --mute-audio                                no media is played; keeps it quiet
+#   --enable-logging=stderr --v=0               Chromium's own log in chromium-NAME.log
+# The certificate is trusted through the NSS db in HOME (certificate checking
+# stays on, which the tls-untrusted scenario proves), not --ignore-certificate-errors.
+
 # run_scenario NAME TRANSPORT TURN_URL [refused]: one page load. TRANSPORT is
 # what ferroturn must log for the allocations; with `refused`, Chromium runs
 # with a HOME whose NSS db lacks the test certificate and must not connect.
