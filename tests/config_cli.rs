@@ -5,8 +5,14 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn ferroturn(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ferroturn"))
-        .args(args)
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferroturn"));
+    // The test's own environment must not leak configuration into the server under test.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("FERROTURN_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args(args)
         .env_remove("RUST_LOG")
         .output()
         .expect("run ferroturn")

@@ -6,7 +6,7 @@
 #
 #   --quick   skip `cargo fmt --check` and `cargo clippy`
 #   --soak    reserved for long-running load/soak runs (currently a no-op;
-#             exported to the test scripts as FERROTURN_SOAK=1)
+#             exported to the test scripts as E2E_SOAK=1)
 #
 # Installs what the end-to-end tests need when it is missing (Debian's coturn
 # package for turnutils_uclient/turnutils_peer, python3), using sudo only when
@@ -36,7 +36,7 @@ done
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-export FERROTURN_SOAK=$SOAK
+export E2E_SOAK=$SOAK
 
 CURRENT_STEP="setup"
 E2E_PASSED=0

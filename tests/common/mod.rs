@@ -105,7 +105,14 @@ impl TestServer {
         std::fs::write(&conf, text).expect("write turnserver.conf");
         let out = std::fs::File::create(dir.join("server.out")).expect("create server.out");
         let err = out.try_clone().expect("clone server.out");
-        let child = Command::new(server_bin())
+        let mut command = Command::new(server_bin());
+        // The test's own environment must not leak configuration into the server under test.
+        for (key, _) in std::env::vars() {
+            if key.starts_with("FERROTURN_") {
+                command.env_remove(key);
+            }
+        }
+        let child = command
             .arg("-c")
             .arg(&conf)
             .args(extra_args)
