@@ -1,6 +1,7 @@
 //! ferroturn: a TURN/STUN relay that drops in where coturn runs.
 
 pub mod config;
+pub mod jitsi;
 pub mod logging;
 pub mod proto;
 pub mod runtime;

@@ -9,6 +9,12 @@ use ferroturn::signals::{Signal, SignalSet};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Subcommands come first; anything else is the relay's own coturn-style command line.
+    #[allow(clippy::single_match)] // more subcommands join this match
+    match args.first().map(String::as_str) {
+        Some("jitsi") => return ferroturn::jitsi::run(&args[1..]),
+        _ => {}
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let config = match config::load(&args, &env) {
         Ok(LoadOutcome::Run(config)) => config,
