@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod config;
 pub mod http;
+pub mod jitsi;
 pub mod logging;
 pub mod proto;
 pub mod runtime;

@@ -14,8 +14,11 @@ use ferroturn::signals::{Signal, SignalSet};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if let Some("admin") = args.first().map(String::as_str) {
-        return ferroturn::admin::main(&args[1..]);
+    // Subcommands come first; anything else is the relay's own coturn-style command line.
+    match args.first().map(String::as_str) {
+        Some("admin") => return ferroturn::admin::main(&args[1..]),
+        Some("jitsi") => return ferroturn::jitsi::run(&args[1..]),
+        _ => {}
     }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let config = match config::load(&args, &env) {
