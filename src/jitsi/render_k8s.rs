@@ -78,7 +78,7 @@ pub fn render_helm_values(plan: &Plan) -> String {
         s,
         "\n# The ferroturn chart as a dependency (condition: turn.enabled) reads its\n\
          # static-auth-secret from the same Secret, so both sides always agree.\n\
-         turn:\n  enabled: true\n  staticAuthSecret:\n    existingSecret: {SECRET_NAME}\n    key: {SECRET_KEY}"
+         turn:\n  enabled: true\n  auth:\n    secret:\n      name: {SECRET_NAME}\n      key: {SECRET_KEY}"
     );
     s
 }
@@ -157,7 +157,7 @@ mod tests {
             Some("config.useTurnUdp = true;\n")
         );
         assert_eq!(
-            doc["turn"]["staticAuthSecret"]["key"].as_str(),
+            doc["turn"]["auth"]["secret"]["key"].as_str(),
             Some(SECRET_KEY)
         );
         assert_eq!(doc["coturn"]["enabled"].as_bool(), Some(false));
