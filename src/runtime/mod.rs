@@ -11,6 +11,7 @@ pub mod shard;
 pub mod sockets;
 pub mod stream_framing;
 pub mod tls_config;
+pub mod udp_batch;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};

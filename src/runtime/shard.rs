@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,6 +17,7 @@ use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
 use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, ShardFlags};
 use super::relay_sockets::RelaySockets;
+use super::udp_batch::{RecvBatch, SendQueue, BATCH};
 use crate::proto::flow::{Flow, Transport};
 use crate::proto::server::{ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
 
@@ -28,8 +30,9 @@ const WAKER: Token = Token(usize::MAX);
 /// UDP listener index.
 const CONN_FLOW_BASE: u32 = 1 << 16;
 
-/// Largest UDP payload.
-const MAX_DATAGRAM: usize = 65_535;
+/// Largest datagram relayed. Batched receives need a slot per datagram; media stays far below
+/// this, and larger datagrams are dropped and counted as malformed.
+const MAX_DATAGRAM: usize = 9216;
 /// Most datagrams or reads handled for one socket per turn, so a busy socket cannot starve the
 /// others; a socket that used its budget is served again on the next turn.
 const READ_BUDGET: usize = 256;
@@ -79,7 +82,8 @@ pub struct Shard {
     relays: RelaySockets,
     tls: Option<Arc<ServerConfig>>,
     limits: Arc<ConnectionLimits>,
-    buf: Vec<u8>,
+    rx: RecvBatch,
+    to_clients: Vec<SendQueue>,
     out: Vec<u8>,
     again: Vec<Token>,
     next_sweep: Instant,
@@ -117,6 +121,7 @@ impl Shard {
             tcp.push((l, kind));
         }
         let relays = make_relays(poll.registry().try_clone()?);
+        let udp_count = udp.len();
         let now = Instant::now();
         Ok((
             Shard {
@@ -129,7 +134,8 @@ impl Shard {
                 relays,
                 tls,
                 limits,
-                buf: vec![0; PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM],
+                rx: RecvBatch::new(PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM),
+                to_clients: (0..udp_count).map(|_| SendQueue::new()).collect(),
                 out: vec![0; 2048],
                 again: Vec::new(),
                 next_sweep: now + SWEEP_INTERVAL,
@@ -257,60 +263,74 @@ impl Shard {
     }
 
     fn read_udp_listener(&mut self, index: usize) {
-        for _ in 0..READ_BUDGET {
-            let Some(listener) = self.udp.get(index) else {
-                return;
-            };
-            let (len, from) = match listener.recv_from(&mut self.buf) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+        let Some(fd) = self.udp.get(index).map(|s| s.as_raw_fd()) else {
+            return;
+        };
+        for _ in 0..READ_BUDGET / BATCH {
+            let n = match self.rx.recv(fd, 0, PEER_TAILROOM) {
+                Ok(0) => return,
+                Ok(n) => n,
                 Err(e) => {
-                    tracing::debug!(shard = self.id, error = %e, "listener receive error");
-                    return;
+                    // An error report (ICMP) consumed by this call; datagrams may still wait.
+                    tracing::trace!(shard = self.id, error = %e, "listener receive error");
+                    continue;
                 }
-            };
-            let flow = Flow {
-                socket: index as u32,
-                remote: canonical(from),
             };
             let now = Instant::now();
-            let action = self.core.handle_client(
-                now,
-                flow,
-                Transport::Udp,
-                &self.buf[..len],
-                &mut self.out,
-                &mut self.relays,
-            );
-            match action {
-                ClientAction::None => {}
-                ClientAction::Reply(n) => {
-                    let _ = self.udp[index].send_to(&self.out[..n], from);
+            for i in 0..n {
+                let (len, from, truncated) = self.rx.meta(i);
+                let Some(from) = from else {
+                    continue;
+                };
+                if truncated {
+                    self.core.stats().dropped_malformed.count(len);
+                    continue;
                 }
-                ClientAction::Relay {
-                    relay,
-                    peer,
-                    start,
-                    end,
-                } => {
-                    if let Some(socket) = self.relays.get(relay) {
-                        let _ = socket.send_to(&self.buf[start..end], peer);
+                let flow = Flow {
+                    socket: index as u32,
+                    remote: canonical(from),
+                };
+                let data = &self.rx.slot(i)[..len];
+                let action = self.core.handle_client(
+                    now,
+                    flow,
+                    Transport::Udp,
+                    data,
+                    &mut self.out,
+                    &mut self.relays,
+                );
+                match action {
+                    ClientAction::None => {}
+                    ClientAction::Reply(m) => {
+                        let _ = self.udp[index].send_to(&self.out[..m], from);
+                    }
+                    ClientAction::Relay {
+                        relay,
+                        peer,
+                        start,
+                        end,
+                    } => {
+                        if let Some(socket) = self.relays.get(relay) {
+                            let _ = socket.send_to(&data[start..end], peer);
+                        }
                     }
                 }
+            }
+            if n < BATCH {
+                return;
             }
         }
         self.again.push(Token(UDP_LISTENER_BASE + index));
     }
 
     fn read_relay(&mut self, relay: u32) {
-        for _ in 0..READ_BUDGET {
-            let Some(socket) = self.relays.get(relay) else {
+        for _ in 0..READ_BUDGET / BATCH {
+            let Some(fd) = self.relays.get(relay).map(|s| s.as_raw_fd()) else {
                 return;
             };
-            let payload = &mut self.buf[PEER_HEADROOM..PEER_HEADROOM + MAX_DATAGRAM];
-            let (len, from) = match socket.recv_from(payload) {
-                Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            let n = match self.rx.recv(fd, PEER_HEADROOM, PEER_TAILROOM) {
+                Ok(0) => return,
+                Ok(n) => n,
                 Err(e) => {
                     // ICMP errors (port unreachable) surface here; they concern one peer only.
                     tracing::trace!(shard = self.id, relay, error = %e, "relay receive error");
@@ -318,33 +338,54 @@ impl Shard {
                 }
             };
             let now = Instant::now();
-            match self
-                .core
-                .handle_peer(now, relay, canonical(from), &mut self.buf, len)
-            {
-                PeerAction::Drop => {}
-                PeerAction::Forward { flow, start, end } => {
-                    self.deliver(flow, start, end);
+            for i in 0..n {
+                let (len, from, truncated) = self.rx.meta(i);
+                let Some(from) = from else {
+                    continue;
+                };
+                if truncated {
+                    self.core.stats().dropped_malformed.count(len);
+                    continue;
                 }
+                let slot = self.rx.slot_mut(i);
+                match self
+                    .core
+                    .handle_peer(now, relay, canonical(from), slot, len)
+                {
+                    PeerAction::Drop => {}
+                    PeerAction::Forward { flow, start, end } => {
+                        if flow.socket < CONN_FLOW_BASE {
+                            if let Some(queue) = self.to_clients.get_mut(flow.socket as usize) {
+                                queue.push(i, start, end, flow.remote);
+                            }
+                        } else {
+                            self.deliver_to_connection(flow, i, start, end);
+                        }
+                    }
+                }
+            }
+            for (index, queue) in self.to_clients.iter_mut().enumerate() {
+                if !queue.is_empty() {
+                    queue.flush(self.udp[index].as_raw_fd(), &self.rx);
+                }
+            }
+            if n < BATCH {
+                return;
             }
         }
         self.again.push(Token(relay as usize));
     }
 
-    /// Sends `self.buf[start..end]` to the client on `flow`.
-    fn deliver(&mut self, flow: Flow, start: usize, end: usize) {
-        if flow.socket < CONN_FLOW_BASE {
-            if let Some(listener) = self.udp.get(flow.socket as usize) {
-                let _ = listener.send_to(&self.buf[start..end], flow.remote);
-            }
-            return;
-        }
+    /// Sends `rx` slot `i`'s `[start..end]` to the TCP/TLS client on `flow`.
+    fn deliver_to_connection(&mut self, flow: Flow, i: usize, start: usize, end: usize) {
         let slot = (flow.socket - CONN_FLOW_BASE) as usize;
-        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return;
+        let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
+            Some(conn) => {
+                conn.queue(&self.rx.slot(i)[start..end]);
+                conn.flush()
+            }
+            None => return,
         };
-        conn.queue(&self.buf[start..end]);
-        let result = conn.flush();
         self.after_io(slot, result);
     }
 
