@@ -67,8 +67,10 @@ fn parse_value(s: &str) -> Result<f64, String> {
     }
 }
 
+type Labels = Vec<(String, String)>;
+
 /// Parses `{k="v",...}` starting at `s[0] == '{'`; returns the labels and the rest.
-fn parse_labels(s: &str) -> Result<(Vec<(String, String)>, &str), String> {
+fn parse_labels(s: &str) -> Result<(Labels, &str), String> {
     let mut rest = &s[1..];
     let mut labels = Vec::new();
     loop {
@@ -214,7 +216,7 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
         }
         seen_samples.insert(family.clone());
         let ty = types[&family].as_str();
-        if ty == "counter" && !(value >= 0.0) {
+        if ty == "counter" && (value.is_nan() || value < 0.0) {
             return Err(fail("negative or NaN counter".into()));
         }
         if ty == "histogram" && name.ends_with("_bucket") {
@@ -249,10 +251,11 @@ pub fn parse(text: &str) -> Result<Scrape, String> {
         }
     }
     for (family, ty) in &types {
-        if ty == "histogram" && seen_samples.contains(family) {
-            if buckets.get(family).and_then(|b| b.1).is_none() {
-                return Err(format!("histogram {family} has no +Inf bucket"));
-            }
+        if ty == "histogram"
+            && seen_samples.contains(family)
+            && buckets.get(family).and_then(|b| b.1).is_none()
+        {
+            return Err(format!("histogram {family} has no +Inf bucket"));
         }
     }
     Ok(Scrape { samples, types })
