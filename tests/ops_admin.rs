@@ -22,7 +22,11 @@ async fn server_with_admin(extra: &[&str]) -> (TestServer, SocketAddr) {
     let mut args = vec!["--admin-token", TOKEN, "--admin-port", &port_s];
     args.extend_from_slice(extra);
     let server = TestServer::start_with(Auth::RestAndStatic, &args).await;
-    (server, SocketAddr::from(([127, 0, 0, 1], port)))
+    let api = SocketAddr::from(([127, 0, 0, 1], port));
+    // Wait for the listener (the HTTP client retries refused connections), so the CLI runs
+    // below never race its bind.
+    call_json(api, "GET", "/admin/status", "", 200).await;
+    (server, api)
 }
 
 async fn call(

@@ -21,6 +21,24 @@ impl Reply {
     }
 }
 
+/// Connects, retrying for a while: the server answers STUN (which is what `TestServer`
+/// waits for) a moment before its HTTP listeners are bound.
+fn connect(addr: SocketAddr) -> TcpStream {
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    loop {
+        match TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+            Ok(s) => return s,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ConnectionRefused
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("connect {addr}: {e}"),
+        }
+    }
+}
+
 /// Sends one request (`Connection: close`) and reads the whole answer.
 pub fn request(
     addr: SocketAddr,
@@ -29,8 +47,7 @@ pub fn request(
     token: Option<&str>,
     body: &str,
 ) -> Reply {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    let mut s = connect(addr);
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("read timeout");
     s.set_write_timeout(Some(Duration::from_secs(5)))
