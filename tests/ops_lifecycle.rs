@@ -250,3 +250,70 @@ async fn sighup_with_a_broken_file_keeps_the_old_configuration() {
     .await
     .expect("test timed out");
 }
+
+/// Sends `n` back-to-back 1000-byte ChannelData and counts what reaches the peer.
+async fn burst_through(session: &Session, n: usize) -> usize {
+    for _ in 0..n {
+        session
+            .client
+            .send_channel(session.channel, &[7u8; 1000])
+            .await;
+    }
+    let mut got = 0;
+    while session
+        .peer_recv(Duration::from_millis(300))
+        .await
+        .is_some()
+    {
+        got += 1;
+    }
+    got
+}
+
+#[tokio::test]
+async fn sighup_applies_a_bandwidth_limit_to_live_sessions() {
+    timeout(TEST_TIMEOUT, async {
+        let mut server = TestServer::start_with(Auth::RestAndStatic, &[]).await;
+        let session = Session::open(server.addr, SECRET, "alice").await;
+        assert_eq!(burst_through(&session, 20).await, 20, "no limit yet");
+
+        server.rewrite_config(|text| format!("{text}max-bps=20000\n"));
+        server.signal(libc::SIGHUP);
+        server
+            .wait_log("SIGHUP: configuration reloaded", 1, Duration::from_secs(3))
+            .await;
+        // The bucket holds max(20000/10, 3000) bytes: 3 datagrams, plus what the rate refills
+        // while the burst is being sent (a few ms).
+        let got = burst_through(&session, 20).await;
+        assert!(
+            (3..=5).contains(&got),
+            "{got} of 20 got through after max-bps=20000"
+        );
+        assert!(server.is_running());
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn sigint_stops_at_once_even_with_live_allocations() {
+    timeout(TEST_TIMEOUT, async {
+        let mut server =
+            TestServer::start_with(Auth::RestAndStatic, &["--drain-timeout", "20"]).await;
+        let session = Session::open(server.addr, SECRET, "alice").await;
+        let start = Instant::now();
+        server.signal(libc::SIGINT);
+        let status = server
+            .wait_exit(Duration::from_secs(2))
+            .expect("SIGINT does not wait for allocations");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert!(status.success(), "exit status {status}");
+        session.assert_not_relayed().await;
+    })
+    .await
+    .expect("test timed out");
+}
