@@ -6,7 +6,7 @@ use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 use super::json;
-use super::server::{Handler, Request, Response};
+use super::server::{percent_decode_path, Handler, Request, Response};
 use crate::runtime::control::{Control, SessionInfo};
 use crate::runtime::metrics;
 
@@ -75,12 +75,14 @@ fn admin_route(control: &Control, req: &Request) -> Response {
             ),
         },
         ("POST", ["admin", "users", user, "revoke"]) => {
-            let ended = control.revoke_user(user);
+            // `ferroturn admin revoke-user` percent-encodes the user (e.g. `@` as `%40`).
+            let user = percent_decode_path(user);
+            let ended = control.revoke_user(&user);
             tracing::warn!(user, ended, "user revoked through the admin API");
             Response::json(
                 200,
                 json::object(&[
-                    ("revoked", json::string(user)),
+                    ("revoked", json::string(&user)),
                     ("ended", ended.to_string()),
                 ]),
             )

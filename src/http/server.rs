@@ -240,7 +240,18 @@ fn respond(mut stream: TcpStream, response: &Response) -> io::Result<()> {
     stream.flush()
 }
 
+/// Decodes a query value: `%XX` escapes and `+` as a space.
 fn percent_decode(s: &str) -> String {
+    decode(s, true)
+}
+
+/// Decodes a path segment: `%XX` escapes only (`+` is a literal `+` in a path).
+pub(crate) fn percent_decode_path(s: &str) -> String {
+    decode(s, false)
+}
+
+/// Invalid escapes stay as they are.
+fn decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -257,7 +268,7 @@ fn percent_decode(s: &str) -> String {
                     i += 1;
                 }
             },
-            b'+' => {
+            b'+' if plus_is_space => {
                 out.push(b' ');
                 i += 1;
             }
@@ -286,5 +297,10 @@ mod tests {
         assert_eq!(r.param("nope"), None);
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%e2%82%ac%zz"), "\u{20ac}%zz");
+        assert_eq!(
+            percent_decode_path("dave%40example.org"),
+            "dave@example.org"
+        );
+        assert_eq!(percent_decode_path("a+b%2Bc"), "a+b+c");
     }
 }

@@ -3,11 +3,15 @@
 //! Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod http;
+pub mod json;
+pub mod prom;
 pub mod stun;
+pub mod turn_raw;
 
 use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -169,6 +173,56 @@ impl TestServer {
 
     pub fn in_relay_range(&self, addr: SocketAddr) -> bool {
         (self.min_port..=self.max_port).contains(&addr.port())
+    }
+
+    /// The generated `turnserver.conf`.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("turnserver.conf")
+    }
+
+    /// Rewrites `turnserver.conf` with `edit` (for SIGHUP reload tests).
+    pub fn rewrite_config(&self, edit: impl FnOnce(String) -> String) {
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path).expect("read turnserver.conf");
+        std::fs::write(&path, edit(text)).expect("write turnserver.conf");
+    }
+
+    /// Sends `sig` (a `libc::SIG*` number) to the server.
+    pub fn signal(&self, sig: libc::c_int) {
+        let pid = libc::pid_t::try_from(self.pid()).expect("pid fits pid_t");
+        // SAFETY: kill(2) on our own child's pid; the child is not reaped until Drop.
+        let rc = unsafe { libc::kill(pid, sig) };
+        assert_eq!(rc, 0, "kill({pid}, {sig}) failed");
+    }
+
+    /// Waits up to `limit` for the server to exit; `None` if it is still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether the server is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `limit` until the server's output contains `needle` at least `times` times.
+    pub async fn wait_log(&self, needle: &str, times: usize, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.logs().matches(needle).count() < times {
+            if tokio::time::Instant::now() >= deadline {
+                panic!("log line {needle:?} never appeared:\n{}", self.logs());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
