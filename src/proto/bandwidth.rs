@@ -38,16 +38,21 @@ impl TokenBucket {
     /// Takes `bytes` if available.
     #[inline]
     pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
-        self.last = now;
-        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
-        let need = bytes as f64;
-        if self.tokens >= need {
-            self.tokens -= need;
+        if self.has(bytes, now) {
+            self.tokens -= bytes as f64;
             true
         } else {
             false
         }
+    }
+
+    /// Refills, then tells whether `bytes` are available without taking them.
+    #[inline]
+    fn has(&mut self, bytes: usize, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.rate).min(self.burst);
+        self.tokens >= bytes as f64
     }
 
     /// Changes the rate, keeping the tokens already earned (up to the new burst).
@@ -58,10 +63,24 @@ impl TokenBucket {
     }
 }
 
-/// Takes from an optional bucket; no bucket means no limit.
+/// Takes from both optional buckets, or from neither when either lacks the tokens (so a
+/// packet the server-wide limit refuses does not use up the allocation's share). No bucket
+/// means no limit.
 #[inline]
-pub fn allow(bucket: &mut Option<TokenBucket>, bytes: usize, now: Instant) -> bool {
-    bucket.as_mut().is_none_or(|b| b.take(bytes, now))
+pub fn allow(
+    allocation: &mut Option<TokenBucket>,
+    server: &mut Option<TokenBucket>,
+    bytes: usize,
+    now: Instant,
+) -> bool {
+    let fits = |b: &mut Option<TokenBucket>| b.as_mut().is_none_or(|b| b.has(bytes, now));
+    if !(fits(allocation) && fits(server)) {
+        return false;
+    }
+    for b in [allocation, server].into_iter().flatten() {
+        b.tokens -= bytes as f64;
+    }
+    true
 }
 
 /// Brings an optional bucket in line with a (possibly changed) limit.
@@ -95,10 +114,21 @@ mod tests {
     }
 
     #[test]
+    fn refused_packets_take_nothing_from_either_bucket() {
+        let now = Instant::now();
+        let mut alloc = TokenBucket::limit(100_000, now);
+        let mut server = TokenBucket::limit(30_000, now);
+        // The server bucket's burst is 3000 bytes: the second 2000-byte packet does not fit.
+        assert!(allow(&mut alloc, &mut server, 2000, now));
+        assert!(!allow(&mut alloc, &mut server, 2000, now));
+        assert_eq!(alloc.unwrap().tokens, 10_000.0 - 2000.0);
+    }
+
+    #[test]
     fn unlimited_and_retune() {
         let now = Instant::now();
         let mut none = TokenBucket::limit(0, now);
-        assert!(allow(&mut none, 1_000_000, now));
+        assert!(allow(&mut none, &mut None, 1_000_000, now));
         retune(&mut none, 5000, now);
         assert!(none.is_some());
         retune(&mut none, 0, now);

@@ -295,9 +295,12 @@ impl Server {
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
             return ClientAction::None;
         };
-        if !allow(&mut alloc.to_peer_limit, len, now)
-            || !allow(&mut self.capacity_to_peers, len, now)
-        {
+        if !allow(
+            &mut alloc.to_peer_limit,
+            &mut self.capacity_to_peers,
+            len,
+            now,
+        ) {
             self.stats.dropped_bandwidth.count(len);
             return ClientAction::None;
         }
@@ -384,9 +387,12 @@ impl Server {
             self.stats.dropped_no_permission.count(len);
             return PeerAction::Drop;
         }
-        if !allow(&mut alloc.to_client_limit, len, now)
-            || !allow(&mut self.capacity_to_clients, len, now)
-        {
+        if !allow(
+            &mut alloc.to_client_limit,
+            &mut self.capacity_to_clients,
+            len,
+            now,
+        ) {
             self.stats.dropped_bandwidth.count(len);
             return PeerAction::Drop;
         }
