@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use ferroturn::config::{self, Config, LoadOutcome};
 use ferroturn::http::api;
+use ferroturn::http::credentials::{self, CredentialIssuer};
 use ferroturn::http::server::HttpServer;
 use ferroturn::logging::{self, LogControl};
 use ferroturn::runtime::Runtime;
@@ -114,6 +115,27 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             }
             Err(e) => {
                 eprintln!("ferroturn: cannot listen for the admin API on {addr}: {e}");
+                runtime.stop();
+                return ExitCode::from(1);
+            }
+        }
+    }
+    if let Some(token) = &config.rest_api_token {
+        let addr = SocketAddr::new(config.rest_api_address, config.rest_api_port);
+        // Config validation guarantees a secret when the token is set.
+        let issuer =
+            CredentialIssuer::from_config(&config).expect("validated: a REST secret exists");
+        match HttpServer::start(
+            addr,
+            "credentials",
+            credentials::handler(issuer, token.clone()),
+        ) {
+            Ok(server) => {
+                tracing::info!(addr = %server.addr, "TURN REST credential endpoint on /credentials");
+                http.push(server);
+            }
+            Err(e) => {
+                eprintln!("ferroturn: cannot listen for the credential endpoint on {addr}: {e}");
                 runtime.stop();
                 return ExitCode::from(1);
             }

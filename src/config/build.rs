@@ -251,6 +251,17 @@ impl Builder {
             Opt::TotalQuota => c.total_quota = number(v)?,
             Opt::MaxTcpConnections => c.max_tcp_connections = number(v)?,
             Opt::DrainTimeout => c.drain_timeout = number(v)?,
+            Opt::RestApiToken => {
+                if v.trim().len() < 16 {
+                    return Err(
+                        "the credential endpoint token must be at least 16 characters".into(),
+                    );
+                }
+                c.rest_api_token = Some(v.trim().to_string())
+            }
+            Opt::RestApiAddress => c.rest_api_address = ip(v)?,
+            Opt::RestApiPort => c.rest_api_port = port(v)?,
+            Opt::RestApiHost => c.rest_api_host = Some(v.trim().to_string()),
             Opt::AdminAddress => c.admin_address = ip(v)?,
             Opt::AdminPort => c.admin_port = port(v)?,
             Opt::AdminToken => {
@@ -390,6 +401,12 @@ impl Builder {
             self.warnings.push(format!(
                 "{}pkey is set without cert; TLS needs both",
                 self.source_of(Opt::Pkey)
+            ));
+        }
+        if c.rest_api_token.is_some() && (!c.use_auth_secret || c.static_auth_secrets.is_empty()) {
+            self.errors.push(format!(
+                "{}rest-api-token needs use-auth-secret and a static-auth-secret to sign credentials with",
+                self.source_of(Opt::RestApiToken)
             ));
         }
         if c.cipher_list.is_some() {

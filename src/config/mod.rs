@@ -225,6 +225,14 @@ pub struct Config {
     pub admin_token: Option<String>,
     /// `log-json` (ferroturn).
     pub log_json: bool,
+    /// `rest-api-token` (ferroturn): enables the TURN REST credential endpoint.
+    pub rest_api_token: Option<String>,
+    /// `rest-api-address` (ferroturn).
+    pub rest_api_address: IpAddr,
+    /// `rest-api-port` (ferroturn).
+    pub rest_api_port: u16,
+    /// `rest-api-host` (ferroturn): host in the handed-out URIs.
+    pub rest_api_host: Option<String>,
     /// `max-tcp-connections` (ferroturn): open TCP/TLS connections in total, 0 = unlimited.
     pub max_tcp_connections: usize,
     /// `max-tcp-connections-per-ip` (ferroturn): connections from one address, 0 = unlimited.
@@ -339,6 +347,10 @@ impl Default for Config {
             admin_port: 9642,
             admin_token: None,
             log_json: false,
+            rest_api_token: None,
+            rest_api_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            rest_api_port: 9643,
+            rest_api_host: None,
             max_tcp_connections: 20_000,
             max_tcp_connections_per_ip: 256,
             total_quota: 0,

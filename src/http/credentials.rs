@@ -1,0 +1,181 @@
+//! The TURN REST credential endpoint (draft-uberti-behave-turn-rest): applications other than
+//! Prosody ask `GET /?service=turn&username=U&ttl=S` (or `/credentials?...`) with a bearer token
+//! and get `{username, password, ttl, uris}` signed with the relay's own secret.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use subtle::ConstantTimeEq;
+
+use super::json;
+use super::server::{Handler, Request, Response};
+use crate::config::Config;
+use crate::jitsi::credentials::{ice_url, mint};
+
+/// Default credential lifetime, seconds (a day, as the draft suggests).
+const DEFAULT_TTL: u64 = 86_400;
+/// Longest lifetime handed out.
+const MAX_TTL: u64 = 7 * 86_400;
+
+/// What the endpoint hands out, fixed when the relay starts.
+#[derive(Debug, Clone)]
+pub struct CredentialIssuer {
+    secret: String,
+    uris: Vec<String>,
+}
+
+impl CredentialIssuer {
+    /// Signs with the first `static-auth-secret` (the newest during a rotation) and hands out
+    /// the listeners the configuration enables. None when the relay has no REST secret.
+    pub fn from_config(config: &Config) -> Option<Self> {
+        let secret = config.static_auth_secrets.first()?.clone();
+        let host = config
+            .rest_api_host
+            .clone()
+            .or_else(|| config.external_ips.first().map(|e| e.public.to_string()))
+            .unwrap_or_else(|| config.realm.clone());
+        let mut uris = Vec::new();
+        if !config.no_udp {
+            uris.push(ice_url("turn", &host, config.listening_port, Some("udp")));
+        }
+        if !config.no_tcp {
+            uris.push(ice_url("turn", &host, config.listening_port, Some("tcp")));
+        }
+        if !config.no_tls && config.cert.is_some() && config.pkey.is_some() {
+            uris.push(ice_url(
+                "turns",
+                &host,
+                config.tls_listening_port,
+                Some("tcp"),
+            ));
+        }
+        Some(CredentialIssuer { secret, uris })
+    }
+
+    /// The JSON answer for `username` and `ttl` at Unix time `now`.
+    pub fn answer(&self, username: Option<&str>, ttl: u64, now: u64) -> String {
+        let cred = mint(&self.secret, username, ttl, now);
+        json::object(&[
+            ("username", json::string(&cred.username)),
+            ("password", json::string(&cred.password)),
+            ("ttl", ttl.to_string()),
+            (
+                "uris",
+                json::array(self.uris.iter().map(|u| json::string(u))),
+            ),
+        ])
+    }
+}
+
+/// The endpoint's handler.
+pub fn handler(issuer: CredentialIssuer, token: String) -> Handler {
+    Arc::new(move |req: &Request| {
+        let authorised = req
+            .bearer
+            .as_deref()
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
+        if !authorised {
+            return Response::json(
+                401,
+                json::object(&[("error", json::string("missing or wrong bearer token"))]),
+            );
+        }
+        if req.method != "GET" || !matches!(req.path.as_str(), "/" | "/credentials") {
+            return Response::json(
+                404,
+                json::object(&[("error", json::string("use GET /credentials?service=turn"))]),
+            );
+        }
+        if req.param("service").is_some_and(|s| s != "turn") {
+            return Response::json(
+                400,
+                json::object(&[("error", json::string("only service=turn is offered"))]),
+            );
+        }
+        let ttl = match req.param("ttl").map(|t| t.parse::<u64>()) {
+            None => DEFAULT_TTL,
+            Some(Ok(t)) if (1..=MAX_TTL).contains(&t) => t,
+            Some(_) => {
+                return Response::json(
+                    400,
+                    json::object(&[("error", json::string("ttl must be 1..=604800 seconds"))]),
+                );
+            }
+        };
+        let username = req.param("username").filter(|u| !u.is_empty());
+        if username
+            .as_deref()
+            .is_some_and(|u| u.contains(':') || u.len() > 128)
+        {
+            return Response::json(
+                400,
+                json::object(&[(
+                    "error",
+                    json::string("username must not contain ':' and be at most 128 bytes"),
+                )]),
+            );
+        }
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        Response::json(200, issuer.answer(username.as_deref(), ttl, now))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::auth::rest::rest_password;
+
+    fn config(text: &str) -> Config {
+        crate::config::from_conf_str(text, "test").unwrap()
+    }
+
+    #[test]
+    fn answers_in_the_rest_api_shape_with_a_password_the_relay_accepts() {
+        let c = config("use-auth-secret\nstatic-auth-secret=north\nexternal-ip=203.0.113.5\ncert=/c\npkey=/k\n");
+        let issuer = CredentialIssuer::from_config(&c).unwrap();
+        let body = issuer.answer(Some("alice"), 600, 1_700_000_000);
+        let password = rest_password(b"north", "1700000600:alice");
+        assert_eq!(
+            body,
+            format!(
+                "{{\"username\":\"1700000600:alice\",\"password\":\"{password}\",\"ttl\":600,\"uris\":[\
+                 \"turn:203.0.113.5:3478?transport=udp\",\"turn:203.0.113.5:3478?transport=tcp\",\
+                 \"turns:203.0.113.5:5349?transport=tcp\"]}}"
+            )
+        );
+    }
+
+    #[test]
+    fn refuses_without_token_and_checks_parameters() {
+        let c =
+            config("use-auth-secret\nstatic-auth-secret=north\nrealm=turn.example.org\nno-tcp\n");
+        let h = handler(CredentialIssuer::from_config(&c).unwrap(), "t".repeat(16));
+        let ask = |query: &str, bearer: Option<&str>| {
+            h(&Request {
+                method: "GET".into(),
+                path: "/credentials".into(),
+                query: query.into(),
+                bearer: bearer.map(str::to_string),
+                body: Vec::new(),
+            })
+        };
+        assert_eq!(ask("service=turn", None).status, 401);
+        assert_eq!(ask("service=turn", Some("wrong-token-wrong")).status, 401);
+        let token = "t".repeat(16);
+        let ok = ask("service=turn&username=bob&ttl=60", Some(&token));
+        assert_eq!(ok.status, 200);
+        let text = String::from_utf8(ok.body).unwrap();
+        assert!(text.contains(":bob\""), "{text}");
+        assert!(
+            text.contains("turn:turn.example.org:3478?transport=udp"),
+            "{text}"
+        );
+        assert!(!text.contains("transport=tcp"), "no-tcp: {text}");
+        assert_eq!(ask("service=stun", Some(&token)).status, 400);
+        assert_eq!(ask("ttl=0", Some(&token)).status, 400);
+        assert_eq!(ask("ttl=99999999", Some(&token)).status, 400);
+        assert_eq!(ask("username=a:b", Some(&token)).status, 400);
+    }
+}
