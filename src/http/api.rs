@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use subtle::ConstantTimeEq;
-
 use super::json;
 use super::server::{percent_decode_path, Handler, Request, Response};
 use crate::runtime::control::{Control, SessionInfo};
@@ -31,11 +29,7 @@ pub fn metrics_handler(control: Control) -> Handler {
 /// The handler of the admin API.
 pub fn admin_handler(control: Control, token: String) -> Handler {
     Arc::new(move |req: &Request| {
-        let authorised = req
-            .bearer
-            .as_deref()
-            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
-        if !authorised {
+        if !req.has_bearer(&token) {
             return Response::json(
                 401,
                 json::object(&[("error", json::string("missing or wrong bearer token"))]),

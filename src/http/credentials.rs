@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use subtle::ConstantTimeEq;
-
 use super::json;
 use super::server::{Handler, Request, Response};
 use crate::config::Config;
@@ -70,11 +68,7 @@ impl CredentialIssuer {
 /// The endpoint's handler.
 pub fn handler(issuer: CredentialIssuer, token: String) -> Handler {
     Arc::new(move |req: &Request| {
-        let authorised = req
-            .bearer
-            .as_deref()
-            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())));
-        if !authorised {
+        if !req.has_bearer(&token) {
             return Response::json(
                 401,
                 json::object(&[("error", json::string("missing or wrong bearer token"))]),

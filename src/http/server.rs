@@ -30,6 +30,15 @@ pub struct Request {
 }
 
 impl Request {
+    /// Whether the request carries exactly `token` as its bearer token (compared in constant
+    /// time).
+    pub fn has_bearer(&self, token: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        self.bearer
+            .as_deref()
+            .is_some_and(|t| bool::from(t.as_bytes().ct_eq(token.as_bytes())))
+    }
+
     /// A query parameter, percent-decoded.
     pub fn param(&self, name: &str) -> Option<String> {
         self.query.split('&').find_map(|pair| {

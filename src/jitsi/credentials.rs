@@ -1,6 +1,7 @@
 //! TURN REST credentials minted the way Prosody's `mod_external_services` mints them, and the
 //! ICE server JSON a WebRTC application hands to `RTCPeerConnection`.
 
+use crate::http::json::string as json_string;
 use crate::proto::auth::rest::{parse_rest_username, rest_password};
 
 /// One minted credential.
@@ -60,25 +61,6 @@ pub fn ice_server_json(urls: &[String], cred: &Credential) -> String {
         json_string(&cred.username),
         json_string(&cred.password)
     )
-}
-
-/// A JSON string literal (RFC 8259 escaping).
-pub fn json_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
