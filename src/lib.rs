@@ -1,5 +1,6 @@
 //! ferroturn: a TURN/STUN relay that drops in where coturn runs.
 
+pub mod bench;
 pub mod config;
 pub mod logging;
 pub mod proto;

@@ -9,6 +9,9 @@ use ferroturn::signals::{Signal, SignalSet};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some("bench") = args.first().map(String::as_str) {
+        return ferroturn::bench::cli::main(&args[1..]);
+    }
     let env: Vec<(String, String)> = std::env::vars().collect();
     let config = match config::load(&args, &env) {
         Ok(LoadOutcome::Run(config)) => config,
