@@ -111,6 +111,8 @@ pub struct Window {
     pub steal: f64,
     /// Server readings at the start and end of the window.
     pub server: Option<(ProcSample, ProcSample)>,
+    /// Longest time the loop overslept its next due send in the window (preemption, stalls).
+    pub max_stall_ns: u64,
 }
 
 impl Window {
@@ -370,8 +372,14 @@ impl Session {
         let mut last_tick = start;
         let mut samples = None;
         let mut window_started_at = measure_at;
+        let mut max_stall = Duration::ZERO;
         loop {
             let now = Instant::now();
+            if self.measuring {
+                if let Some(Reverse((due, _))) = self.timers.peek() {
+                    max_stall = max_stall.max(now.saturating_duration_since(*due));
+                }
+            }
             if !self.measuring && now >= measure_at && samples.is_none() {
                 self.measuring = true;
                 self.window_start_ns = self.now_ns();
@@ -435,6 +443,7 @@ impl Session {
                 _ => 0.0,
             },
             server: server0.zip(server1),
+            max_stall_ns: max_stall.as_nanos() as u64,
         })
     }
 

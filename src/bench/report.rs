@@ -148,6 +148,7 @@ pub fn window_json(w: &Window) -> Json {
         ("send_errors", Json::Int(w.send_errors)),
         ("generator_cpu_pct", Json::Num(w.generator_cpu * 100.0)),
         ("steal_pct", Json::Num(w.steal * 100.0)),
+        ("max_stall_ms", ms(w.max_stall_ns)),
         ("up", leg_json(&w.up)),
         ("down", leg_json(&w.down)),
         ("server", server),
@@ -411,9 +412,10 @@ pub fn window_line(w: &Window) -> String {
     }
     let _ = write!(
         s,
-        ", generator CPU {:.0}%, steal {:.1}%",
+        ", generator CPU {:.0}%, steal {:.1}%, longest stall {:.1} ms",
         w.generator_cpu * 100.0,
-        w.steal * 100.0
+        w.steal * 100.0,
+        w.max_stall_ns as f64 / 1e6
     );
     if w.client_limited() {
         s.push_str(" [client-limited]");
