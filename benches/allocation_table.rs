@@ -50,7 +50,9 @@ fn table(c: &mut Criterion) {
         bn.iter(|| {
             k = (k + 7919) % allocs.len();
             let (_, relay, _) = allocs[k];
-            let a = b.server.handle_peer(now, black_box(relay), peer, &mut buf, 100);
+            let a = b
+                .server
+                .handle_peer(now, black_box(relay), peer, &mut buf, 100);
             assert!(matches!(a, PeerAction::Forward { .. }));
         })
     });

@@ -11,7 +11,8 @@ fn allocate_request(buf: &mut [u8], key: &[u8; 16]) -> usize {
     w.attr(attr::DONT_FRAGMENT, &[]).unwrap();
     w.attr(attr::USERNAME, b"1893456000:participant42").unwrap();
     w.attr(attr::REALM, b"meet.example.org").unwrap();
-    w.attr(attr::NONCE, b"0123456789abcdef0123456789abcdef01234567").unwrap();
+    w.attr(attr::NONCE, b"0123456789abcdef0123456789abcdef01234567")
+        .unwrap();
     w.attr(attr::SOFTWARE, b"libjingle webrtc").unwrap();
     w.integrity(key).unwrap();
     w.fingerprint().unwrap();
@@ -37,7 +38,8 @@ fn codec(c: &mut Criterion) {
         b.iter(|| {
             let mut w =
                 MessageWriter::new(&mut out, method::ALLOCATE, Class::Success, [7; 12]).unwrap();
-            w.xor_address(attr::XOR_RELAYED_ADDRESS, black_box(&relay)).unwrap();
+            w.xor_address(attr::XOR_RELAYED_ADDRESS, black_box(&relay))
+                .unwrap();
             w.xor_address(attr::XOR_MAPPED_ADDRESS, &mapped).unwrap();
             w.attr_u32(attr::LIFETIME, 600).unwrap();
             w.attr(attr::SOFTWARE, b"ferroturn/0.1.0").unwrap();

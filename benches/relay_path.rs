@@ -34,7 +34,9 @@ fn relay(c: &mut Criterion) {
     let mut buf = vec![0u8; PEER_HEADROOM + 160 + PEER_TAILROOM];
     g.bench_function("handle_peer to channel 160 B", |bn| {
         bn.iter(|| {
-            let a = b.server.handle_peer(now, relay, black_box(peer), &mut buf, 160);
+            let a = b
+                .server
+                .handle_peer(now, relay, black_box(peer), &mut buf, 160);
             assert!(matches!(a, PeerAction::Forward { .. }));
         })
     });

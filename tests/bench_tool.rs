@@ -55,14 +55,24 @@ fn five_audio_participants_lose_nothing() {
     // Wait until the listener is up: binding its port fails while the server holds it.
     let t0 = Instant::now();
     while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(t0.elapsed() < Duration::from_secs(10), "server did not start");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     let json = dir.join("out.json");
     let svg = dir.join("out.svg");
     let out = Command::new(bin)
         .args(["bench", "--server", &format!("127.0.0.1:{port}")])
-        .args(["--secret", SECRET, "--participants", "5", "--profile", "audio"])
+        .args([
+            "--secret",
+            SECRET,
+            "--participants",
+            "5",
+            "--profile",
+            "audio",
+        ])
         .args(["--duration", "2", "--warmup", "0.5"])
         .arg("--server-pid")
         .arg(server.0.id().to_string())
@@ -93,7 +103,12 @@ fn five_audio_participants_lose_nothing() {
             assert!(l[f].as_f64().is_some(), "{leg}.{f} missing");
         }
     }
-    for f in ["relayed_pps", "relayed_mbps", "achieved_pps_each_way", "generator_cpu_pct"] {
+    for f in [
+        "relayed_pps",
+        "relayed_mbps",
+        "achieved_pps_each_way",
+        "generator_cpu_pct",
+    ] {
         assert!(w[f].as_f64().unwrap() >= 0.0, "{f} missing");
     }
     assert!(w["server"]["rss_kib"].as_u64().unwrap() > 0);

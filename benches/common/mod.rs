@@ -28,7 +28,13 @@ pub struct FakeBinder {
 }
 
 impl RelayBinder for FakeBinder {
-    fn bind(&mut self, relay: u32, _f: Family, port: u16, _df: bool) -> Result<SocketAddr, BindError> {
+    fn bind(
+        &mut self,
+        relay: u32,
+        _f: Family,
+        port: u16,
+        _df: bool,
+    ) -> Result<SocketAddr, BindError> {
         let addr = SocketAddr::new(IpAddr::from([192, 0, 2, 10]), port);
         self.open.insert(relay, addr);
         Ok(addr)
@@ -50,7 +56,10 @@ pub struct Bench {
 pub fn flow(i: u32) -> Flow {
     Flow {
         socket: 0,
-        remote: SocketAddr::new(IpAddr::from([203, 0, 113, (i >> 16) as u8]), (i & 0xFFFF) as u16),
+        remote: SocketAddr::new(
+            IpAddr::from([203, 0, 113, (i >> 16) as u8]),
+            (i & 0xFFFF) as u16,
+        ),
     }
 }
 

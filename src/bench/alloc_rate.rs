@@ -44,7 +44,10 @@ pub fn run(
     let server0 = target.server_pid.and_then(sampler::sample);
     let mut started: u64 = 0;
     let mut last_tick = start;
-    progress.stage(format!("alloc: {count} cycles, {} outstanding", slots.len()));
+    progress.stage(format!(
+        "alloc: {count} cycles, {} outstanding",
+        slots.len()
+    ));
     loop {
         let now = Instant::now();
         // Retire finished cycles and start new ones in their place.

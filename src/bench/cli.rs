@@ -255,7 +255,10 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 .close_all(Instant::now() + Duration::from_secs(10))
                 .map_err(io)?;
             if let Some(path) = &args.svg {
-                let title = format!("ramp of {} participants through {}", profile.name, args.server);
+                let title = format!(
+                    "ramp of {} participants through {}",
+                    profile.name, args.server
+                );
                 std::fs::write(path, svg::ramp_chart(&title, &outcome.windows)).map_err(io)?;
             }
             report.profile = Some(profile);

@@ -319,7 +319,12 @@ mod tests {
         let mut out = [0u8; 512];
         let now = Instant::now();
         let n = c.start(now, &mut out).unwrap();
-        assert!(Message::parse(&out[..n]).unwrap().attributes().unwrap().username.is_none());
+        assert!(Message::parse(&out[..n])
+            .unwrap()
+            .attributes()
+            .unwrap()
+            .username
+            .is_none());
         let resp = answer(&out[..n], Class::Error, |w| {
             w.error_code(401).unwrap();
             w.attr(attr::REALM, b"r").unwrap();
@@ -327,22 +332,33 @@ mod tests {
         });
         let n = c.on_stun(now, &resp, &mut out).unwrap();
         let req = out[..n].to_vec();
-        assert!(Message::parse(&req).unwrap().attributes().unwrap().integrity_offset.is_some());
+        assert!(Message::parse(&req)
+            .unwrap()
+            .attributes()
+            .unwrap()
+            .integrity_offset
+            .is_some());
         let relay: SocketAddr = "127.0.0.1:50000".parse().unwrap();
         let resp = answer(&req, Class::Success, |w| {
             w.xor_address(attr::XOR_RELAYED_ADDRESS, &relay).unwrap();
         });
         let n = c.on_stun(now, &resp, &mut out).unwrap();
         assert_eq!(c.relayed, Some(relay));
-        assert_eq!(Message::parse(&out[..n]).unwrap().method, method::CREATE_PERMISSION);
-        let resp = answer(&out[..n].to_vec(), Class::Success, |_| {});
+        assert_eq!(
+            Message::parse(&out[..n]).unwrap().method,
+            method::CREATE_PERMISSION
+        );
+        let resp = answer(&out[..n], Class::Success, |_| {});
         let n = c.on_stun(now, &resp, &mut out).unwrap();
-        assert_eq!(Message::parse(&out[..n]).unwrap().method, method::CHANNEL_BIND);
-        let resp = answer(&out[..n].to_vec(), Class::Success, |_| {});
+        assert_eq!(
+            Message::parse(&out[..n]).unwrap().method,
+            method::CHANNEL_BIND
+        );
+        let resp = answer(&out[..n], Class::Success, |_| {});
         assert!(c.on_stun(now, &resp, &mut out).is_none());
         assert_eq!(c.channel(), Some(0x4000));
         let n = c.close(now, &mut out).unwrap();
-        let resp = answer(&out[..n].to_vec(), Class::Success, |_| {});
+        let resp = answer(&out[..n], Class::Success, |_| {});
         c.on_stun(now, &resp, &mut out);
         assert_eq!(c.state(), State::Closed);
     }
@@ -358,8 +374,12 @@ mod tests {
         let t0 = Instant::now();
         let n = c.start(t0, &mut out).unwrap();
         let first = out[..n].to_vec();
-        assert!(c.on_tick(t0 + Duration::from_millis(100), &mut out).is_none());
-        let n = c.on_tick(t0 + Duration::from_millis(600), &mut out).unwrap();
+        assert!(c
+            .on_tick(t0 + Duration::from_millis(100), &mut out)
+            .is_none());
+        let n = c
+            .on_tick(t0 + Duration::from_millis(600), &mut out)
+            .unwrap();
         assert_eq!(&out[..n], &first[..], "retransmission is byte-identical");
         let mut t = t0 + Duration::from_millis(600);
         for _ in 0..10 {

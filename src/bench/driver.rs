@@ -231,7 +231,9 @@ impl Session {
         let mut s = udp::open(local, None, self.target.sock_buf)?;
         let addr = s.local_addr()?;
         let token = Token(PEER_TOKEN_BASE + self.peers.len());
-        self.poll.registry().register(&mut s, token, Interest::READABLE)?;
+        self.poll
+            .registry()
+            .register(&mut s, token, Interest::READABLE)?;
         self.peers.push(s);
         self.peer_addrs.push(addr);
         Ok(addr)
@@ -409,7 +411,9 @@ impl Session {
         }
         self.measuring = false;
         self.window_end_ns = self.now_ns();
-        let seconds = Instant::now().duration_since(window_started_at).as_secs_f64();
+        let seconds = Instant::now()
+            .duration_since(window_started_at)
+            .as_secs_f64();
         let (late, skipped) = self
             .participants
             .iter()
@@ -587,8 +591,7 @@ impl Session {
                         };
                         if self.in_window(stamp.sent_ns) {
                             let transit = now_ns.saturating_sub(stamp.echoed_ns);
-                            let jitter =
-                                self.participants[i].jitter_down.update(transit as i64);
+                            let jitter = self.participants[i].jitter_down.update(transit as i64);
                             self.down.arrived(transit, body.len(), jitter);
                         }
                     }

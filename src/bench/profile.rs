@@ -60,13 +60,23 @@ impl Profile {
                     size,
                 }
             }
-            other => return Err(format!("unknown profile {other:?} (audio, video, screen, custom)")),
+            other => {
+                return Err(format!(
+                    "unknown profile {other:?} (audio, video, screen, custom)"
+                ))
+            }
         };
         if !(p.frame_rate > 0.0 && p.frame_rate <= 100_000.0) {
-            return Err(format!("rate must be in (0, 100000] pps, got {}", p.frame_rate));
+            return Err(format!(
+                "rate must be in (0, 100000] pps, got {}",
+                p.frame_rate
+            ));
         }
         if !(MIN_SIZE..=MAX_SIZE).contains(&p.size) {
-            return Err(format!("size must be {MIN_SIZE}..={MAX_SIZE} bytes, got {}", p.size));
+            return Err(format!(
+                "size must be {MIN_SIZE}..={MAX_SIZE} bytes, got {}",
+                p.size
+            ));
         }
         Ok(p)
     }
@@ -180,7 +190,10 @@ mod tests {
         }
         assert_eq!(sent, 50);
         assert_eq!(s.skipped, 0);
-        assert!(s.late < 50, "a 7 ms wake-up gap makes some frames late, not all");
+        assert!(
+            s.late < 50,
+            "a 7 ms wake-up gap makes some frames late, not all"
+        );
     }
 
     #[test]

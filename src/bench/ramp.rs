@@ -61,7 +61,11 @@ pub fn judge(w: &Window, max_p99_ms: f64) -> Result<(), String> {
 }
 
 /// Runs the ramp on `session` (which starts empty).
-pub fn run(session: &mut Session, plan: &RampPlan, progress: &mut Progress) -> io::Result<RampOutcome> {
+pub fn run(
+    session: &mut Session,
+    plan: &RampPlan,
+    progress: &mut Progress,
+) -> io::Result<RampOutcome> {
     let mut out = RampOutcome::default();
     let mut want = plan.start.max(1);
     loop {
@@ -93,7 +97,8 @@ pub fn run(session: &mut Session, plan: &RampPlan, progress: &mut Progress) -> i
             }
         }
         if limited {
-            out.stop_reason = "client-limited: the generator could not send at the target rate".into();
+            out.stop_reason =
+                "client-limited: the generator could not send at the target rate".into();
             break;
         }
         if want >= plan.max {

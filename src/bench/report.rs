@@ -128,7 +128,10 @@ pub fn window_json(w: &Window) -> Json {
     let server = match &w.server {
         Some((a, b)) => Json::Obj(vec![
             ("cpu_us_per_packet", opt_num(w.server_us_per_packet())),
-            ("cpu_pct", Json::Num(super::sampler::cpu_share(a, b) * 100.0)),
+            (
+                "cpu_pct",
+                Json::Num(super::sampler::cpu_share(a, b) * 100.0),
+            ),
             ("rss_kib", Json::Int(b.rss_kib)),
         ]),
         None => Json::Null,
@@ -235,7 +238,10 @@ impl Report {
     /// The report as JSON.
     pub fn to_json(&self) -> Json {
         let mut f: Vec<(&'static str, Json)> = vec![
-            ("tool", Json::Str(format!("ferroturn-bench {}", env!("CARGO_PKG_VERSION")))),
+            (
+                "tool",
+                Json::Str(format!("ferroturn-bench {}", env!("CARGO_PKG_VERSION"))),
+            ),
             ("mode", Json::Str(self.mode.into())),
             (
                 "server",
@@ -312,8 +318,14 @@ impl Report {
                     ("held", Json::Int(h.held as u64)),
                     ("setup_seconds", Json::Num(h.setup_seconds)),
                     ("hold_seconds", Json::Num(h.hold_seconds)),
-                    ("rss_before_kib", h.rss_before_kib.map_or(Json::Null, Json::Int)),
-                    ("rss_after_kib", h.rss_after_kib.map_or(Json::Null, Json::Int)),
+                    (
+                        "rss_before_kib",
+                        h.rss_before_kib.map_or(Json::Null, Json::Int),
+                    ),
+                    (
+                        "rss_after_kib",
+                        h.rss_after_kib.map_or(Json::Null, Json::Int),
+                    ),
                     ("kib_per_allocation", opt_num(h.kib_per_allocation())),
                 ]),
             ));
@@ -331,7 +343,11 @@ impl Report {
     pub fn summary(&self) -> String {
         let mut s = String::new();
         for (i, w) in self.windows.iter().enumerate() {
-            let mark = if self.capacity_step == Some(i) { " <= capacity" } else { "" };
+            let mark = if self.capacity_step == Some(i) {
+                " <= capacity"
+            } else {
+                ""
+            };
             let _ = writeln!(s, "{}{mark}", window_line(w));
         }
         if let Some(r) = &self.stop_reason {

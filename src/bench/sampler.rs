@@ -104,7 +104,10 @@ mod tests {
         let stat = "1234 (turn server) S 1 1234 1234 0 -1 4194560 500 0 0 0 250 150 0 0 20 0 3 0 100 200000000 3000 18446744073709551615";
         let cpu = parse_stat_cpu(stat).unwrap();
         assert!((cpu - 400.0 / clock_ticks()).abs() < 1e-9);
-        assert_eq!(parse_status_rss("Name:\tx\nVmRSS:\t   12345 kB\n"), Some(12345));
+        assert_eq!(
+            parse_status_rss("Name:\tx\nVmRSS:\t   12345 kB\n"),
+            Some(12345)
+        );
         assert_eq!(parse_status_rss("Name:\tx\n"), None);
         let ps = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n";
         assert_eq!(parse_proc_stat(ps), Some((1000, 35)));

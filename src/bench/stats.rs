@@ -200,10 +200,25 @@ mod tests {
 
     #[test]
     fn buckets_cover_values_and_ranges_agree() {
-        for v in [0u64, 1, 31, 32, 33, 63, 64, 100, 1_000, 123_456, 10_000_000_000] {
+        for v in [
+            0u64,
+            1,
+            31,
+            32,
+            33,
+            63,
+            64,
+            100,
+            1_000,
+            123_456,
+            10_000_000_000,
+        ] {
             let (lo, hi) = bucket_range(bucket_of(v));
             assert!(lo <= v && v <= hi, "{v} not in [{lo}, {hi}]");
-            assert!((hi - lo) as f64 <= v as f64 / 16.0 + 1.0, "bucket too wide at {v}");
+            assert!(
+                (hi - lo) as f64 <= v as f64 / 16.0 + 1.0,
+                "bucket too wide at {v}"
+            );
         }
         assert!(bucket_of(u64::MAX) < BUCKETS);
     }
@@ -216,8 +231,16 @@ mod tests {
         }
         let close = |got: u64, want: f64| (got as f64 - want).abs() / want < 0.035;
         assert!(close(h.quantile(0.5), 50_000_000.0), "{}", h.quantile(0.5));
-        assert!(close(h.quantile(0.99), 99_000_000.0), "{}", h.quantile(0.99));
-        assert!(close(h.quantile(0.999), 99_900_000.0), "{}", h.quantile(0.999));
+        assert!(
+            close(h.quantile(0.99), 99_000_000.0),
+            "{}",
+            h.quantile(0.99)
+        );
+        assert!(
+            close(h.quantile(0.999), 99_900_000.0),
+            "{}",
+            h.quantile(0.999)
+        );
         assert_eq!(h.quantile(1.0), 100_000_000);
         assert_eq!(h.count(), 100_000);
         assert!((h.mean() - 50_000_500.0).abs() < 1.0);

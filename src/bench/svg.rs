@@ -40,12 +40,22 @@ fn nice_max(v: f64) -> f64 {
     10.0 * mag
 }
 
-fn chart(title: &str, x_label: &str, y_label: &str, y2_label: Option<&str>, series: &[Series<'_>]) -> String {
+fn chart(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    y2_label: Option<&str>,
+    series: &[Series<'_>],
+) -> String {
     let pw = W - LEFT - RIGHT;
     let ph = H - TOP - BOTTOM;
     let all = || series.iter().flat_map(|s| s.points.iter());
     let x_min = all().map(|p| p.0).fold(f64::INFINITY, f64::min);
-    let x_min = if x_min.is_finite() { x_min.min(0.0) } else { 0.0 };
+    let x_min = if x_min.is_finite() {
+        x_min.min(0.0)
+    } else {
+        0.0
+    };
     let x_max = nice_max(all().map(|p| p.0).fold(0.0, f64::max));
     let y_of = |right: bool| {
         nice_max(
@@ -139,7 +149,11 @@ fn chart(title: &str, x_label: &str, y_label: &str, y2_label: Option<&str>, seri
             .filter(|p| p.0.is_finite() && p.1.is_finite())
             .map(|&(x, y)| format!("{:.1},{:.1}", sx(x), sy(y, m)))
             .collect();
-        let dash = if ser.right_axis { r#" stroke-dasharray="6 3""# } else { "" };
+        let dash = if ser.right_axis {
+            r#" stroke-dasharray="6 3""#
+        } else {
+            ""
+        };
         let _ = writeln!(
             s,
             r#"<polyline points="{}" fill="none" stroke="{}" stroke-width="2"{dash}/>"#,
@@ -148,7 +162,11 @@ fn chart(title: &str, x_label: &str, y_label: &str, y2_label: Option<&str>, seri
         );
         for p in &pts {
             let (x, y) = p.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(s, r#"<circle cx="{x}" cy="{y}" r="3" fill="{}"/>"#, ser.color);
+            let _ = writeln!(
+                s,
+                r#"<circle cx="{x}" cy="{y}" r="3" fill="{}"/>"#,
+                ser.color
+            );
         }
         let ly = TOP + 16.0 + i as f64 * 16.0;
         let _ = writeln!(
@@ -181,9 +199,8 @@ fn fmt_tick(v: f64) -> String {
 /// Ramp chart: p50 and p99 one-way latency (worse leg) and loss against pps each way.
 pub fn ramp_chart(title: &str, windows: &[Window]) -> String {
     let x = |w: &Window| w.achieved_pps();
-    let worst = |w: &Window, q: f64| {
-        w.up.latency.quantile(q).max(w.down.latency.quantile(q)) as f64 / 1e6
-    };
+    let worst =
+        |w: &Window, q: f64| w.up.latency.quantile(q).max(w.down.latency.quantile(q)) as f64 / 1e6;
     let series = [
         Series {
             name: "p50 latency (ms)",
@@ -204,7 +221,13 @@ pub fn ramp_chart(title: &str, windows: &[Window]) -> String {
             right_axis: true,
         },
     ];
-    chart(title, "packets per second, each way", "one-way latency, ms", Some("loss, %"), &series)
+    chart(
+        title,
+        "packets per second, each way",
+        "one-way latency, ms",
+        Some("loss, %"),
+        &series,
+    )
 }
 
 /// Fixed-load chart: the share of packets per latency bucket for each leg.

@@ -150,16 +150,28 @@ mod tests {
             nonce: b"n0nce",
             key: &key,
         };
-        let n = write_request(&mut buf, Request::ChannelBind(0x4001, peer), [1; 12], Some(&creds))
-            .unwrap();
+        let n = write_request(
+            &mut buf,
+            Request::ChannelBind(0x4001, peer),
+            [1; 12],
+            Some(&creds),
+        )
+        .unwrap();
         let msg = Message::parse(&buf[..n]).unwrap();
-        assert_eq!((msg.method, msg.class), (method::CHANNEL_BIND, Class::Request));
+        assert_eq!(
+            (msg.method, msg.class),
+            (method::CHANNEL_BIND, Class::Request)
+        );
         let a = msg.attributes().unwrap();
         assert_eq!(a.channel_number, Some(0x4001));
         assert_eq!(a.peer_address().unwrap().unwrap(), peer);
         assert_eq!(a.username, Some(&b"1800000000:bench3"[..]));
         let off = a.integrity_offset.unwrap();
-        assert!(crate::proto::stun::integrity::verify_integrity(&buf[..n], off, &key));
+        assert!(crate::proto::stun::integrity::verify_integrity(
+            &buf[..n],
+            off,
+            &key
+        ));
     }
 
     #[test]
@@ -171,15 +183,22 @@ mod tests {
         w.attr(attr::NONCE, b"abc").unwrap();
         let n = w.finish();
         let r = parse_response(&buf[..n]).unwrap();
-        assert_eq!((r.error_code, r.realm, r.nonce), (Some(401), Some(&b"realm"[..]), Some(&b"abc"[..])));
+        assert_eq!(
+            (r.error_code, r.realm, r.nonce),
+            (Some(401), Some(&b"realm"[..]), Some(&b"abc"[..]))
+        );
 
         let relay: SocketAddr = "127.0.0.1:50001".parse().unwrap();
-        let mut w = MessageWriter::new(&mut buf, method::ALLOCATE, Class::Success, [3; 12]).unwrap();
+        let mut w =
+            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Success, [3; 12]).unwrap();
         w.xor_address(attr::XOR_RELAYED_ADDRESS, &relay).unwrap();
         w.attr_u32(attr::LIFETIME, 600).unwrap();
         let n = w.finish();
         let r = parse_response(&buf[..n]).unwrap();
-        assert_eq!((r.relayed, r.lifetime, r.error_code), (Some(relay), Some(600), None));
+        assert_eq!(
+            (r.relayed, r.lifetime, r.error_code),
+            (Some(relay), Some(600), None)
+        );
         assert_eq!(r.tid, [3; 12]);
 
         let w = MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [3; 12]).unwrap();
