@@ -149,9 +149,16 @@ rows = []
 def row(label, c, f, better, fmt="{:.2f}"):
     ratio = f / c if c and f is not None and c is not None else None
     show = lambda v: v if isinstance(v, str) else (fmt.format(v) if v is not None else "n/a")
-    rows.append((label, show(c), show(f), f"{ratio:.2f}" if ratio else "n/a", better))
+    rows.append((label, show(c), show(f), f"{ratio:.3g}" if ratio else "n/a", better))
+notes = []
 def win(n, s):
-    return load(n, s)["windows"][0]
+    w = load(n, s)["windows"][0]
+    if w["client_limited"] or w["loss_pct"] > 0:
+        notes.append(f"{n} {s}: sent {w['achieved_pps_each_way']:.0f} of {w['target_pps_each_way']:.0f} pps, "
+                     f"loss {w['loss_pct']:.2f} %, generator CPU {w['generator_cpu_pct']:.0f} %, "
+                     f"longest loop stall {w['max_stall_ms']:.1f} ms"
+                     + (" [client-limited]" if w["client_limited"] else ""))
+    return w
 c, f = win("coturn", "equal"), win("ferroturn", "equal")
 row(f"CPU µs per relayed packet at {c['achieved_pps_each_way']:.0f}/{f['achieved_pps_each_way']:.0f} pps each way",
     c["server"]["cpu_us_per_packet"], f["server"]["cpu_us_per_packet"], "lower")
@@ -166,7 +173,7 @@ def sat_text(cap):
     return t + (" (client-limited)" if cap["client_limited"] else "")
 sc, sf = sat["coturn"]["pps_each_way"], sat["ferroturn"]["pps_each_way"]
 rows.append(("Saturation, pps each way with < 1 % loss", sat_text(sat["coturn"]), sat_text(sat["ferroturn"]),
-             f"{sf / sc:.2f}" if sc and sf else "n/a", "higher"))
+             f"{sf / sc:.3g}" if sc and sf else "n/a", "higher"))
 hc, hf = win("coturn", "half"), win("ferroturn", "half")
 row(f"p99 one-way latency, ms, at {hc['achieved_pps_each_way']:.0f} pps each way (half coturn's saturation)",
     hc["p99_ms"], hf["p99_ms"], "lower", "{:.3f}")
@@ -185,4 +192,9 @@ print("| figure | coturn | ferroturn | ferroturn / coturn | better |")
 print("|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")
+for n in ("coturn", "ferroturn"):
+    r = load(n, "ramp")
+    print(f"\n{n} ramp stopped: {r['capacity']['stop_reason']}")
+for n in notes:
+    print(f"note: {n}")
 PY

@@ -62,7 +62,15 @@ pub fn run(
                         result.allocate_latency.record((t1 - t0).as_nanos() as u64);
                         result.cycle_latency.record((now - t0).as_nanos() as u64);
                     }
-                    _ => result.failed += 1,
+                    (state, _, _) => {
+                        result.failed += 1;
+                        if result.failure_codes.len() < 1000 {
+                            result.failure_codes.push(match state {
+                                State::Failed(code) => code,
+                                _ => 0,
+                            });
+                        }
+                    }
                 }
                 let _ = poll.registry().deregister(&mut s.socket);
                 *slot = None;

@@ -92,7 +92,11 @@ pub fn run(
         match verdict {
             Ok(()) => out.capacity_step = Some(out.windows.len() - 1),
             Err(why) => {
-                out.stop_reason = why;
+                out.stop_reason = if limited {
+                    format!("{why} (that step was also client-limited: the generator fell behind its schedule)")
+                } else {
+                    why
+                };
                 break;
             }
         }

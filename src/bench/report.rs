@@ -90,6 +90,23 @@ fn write_str(s: &mut String, t: &str) {
     s.push('"');
 }
 
+/// `{"code": count, ...}` of STUN error codes.
+fn code_counts(codes: &[u16]) -> Json {
+    let mut sorted = codes.to_vec();
+    sorted.sort_unstable();
+    let mut out: Vec<Json> = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let j = sorted[i..].iter().take_while(|c| **c == sorted[i]).count();
+        out.push(Json::Arr(vec![
+            Json::Int(sorted[i] as u64),
+            Json::Int(j as u64),
+        ]));
+        i += j;
+    }
+    Json::Arr(out)
+}
+
 fn ms(ns: u64) -> Json {
     Json::Num(ns as f64 / 1e6)
 }
@@ -182,6 +199,8 @@ pub struct AllocResult {
     pub cycle_latency: Histogram,
     /// Server CPU share over the run.
     pub server_cpu: Option<f64>,
+    /// STUN error codes of failed cycles (0 = timeout), first 1000.
+    pub failure_codes: Vec<u16>,
 }
 
 /// Results of the `hold` mode.
@@ -279,10 +298,7 @@ impl Report {
                         cap.map_or(Json::Null, |w| Json::Num(w.achieved_pps())),
                     ),
                     ("max_p99_ms", opt_num(self.max_p99_ms)),
-                    (
-                        "client_limited",
-                        Json::Bool(self.windows.last().is_some_and(|w| w.client_limited())),
-                    ),
+                    ("client_limited", Json::Bool(self.ramp_client_limited())),
                     (
                         "stop_reason",
                         self.stop_reason
@@ -307,6 +323,7 @@ impl Report {
                     ("allocate_latency", latency_json(&a.allocate_latency)),
                     ("cycle_latency", latency_json(&a.cycle_latency)),
                     ("server_cpu_pct", opt_num(a.server_cpu.map(|c| c * 100.0))),
+                    ("failure_codes", code_counts(&a.failure_codes)),
                 ]),
             ));
         }
@@ -337,6 +354,19 @@ impl Report {
             Json::Arr(codes.into_iter().map(|c| Json::Int(c as u64)).collect()),
         ));
         Json::Obj(f)
+    }
+
+    /// Whether the ramp's result says more about the generator than the server: the capacity
+    /// step was client-limited, or the ramp stopped because the generator could not go on.
+    pub fn ramp_client_limited(&self) -> bool {
+        let cap = self
+            .capacity_step
+            .is_some_and(|i| self.windows[i].client_limited());
+        let stop = self
+            .stop_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("client-limited"));
+        cap || stop
     }
 
     /// A plain-text summary.
