@@ -163,6 +163,7 @@ pub fn window_json(w: &Window) -> Json {
         ("loss_pct", Json::Num(w.loss() * 100.0)),
         ("p99_ms", ms(worse_p99(w))),
         ("client_limited", Json::Bool(w.client_limited())),
+        ("frames", Json::Int(w.frames)),
         ("late_frames", Json::Int(w.late_frames)),
         ("skipped_frames", Json::Int(w.skipped_frames)),
         ("send_errors", Json::Int(w.send_errors)),
