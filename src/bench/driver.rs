@@ -127,8 +127,12 @@ impl Window {
     /// or more than 5 % of its frames left over 5 ms late (its core was busy: on loopback the
     /// sender's core also does the kernel's delivery of what it sends).
     pub fn client_limited(&self) -> bool {
+        self.behind_schedule() || self.late_frames as f64 > 0.05 * self.frames.max(1) as f64
+    }
+
+    /// Whether the generator sent under 97 % of the packets its schedule asked for.
+    pub fn behind_schedule(&self) -> bool {
         self.achieved_pps() < 0.97 * self.target_pps
-            || self.late_frames as f64 > 0.05 * self.frames.max(1) as f64
     }
 
     /// Packets relayed per second (both directions).

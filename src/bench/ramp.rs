@@ -88,6 +88,7 @@ pub fn run(
         let w = session.stream(plan.warmup, plan.measure, &mut |f| progress.set(f))?;
         let verdict = judge(&w, plan.max_p99_ms);
         let limited = w.client_limited();
+        let behind = w.behind_schedule();
         out.windows.push(w);
         match verdict {
             Ok(()) => out.capacity_step = Some(out.windows.len() - 1),
