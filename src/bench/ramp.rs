@@ -101,7 +101,8 @@ pub fn run(
                 break;
             }
         }
-        if limited {
+        // Late frames only flag a step; a generator that cannot reach the rate ends the ramp.
+        if behind {
             out.stop_reason =
                 "client-limited: the generator could not send at the target rate".into();
             break;
