@@ -1,6 +1,7 @@
 //! ferroturn: a TURN/STUN relay that drops in where coturn runs.
 
 pub mod admin;
+pub mod bench;
 pub mod config;
 pub mod http;
 pub mod jitsi;

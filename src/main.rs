@@ -19,6 +19,7 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("admin") => return ferroturn::admin::main(&args[1..]),
         Some("jitsi") => return ferroturn::jitsi::run(&args[1..]),
+        Some("bench") => return ferroturn::bench::cli::main(&args[1..]),
         _ => {}
     }
     let env: Vec<(String, String)> = std::env::vars().collect();

@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Runs the same `ferroturn bench` scenarios against ferroturn (release build) and coturn on
+# this machine and prints a side-by-side table. Run by hand (not part of the test suite):
+#
+#     bash benches/compare-coturn.sh            # about 6-8 minutes
+#     QUICK=1 bash benches/compare-coturn.sh    # shorter windows, for trying the script
+#
+# Server pinned to CPU 0 with one relay thread, load tool pinned to CPU 1, loopback only.
+# Raw JSON goes to benches/results/, the table to benches/results/summary.md.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT="$ROOT/benches/results"
+WORK=$(mktemp -d /tmp/ferroturn-compare.XXXXXX)
+SECRET="compare-$(date +%s)-secret"
+TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
+BIN="$TARGET_DIR/release/ferroturn"
+SERVER_CPU=${SERVER_CPU:-0}
+CLIENT_CPU=${CLIENT_CPU:-1}
+if [[ -n "${QUICK:-}" ]]; then MEASURE=4; STEP=2; HOLD_N=2000; else MEASURE=10; STEP=3; HOLD_N=10000; fi
+mkdir -p "$OUT"
+
+SERVER_PID=""
+cleanup() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "== building ferroturn (release)"
+(cd "$ROOT" && cargo build --release --quiet)
+
+if ! command -v turnserver >/dev/null; then
+    echo "== installing coturn"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq coturn >/dev/null
+    # The package may start its own daemon; only ours may run during the measurements.
+    service coturn stop >/dev/null 2>&1 || true
+fi
+if pgrep -x turnserver >/dev/null; then
+    echo "warning: a turnserver not started by this script is running; results may be disturbed" >&2
+fi
+
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# One config for both servers. The relay range lies below the ephemeral range (32768+) so that
+# 10,000 client sockets and 10,000 relay sockets never compete for a port.
+write_conf() { # name port
+    cat > "$WORK/$1.conf" <<CONF
+listening-ip=127.0.0.1
+listening-port=$2
+relay-ip=127.0.0.1
+min-port=10000
+max-port=29999
+allow-loopback-peers
+use-auth-secret
+static-auth-secret=$SECRET
+realm=bench.local
+relay-threads=1
+no-cli
+no-tls
+no-dtls
+no-tcp-relay
+no-stdout-log
+simple-log
+log-file=$WORK/$1.log
+pidfile=$WORK/$1.pid
+CONF
+}
+
+start_server() { # name
+    PORT=$(free_port)
+    write_conf "$1" "$PORT"
+    case "$1" in
+        ferroturn) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 >/dev/null 2>&1 & ;;
+        coturn) taskset -c "$SERVER_CPU" turnserver -c "$WORK/$1.conf" >/dev/null 2>&1 & ;;
+    esac
+    SERVER_PID=$!
+    for _ in $(seq 1 50); do
+        if python3 - "$PORT" <<'PY' 2>/dev/null; then break; fi
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+PY
+        sleep 0.1
+    done
+    sleep 0.5
+    kill -0 "$SERVER_PID"
+}
+
+stop_server() {
+    kill "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=""
+    sleep 0.5
+}
+
+bench() { # name scenario args...
+    local name=$1 scenario=$2
+    shift 2
+    start_server "$name"
+    echo "== $name: $scenario"
+    taskset -c "$CLIENT_CPU" "$BIN" bench --server "127.0.0.1:$PORT" --secret "$SECRET" \
+        --server-pid "$SERVER_PID" --json "$OUT/$name-$scenario.json" "$@" | cut -c1-400
+    stop_server
+}
+
+# 20k pps each way: 100 participants × 200 pps × 100 B (as in shared/perf-notes.md).
+EQUAL=(--profile custom --rate 200 --size 100 --participants 100 --duration "$MEASURE")
+# Saturation: steps of 20 participants × 500 pps (10k pps each way), loss decides.
+RAMP=(--mode ramp --profile custom --rate 500 --size 100 --start 20 --step 20
+      --max-participants 400 --step-duration "$STEP" --max-p99-ms 1000 --time-limit 150)
+HOLD=(--mode hold --count "$HOLD_N" --duration 5 --concurrency 64)
+ALLOC=(--mode alloc --count 50000 --concurrency 32 --duration "$MEASURE")
+
+for name in coturn ferroturn; do
+    bench "$name" equal "${EQUAL[@]}"
+    bench "$name" ramp "${RAMP[@]}" --svg "$OUT/$name-ramp.svg"
+    bench "$name" hold "${HOLD[@]}"
+    bench "$name" alloc "${ALLOC[@]}"
+done
+
+# Latency at half of coturn's saturation rate, 500 pps per participant.
+HALF_PARTICIPANTS=$(python3 - "$OUT/coturn-ramp.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+pps = r["capacity"]["pps_each_way"] or 10000
+print(max(1, round(pps / 2 / 500)))
+PY
+)
+for name in coturn ferroturn; do
+    bench "$name" half --profile custom --rate 500 --size 100 \
+        --participants "$HALF_PARTICIPANTS" --duration "$MEASURE"
+done
+
+python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
+import json, os, platform, sys
+out = sys.argv[1]
+def load(n, s):
+    return json.load(open(os.path.join(out, f"{n}-{s}.json")))
+def cpu_model():
+    for line in open("/proc/cpuinfo"):
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return "?"
+rows = []
+def row(label, c, f, better, fmt="{:.2f}"):
+    ratio = f / c if c and f is not None and c is not None else None
+    show = lambda v: v if isinstance(v, str) else (fmt.format(v) if v is not None else "n/a")
+    rows.append((label, show(c), show(f), f"{ratio:.3g}" if ratio else "n/a", better))
+notes = []
+def win(n, s):
+    w = load(n, s)["windows"][0]
+    if w["client_limited"] or w["loss_pct"] > 0:
+        notes.append(f"{n} {s}: sent {w['achieved_pps_each_way']:.0f} of {w['target_pps_each_way']:.0f} pps, "
+                     f"loss {w['loss_pct']:.2f} %, generator CPU {w['generator_cpu_pct']:.0f} %, "
+                     f"longest loop stall {w['max_stall_ms']:.1f} ms"
+                     + (" [client-limited]" if w["client_limited"] else ""))
+    return w
+c, f = win("coturn", "equal"), win("ferroturn", "equal")
+row(f"CPU µs per relayed packet at {c['achieved_pps_each_way']:.0f}/{f['achieved_pps_each_way']:.0f} pps each way",
+    c["server"]["cpu_us_per_packet"], f["server"]["cpu_us_per_packet"], "lower")
+sat = {}
+for n in ("coturn", "ferroturn"):
+    cap = load(n, "ramp")["capacity"]
+    sat[n] = cap
+def sat_text(cap):
+    if cap["pps_each_way"] is None:
+        return "none"
+    t = f"{cap['pps_each_way']:.0f}"
+    return t + (" (client-limited)" if cap["client_limited"] else "")
+sc, sf = sat["coturn"]["pps_each_way"], sat["ferroturn"]["pps_each_way"]
+rows.append(("Saturation, pps each way with < 1 % loss", sat_text(sat["coturn"]), sat_text(sat["ferroturn"]),
+             f"{sf / sc:.3g}" if sc and sf else "n/a", "higher"))
+hc, hf = win("coturn", "half"), win("ferroturn", "half")
+row(f"p99 one-way latency, ms, at {hc['achieved_pps_each_way']:.0f} pps each way (half coturn's saturation)",
+    hc["p99_ms"], hf["p99_ms"], "lower", "{:.3f}")
+kc, kf = load("coturn", "hold")["hold"], load("ferroturn", "hold")["hold"]
+row(f"RSS KiB per held allocation ({kc['held']}/{kf['held']} held)",
+    kc["kib_per_allocation"], kf["kib_per_allocation"], "lower")
+ac, af = load("coturn", "alloc")["alloc"], load("ferroturn", "alloc")["alloc"]
+row("Allocations per second, 32 outstanding (401 + Allocate + Refresh 0)",
+    ac["allocations_per_second"], af["allocations_per_second"], "higher", "{:.0f}")
+steal = max(w.get("steal_pct", 0) for n in ("coturn", "ferroturn") for s in ("equal", "half")
+            for w in load(n, s)["windows"])
+print(f"Machine: {os.cpu_count()} CPUs, {cpu_model()}, Linux {platform.release()}; "
+      f"server on CPU 0 (one relay thread), load tool on CPU 1; max steal in fixed runs {steal:.1f} %")
+print()
+print("| figure | coturn | ferroturn | ferroturn / coturn | better |")
+print("|---|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
+for n in ("coturn", "ferroturn"):
+    r = load(n, "ramp")
+    print(f"\n{n} ramp stopped: {r['capacity']['stop_reason']}")
+for n in notes:
+    print(f"note: {n}")
+PY

@@ -1,0 +1,295 @@
+//! Command line of `ferroturn bench` and the dispatch to its modes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+
+use super::driver::{Auth, Session, Target, DEFAULT_SETUP_CONCURRENCY};
+use super::profile::Profile;
+use super::progress::Progress;
+use super::ramp::{self, RampPlan};
+use super::report::Report;
+use super::{alloc_rate, hold, limits, svg};
+
+/// What to measure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// N participants stream for a fixed time: loss, latency, jitter, rates, server CPU/RSS.
+    Fixed,
+    /// Add participants in steps until loss > 1 % or p99 > --max-p99-ms: the capacity.
+    Ramp,
+    /// Allocations per second with --concurrency outstanding (401, Allocate, Refresh 0).
+    Alloc,
+    /// Hold --count idle allocations and report server RSS per allocation.
+    Hold,
+}
+
+/// Load generator for TURN servers (standard TURN over UDP, any server).
+#[derive(Debug, Parser)]
+#[command(name = "ferroturn bench", version)]
+pub struct Args {
+    /// What to measure.
+    #[arg(long, value_enum, default_value = "fixed")]
+    pub mode: Mode,
+    /// TURN server address (UDP).
+    #[arg(long, default_value = "127.0.0.1:3478")]
+    pub server: SocketAddr,
+    /// TURN REST shared secret (usernames `<expiry>:bench<i>`).
+    #[arg(long, conflicts_with = "user")]
+    pub secret: Option<String>,
+    /// Static long-term user `name:password`.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Media profile: audio (50 pps × 160 B), video (90 pps × 1100 B), screen (bursty 30 pps ×
+    /// 1200 B) or custom (--rate, --size).
+    #[arg(long, default_value = "audio")]
+    pub profile: String,
+    /// custom profile: packets per second per participant, each way.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// custom profile: payload bytes per packet.
+    #[arg(long)]
+    pub size: Option<usize>,
+    /// Participants (fixed mode).
+    #[arg(long, default_value_t = 10)]
+    pub participants: usize,
+    /// Measured seconds (fixed), or hold time (hold), or time bound (alloc).
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Unmeasured seconds of streaming before each measurement.
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Peer sockets shared by the participants (0 = one per participant).
+    #[arg(long, default_value_t = 0)]
+    pub peers: usize,
+    /// ramp: participants in the first step.
+    #[arg(long, default_value_t = 10)]
+    pub start: usize,
+    /// ramp: participants added per step.
+    #[arg(long, default_value_t = 10)]
+    pub step: usize,
+    /// ramp: most participants.
+    #[arg(long, default_value_t = 2000)]
+    pub max_participants: usize,
+    /// ramp: measured seconds per step.
+    #[arg(long, default_value_t = 3.0)]
+    pub step_duration: f64,
+    /// ramp: p99 one-way latency bound, ms.
+    #[arg(long, default_value_t = 50.0)]
+    pub max_p99_ms: f64,
+    /// ramp: bound on the whole ramp, seconds.
+    #[arg(long, default_value_t = 300.0)]
+    pub time_limit: f64,
+    /// alloc: cycles; hold: allocations.
+    #[arg(long, default_value_t = 1000)]
+    pub count: u64,
+    /// alloc: transactions outstanding; also the setup concurrency of the other modes.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// The server's pid: its CPU time per relayed packet and its RSS are reported.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Socket buffer bytes asked for on every socket.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub sock_buf: usize,
+    /// Write the results as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Write a chart here (ramp: latency and loss against load; fixed: latency histogram).
+    #[arg(long)]
+    pub svg: Option<PathBuf>,
+    /// Draw the progress bar even when stderr is not a terminal.
+    #[arg(long)]
+    pub progress: bool,
+    /// Allow a target outside loopback (never use it against a server that is not yours).
+    #[arg(long)]
+    pub allow_non_loopback: bool,
+}
+
+/// Entry point: `args` are the words after `bench`.
+pub fn main(args: &[String]) -> ExitCode {
+    let argv = std::iter::once("ferroturn bench".to_string()).chain(args.iter().cloned());
+    let args = match Args::try_parse_from(argv) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    match run(&args) {
+        Ok(report) => {
+            print!("{}", report.summary());
+            let nothing_ran = report.windows.iter().all(|w| w.participants == 0)
+                && report.alloc.as_ref().is_none_or(|a| a.completed == 0)
+                && report.hold.as_ref().is_none_or(|h| h.held == 0);
+            if nothing_ran {
+                eprintln!("ferroturn bench: no participant could be set up");
+                return ExitCode::from(3);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferroturn bench: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn secs(s: f64, what: &str) -> Result<Duration, String> {
+    if s.is_finite() && (0.0..=3600.0).contains(&s) {
+        Ok(Duration::from_secs_f64(s))
+    } else {
+        Err(format!("{what} must be 0..=3600 seconds"))
+    }
+}
+
+/// Runs the mode the arguments ask for.
+pub fn run(args: &Args) -> Result<Report, String> {
+    limits::check_target(args.server, args.allow_non_loopback)?;
+    let auth = match (&args.secret, &args.user) {
+        (Some(secret), _) => Auth::Rest {
+            secret: secret.clone(),
+        },
+        (None, Some(u)) => {
+            let (user, pass) = u.split_once(':').ok_or("--user wants name:password")?;
+            Auth::Static {
+                user: user.into(),
+                pass: pass.into(),
+            }
+        }
+        (None, None) => return Err("give --secret (TURN REST) or --user name:password".into()),
+    };
+    let nofile = limits::raise_nofile();
+    let target = Target {
+        server: args.server,
+        auth,
+        sock_buf: Some(args.sock_buf),
+        server_pid: args.server_pid,
+    };
+    let profile = Profile::by_name(&args.profile, args.rate, args.size)?;
+    let duration = secs(args.duration, "--duration")?;
+    let warmup = secs(args.warmup, "--warmup")?;
+    let mut progress = Progress::new(args.progress);
+    let io = |e: std::io::Error| e.to_string();
+    let concurrency = if args.concurrency == 0 {
+        DEFAULT_SETUP_CONCURRENCY
+    } else {
+        args.concurrency
+    };
+    let need_fds = |n: usize| -> Result<(), String> {
+        // Client sockets, peer sockets, and a margin for the rest.
+        if (2 * n + 64) as u64 > nofile {
+            Err(format!(
+                "{n} participants need ~{} file descriptors; the limit is {nofile}",
+                2 * n + 64
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let mut report = Report {
+        mode: match args.mode {
+            Mode::Fixed => "fixed",
+            Mode::Ramp => "ramp",
+            Mode::Alloc => "alloc",
+            Mode::Hold => "hold",
+        },
+        server: Some(args.server),
+        ..Default::default()
+    };
+    match args.mode {
+        Mode::Fixed => {
+            need_fds(args.participants)?;
+            let mut session = Session::new(target, profile, args.peers).map_err(io)?;
+            session.set_setup_concurrency(concurrency);
+            progress.stage(format!("allocating {}", args.participants));
+            let deadline = Instant::now() + Duration::from_secs(30);
+            session
+                .add_participants(args.participants, true, deadline, &mut |d, n| {
+                    progress.set(d as f64 / n.max(1) as f64)
+                })
+                .map_err(io)?;
+            progress.finish();
+            progress.stage(format!("streaming {}", profile.name));
+            let w = session
+                .stream(warmup, duration, &mut |f| progress.set(f))
+                .map_err(io)?;
+            progress.finish();
+            session
+                .close_all(Instant::now() + Duration::from_secs(10))
+                .map_err(io)?;
+            if let Some(path) = &args.svg {
+                let title = format!(
+                    "{} × {} through {}: one-way latency",
+                    w.participants, profile.name, args.server
+                );
+                let chart = svg::latency_histogram_chart(&title, &w.up.latency, &w.down.latency);
+                std::fs::write(path, chart).map_err(io)?;
+            }
+            report.profile = Some(profile);
+            report.windows.push(w);
+            report.setup_failures = session.failures.clone();
+        }
+        Mode::Ramp => {
+            need_fds(args.max_participants)?;
+            let mut session = Session::new(target, profile, args.peers).map_err(io)?;
+            session.set_setup_concurrency(concurrency);
+            let plan = RampPlan {
+                start: args.start,
+                step: args.step,
+                max: args.max_participants,
+                warmup,
+                measure: secs(args.step_duration, "--step-duration")?,
+                max_p99_ms: args.max_p99_ms,
+                deadline: Instant::now() + secs(args.time_limit, "--time-limit")?,
+            };
+            let outcome = ramp::run(&mut session, &plan, &mut progress).map_err(io)?;
+            session
+                .close_all(Instant::now() + Duration::from_secs(10))
+                .map_err(io)?;
+            if let Some(path) = &args.svg {
+                let title = format!(
+                    "ramp of {} participants through {}",
+                    profile.name, args.server
+                );
+                std::fs::write(path, svg::ramp_chart(&title, &outcome.windows)).map_err(io)?;
+            }
+            report.profile = Some(profile);
+            report.windows = outcome.windows;
+            report.capacity_step = outcome.capacity_step;
+            report.stop_reason = Some(outcome.stop_reason);
+            report.max_p99_ms = Some(args.max_p99_ms);
+            report.setup_failures = session.failures.clone();
+        }
+        Mode::Alloc => {
+            let r = alloc_rate::run(&target, args.count, concurrency, duration, &mut progress)
+                .map_err(io)?;
+            report.alloc = Some(r);
+        }
+        Mode::Hold => {
+            let n = args.count as usize;
+            if (n + 64) as u64 > nofile {
+                return Err(format!(
+                    "holding {n} allocations needs {n}+ file descriptors; the limit is {nofile}"
+                ));
+            }
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let (r, failures) =
+                hold::run(&target, n, duration, concurrency, deadline, &mut progress)
+                    .map_err(io)?;
+            report.hold = Some(r);
+            report.setup_failures = failures;
+        }
+    }
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.to_json().render() + "\n").map_err(io)?;
+    }
+    Ok(report)
+}

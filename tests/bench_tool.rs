@@ -1,0 +1,130 @@
+//! `ferroturn bench` against the real ferroturn binary on loopback: 5 audio participants for
+//! about two seconds, no loss, and a JSON report with the expected fields.
+
+use std::net::UdpSocket;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "bench-itest-secret";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn five_audio_participants_lose_nothing() {
+    let dir = std::env::temp_dir().join(format!("ferroturn-bench-itest-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    // A relay range the OS is unlikely to hand out as ephemeral ports at the same time.
+    let conf = dir.join("turnserver.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
+             min-port=20000\nmax-port=29999\nallow-loopback-peers\nuse-auth-secret\n\
+             static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
+             log-file={}\n",
+            dir.join("server.log").display()
+        ),
+    )
+    .unwrap();
+    let bin = env!("CARGO_BIN_EXE_ferroturn");
+    let server = Server(
+        Command::new(bin)
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Wait until the listener is up: binding its port fails while the server holds it.
+    let t0 = Instant::now();
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let json = dir.join("out.json");
+    let svg = dir.join("out.svg");
+    let out = Command::new(bin)
+        .args(["bench", "--server", &format!("127.0.0.1:{port}")])
+        .args([
+            "--secret",
+            SECRET,
+            "--participants",
+            "5",
+            "--profile",
+            "audio",
+        ])
+        .args(["--duration", "2", "--warmup", "0.5"])
+        .arg("--server-pid")
+        .arg(server.0.id().to_string())
+        .arg("--json")
+        .arg(&json)
+        .arg("--svg")
+        .arg(&svg)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["mode"], "fixed");
+    assert_eq!(v["profile"]["name"], "audio");
+    let w = &v["windows"][0];
+    assert_eq!(w["participants"], 5, "{stdout}");
+    for leg in ["up", "down"] {
+        let l = &w[leg];
+        assert!(l["sent"].as_u64().unwrap() >= 400, "{leg}: {l}");
+        assert_eq!(l["sent"], l["received"], "{leg} lost packets: {l}");
+        assert_eq!(l["loss_pct"], 0.0);
+        for f in ["p50_ms", "p99_ms", "p999_ms", "max_ms", "jitter_ms"] {
+            assert!(l[f].as_f64().is_some(), "{leg}.{f} missing");
+        }
+    }
+    for f in [
+        "relayed_pps",
+        "relayed_mbps",
+        "achieved_pps_each_way",
+        "generator_cpu_pct",
+    ] {
+        assert!(w[f].as_f64().unwrap() >= 0.0, "{f} missing");
+    }
+    assert!(w["server"]["rss_kib"].as_u64().unwrap() > 0);
+    assert!(w["server"]["cpu_us_per_packet"].as_f64().is_some());
+    assert_eq!(v["setup_failures"].as_array().unwrap().len(), 0);
+    assert!(std::fs::read_to_string(&svg).unwrap().contains("</svg>"));
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn refuses_targets_off_loopback() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroturn"))
+        .args(["bench", "--server", "192.0.2.1:3478", "--secret", "x"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
