@@ -42,6 +42,7 @@ fn bad_values_stop_start_up_naming_the_line() {
         ("denied-peer-ip=10.0.0.9-10.0.0.1\n", "denied-peer-ip"),
         ("user=nocolon\n", "user"),
         ("rest-api-separator=::\n", "rest-api-separator"),
+        ("poll-interval-ms=50\n", "poll-interval-ms"),
     ];
     for (i, (extra, needle)) in cases.iter().enumerate() {
         let path = conf_file(&format!("bad{i}"), &format!("{GOOD}{extra}"));

@@ -251,6 +251,15 @@ impl Builder {
             Opt::TotalQuota => c.total_quota = number(v)?,
             Opt::MaxTcpConnections => c.max_tcp_connections = number(v)?,
             Opt::DrainTimeout => c.drain_timeout = number(v)?,
+            Opt::PollIntervalMs => {
+                let ms: u64 = number(v)?;
+                if ms > 20 {
+                    return Err(format!(
+                        "{ms} ms would add too much latency to media (at most 20)"
+                    ));
+                }
+                c.poll_interval_ms = ms
+            }
             Opt::RestApiToken => {
                 if v.trim().len() < 16 {
                     return Err(

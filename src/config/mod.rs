@@ -215,6 +215,8 @@ pub struct Config {
     // Limits
     /// `user-quota`; 0 = unlimited.
     pub user_quota: u32,
+    /// `poll-interval-ms` (ferroturn): drain sockets on a timer; 0 = on every wake-up.
+    pub poll_interval_ms: u64,
     /// `drain-timeout` (ferroturn): seconds SIGTERM waits for allocations to end.
     pub drain_timeout: u64,
     /// `admin-address` (ferroturn).
@@ -343,6 +345,7 @@ impl Default for Config {
             allow_loopback_peers: false,
             user_quota: 0,
             drain_timeout: 30,
+            poll_interval_ms: 0,
             admin_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             admin_port: 9642,
             admin_token: None,

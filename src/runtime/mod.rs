@@ -213,6 +213,7 @@ impl Runtime {
                     tls: tls.clone(),
                     limits: limits.clone(),
                     flags: flags.clone(),
+                    poll_interval: Duration::from_millis(config.poll_interval_ms),
                 },
                 commands_rx,
             )

@@ -69,6 +69,9 @@ pub struct ShardContext {
     pub limits: Arc<ConnectionLimits>,
     /// Stop and drain flags.
     pub flags: Arc<ShardFlags>,
+    /// When non-zero, the shard sleeps until this much time has passed since its last wake-up
+    /// before polling again, so each wake-up drains more datagrams (fewer wake-ups per packet).
+    pub poll_interval: Duration,
 }
 
 /// The state of one shard's thread.
@@ -88,6 +91,7 @@ pub struct Shard {
     again: Vec<Token>,
     next_sweep: Instant,
     flags: Arc<ShardFlags>,
+    poll_interval: Duration,
     commands: CommandReceiver,
     id: usize,
 }
@@ -103,7 +107,12 @@ impl Shard {
         context: ShardContext,
         commands: CommandReceiver,
     ) -> io::Result<(Self, Arc<Waker>)> {
-        let ShardContext { tls, limits, flags } = context;
+        let ShardContext {
+            tls,
+            limits,
+            flags,
+            poll_interval,
+        } = context;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut udp = Vec::with_capacity(sockets.udp.len());
@@ -140,6 +149,7 @@ impl Shard {
                 again: Vec::new(),
                 next_sweep: now + SWEEP_INTERVAL,
                 flags,
+                poll_interval,
                 commands,
                 id,
             },
@@ -154,6 +164,10 @@ impl Shard {
         let mut pending = Vec::new();
         loop {
             let now = Instant::now();
+            if !self.poll_interval.is_zero() {
+                // Let datagrams gather so the next wake-up handles them in larger batches.
+                std::thread::sleep(self.poll_interval);
+            }
             let timeout = if self.again.is_empty() {
                 let deadline = self.core.poll_timeout().min(self.next_sweep);
                 // Round up so a deadline a few microseconds away does not spin.
