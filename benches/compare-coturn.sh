@@ -75,6 +75,8 @@ start_server() { # name
     write_conf "$1" "$PORT"
     case "$1" in
         ferroturn) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 >/dev/null 2>&1 & ;;
+        ferroturn-poll1ms) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 \
+            --poll-interval-ms 1 >/dev/null 2>&1 & ;;
         coturn) taskset -c "$SERVER_CPU" turnserver -c "$WORK/$1.conf" >/dev/null 2>&1 & ;;
     esac
     SERVER_PID=$!
@@ -134,6 +136,8 @@ for name in coturn ferroturn; do
     bench "$name" half --profile custom --rate 500 --size 100 \
         --participants "$HALF_PARTICIPANTS" --duration "$MEASURE"
 done
+# The timer-driven mode (poll-interval-ms, off by default) at the equal-rate load.
+bench ferroturn-poll1ms equal "${EQUAL[@]}"
 
 python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
 import json, os, platform, sys
@@ -192,6 +196,11 @@ print("| figure | coturn | ferroturn | ferroturn / coturn | better |")
 print("|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")
+p = win("ferroturn-poll1ms", "equal")
+print(f"\nferroturn with poll-interval-ms=1 at {p['achieved_pps_each_way']:.0f} pps each way: "
+      f"{p['server']['cpu_us_per_packet']:.2f} CPU µs per relayed packet "
+      f"({p['server']['cpu_us_per_packet'] / c['server']['cpu_us_per_packet']:.3g} of coturn), "
+      f"p99 one-way {p['p99_ms']:.3f} ms")
 for n in ("coturn", "ferroturn"):
     r = load(n, "ramp")
     print(f"\n{n} ramp stopped: {r['capacity']['stop_reason']}")
