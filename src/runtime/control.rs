@@ -115,33 +115,21 @@ struct ControlInner {
 
 impl Control {
     pub(super) fn new(
+        shards: ShardHandles,
         shared: SharedRef,
         limits: Arc<ConnectionLimits>,
         flags: Arc<ShardFlags>,
         config: Config,
-    ) -> (Self, ControlBuilder) {
-        (
-            Control {
-                inner: Arc::new(ControlInner {
-                    shards: Vec::new(),
-                    flags,
-                    shared,
-                    limits,
-                    revocations: Mutex::new(Revocations::default()),
-                    config: Mutex::new(config),
-                    ready: AtomicBool::new(false),
-                }),
-            },
-            ControlBuilder { shards: Vec::new() },
-        )
-    }
-
-    pub(super) fn with_shards(self, builder: ControlBuilder) -> Self {
-        let inner = Arc::try_unwrap(self.inner).unwrap_or_else(|_| unreachable!("not shared yet"));
+    ) -> Self {
         Control {
             inner: Arc::new(ControlInner {
-                shards: builder.shards,
-                ..inner
+                shards: shards.0,
+                flags,
+                shared,
+                limits,
+                revocations: Mutex::new(Revocations::default()),
+                config: Mutex::new(config),
+                ready: AtomicBool::new(false),
             }),
         }
     }
@@ -290,19 +278,18 @@ impl Control {
     }
 }
 
-/// Collects the shard handles while the shards are created.
-pub(super) struct ControlBuilder {
-    shards: Vec<ShardHandle>,
-}
+/// The shard handles collected while the shards are created.
+#[derive(Default)]
+pub(super) struct ShardHandles(Vec<ShardHandle>);
 
-impl ControlBuilder {
+impl ShardHandles {
     pub(super) fn add(
         &mut self,
         commands: Sender<ShardCommand>,
         waker: Arc<Waker>,
         stats: Arc<CoreStats>,
     ) {
-        self.shards.push(ShardHandle {
+        self.0.push(ShardHandle {
             commands,
             waker,
             stats,

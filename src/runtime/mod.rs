@@ -179,12 +179,7 @@ impl Runtime {
             threads,
             &core_setup::Revocations::default(),
         ));
-        let (control, mut handles) = Control::new(
-            shared.clone(),
-            limits.clone(),
-            flags.clone(),
-            config.clone(),
-        );
+        let mut handles = control::ShardHandles::default();
         let epoch = Instant::now();
         let epoch_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -225,7 +220,7 @@ impl Runtime {
                 .map_err(StartError::Shard)?;
             shards.push(handle);
         }
-        let control = control.with_shards(handles);
+        let control = Control::new(handles, shared, limits, flags, config.clone());
         control.set_ready();
         let watcher = certs.clone().map(spawn_cert_watcher);
         tracing::info!(
