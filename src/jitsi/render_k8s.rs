@@ -83,20 +83,10 @@ pub fn render_helm_values(plan: &Plan) -> String {
     s
 }
 
-/// A YAML double-quoted scalar.
+/// A YAML double-quoted scalar. A JSON string is one, and the JSON escaper already covers
+/// quotes, backslashes and every control character.
 pub fn yaml_quoted(v: &str) -> String {
-    let mut out = String::with_capacity(v.len() + 2);
-    out.push('"');
-    for c in v.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    crate::http::json::string(v)
 }
 
 #[cfg(test)]

@@ -311,19 +311,13 @@ impl Server {
         if attrs.peer_count() == 0 {
             return self.error_reply(out, msg, 400, key, fp);
         }
-        let Some(relay_family) = self.slots[slot as usize]
-            .as_ref()
-            .map(|a| Family::of(&a.relay_addr))
-        else {
-            return ClientAction::None;
-        };
         let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PEER_ADDRESSES];
         let mut n = 0;
         for peer in attrs.peer_addresses() {
             let Ok(peer) = peer else {
                 return self.error_reply(out, msg, 400, key, fp);
             };
-            if let Some(code) = self.check_peer(peer, relay_family) {
+            if let Some(code) = self.check_peer(slot, peer) {
                 return self.error_reply(out, msg, code, key, fp);
             }
             ips[n] = peer.ip();
@@ -356,13 +350,7 @@ impl Server {
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
             return self.error_reply(out, msg, 400, key, fp);
         };
-        let Some(relay_family) = self.slots[slot as usize]
-            .as_ref()
-            .map(|a| Family::of(&a.relay_addr))
-        else {
-            return ClientAction::None;
-        };
-        if let Some(code) = self.check_peer(peer, relay_family) {
+        if let Some(code) = self.check_peer(slot, peer) {
             return self.error_reply(out, msg, code, key, fp);
         }
         let settings = &self.config.settings;
@@ -383,8 +371,12 @@ impl Server {
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 
-    /// The error code for a peer this allocation may not reach, if any.
-    fn check_peer(&mut self, peer: SocketAddr, relay_family: Family) -> Option<u16> {
+    /// The error code for a peer the allocation in `slot` may not reach, if any.
+    fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<u16> {
+        let relay_family = match self.slots[slot as usize].as_ref() {
+            Some(alloc) => Family::of(&alloc.relay_addr),
+            None => return Some(437),
+        };
         if Family::of(&peer) != relay_family {
             return Some(443);
         }
