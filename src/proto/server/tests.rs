@@ -44,16 +44,20 @@ impl RelayBinder for FakeBinder {
     fn bind(
         &mut self,
         relay: u32,
-        family: Family,
+        at: RelayAt,
         port: u16,
         _df: bool,
     ) -> Result<SocketAddr, BindError> {
         if self.busy.contains(&port) {
             return Err(BindError::AddrInUse);
         }
-        let ip = match family {
-            Family::V4 => self.relay_ip4,
-            Family::V6 => self.relay_ip6,
+        let ip = match at {
+            RelayAt::Family(Family::V4) => self.relay_ip4,
+            RelayAt::Family(Family::V6) => self.relay_ip6,
+            RelayAt::Ip(ip) => [self.relay_ip4, self.relay_ip6]
+                .into_iter()
+                .flatten()
+                .find(|own| *own == ip),
         }
         .ok_or(BindError::FamilyUnavailable)?;
         let addr = SocketAddr::new(ip, port);
