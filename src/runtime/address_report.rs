@@ -53,9 +53,9 @@ pub fn address_report(config: &Config) -> AddressReport {
                 ));
             }
             for (ip, why) in &plan.skipped {
-                r.lines
-                    .push(format!("not relaying on listening address {ip}: {why}"));
+                r.lines.push(format!("not relaying on {ip}: {why}"));
             }
+            r.warnings.extend(plan.warnings.iter().cloned());
         }
         Err(e) => r.errors.push(e.to_string()),
     }

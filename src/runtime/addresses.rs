@@ -73,6 +73,8 @@ pub enum RelaySource {
     ListeningIp,
     /// A non-loopback, non-link-local address of this host (nothing configured).
     Interface,
+    /// This host's own address that a bare `external-ip` names (nothing else configured).
+    ExternalIsLocal,
     /// The host has no other address than loopback.
     LoopbackOnly,
 }
@@ -87,6 +89,7 @@ impl RelaySource {
             RelaySource::Interface => {
                 "non-loopback interface address (no relay-ip or listening-ip)"
             }
+            RelaySource::ExternalIsLocal => "this host's own address, named by external-ip",
             RelaySource::LoopbackOnly => "the host has no non-loopback address",
         }
     }
@@ -125,6 +128,8 @@ pub struct AddressPlan {
     pub relays: Vec<RelayChoice>,
     /// Listening addresses left out of the relay addresses, with the reason.
     pub skipped: Vec<(IpAddr, &'static str)>,
+    /// Choices that work but are likely not what the operator meant.
+    pub warnings: Vec<String>,
 }
 
 impl AddressPlan {
@@ -247,12 +252,25 @@ pub fn plan(input: &AddressInput<'_>) -> Result<AddressPlan, AddressError> {
                 );
             } else if input.listening_ips.is_empty() || listens_wild {
                 discover[family] = true;
-                relays.extend(
-                    specific(input.interfaces, v4)
-                        .into_iter()
-                        .filter(is_routable)
-                        .map(|ip| (ip, RelaySource::Interface)),
-                );
+                let found: Vec<IpAddr> = specific(input.interfaces, v4)
+                    .into_iter()
+                    .filter(is_routable)
+                    .collect();
+                // A bare external-ip that is one of this host's addresses (a VPS with its
+                // public address on eth0 and a tunnel beside it) says which one is public.
+                let own_public = input
+                    .external_ips
+                    .iter()
+                    .find(|e| e.private.is_none() && found.contains(&e.public));
+                match own_public {
+                    Some(e) if found.len() > 1 => {
+                        relays.push((e.public, RelaySource::ExternalIsLocal));
+                        for ip in found.iter().filter(|ip| **ip != e.public) {
+                            skipped.push((*ip, "external-ip names another address of this host"));
+                        }
+                    }
+                    _ => relays.extend(found.into_iter().map(|ip| (ip, RelaySource::Interface))),
+                }
             }
         }
         let host_has_routable = input.interfaces.iter().any(is_routable);
@@ -318,10 +336,29 @@ pub fn plan(input: &AddressInput<'_>) -> Result<AddressPlan, AddressError> {
             advertised,
         });
     }
+    let mut warnings = Vec::new();
+    for v4 in [true, false] {
+        let of_family: Vec<&RelayChoice> =
+            choices.iter().filter(|c| c.ip.is_ipv4() == v4).collect();
+        let bare = input
+            .external_ips
+            .iter()
+            .find(|e| e.private.is_none() && e.public.is_ipv4() == v4);
+        if let (Some(e), true) = (bare, of_family.len() > 1) {
+            let list: Vec<String> = of_family.iter().map(|c| c.ip.to_string()).collect();
+            warnings.push(format!(
+                "external-ip={} is advertised for every relay address of its family ({}); if only one of them receives its traffic, set relay-ip to it or use external-ip={}/PRIVATE",
+                e.public,
+                list.join(", "),
+                e.public
+            ));
+        }
+    }
     Ok(AddressPlan {
         listening,
         relays: choices,
         skipped,
+        warnings,
     })
 }
 
@@ -433,6 +470,30 @@ mod tests {
                 (ip("192.0.2.6"), RelaySource::Interface)
             ]
         );
+    }
+
+    #[test]
+    fn a_bare_external_ip_that_is_a_local_address_picks_that_address() {
+        // The VPS of the seed's layout: public address on eth0, a tunnel to the bridge beside it.
+        let vps = &["127.0.0.1", "203.0.113.10", "10.99.0.1"];
+        let p = plan_with(&[], &[], &[ext("203.0.113.10", None)], vps).unwrap();
+        assert_eq!(
+            relays(&p),
+            [(ip("203.0.113.10"), RelaySource::ExternalIsLocal)]
+        );
+        assert_eq!(
+            p.skipped,
+            [(
+                ip("10.99.0.1"),
+                "external-ip names another address of this host"
+            )]
+        );
+        assert!(p.warnings.is_empty(), "{:?}", p.warnings);
+        // 1:1 NAT: the public address is not local, so which one it maps to is unknown.
+        let p = plan_with(&[], &[], &[ext("198.51.100.7", None)], vps).unwrap();
+        assert_eq!(p.relays.len(), 2);
+        assert_eq!(p.warnings.len(), 1, "{:?}", p.warnings);
+        assert!(p.warnings[0].contains("set relay-ip"), "{:?}", p.warnings);
     }
 
     #[test]

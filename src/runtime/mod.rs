@@ -105,7 +105,10 @@ impl Runtime {
         let plan = address_plan(config)?;
         let listen_ips = plan.listening.clone();
         for skipped in &plan.skipped {
-            tracing::info!(ip = %skipped.0, why = skipped.1, "not relaying on this listening address");
+            tracing::info!(ip = %skipped.0, why = skipped.1, "not relaying on this address");
+        }
+        for warning in &plan.warnings {
+            tracing::warn!("{warning}");
         }
         for relay in &plan.relays {
             tracing::info!(
