@@ -199,8 +199,13 @@ def run_ferroturn(
         if full_env.get("FERROTURN_EXTERNAL_IP"):
             full_env["FERROTURN_EXTERNAL_IP"] = "127.0.0.1"
 
+        # A pod address stood in by loopback: the stand-in host listens on loopback only too
+        # (ferroturn refuses a loopback relay behind a listener other hosts can reach).
+        check_args = list(args)
+        if full_env.get("FERROTURN_RELAY_IP") == "127.0.0.1":
+            check_args += ["--listening-ip", "127.0.0.1"]
         check = subprocess.run(
-            [binary, *args, "--check-config"], env=full_env, capture_output=True, text=True, timeout=20
+            [binary, *check_args, "--check-config"], env=full_env, capture_output=True, text=True, timeout=20
         )
         res.check(
             f"{label}: ferroturn --check-config accepts it",
