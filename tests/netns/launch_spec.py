@@ -5,6 +5,9 @@
     LAUNCH_ENV=(...)    NAME=VALUE pairs of the process environment
     LAUNCH_PRE=(...)    arguments of a command to run first that must succeed (systemd's
                         ExecStartPre), empty when there is none
+    LAUNCH_NET=...      "host", or "bridge" for a compose service on docker's bridge network
+    LAUNCH_PUBLISH=(...) for "bridge": the published ports as "PROTO HOSTPORTS CONTAINERPORTS"
+                        (a port or A-B), without those published on one host address only
 
   launch_spec.py compose FILE DOTENV WORKDIR   a docker-compose service `turn`: its command,
       its `environment` with ${VAR}, ${VAR:-default} and ${VAR:?msg} taken from DOTENV (a
@@ -96,6 +99,16 @@ def compose(path, dotenv, workdir):
     emit("LAUNCH_ARGS", args)
     emit("LAUNCH_ENV", ["%s=%s" % kv for kv in env.items()])
     emit("LAUNCH_PRE", [])
+    host = svc.get("network_mode") == "host"
+    print("LAUNCH_NET=%s" % ("host" if host else "bridge"))
+    publish = []
+    for p in [] if host else svc.get("ports", []):
+        spec, _, proto = interpolate(p, env_in).partition("/")
+        parts = spec.split(":")
+        if len(parts) == 3:
+            continue  # published on one host address (e.g. 127.0.0.1 for metrics)
+        publish.append("%s %s %s" % (proto or "tcp", parts[0], parts[-1]))
+    emit("LAUNCH_PUBLISH", publish)
 
 
 def systemd(unit, conf, envfile):
@@ -123,6 +136,8 @@ def systemd(unit, conf, envfile):
     emit("LAUNCH_ARGS", args)
     emit("LAUNCH_ENV", ["%s=%s" % kv for kv in read_dotenv(envfile).items()])
     emit("LAUNCH_PRE", pre)
+    print("LAUNCH_NET=host")
+    emit("LAUNCH_PUBLISH", [])
 
 
 def main(argv):

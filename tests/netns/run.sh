@@ -18,6 +18,8 @@
 #   webrtc-*      headless Chromium in the client namespace, relay-only ICE, over UDP and TCP
 #   deploy-*      the binary started with exactly the arguments and environment of the
 #                 docker-compose files, the systemd unit and `ferroturn jitsi init`'s files
+#                 (the bridge-network compose file in a container namespace behind the VPS,
+#                 reached through its published ports as dockerd would DNAT them)
 #   dnat-*        the seed's layout: the bridge reached at the VPS's public address through
 #                 DNAT over a tunnel; PREROUTING for outside senders, OUTPUT for the relay's own
 #                 packets (and a control run without the OUTPUT rule, which must relay nothing)
@@ -80,6 +82,7 @@ NS_JVB=$PFX-jvb
 NS_NAT=$PFX-nat
 NS_CLI=$PFX-cli
 NS_HOME=$PFX-home
+NS_CTR=$PFX-ctr
 CREATED_NS=()
 
 VPS_IP=203.0.113.10
@@ -338,22 +341,53 @@ e2e_stop seed
 E2E_SERVER=""
 
 # --- the deployment files, started exactly as they start ferroturn --------------------------------
-# deploy_run NAME: starts $BIN with LAUNCH_ARGS/LAUNCH_ENV (and LAUNCH_PRE first) in the VPS
-# namespace with nothing else in its environment, relays UDP and TCP across the namespaces.
+# Docker's bridge network on the VPS: a container namespace on a private address, its traffic
+# masqueraded out of eth0, and each published port DNATed to it (what dockerd sets up).
+CTR_IP=172.18.0.2
+docker_bridge_up() {
+    local entry proto host ctr
+    mk_ns "$NS_CTR"
+    in_ns "$NS_CTR" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+    veth "$NS_VPS" docker0 "$NS_CTR" eth0
+    ip -n "$NS_VPS" addr add 172.18.0.1/16 dev docker0
+    ip -n "$NS_CTR" addr add "$CTR_IP/16" dev eth0
+    ip -n "$NS_CTR" route add default via 172.18.0.1
+    in_ns "$NS_VPS" sysctl -qw net.ipv4.ip_forward=1
+    in_ns "$NS_VPS" iptables -t nat -A POSTROUTING -s 172.18.0.0/16 ! -o docker0 -j MASQUERADE
+    for entry in "${LAUNCH_PUBLISH[@]}"; do
+        read -r proto host ctr <<<"$entry"
+        in_ns "$NS_VPS" iptables -t nat -A PREROUTING -d "$VPS_IP" -p "$proto" --dport "${host/-/:}" \
+            -j DNAT --to-destination "$CTR_IP:$ctr"
+    done
+}
+docker_bridge_down() {
+    in_ns "$NS_VPS" iptables -t nat -F PREROUTING
+    in_ns "$NS_VPS" iptables -t nat -F POSTROUTING
+    ip -n "$NS_VPS" link del docker0
+    ip netns del "$NS_CTR"
+}
+
+# deploy_run NAME SECRET: starts $BIN with LAUNCH_ARGS/LAUNCH_ENV (and LAUNCH_PRE first) with
+# nothing else in its environment, in the VPS namespace (or, for LAUNCH_NET=bridge, in a
+# container namespace behind it with LAUNCH_PUBLISH's ports), relays UDP and TCP across.
 deploy_run() {
-    local name=$1 secret=$2 pre_log
+    local name=$1 secret=$2 pre_log ns=$NS_VPS relay_ip=$VPS_IP
+    if [[ "${LAUNCH_NET:-host}" == bridge ]]; then
+        ns=$NS_CTR
+        relay_ip=$CTR_IP
+    fi
     if ((${#LAUNCH_PRE[@]} > 0)); then
         pre_log="$E2E_DIR/$name-pre.log"
-        if ! in_ns "$NS_VPS" env -i "${LAUNCH_ENV[@]}" "$BIN" "${LAUNCH_PRE[@]}" >"$pre_log" 2>&1; then
+        if ! in_ns "$ns" env -i "${LAUNCH_ENV[@]}" "$BIN" "${LAUNCH_PRE[@]}" >"$pre_log" 2>&1; then
             e2e_record "$name-pre" FAIL "ExecStartPre failed: $(tr '\n' ' ' <"$pre_log" | tail -c 400)"
             return 1
         fi
         e2e_record "$name-pre" PASS "ExecStartPre: $(grep -m1 'relay address' "$pre_log" || true)"
     fi
     E2E_SERVER=$name
-    e2e_start "$name" ip netns exec "$NS_VPS" env -i NO_COLOR=1 "${LAUNCH_ENV[@]}" "$BIN" "${LAUNCH_ARGS[@]}"
+    e2e_start "$name" ip netns exec "$ns" env -i NO_COLOR=1 "${LAUNCH_ENV[@]}" "$BIN" "${LAUNCH_ARGS[@]}"
     if wait_stun "$name" "$NS_CLI" "$VPS_IP" 3478; then
-        relay_log_check "$name-relay-address" "$name" "$VPS_IP"
+        relay_log_check "$name-relay-address" "$name" "$relay_ip"
         e2e_uclient "$name-udp" -p 3478 "${SHORT[@]}" -W "$secret" -u alice "${TO_JVB[@]}" "$VPS_IP" || true
         e2e_uclient "$name-tcp" -p 3478 "${SHORT[@]}" -t -W "$secret" -u alice "${TO_JVB[@]}" "$VPS_IP" || true
     else
@@ -380,7 +414,9 @@ for file in "$ROOT"/docker/docker-compose*.yaml; do
     label=deploy-${label#docker-}
     if spec=$(python3 "$HERE/launch_spec.py" compose "$file" "$DOTENV" "$E2E_DIR"); then
         eval "$spec"
+        [[ "$LAUNCH_NET" == bridge ]] && docker_bridge_up
         deploy_run "$label" "$DEPLOY_SECRET" || true
+        [[ "$LAUNCH_NET" == bridge ]] && docker_bridge_down
     else
         e2e_record "$label" FAIL "cannot read the compose file: $spec"
     fi
@@ -407,6 +443,7 @@ if "$BIN" jitsi init --host "$VPS_IP" --external-ip "$VPS_IP" --jvb-ip "$JVB_IP"
     LAUNCH_ARGS=(-c "$INIT_DIR/turnserver.conf")
     LAUNCH_ENV=()
     LAUNCH_PRE=()
+    LAUNCH_NET=host
     deploy_run deploy-jitsi-init "$init_secret" || true
 else
     e2e_record deploy-jitsi-init FAIL "jitsi init failed: $(tr '\n' ' ' <"$E2E_DIR/jitsi-init.log")"
