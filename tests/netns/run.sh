@@ -16,6 +16,7 @@
 #   noudp-*       the same client behind a firewall that drops all UDP: STUN/UDP gets no
 #                 answer, TURN/TCP and TURNS still relay
 #   webrtc-*      headless Chromium in the client namespace, relay-only ICE, over UDP and TCP
+#   second-server-refused  ferroturn started beside a coturn still holding port 3478 refuses
 #   deploy-*      the binary started with exactly the arguments and environment of the
 #                 docker-compose files, the systemd unit and `ferroturn jitsi init`'s files
 #                 (the bridge-network compose file in a container namespace behind the VPS,
@@ -58,7 +59,7 @@ ensure_tools() {
     local need=()
     command -v ip >/dev/null 2>&1 || need+=(iproute2)
     command -v iptables >/dev/null 2>&1 || need+=(iptables)
-    command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
+    { command -v turnutils_uclient && command -v turnserver; } >/dev/null 2>&1 || need+=(coturn)
     command -v openssl >/dev/null 2>&1 || need+=(openssl)
     python3 -c 'import yaml' 2>/dev/null || need+=(python3-yaml)
     if [[ "${NETNS_SKIP_WEBRTC:-0}" != 1 ]]; then
@@ -339,6 +340,25 @@ else
 fi
 e2e_stop seed
 E2E_SERVER=""
+
+# --- a coturn left running during the migration ------------------------------------------------
+# coturn binds its listeners with SO_REUSEPORT, so a second server could join its port and the
+# kernel would split the clients between them; ferroturn must refuse instead, naming the port.
+e2e_start coturn ip netns exec "$NS_VPS" turnserver -n --listening-ip="$VPS_IP" --listening-port=3478 \
+    --no-tls --no-dtls --no-cli --no-rfc5780 --use-auth-secret --static-auth-secret="$SECRET" \
+    --realm=coturn.test --pidfile="$E2E_DIR/coturn.pid" --log-file=stdout --simple-log
+if wait_stun coturn "$NS_CLI" "$VPS_IP" 3478; then
+    rc=0
+    in_ns "$NS_VPS" timeout -k 2 10 "$BIN" -c "$SEED" >"$E2E_DIR/second-server.log" 2>&1 || rc=$?
+    if ((rc == 1)) && grep -q "udp port 3478 on $VPS_IP is already in use" "$E2E_DIR/second-server.log"; then
+        e2e_record second-server-refused PASS "exit 1: $(grep -m1 -o 'udp port 3478 on [^(]*' "$E2E_DIR/second-server.log")"
+    else
+        e2e_record second-server-refused FAIL "exit $rc beside a running coturn (log: $E2E_DIR/second-server.log)"
+    fi
+else
+    e2e_record second-server-refused FAIL "coturn did not start (log: $E2E_DIR/coturn.log)"
+fi
+e2e_stop coturn
 
 # --- the deployment files, started exactly as they start ferroturn --------------------------------
 # Docker's bridge network on the VPS: a container namespace on a private address, its traffic
