@@ -3,11 +3,17 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
 use super::driver::Window;
 use super::profile::Profile;
 use super::stats::{Histogram, Leg};
 
-/// A JSON value, written by hand to keep the tool free of a serialisation framework.
+/// A report value: a small ordered tree the report builds, written out by serde_json.
+///
+/// Not `serde_json::Value`: its objects are sorted maps unless serde_json's `preserve_order`
+/// feature is on, and the report keeps its fields in reading order; floats are rounded here.
 #[derive(Debug, Clone)]
 pub enum Json {
     /// null.
@@ -16,7 +22,7 @@ pub enum Json {
     Bool(bool),
     /// An integer.
     Int(u64),
-    /// A float; non-finite values are written as null.
+    /// A float, rounded to three decimals; non-finite values are written as null.
     Num(f64),
     /// A string.
     Str(String),
@@ -29,65 +35,31 @@ pub enum Json {
 impl Json {
     /// Compact JSON text.
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        self.write(&mut s);
-        s
-    }
-
-    fn write(&self, s: &mut String) {
-        match self {
-            Json::Null => s.push_str("null"),
-            Json::Bool(b) => s.push_str(if *b { "true" } else { "false" }),
-            Json::Int(i) => {
-                let _ = write!(s, "{i}");
-            }
-            Json::Num(f) if f.is_finite() => {
-                // Three decimals is below every figure's precision and keeps files small.
-                let r = (f * 1000.0).round() / 1000.0;
-                let _ = write!(s, "{r}");
-            }
-            Json::Num(_) => s.push_str("null"),
-            Json::Str(t) => write_str(s, t),
-            Json::Arr(items) => {
-                s.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    v.write(s);
-                }
-                s.push(']');
-            }
-            Json::Obj(fields) => {
-                s.push('{');
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    write_str(s, k);
-                    s.push(':');
-                    v.write(s);
-                }
-                s.push('}');
-            }
-        }
+        // Serializing this tree into a String has no failure case (string keys, no I/O).
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
-fn write_str(s: &mut String, t: &str) {
-    s.push('"');
-    for c in t.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::Int(i) => s.serialize_u64(*i),
+            // Three decimals is below every figure's precision and keeps files small.
+            Json::Num(f) if f.is_finite() => s.serialize_f64((f * 1000.0).round() / 1000.0),
+            Json::Num(_) => s.serialize_unit(),
+            Json::Str(t) => s.serialize_str(t),
+            Json::Arr(items) => s.collect_seq(items),
+            Json::Obj(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
             }
-            c => s.push(c),
         }
     }
-    s.push('"');
 }
 
 /// `{"code": count, ...}` of STUN error codes.
@@ -514,8 +486,15 @@ mod tests {
         let j = Json::Obj(vec![
             ("a", Json::Str("q\"b\\\n\u{1}".into())),
             ("n", Json::Num(f64::NAN)),
+            ("r", Json::Num(1.23456)),
         ]);
-        let v: serde_json::Value = serde_json::from_str(&j.render()).unwrap();
+        let text = j.render();
+        assert!(
+            text.starts_with("{\"a\":"),
+            "fields keep their order: {text}"
+        );
+        assert!(text.ends_with(",\"r\":1.235}"), "rounded: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["a"], "q\"b\\\n\u{1}");
         assert!(v["n"].is_null());
     }
