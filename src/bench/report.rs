@@ -270,6 +270,7 @@ impl Report {
                         "pps_each_way",
                         cap.map_or(Json::Null, |w| Json::Num(w.achieved_pps())),
                     ),
+                    ("reached", Json::Bool(self.capacity_reached())),
                     ("max_p99_ms", opt_num(self.max_p99_ms)),
                     ("client_limited", Json::Bool(self.ramp_client_limited())),
                     (
@@ -329,6 +330,14 @@ impl Report {
         Json::Obj(f)
     }
 
+    /// ramp: whether the ramp found the capacity, i.e. its last step broke a bound (loss or
+    /// p99), so the step before it is the most the server carries within the bounds. A ramp that
+    /// stopped on its time bound, at --max-participants, on a generator limit or on failed
+    /// allocations ends on a step that met the bounds: its `capacity_step` is only a lower bound.
+    pub fn capacity_reached(&self) -> bool {
+        !self.windows.is_empty() && self.capacity_step != Some(self.windows.len() - 1)
+    }
+
     /// Whether the ramp's result says more about the generator than the server: the capacity
     /// step was client-limited, or the ramp stopped because the generator could not go on.
     pub fn ramp_client_limited(&self) -> bool {
@@ -345,11 +354,12 @@ impl Report {
     /// A plain-text summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
+        let reached = self.capacity_reached();
         for (i, w) in self.windows.iter().enumerate() {
-            let mark = if self.capacity_step == Some(i) {
-                " <= capacity"
-            } else {
-                ""
+            let mark = match (self.capacity_step == Some(i), reached) {
+                (true, true) => " <= capacity",
+                (true, false) => " <= last step, within the bounds",
+                (false, _) => "",
             };
             let _ = writeln!(s, "{}{mark}", window_line(w));
         }
@@ -357,8 +367,9 @@ impl Report {
             let _ = writeln!(s, "ramp stopped: {r}");
         }
         if self.mode == "ramp" {
-            match self.capacity_step.map(|i| &self.windows[i]) {
-                Some(w) => {
+            let why = self.stop_reason.as_deref().unwrap_or("stopped");
+            match (self.capacity_step.map(|i| &self.windows[i]), reached) {
+                (Some(w), true) => {
                     let _ = writeln!(
                         s,
                         "capacity: {} participants, {:.0} pps each way",
@@ -366,7 +377,18 @@ impl Report {
                         w.achieved_pps()
                     );
                 }
-                None => s.push_str("capacity: no step met the bounds\n"),
+                (Some(w), false) => {
+                    let _ = writeln!(
+                        s,
+                        "capacity: ≥ {} participants (not reached: {why}), ≥ {:.0} pps each way",
+                        w.participants,
+                        w.achieved_pps()
+                    );
+                }
+                (None, true) => s.push_str("capacity: no step met the bounds\n"),
+                (None, false) => {
+                    let _ = writeln!(s, "capacity: not measured ({why})");
+                }
             }
         }
         if let Some(a) = &self.alloc {
@@ -479,6 +501,83 @@ mod tests {
         assert_eq!(v["profile"]["name"], "audio");
         assert_eq!(v["setup_failures"][0], 401);
         assert!(r.summary().contains("5 participants"));
+    }
+
+    /// A ramp of `steps` steps of 10, 20, ... participants whose last step lost `last_loss`
+    /// of its packets.
+    fn ramp(steps: usize, last_loss: u64, capacity_step: Option<usize>, why: &str) -> Report {
+        let windows = (1..=steps)
+            .map(|k| {
+                let mut w = Window {
+                    participants: 10 * k,
+                    seconds: 1.0,
+                    target_pps: 500.0 * k as f64,
+                    ..Default::default()
+                };
+                w.up.sent = 500 * k as u64;
+                w.down.sent = 500 * k as u64;
+                let lost = if k == steps { last_loss } else { 0 };
+                for _ in 0..500 * k as u64 - lost {
+                    w.up.arrived(50_000, 160, 0.0);
+                    w.down.arrived(50_000, 160, 0.0);
+                }
+                w
+            })
+            .collect();
+        Report {
+            mode: "ramp",
+            windows,
+            capacity_step,
+            stop_reason: Some(why.into()),
+            max_p99_ms: Some(50.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_ramp_cut_by_its_time_bound_reports_a_lower_bound_not_a_capacity() {
+        let r = ramp(3, 0, Some(2), "time bound reached");
+        assert!(!r.capacity_reached());
+        let text = r.summary();
+        assert!(
+            text.contains("capacity: ≥ 30 participants (not reached: time bound reached)"),
+            "{text}"
+        );
+        assert!(!text.contains("<= capacity"), "{text}");
+        assert!(text.contains("<= last step, within the bounds"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json().render()).unwrap();
+        assert_eq!(v["capacity"]["reached"], false);
+        assert_eq!(v["capacity"]["participants"], 30);
+        // The same for a ramp that ran out of --max-participants.
+        let r = ramp(2, 0, Some(1), "reached --max-participants 20");
+        assert!(r
+            .summary()
+            .contains("capacity: ≥ 20 participants (not reached"));
+    }
+
+    #[test]
+    fn a_ramp_that_broke_a_bound_reports_the_step_before_as_its_capacity() {
+        let r = ramp(3, 100, Some(1), "loss 6.67% > 1% at 30 participants");
+        assert!(r.capacity_reached());
+        let text = r.summary();
+        assert!(
+            text.contains("capacity: 20 participants, 1000 pps each way"),
+            "{text}"
+        );
+        assert!(!text.contains('≥'), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json().render()).unwrap();
+        assert_eq!(v["capacity"]["reached"], true);
+        assert_eq!(v["capacity"]["participants"], 20);
+        // The first step already broke a bound.
+        let r = ramp(1, 100, None, "loss 20.00% > 1% at 10 participants");
+        assert!(r.summary().contains("capacity: no step met the bounds"));
+        // No step ran at all.
+        let mut r = ramp(1, 0, None, "only 3 of 10 participants could allocate");
+        r.windows.clear();
+        assert!(!r.capacity_reached());
+        assert!(r
+            .summary()
+            .contains("capacity: not measured (only 3 of 10 participants could allocate)"));
     }
 
     #[test]
