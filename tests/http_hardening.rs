@@ -315,6 +315,18 @@ async fn slow_clients_are_cut_off_and_never_block_others() {
         )
         .unwrap();
     let mut silent = connect(metrics);
+    // A keep-alive client that got its answer and then says nothing more.
+    let mut idle = connect(metrics);
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !first.ends_with(b"ok\n") {
+        let n = idle.read(&mut buf).expect("keep-alive answer");
+        assert!(n > 0, "closed before answering");
+        first.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(responses(&first)[0].status, 200);
     // Meanwhile every other client is served at once.
     for _ in 0..5 {
         assert_eq!(http::get(metrics, "/healthz").status, 200);
@@ -325,8 +337,19 @@ async fn slow_clients_are_cut_off_and_never_block_others() {
     assert_eq!(body_answer[0].status, 408, "{body_answer:?}");
     let silent_answer = read_to_close(&mut silent);
     let silent_closed = t0.elapsed();
+    let idle_rest = read_to_close(&mut idle);
+    let idle_closed = t0.elapsed();
+    assert!(
+        idle_rest.is_empty(),
+        "{:?}",
+        String::from_utf8_lossy(&idle_rest)
+    );
     let (trickle_closed, _) = trickle.join().expect("trickle thread");
-    for (what, at) in [("silent", silent_closed), ("trickle", trickle_closed)] {
+    for (what, at) in [
+        ("silent", silent_closed),
+        ("trickle", trickle_closed),
+        ("idle keep-alive", idle_closed),
+    ] {
         assert!(
             at >= HEADER_TIMEOUT - Duration::from_millis(500)
                 && at < HEADER_TIMEOUT + TIMEOUT_SLACK,
