@@ -29,13 +29,14 @@ fn five_audio_participants_lose_nothing() {
     let dir = std::env::temp_dir().join(format!("ferroturn-bench-itest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    // A relay range the OS is unlikely to hand out as ephemeral ports at the same time.
+    // A relay range above the ephemeral ports (32768-60999) and the 20000-48800 the other
+    // tests take their 16-port relay ranges from, so parallel tests never meet in it.
     let conf = dir.join("turnserver.conf");
     std::fs::write(
         &conf,
         format!(
             "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
-             min-port=20000\nmax-port=29999\nallow-loopback-peers\nuse-auth-secret\n\
+             min-port=61000\nmax-port=61999\nallow-loopback-peers\nuse-auth-secret\n\
              static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
              log-file={}\n",
             dir.join("server.log").display()
@@ -170,7 +171,8 @@ fn refuses_targets_off_loopback() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
 
-/// A ferroturn on a free loopback port, with its files in `dir`.
+/// A ferroturn on a free loopback port, with its files in `dir` and a relay range of its own
+/// (see the first test).
 fn start_server(dir: &std::path::Path) -> (Server, u16) {
     std::fs::create_dir_all(dir).unwrap();
     let port = free_port();
@@ -179,7 +181,7 @@ fn start_server(dir: &std::path::Path) -> (Server, u16) {
         &conf,
         format!(
             "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
-             min-port=30000\nmax-port=39999\nallow-loopback-peers\nuse-auth-secret\n\
+             min-port=62000\nmax-port=62999\nallow-loopback-peers\nuse-auth-secret\n\
              static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
              log-file={}\n",
             dir.join("server.log").display()
