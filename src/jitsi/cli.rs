@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use super::check::{check, CheckOptions, DEFAULT_MIN_TTL};
 use super::credentials::{ice_server_json, ice_url, mint};
 use super::init::{self, names};
+use super::jitsi_helm::JitsiHelm;
 use super::plan::{is_valid_host, Plan, TlsPlan};
 use super::prosody_side::ProsodySide;
 use super::{parse_env, parse_k8s, parse_lua, secret};
@@ -93,6 +94,9 @@ struct InitArgs {
     /// Credential lifetime Prosody hands out, seconds (TURN_TTL); keep it above a long meeting.
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     ttl: u32,
+    /// jitsi-helm chart version the values file is for (1.x repeats that chart's default prosody.extraEnvFrom).
+    #[arg(long, default_value_t = JitsiHelm::default(), value_name = "VERSION")]
+    jitsi_helm: JitsiHelm,
     /// Directory the files are written to.
     #[arg(long, short, default_value = ".", value_name = "DIR")]
     out: PathBuf,
@@ -244,6 +248,7 @@ fn run_init(a: InitArgs) -> Result<ExitCode, String> {
         jvb_peers: a.jvb_ips,
         ttl: a.ttl,
         secret: secret::generate(),
+        jitsi_helm: a.jitsi_helm,
     };
     if u64::from(plan.ttl) < DEFAULT_MIN_TTL {
         eprintln!(

@@ -6,6 +6,7 @@ pub mod check;
 pub mod cli;
 pub mod credentials;
 pub mod init;
+pub mod jitsi_helm;
 pub mod parse_env;
 pub mod parse_k8s;
 pub mod parse_lua;
