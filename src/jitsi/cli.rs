@@ -7,14 +7,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::check::{check, CheckOptions, DEFAULT_MIN_TTL};
+use super::check::{check, warnings, CheckOptions, DEFAULT_MIN_TTL};
 use super::credentials::{ice_server_json, ice_url, mint};
 use super::init::{self, names};
 use super::jitsi_helm::JitsiHelm;
 use super::plan::{is_valid_host, Plan, TlsPlan};
 use super::prosody_side::ProsodySide;
-use super::{parse_env, parse_k8s, parse_lua, secret};
-use crate::config::from_conf_str;
+use super::relay_summary::{capacity_warning, describe, DEFAULT_PARTICIPANTS};
+use super::{parse_env, parse_k8s, parse_lua, relay_conf, secret};
 use crate::proto::peer_policy::IpRange;
 
 const EXAMPLES: &str = "\
@@ -149,9 +149,18 @@ struct CredentialsArgs {
 
 #[derive(Debug, Args)]
 struct CheckArgs {
-    /// The relay's turnserver.conf.
+    /// The relay's turnserver.conf; FERROTURN_* variables in the environment apply over it, as in the server.
     #[arg(long, short, value_name = "FILE")]
     conf: PathBuf,
+    /// A KEY=VALUE file (docker env_file, systemd EnvironmentFile) whose FERROTURN_* variables apply over the environment's (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_files: Vec<PathBuf>,
+    /// Accept TURN offered over UDP only (otherwise a warning and exit 1: Jitsi's videobridge path needs TCP or TLS).
+    #[arg(long)]
+    allow_udp_only: bool,
+    /// Participants expected to relay at the same time; warns when the relay range cannot hold them.
+    #[arg(long, default_value_t = DEFAULT_PARTICIPANTS, value_name = "N")]
+    participants: u32,
     /// Prosody side: a docker .env, a Kubernetes Secret (.yaml) or a Prosody Lua file (.lua).
     #[arg(required = true, value_name = "PROSODY_FILE")]
     prosody: Vec<PathBuf>,
@@ -256,6 +265,12 @@ fn run_init(a: InitArgs) -> Result<ExitCode, String> {
             plan.ttl
         );
     }
+    if plan.udp && !plan.tcp && plan.tls.is_none() {
+        eprintln!(
+            "warning: TURN over UDP only: Jitsi's videobridge path uses TURN over TCP or TLS, so clients \
+             on networks that block UDP get no relay (`jitsi check` reports it; add --transports udp,tcp)"
+        );
+    }
     if a.rotate {
         let r = init::rotate(&plan, &a.out, &init::utc_date(now())).map_err(|e| e.to_string())?;
         println!(
@@ -299,7 +314,7 @@ fn run_credentials(a: CredentialsArgs) -> Result<ExitCode, String> {
     let (secret, conf_port) = match (&a.secret, &a.conf) {
         (Some(s), _) => (s.clone(), None),
         (None, Some(path)) => {
-            let conf = load_conf(path)?;
+            let conf = load_conf(path, &[])?.config;
             let s = conf
                 .static_auth_secrets
                 .first()
@@ -349,11 +364,13 @@ fn run_credentials(a: CredentialsArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_conf(path: &Path) -> Result<crate::config::Config, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&text);
-    from_conf_str(&text, &path.display().to_string())
-        .map_err(|e| format!("{} does not load:\n{e}", path.display()))
+/// The relay's configuration with the process environment's FERROTURN_* and `env_files`
+/// applied, as the server loads it.
+fn load_conf(path: &Path, env_files: &[PathBuf]) -> Result<relay_conf::RelayConf, String> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    relay_conf::load(path, &env, env_files)
 }
 
 /// Reads a Prosody-side file, guessing its kind from the name, then the contents.
@@ -381,18 +398,41 @@ pub fn read_prosody_side(path: &Path) -> Result<ProsodySide, String> {
 }
 
 fn run_check(a: CheckArgs) -> Result<ExitCode, String> {
-    let conf = load_conf(&a.conf)?;
+    let loaded = load_conf(&a.conf, &a.env_files)?;
+    let conf = &loaded.config;
     for w in &conf.warnings {
         println!("note: {w}");
     }
+    if !loaded.applied.is_empty() {
+        println!(
+            "note: applied over {}: {}",
+            a.conf.display(),
+            loaded.applied.join(", ")
+        );
+    }
+    for i in &loaded.ignored {
+        println!("note: ignored {i}");
+    }
+    for line in describe(conf) {
+        println!("relay: {line}");
+    }
+    let opts = CheckOptions {
+        min_ttl: a.min_ttl,
+        allow_udp_only: a.allow_udp_only,
+    };
     let mut total = 0;
+    let mut warned = 0;
     for path in &a.prosody {
         let side = read_prosody_side(path)?;
-        let found = check(&conf, &side, CheckOptions { min_ttl: a.min_ttl });
+        let found = check(conf, &side, opts);
+        let warn = warnings(&side, opts);
         for n in &side.notes {
             println!("note: {}: {n}", side.origin);
         }
-        if found.is_empty() {
+        if let Some(w) = capacity_warning(conf, &side, a.participants) {
+            println!("warning: {w}");
+        }
+        if found.is_empty() && warn.is_empty() {
             println!(
                 "OK: {} agrees with {} (secret, hosts, ports, transports, credential lifetime)",
                 side.origin,
@@ -402,17 +442,29 @@ fn run_check(a: CheckArgs) -> Result<ExitCode, String> {
         for f in &found {
             println!("MISMATCH: {f}");
         }
+        for w in &warn {
+            println!("WARNING: {w}");
+        }
         total += found.len();
+        warned += warn.len();
     }
     if total > 0 {
         println!(
             "{total} mismatch{} found: clients following Prosody's directions will fail there.",
             if total == 1 { "" } else { "es" }
         );
-        Ok(ExitCode::from(1))
-    } else {
-        Ok(ExitCode::SUCCESS)
     }
+    if warned > 0 {
+        println!(
+            "{warned} warning{}: some clients will get no working relay.",
+            if warned == 1 { "" } else { "s" }
+        );
+    }
+    Ok(if total + warned > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]

@@ -12,6 +12,8 @@ pub mod parse_k8s;
 pub mod parse_lua;
 pub mod plan;
 pub mod prosody_side;
+pub mod relay_conf;
+pub mod relay_summary;
 pub mod render_conf;
 pub mod render_env;
 pub mod render_k8s;
