@@ -263,3 +263,81 @@ fn check_fails_on_turn_over_udp_only_unless_allowed() {
     assert_eq!(o.status.code(), Some(1));
     assert!(stdout(&o).contains("no-tls"), "{}", stdout(&o));
 }
+
+/// A Debian-style Prosody layout: the main file includes `conf.d/*.cfg.lua`, whose host file
+/// builds its values with `..`, arithmetic and `local`s.
+fn prosody_layout(dir: &Path, secret: &str, port: &str) -> String {
+    std::fs::create_dir_all(dir.join("conf.d")).unwrap();
+    let (a, b) = secret.split_at(20);
+    write(
+        &dir.join("conf.d"),
+        "meet.example.org.cfg.lua",
+        &format!(
+            "VirtualHost \"meet.example.org\"\n\
+             \x20   modules_enabled = {{ \"external_services\" }}\n\
+             \x20   local port = {port}\n\
+             \x20   local turn_host = \"turn\" .. \".example.org\"\n\
+             \x20   external_service_secret = \"{a}\" .. \"{b}\"\n\
+             \x20   external_services = {{\n\
+             \x20       {{ type = \"turn\", host = turn_host, port = port, transport = \"udp\", secret = true, ttl = 24 * 3600 }};\n\
+             \x20       {{ type = \"turn\", host = turn_host, port = port, transport = \"tcp\", secret = true, ttl = 24 * 3600 }};\n\
+             \x20   }}\n"
+        ),
+    );
+    write(
+        dir,
+        "prosody.cfg.lua",
+        "admins = { \"focus@auth.\" .. \"meet.example.org\" }\nInclude \"conf.d/*.cfg.lua\"\n",
+    )
+}
+
+#[test]
+fn check_follows_prosody_includes_and_evaluates_concatenation() {
+    let dir = tmpdir("include");
+    let out = dir.join("init");
+    assert!(ferroturn(
+        &[
+            "jitsi",
+            "init",
+            "--host",
+            "turn.example.org",
+            "--out",
+            &out.display().to_string()
+        ],
+        &[]
+    )
+    .status
+    .success());
+    let conf = out.join("turnserver.conf").display().to_string();
+    let secret = secret_of(&out);
+    let main = prosody_layout(&dir.join("ok"), &secret, "3000 + 478");
+    let o = ferroturn(&["jitsi", "check", "--conf", &conf, &main], &[]);
+    let text = stdout(&o);
+    assert!(o.status.success(), "{text}");
+    assert!(text.contains(&format!("OK: {main} agrees")), "{text}");
+    assert!(!text.contains("note:"), "everything was evaluated: {text}");
+
+    // A wrong port in the included file is found and placed there.
+    let main = prosody_layout(&dir.join("port"), &secret, "3479");
+    let o = ferroturn(&["jitsi", "check", "--conf", &conf, &main], &[]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("port mismatch") && text.contains("meet.example.org.cfg.lua line 6"),
+        "{text}"
+    );
+
+    // Prosody refuses a missing included file; so does check.
+    let broken = write(
+        &dir,
+        "broken.cfg.lua",
+        "external_services = {}\nInclude \"nowhere.cfg.lua\"\n",
+    );
+    let o = ferroturn(&["jitsi", "check", "--conf", &conf, &broken], &[]);
+    let text = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("nowhere.cfg.lua") && text.contains("refuses to start"),
+        "{text}"
+    );
+}

@@ -388,7 +388,11 @@ pub fn read_prosody_side(path: &Path) -> Result<ProsodySide, String> {
         || text.contains("external_service")
         || text.contains("turncredentials");
     if looks_lua && !looks_yaml {
-        Ok(ProsodySide::from_lua(&parse_lua::parse(&text), &origin))
+        // From the file itself, so its Includes resolve from its directory.
+        Ok(ProsodySide::from_lua(
+            &parse_lua::parse_file(path)?,
+            &origin,
+        ))
     } else if looks_yaml {
         let vars = parse_k8s::parse(&text).map_err(|e| format!("{origin}: {e}"))?;
         Ok(ProsodySide::from_env(&vars, &origin))
