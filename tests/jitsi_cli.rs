@@ -341,3 +341,26 @@ fn check_follows_prosody_includes_and_evaluates_concatenation() {
         "{text}"
     );
 }
+
+#[test]
+fn credentials_take_the_secret_from_the_environment_layer_too() {
+    let args = [
+        "jitsi",
+        "credentials",
+        "--json",
+        "--now",
+        "1700000000",
+        "--user",
+        "alice",
+    ];
+    let from_env = ferroturn(
+        &[&args[..], &["--conf", "docker/turnserver.conf"]].concat(),
+        &[("FERROTURN_STATIC_AUTH_SECRET", "env-secret-0123456789")],
+    );
+    assert!(from_env.status.success(), "{from_env:?}");
+    let direct = ferroturn(
+        &[&args[..], &["--secret", "env-secret-0123456789"]].concat(),
+        &[],
+    );
+    assert_eq!(stdout(&from_env), stdout(&direct));
+}

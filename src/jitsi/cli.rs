@@ -118,7 +118,7 @@ struct CredentialsArgs {
         conflicts_with = "conf"
     )]
     secret: Option<String>,
-    /// Take the secret (the first static-auth-secret) and port from this turnserver.conf.
+    /// Take the secret (the first static-auth-secret) and port from this turnserver.conf, with FERROTURN_* from the environment applied as in the server.
     #[arg(long, short, value_name = "FILE")]
     conf: Option<PathBuf>,
     /// User part of the username (`expiry:user`); without it the username is the bare expiry.
