@@ -13,7 +13,7 @@ use super::init::{self, names};
 use super::jitsi_helm::JitsiHelm;
 use super::plan::{is_valid_host, Plan, TlsPlan};
 use super::prosody_side::ProsodySide;
-use super::relay_summary::{capacity_warning, describe, DEFAULT_PARTICIPANTS};
+use super::relay_summary::{capacity_warning, describe, loopback_warning, DEFAULT_PARTICIPANTS};
 use super::{parse_env, parse_k8s, parse_lua, relay_conf, secret};
 use crate::proto::peer_policy::IpRange;
 
@@ -419,6 +419,9 @@ fn run_check(a: CheckArgs) -> Result<ExitCode, String> {
     }
     for line in describe(conf) {
         println!("relay: {line}");
+    }
+    if let Some(w) = loopback_warning(conf) {
+        println!("warning: {w}");
     }
     let opts = CheckOptions {
         min_ttl: a.min_ttl,

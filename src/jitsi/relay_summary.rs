@@ -100,6 +100,31 @@ pub fn describe(conf: &Config) -> Vec<String> {
     out
 }
 
+/// A warning when every relay address the configuration names is loopback and no
+/// `external-ip` maps it: relayed packets then never reach a peer on another host.
+pub fn loopback_warning(conf: &Config) -> Option<String> {
+    let specific: Vec<IpAddr> = conf
+        .listening_ips
+        .iter()
+        .copied()
+        .filter(|ip| !ip.is_unspecified())
+        .collect();
+    let relay = if conf.relay_ips.is_empty() {
+        &specific
+    } else {
+        &conf.relay_ips
+    };
+    let all_loopback = !relay.is_empty() && relay.iter().all(IpAddr::is_loopback);
+    (all_loopback && conf.external_ips.is_empty()).then(|| {
+        format!(
+            "the relay addresses ({}) are loopback and no external-ip is set: relayed media \
+             never reaches a videobridge or client on another host. Set relay-ip (or \
+             listening-ip) to the host's own address, and external-ip when it sits behind NAT",
+            list(relay)
+        )
+    })
+}
+
 /// Relayed allocations one participant's browser makes when it joins: one per TURN entry
 /// Prosody announces (browsers gather a relay candidate on every TURN server they are given).
 pub fn allocations_per_participant(side: &ProsodySide) -> u32 {
@@ -194,6 +219,29 @@ mod tests {
         ));
         assert!(lines[1].contains("10.1.1.1 (relay-ip)"), "{lines:?}");
         assert!(lines[2].contains("no external-ip"), "{lines:?}");
+    }
+
+    #[test]
+    fn loopback_relay_without_external_ip_warns() {
+        let base = "use-auth-secret\nstatic-auth-secret=s\n";
+        let w = loopback_warning(&conf(&format!("{base}listening-ip=127.0.0.1\n"))).unwrap();
+        assert!(w.contains("127.0.0.1") && w.contains("external-ip"), "{w}");
+        assert!(loopback_warning(&conf(&format!(
+            "{base}relay-ip=::1\nlistening-ip=192.0.2.5\n"
+        )))
+        .is_some());
+        for fine in [
+            "",
+            "listening-ip=192.0.2.5\n",
+            "listening-ip=127.0.0.1\nexternal-ip=203.0.113.7\n",
+            "listening-ip=127.0.0.1\nrelay-ip=192.0.2.5\n",
+        ] {
+            assert_eq!(
+                loopback_warning(&conf(&format!("{base}{fine}"))),
+                None,
+                "{fine}"
+            );
+        }
     }
 
     #[test]
