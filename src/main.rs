@@ -10,6 +10,7 @@ use ferroturn::http::api;
 use ferroturn::http::credentials::{self, CredentialIssuer};
 use ferroturn::http::server::HttpServer;
 use ferroturn::logging::{self, LogControl};
+use ferroturn::runtime::preflight::{self, Severity};
 use ferroturn::runtime::Runtime;
 use ferroturn::signals::{Signal, SignalSet};
 
@@ -31,9 +32,17 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("ferroturn: invalid configuration:\n{e}");
+            // --check-config promises 1 for any error; a plain start keeps 2 for a bad file.
+            if config::cli::parse(&args).check_config {
+                return ExitCode::from(1);
+            }
             return ExitCode::from(2);
         }
     };
+    if config.print_config {
+        print!("{}", config::print::render(&config));
+        return ExitCode::SUCCESS;
+    }
     if config.check_config {
         return check_config(&config);
     }
@@ -47,20 +56,40 @@ fn main() -> ExitCode {
     run(config, &args, &log)
 }
 
+/// `--check-config`: the start-up checks without starting. Errors exit 1; warnings are
+/// printed and exit 0, unless `--strict`.
 fn check_config(config: &Config) -> ExitCode {
-    match config.check() {
-        Ok(()) => {
-            for notice in &config.notices {
-                println!("note: {notice}");
-            }
-            println!("configuration OK");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ferroturn: configuration check failed:\n{e}");
-            ExitCode::from(1)
-        }
+    let findings = preflight::run(config);
+    for notice in &config.notices {
+        println!("note: {notice}");
     }
+    for line in &config.overrides {
+        println!("note: {line}");
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count();
+    let warnings = findings.len() - errors;
+    for finding in &findings {
+        eprintln!("{finding}");
+    }
+    if errors > 0 {
+        eprintln!(
+            "ferroturn: configuration check failed: {errors} error(s), {warnings} warning(s)"
+        );
+        return ExitCode::from(1);
+    }
+    if warnings > 0 && config.strict {
+        eprintln!("ferroturn: configuration check failed (--strict): {warnings} warning(s)");
+        return ExitCode::from(1);
+    }
+    if warnings > 0 {
+        println!("configuration OK, {warnings} warning(s)");
+    } else {
+        println!("configuration OK");
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
@@ -69,11 +98,22 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
     } else {
         tracing::info!("no turnserver.conf found; running on defaults and command-line options");
     }
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     for notice in &config.notices {
         tracing::info!("{notice}");
+    }
+    for line in &config.overrides {
+        tracing::info!("{line}");
+    }
+    let findings = preflight::run(&config);
+    for finding in &findings {
+        match finding.severity {
+            Severity::Error => tracing::error!("{}", finding.message),
+            Severity::Warning => tracing::warn!("{}", finding.message),
+        }
+    }
+    if preflight::has_errors(&findings) {
+        eprintln!("ferroturn: cannot start: the configuration check failed (see above; ferroturn --check-config lists every problem)");
+        return ExitCode::from(1);
     }
     let signals = SignalSet::block();
     let runtime = match Runtime::start(&config) {

@@ -6,6 +6,7 @@ pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
 pub mod metrics;
+pub mod preflight;
 pub mod relay_sockets;
 pub mod shard;
 pub mod sockets;

@@ -1,0 +1,249 @@
+//! The checks start-up makes before it opens a socket, as one list that both the relay and
+//! `--check-config` run, so the two cannot disagree: a configuration that `--check-config`
+//! accepts starts, and one that would not start fails the check.
+//!
+//! The load itself ([`crate::config::load`]) already refused bad values; these checks look at
+//! what a valid configuration means on this host (files, ports, which listeners open).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::config::{Config, Setting};
+
+use super::addresses;
+use super::tls_config::CertStore;
+
+/// How bad a finding is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    /// The relay would not start (or would start without something it was asked for that it
+    /// cannot do without); start-up stops and `--check-config` exits 1.
+    Error,
+    /// Worth knowing, not fatal: logged at WARN at start-up; `--check-config` prints it and
+    /// exits 0 unless `--strict`.
+    Warning,
+}
+
+/// One problem found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    /// Error or warning.
+    pub severity: Severity,
+    /// What is wrong, naming the option and, when known, where it was set.
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tag = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        write!(f, "{tag}: {}", self.message)
+    }
+}
+
+/// A check: what it looks at, for tests and messages, and the function.
+pub type Check = fn(&Config) -> Vec<Finding>;
+
+/// Every check start-up makes, in order. Add new checks here (not in `main`), so that start-up
+/// and `--check-config` keep running the same list.
+pub const CHECKS: &[(&str, Check)] = &[
+    ("load warnings", load_warnings),
+    ("TLS certificate", tls_certificate),
+    ("TLS port without certificate", tls_port_without_certificate),
+    (
+        "relay range against listening ports",
+        relay_range_holds_listener,
+    ),
+];
+
+/// Runs every check.
+pub fn run(config: &Config) -> Vec<Finding> {
+    CHECKS.iter().flat_map(|(_, check)| check(config)).collect()
+}
+
+/// Whether any finding is an error.
+pub fn has_errors(findings: &[Finding]) -> bool {
+    findings.iter().any(|f| f.severity == Severity::Error)
+}
+
+fn error(message: String) -> Finding {
+    Finding {
+        severity: Severity::Error,
+        message,
+    }
+}
+
+fn warning(message: String) -> Finding {
+    Finding {
+        severity: Severity::Warning,
+        message,
+    }
+}
+
+/// Where `name` was last set, as "FILE:LINE: " (empty when it is a default).
+fn set_at(config: &Config, name: &str) -> Option<String> {
+    config
+        .settings
+        .iter()
+        .rev()
+        .find(|s: &&Setting| !s.ignored && s.name == name)
+        .map(|s| format!("{}: ", s.source))
+}
+
+/// What the load tolerated: unknown and ignored options, half a TLS pair, ...
+fn load_warnings(config: &Config) -> Vec<Finding> {
+    config.warnings.iter().cloned().map(warning).collect()
+}
+
+/// Whether the configuration asks for TLS listeners (a certificate pair is set and TLS or the
+/// TCP port that also recognises TLS is on): the condition under which start-up loads it.
+fn wants_tls(config: &Config) -> bool {
+    config.cert.is_some() && config.pkey.is_some() && !(config.no_tls && config.no_tcp)
+}
+
+/// Start-up loads the pair and stops when it cannot: a missing or unreadable file, no
+/// certificate in it, a key that does not parse or does not match.
+fn tls_certificate(config: &Config) -> Vec<Finding> {
+    let (Some(cert), Some(key)) = (&config.cert, &config.pkey) else {
+        return Vec::new();
+    };
+    if !wants_tls(config) {
+        return Vec::new();
+    }
+    match CertStore::load(cert, key) {
+        Ok(_) => Vec::new(),
+        Err(e) => vec![error(format!(
+            "{}cert/pkey: {e}; the relay would not start",
+            set_at(config, "cert").unwrap_or_default()
+        ))],
+    }
+}
+
+/// A TLS port given explicitly with no certificate opens nothing: say so instead of silently
+/// serving no `turns:`.
+fn tls_port_without_certificate(config: &Config) -> Vec<Finding> {
+    if config.no_tls || (config.cert.is_some() && config.pkey.is_some()) {
+        return Vec::new();
+    }
+    ["tls-listening-port", "alt-tls-listening-port"]
+        .iter()
+        .filter_map(|name| {
+            set_at(config, name).map(|at| {
+                warning(format!(
+                    "{at}{name} is set but cert and pkey are not: no TLS listener will be opened"
+                ))
+            })
+        })
+        .collect()
+}
+
+/// A relay range that contains a UDP listening port, on an address the relay also uses: relay
+/// sockets and the listener would fight over the port.
+fn relay_range_holds_listener(config: &Config) -> Vec<Finding> {
+    if config.no_udp {
+        return Vec::new();
+    }
+    let listen = addresses::listening_addresses(&config.listening_ips);
+    let interfaces = addresses::interface_addresses();
+    let (v4, v6) = addresses::relay_addresses(&config.relay_ips, &listen, &interfaces);
+    let shared = [v4, v6]
+        .into_iter()
+        .flatten()
+        .any(|relay| listen.iter().any(|l| overlaps(*l, relay)));
+    if !shared {
+        return Vec::new();
+    }
+    let mut ports = vec![("listening-port", config.listening_port)];
+    ports.extend(config.alt_listening_port.map(|p| ("alt-listening-port", p)));
+    ports
+        .into_iter()
+        .filter(|(_, p)| (config.min_port..=config.max_port).contains(p))
+        .map(|(name, p)| {
+            error(format!(
+                "{}relay port range {}-{} contains the UDP {name} {p}: the relay would allocate the listener's own port; move min-port/max-port",
+                set_at(config, "min-port")
+                    .or_else(|| set_at(config, "max-port"))
+                    .unwrap_or_default(),
+                config.min_port,
+                config.max_port
+            ))
+        })
+        .collect()
+}
+
+/// Whether a listener bound on `listen` also holds ports on `relay`.
+fn overlaps(listen: IpAddr, relay: IpAddr) -> bool {
+    listen == relay || (listen.is_unspecified() && listen.is_ipv4() == relay.is_ipv4())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::from_conf_str;
+
+    const AUTH: &str =
+        "use-auth-secret\nstatic-auth-secret=0123456789abcdef0123\nlistening-ip=127.0.0.1\n";
+
+    fn findings(extra: &str) -> Vec<Finding> {
+        let c = from_conf_str(&format!("{AUTH}{extra}"), "t.conf").expect("loads");
+        run(&c)
+    }
+
+    #[test]
+    fn missing_certificate_file_is_an_error() {
+        let f = findings("cert=/nonexistent/c.pem\npkey=/nonexistent/k.pem\n");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(f[0].message.starts_with("t.conf:4: "), "{f:?}");
+        assert!(f[0].message.contains("/nonexistent/c.pem"), "{f:?}");
+    }
+
+    #[test]
+    fn certificate_is_not_loaded_when_no_listener_wants_it() {
+        assert!(
+            findings("cert=/nonexistent/c.pem\npkey=/nonexistent/k.pem\nno-tls\nno-tcp\n")
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn tls_port_without_certificate_warns() {
+        let f = findings("tls-listening-port=5349\n");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(
+            f[0].message.contains("t.conf:4: tls-listening-port"),
+            "{f:?}"
+        );
+        assert!(findings("").is_empty());
+        assert!(findings("tls-listening-port=5349\nno-tls\n").is_empty());
+    }
+
+    #[test]
+    fn relay_range_holding_the_listening_port_is_an_error() {
+        let f = findings("min-port=3000\nmax-port=4000\n");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(
+            f[0].message
+                .contains("contains the UDP listening-port 3478"),
+            "{f:?}"
+        );
+        let f = findings("min-port=40000\nmax-port=40100\nalt-listening-port=40050\n");
+        assert!(f[0].message.contains("alt-listening-port 40050"), "{f:?}");
+        assert!(findings("min-port=3479\nmax-port=4000\n").is_empty());
+        // Relaying on another address than the listener's is no conflict.
+        assert!(findings("min-port=3000\nmax-port=4000\nrelay-ip=127.0.0.2\n").is_empty());
+        assert!(findings("min-port=3000\nmax-port=4000\nno-udp\n").is_empty());
+    }
+
+    #[test]
+    fn ignored_options_are_warnings() {
+        let f = findings("mobility\n");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+        assert!(!has_errors(&f));
+    }
+}
