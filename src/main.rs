@@ -189,10 +189,18 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
     }
 
     let mut deadline: Option<Instant> = None;
+    let mut announced_idle = false;
     loop {
         match signals.wait_timeout(Duration::from_millis(250)) {
             Some(Signal::Interrupt) => {
                 tracing::info!("SIGINT: stopping now");
+                break;
+            }
+            Some(Signal::Terminate) if deadline.is_some() => {
+                tracing::warn!(
+                    allocations = control.allocation_count(),
+                    "second SIGTERM during the drain: stopping now"
+                );
                 break;
             }
             Some(Signal::Terminate) => {
@@ -200,7 +208,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
                 tracing::info!(
                     allocations = control.allocation_count(),
                     timeout_s = timeout.as_secs(),
-                    "SIGTERM: draining, then stopping"
+                    "SIGTERM: draining, then stopping (a second SIGTERM stops at once)"
                 );
                 control.set_draining(true);
                 deadline = Some(Instant::now() + timeout);
@@ -217,8 +225,18 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             None => {}
         }
         if control.is_draining() && control.allocation_count() == 0 {
-            tracing::info!("drained: no allocations left");
-            break;
+            // A drain SIGTERM asked for always ends the process; a maintenance drain may
+            // leave it up and unready, so a restart policy does not put it back into service.
+            if deadline.is_some() || !control.config().stay_up_after_drain {
+                tracing::info!("drained: no allocations left");
+                break;
+            }
+            if !announced_idle {
+                tracing::info!(
+                    "drained: no allocations left; staying up and unready (stay-up-after-drain) until SIGTERM"
+                );
+                announced_idle = true;
+            }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::warn!(

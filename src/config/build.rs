@@ -176,6 +176,7 @@ impl Builder {
             Opt::SimpleLog => &mut c.simple_log,
             Opt::LogJson => &mut c.log_json,
             Opt::Prometheus => &mut c.prometheus,
+            Opt::StayUpAfterDrain => &mut c.stay_up_after_drain,
             Opt::Syslog => {
                 if on {
                     c.log_file = LogTarget::Syslog;

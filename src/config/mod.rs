@@ -234,6 +234,8 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// `drain-timeout` (ferroturn): seconds SIGTERM waits for allocations to end.
     pub drain_timeout: u64,
+    /// `stay-up-after-drain` (ferroturn): a finished drain leaves the process up and unready.
+    pub stay_up_after_drain: bool,
     /// `admin-address` (ferroturn).
     pub admin_address: IpAddr,
     /// `admin-port` (ferroturn).
@@ -368,6 +370,7 @@ impl Default for Config {
             allow_loopback_peers: false,
             user_quota: 0,
             drain_timeout: 30,
+            stay_up_after_drain: false,
             poll_interval_ms: 0,
             admin_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             admin_port: 9642,
