@@ -10,6 +10,7 @@ use ferroturn::http::api;
 use ferroturn::http::credentials::{self, CredentialIssuer};
 use ferroturn::http::server::HttpServer;
 use ferroturn::logging::{self, LogControl};
+use ferroturn::runtime::auth_log::{self, RefusalLog, Refusals};
 use ferroturn::runtime::preflight::{self, Severity};
 use ferroturn::runtime::Runtime;
 use ferroturn::signals::{Signal, SignalSet};
@@ -190,7 +191,12 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
 
     let mut deadline: Option<Instant> = None;
     let mut announced_idle = false;
+    let refusal_totals = || Refusals::sum(control.shard_stats().iter().map(|s| s.as_ref()));
+    let mut refusals = RefusalLog::new(auth_log::SUMMARY_INTERVAL, refusal_totals());
     loop {
+        if let Some(line) = refusals.poll(Instant::now(), refusal_totals()) {
+            tracing::info!("{line}");
+        }
         match signals.wait_timeout(Duration::from_millis(250)) {
             Some(Signal::Interrupt) => {
                 tracing::info!("SIGINT: stopping now");
@@ -302,7 +308,15 @@ fn reload(control: &ferroturn::runtime::control::Control, args: &[String], log: 
     for warning in &new.warnings {
         tracing::warn!("{warning}");
     }
+    let changed = config::changed_options(&old, &new);
     log.apply(&new);
     control.apply_config(new);
-    tracing::info!("SIGHUP: configuration reloaded");
+    if changed.is_empty() {
+        tracing::info!("SIGHUP: configuration reloaded; nothing changed");
+    } else {
+        tracing::info!(
+            "SIGHUP: configuration reloaded; changed: {}",
+            changed.join(", ")
+        );
+    }
 }

@@ -276,6 +276,9 @@ fn command_line_overrides_and_help() {
         "--static-auth-secret",
         "--allowed-peer-ip",
         "-X, --external-ip",
+        "\n  jitsi ",
+        "\n  admin ",
+        "\n  bench ",
     ] {
         assert!(help.contains(option), "help lacks {option}");
     }

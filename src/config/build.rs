@@ -464,7 +464,7 @@ impl Builder {
             );
         }
         if c.allow_loopback_peers {
-            self.notices.push(format!(
+            self.warnings.push(format!(
                 "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",
                 self.source_of(Opt::AllowLoopbackPeers)
             ));

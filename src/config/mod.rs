@@ -639,6 +639,32 @@ fn override_lines(layers: &[Vec<RawEntry>]) -> Vec<String> {
     lines
 }
 
+/// The options whose values differ between two loads, by name, in table order (secrets are
+/// named, never shown): what a reload line reports.
+pub fn changed_options(old: &Config, new: &Config) -> Vec<&'static str> {
+    let values = |c: &Config, name: &str| -> Vec<Option<String>> {
+        c.settings
+            .iter()
+            .filter(|s| !s.ignored && s.name == name)
+            .map(|s| s.value.clone())
+            .collect()
+    };
+    options::OPTIONS
+        .iter()
+        .filter(|o| o.is_supported() && !o.cli_only)
+        .filter(|o| {
+            let (a, b) = (values(old, o.name), values(new, o.name));
+            // Single options: only the last setting applies.
+            if o.list {
+                a != b
+            } else {
+                a.last() != b.last()
+            }
+        })
+        .map(|o| o.name)
+        .collect()
+}
+
 /// Builds a configuration from `turnserver.conf` text alone (no environment, no command line).
 /// `origin` names the text in messages, e.g. the file's path.
 pub fn from_conf_str(text: &str, origin: &str) -> Result<Config, ConfigError> {

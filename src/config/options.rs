@@ -437,7 +437,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     unsupported("ne", R, "Network engine version"),
     // General, ferroturn extensions
     flag("strict", Opt::Strict, G::General, "With --check-config: warnings count as errors (exit 1)").cli_only(),
-    flag("stay-up-after-drain", Opt::StayUpAfterDrain, G::Limits, "After a drain (SIGUSR1 or admin drain) has no allocations left, stay up and unready instead of exiting 0, so a restart policy does not bring the relay back into service; SIGTERM still stops it (ferroturn)"),
+    flag("stay-up-after-drain", Opt::StayUpAfterDrain, G::Limits, "When a SIGUSR1/admin drain has no allocations left, stay up and unready instead of exiting 0; SIGTERM still stops it (ferroturn)"),
     flag("print-config", Opt::PrintConfig, G::General, "Print the effective configuration with the source of every value (default, file:line, environment variable, command line) and exit").cli_only(),
 ];
 

@@ -1,6 +1,7 @@
 //! The runtime: sockets, shard threads and signals around the sans-IO core.
 
 pub mod addresses;
+pub mod auth_log;
 pub mod connection;
 pub mod connection_limits;
 pub mod control;
@@ -224,10 +225,12 @@ impl Runtime {
         let control = Control::new(handles, shared, limits, flags, config.clone());
         control.set_ready();
         let watcher = certs.clone().map(spawn_cert_watcher);
+        let or_none =
+            |ip: Option<IpAddr>| ip.map_or_else(|| "none".to_string(), |ip| ip.to_string());
         tracing::info!(
             shards = threads,
-            relay_v4 = ?relay_addresses.0,
-            relay_v6 = ?relay_addresses.1,
+            relay_v4 = %or_none(relay_addresses.0),
+            relay_v6 = %or_none(relay_addresses.1),
             min_port = config.min_port,
             max_port = config.max_port,
             "relay started"
