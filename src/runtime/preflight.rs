@@ -56,7 +56,14 @@ pub const CHECKS: &[(&str, Check)] = &[
         "relay range against listening ports",
         relay_range_holds_listener,
     ),
+    ("weak REST secret", weak_secret),
 ];
+
+/// Shorter than this, a REST secret is guessable offline from one captured credential.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// Secrets printed in examples people copy: ferroturn's own and coturn's.
+pub const EXAMPLE_SECRETS: &[&str] = &["change-me-to-a-long-random-hex-string", "north"];
 
 /// Runs every check.
 pub fn run(config: &Config) -> Vec<Finding> {
@@ -173,6 +180,30 @@ fn relay_range_holds_listener(config: &Config) -> Vec<Finding> {
         .collect()
 }
 
+/// A REST secret that is short or copied from an example signs credentials anyone can forge.
+/// The message names where the secret is set, never the secret.
+fn weak_secret(config: &Config) -> Vec<Finding> {
+    config
+        .settings
+        .iter()
+        .filter(|s| !s.ignored && s.name == "static-auth-secret")
+        .filter_map(|s| {
+            let v = s.value.as_deref().unwrap_or_default();
+            let why = if EXAMPLE_SECRETS.contains(&v) {
+                "is the example's secret".to_string()
+            } else if v.len() < MIN_SECRET_BYTES {
+                format!("is only {} bytes (use at least {MIN_SECRET_BYTES})", v.len())
+            } else {
+                return None;
+            };
+            Some(warning(format!(
+                "{}: static-auth-secret {why}: anyone can mint credentials for this relay; generate one with `openssl rand -hex 32`",
+                s.source
+            )))
+        })
+        .collect()
+}
+
 /// Whether a listener bound on `listen` also holds ports on `relay`.
 fn overlaps(listen: IpAddr, relay: IpAddr) -> bool {
     listen == relay || (listen.is_unspecified() && listen.is_ipv4() == relay.is_ipv4())
@@ -237,6 +268,28 @@ mod tests {
         // Relaying on another address than the listener's is no conflict.
         assert!(findings("min-port=3000\nmax-port=4000\nrelay-ip=127.0.0.2\n").is_empty());
         assert!(findings("min-port=3000\nmax-port=4000\nno-udp\n").is_empty());
+    }
+
+    #[test]
+    fn short_or_example_secrets_warn_without_showing_them() {
+        for (secret, why) in [
+            ("short-secret", "only 12 bytes"),
+            ("change-me-to-a-long-random-hex-string", "example's"),
+            ("north", "example's"),
+        ] {
+            let c = from_conf_str(
+                &format!("listening-ip=127.0.0.1\nstatic-auth-secret={secret}\n"),
+                "t.conf",
+            )
+            .expect("loads");
+            let f = run(&c);
+            assert_eq!(f.len(), 1, "{f:?}");
+            assert_eq!(f[0].severity, Severity::Warning);
+            assert!(f[0].message.starts_with("t.conf:2: "), "{f:?}");
+            assert!(f[0].message.contains(why), "{f:?}");
+            assert!(!f[0].message.contains(secret), "{f:?}");
+        }
+        assert!(findings("").is_empty(), "a 20-byte random secret is fine");
     }
 
     #[test]

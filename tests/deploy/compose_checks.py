@@ -59,6 +59,18 @@ def run(res: Results, binary: str) -> None:
         ["docker-compose", "version", "--short"], capture_output=True, text=True, timeout=30).stdout.strip())
     files = sorted(glob.glob(os.path.join(DOCKER, "docker-compose*.yaml")))
     res.check("compose files present: bridge, host network, docker-jitsi-meet", len(files) >= 3, str(files))
+    # The README copies env.example to docker/.env and writes the secret into it.
+    in_git = subprocess.run(["git", "-C", ROOT, "rev-parse"], capture_output=True).returncode == 0
+    ignored = [] if not in_git else [
+        p for p in ("docker/.env", ".env", "docker/ferroturn.env")
+        if subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", p]).returncode == 0
+    ]
+    tracked = subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", "docker/env.example"]).returncode
+    if not in_git:
+        res.skip(".env files are git-ignored", "not a git checkout")
+    else:
+        res.check(".env files (secrets) are git-ignored, docker/env.example is not",
+                  len(ignored) == 3 and tracked == 1, f"ignored: {ignored}")
     with tempfile.TemporaryDirectory(prefix="ferroturn-compose-") as cfg:
         # docker-jitsi-meet's $CONFIG folder, laid out as the Jitsi variant's comments say.
         os.makedirs(os.path.join(cfg, "ferroturn"))
