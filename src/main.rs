@@ -268,10 +268,12 @@ fn reload(control: &ferroturn::runtime::control::Control, args: &[String], log: 
         Ok(LoadOutcome::Run(c)) => c,
         Ok(_) => return,
         Err(e) => {
+            control.ops().config_reload(false);
             tracing::error!("SIGHUP: the new configuration is invalid and was not applied:\n{e}");
             return;
         }
     };
+    control.ops().config_reload(true);
     let old = control.config();
     for (what, changed) in [
         (
