@@ -27,7 +27,7 @@ fn conf_file(name: &str, text: &str) -> PathBuf {
 }
 
 const GOOD: &str =
-    "listening-ip=127.0.0.1\nuse-auth-secret\nstatic-auth-secret=s3cr3t\nrealm=example.org\n";
+    "listening-ip=127.0.0.1\nuse-auth-secret\nstatic-auth-secret=s3cr3t-long-enough-0123\nrealm=example.org\n";
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -203,6 +203,13 @@ fn check_config_and_start_up_agree() {
         assert_eq!(out.status.code(), Some(1), "{extra}: {}", stderr(&out));
         assert!(stdout(&out).contains(needle), "{extra}: {}", stdout(&out));
     }
+    // A log file start-up cannot open: both refuse (start-up before logging starts, exit 2).
+    let path = conf_file("agreelog", &format!("{GOOD}log-file=/nonexistent-dir/turn.log\n"));
+    let out = check(&path, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("/nonexistent-dir"), "{}", stderr(&out));
+    let out = ferroturn(&["-c", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // A TLS port without a certificate is a warning for both.
     let path = conf_file("tlsport", &format!("{GOOD}tls-listening-port=5349\n"));
     let out = check(&path, &[]);

@@ -5,10 +5,13 @@
 //! The load itself ([`crate::config::load`]) already refused bad values; these checks look at
 //! what a valid configuration means on this host (files, ports, which listeners open).
 
+use std::ffi::CString;
 use std::fmt;
 use std::net::IpAddr;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 
-use crate::config::{Config, Setting};
+use crate::config::{Config, LogTarget, Setting};
 
 use super::addresses;
 use super::tls_config::CertStore;
@@ -57,6 +60,8 @@ pub const CHECKS: &[(&str, Check)] = &[
         relay_range_holds_listener,
     ),
     ("weak REST secret", weak_secret),
+    ("listeners and relay address", listeners_and_relay_address),
+    ("log file and pidfile", log_and_pid_files),
 ];
 
 /// Shorter than this, a REST secret is guessable offline from one captured credential.
@@ -180,6 +185,78 @@ fn relay_range_holds_listener(config: &Config) -> Vec<Finding> {
         .collect()
 }
 
+/// Start-up stops when no listener would open or no relay address is found: the same
+/// computation as `Runtime::start`.
+fn listeners_and_relay_address(config: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let listen = addresses::listening_addresses(&config.listening_ips);
+    let (udp, tcp) = super::listener_addresses(config, &listen, wants_tls(config));
+    if udp.is_empty() && tcp.is_empty() {
+        out.push(error(
+            "no listener would open: UDP and TCP are off and TLS has no cert/pkey (or no-tls is set)"
+                .to_string(),
+        ));
+    }
+    let interfaces = addresses::interface_addresses();
+    if addresses::relay_addresses(&config.relay_ips, &listen, &interfaces) == (None, None) {
+        out.push(error(format!(
+            "{}no relay address: none of relay-ip, listening-ip or this host's interfaces gives one; set relay-ip",
+            set_at(config, "relay-ip").unwrap_or_default()
+        )));
+    }
+    out
+}
+
+/// Start-up opens `log-file` (and stops when it cannot) and writes `pidfile` (and warns when
+/// it cannot). Checked without writing: the file must be writable, or its directory must be.
+fn log_and_pid_files(config: &Config) -> Vec<Finding> {
+    let mut out = Vec::new();
+    if let LogTarget::File(path) = &config.log_file {
+        if let Some(why) = not_writable(path) {
+            out.push(error(format!(
+                "{}log-file {}: {why}; the relay would not start",
+                set_at(config, "log-file").unwrap_or_default(),
+                path.display()
+            )));
+        }
+    }
+    if let Some(path) = &config.pidfile {
+        if let Some(why) = not_writable(path) {
+            out.push(warning(format!(
+                "{}pidfile {}: {why}; it will not be written",
+                set_at(config, "pidfile").unwrap_or_default(),
+                path.display()
+            )));
+        }
+    }
+    out
+}
+
+/// Why `path` cannot be opened for writing, if it cannot.
+fn not_writable(path: &Path) -> Option<String> {
+    let writable = |p: &Path| -> bool {
+        let Ok(c) = CString::new(p.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: access only reads the NUL-terminated path.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    };
+    if path.exists() {
+        if path.is_dir() {
+            return Some("is a directory".to_string());
+        }
+        return (!writable(path)).then(|| "not writable by this user".to_string());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Some(format!("directory {} does not exist", dir.display()));
+    }
+    (!writable(dir)).then(|| format!("directory {} is not writable by this user", dir.display()))
+}
+
 /// A REST secret that is short or copied from an example signs credentials anyone can forge.
 /// The message names where the secret is set, never the secret.
 fn weak_secret(config: &Config) -> Vec<Finding> {
@@ -290,6 +367,35 @@ mod tests {
             assert!(!f[0].message.contains(secret), "{f:?}");
         }
         assert!(findings("").is_empty(), "a 20-byte random secret is fine");
+    }
+
+    #[test]
+    fn nothing_to_listen_on_is_an_error() {
+        let f = findings("no-udp\nno-tcp\n");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(f[0].message.contains("no listener would open"), "{f:?}");
+        assert!(findings("no-udp\n").is_empty());
+    }
+
+    #[test]
+    fn unwritable_log_file_is_an_error_and_pidfile_a_warning() {
+        let f = findings("log-file=/nonexistent-dir/turn.log\n");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Error);
+        assert!(
+            f[0].message.contains("/nonexistent-dir does not exist"),
+            "{f:?}"
+        );
+        let f = findings("pidfile=/nonexistent-dir/turn.pid\n");
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, Severity::Warning);
+        let dir = std::env::temp_dir();
+        let log = dir.join(format!("ferroturn-preflight-{}.log", std::process::id()));
+        assert!(findings(&format!("log-file={}\n", log.display())).is_empty());
+        assert!(!log.exists(), "the check must not create the file");
+        assert!(findings(&format!("log-file={}\n", dir.display()))[0]
+            .message
+            .contains("is a directory"));
     }
 
     #[test]
