@@ -204,10 +204,17 @@ fn check_config_and_start_up_agree() {
         assert!(stdout(&out).contains(needle), "{extra}: {}", stdout(&out));
     }
     // A log file start-up cannot open: both refuse (start-up before logging starts, exit 2).
-    let path = conf_file("agreelog", &format!("{GOOD}log-file=/nonexistent-dir/turn.log\n"));
+    let path = conf_file(
+        "agreelog",
+        &format!("{GOOD}log-file=/nonexistent-dir/turn.log\n"),
+    );
     let out = check(&path, &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("/nonexistent-dir"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent-dir"),
+        "{}",
+        stderr(&out)
+    );
     let out = ferroturn(&["-c", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     // A TLS port without a certificate is a warning for both.
