@@ -63,6 +63,96 @@ def exported_names(text: str) -> set[str]:
     return names
 
 
+# Each alert's expression, evaluated by `promtool test rules` on series that must make it fire
+# (with the samples it must return) and on series that must leave it quiet. The expressions
+# are read from the shipped rules file, so these test what ships. `for:` is not exercised.
+I = 'instance="a", job="ferroturn"'
+ALERT_CASES: dict[str, list[tuple[list[tuple[str, str]], list[tuple[str, float]]]]] = {
+    "FerroturnDown": [
+        ([(f"up{{{I}}}", "0x10")], [(f"up{{{I}}}", 0)]),
+        ([(f"up{{{I}}}", "1x10"), ('up{instance="n", job="node"}', "0x10")], []),
+    ],
+    "FerroturnCertificateExpiringSoon": [
+        ([(f"ferroturn_tls_certificate_expiry_timestamp_seconds{{{I}}}", f"{300 + 10 * 86400}x10")],
+         [(f"{{{I}}}", 10 * 86400)]),
+        ([(f"ferroturn_tls_certificate_expiry_timestamp_seconds{{{I}}}", f"{300 + 30 * 86400}x10")], []),
+    ],
+    "FerroturnCertificateExpiring": [
+        ([(f"ferroturn_tls_certificate_expiry_timestamp_seconds{{{I}}}", f"{300 + 2 * 86400}x10")],
+         [(f"{{{I}}}", 2 * 86400)]),
+        ([(f"ferroturn_tls_certificate_expiry_timestamp_seconds{{{I}}}", f"{300 + 10 * 86400}x10")], []),
+    ],
+    "FerroturnAllocationsNearQuota": [
+        ([(f"ferroturn_allocations{{{I}}}", "95x10"), (f"ferroturn_allocation_quota{{{I}}}", "100x10")],
+         [(f"ferroturn_allocation_quota{{{I}}}", 100)]),
+        ([(f"ferroturn_allocations{{{I}}}", "50x10"), (f"ferroturn_allocation_quota{{{I}}}", "100x10")], []),
+        # total-quota=0 (unlimited) never fires.
+        ([(f"ferroturn_allocations{{{I}}}", "95x10"), (f"ferroturn_allocation_quota{{{I}}}", "0x10")], []),
+    ],
+    "FerroturnRelayPortsNearExhaustion": [
+        ([(f'ferroturn_relay_ports{{state="free", {I}}}', "5x10"),
+          (f'ferroturn_relay_ports{{state="in_use", {I}}}', "95x10")],
+         [(f"{{{I}}}", 0.05)]),
+        ([(f'ferroturn_relay_ports{{state="free", {I}}}', "50x10"),
+          (f'ferroturn_relay_ports{{state="in_use", {I}}}', "50x10")], []),
+    ],
+    "FerroturnFileDescriptorsNearLimit": [
+        ([(f"process_open_fds{{{I}}}", "900x10"), (f"process_max_fds{{{I}}}", "1000x10")],
+         [(f"{{{I}}}", 0.9)]),
+        ([(f"process_open_fds{{{I}}}", "100x10"), (f"process_max_fds{{{I}}}", "1000x10")], []),
+        ([('process_open_fds{instance="n", job="node"}', "900x10"),
+          ('process_max_fds{instance="n", job="node"}', "1000x10")], []),
+    ],
+    "FerroturnDropsRising": [
+        # 2 drops/s against 20 + 20 packets/s received: 5 %.
+        ([(f'ferroturn_dropped_packets_total{{reason="bandwidth", {I}}}', "0+120x10"),
+          (f'ferroturn_dropped_packets_total{{reason="malformed", {I}}}', "0+6000x10"),
+          (f"turn_total_traffic_rcvp{{{I}}}", "0+1200x10"),
+          (f"turn_total_traffic_peer_rcvp{{{I}}}", "0+1200x10")],
+         [(f"{{{I}}}", 0.05)]),
+        # Malformed datagrams alone (a scanner) do not count.
+        ([(f'ferroturn_dropped_packets_total{{reason="bandwidth", {I}}}', "0x10"),
+          (f'ferroturn_dropped_packets_total{{reason="malformed", {I}}}', "0+6000x10"),
+          (f"turn_total_traffic_rcvp{{{I}}}", "0+1200x10"),
+          (f"turn_total_traffic_peer_rcvp{{{I}}}", "0+1200x10")], []),
+    ],
+    "FerroturnConfigReloadFailed": [
+        ([(f'ferroturn_config_reloads_total{{result="failure", {I}}}', "0 0 0 1 1 1 1 1 1 1 1")],
+         [(f'{{result="failure", {I}}}', 1)]),
+        ([(f'ferroturn_config_reloads_total{{result="failure", {I}}}', "0x10")], []),
+    ],
+    "FerroturnCertificateReloadFailed": [
+        ([(f'ferroturn_certificate_reloads_total{{result="failure", {I}}}', "0 0 0 1 1 1 1 1 1 1 1")],
+         [(f'{{result="failure", {I}}}', 1)]),
+        ([(f'ferroturn_certificate_reloads_total{{result="failure", {I}}}', "0x10")], []),
+    ],
+}
+
+
+def alert_unit_tests(res: Results, promtool: str, rules_doc: dict, tmp: str) -> None:
+    exprs = {r["alert"]: r["expr"] for g in rules_doc["groups"] for r in g["rules"]}
+    missing = sorted(set(exprs) - set(ALERT_CASES))
+    res.check("rules: every alert has firing and quiet cases", not missing, f"untested: {missing}")
+    tests = []
+    for alert, cases in ALERT_CASES.items():
+        if alert not in exprs:
+            res.check(f"rules: {alert} exists", False)
+            continue
+        for series, want in cases:
+            exp = [{"labels": labels, "value": value} for labels, value in want]
+            tests.append({
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series],
+                "promql_expr_test": [{"expr": exprs[alert], "eval_time": "5m", "exp_samples": exp}],
+            })
+    path = os.path.join(tmp, "alerts.test.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump({"rule_files": [], "evaluation_interval": "1m", "tests": tests}, f, sort_keys=False)
+    r = subprocess.run([promtool, "test", "rules", path], capture_output=True, text=True, timeout=60)
+    res.check(f"rules: promtool test rules, {len(tests)} firing/quiet cases over {len(ALERT_CASES)} alerts",
+              r.returncode == 0, (r.stdout + r.stderr).strip()[-800:])
+
+
 def promtool_check(res: Results, promtool: str, label: str, path: str) -> None:
     r = subprocess.run([promtool, "check", "rules", path], capture_output=True, text=True, timeout=60)
     res.check(f"{label}: promtool check rules", r.returncode == 0, (r.stdout + r.stderr).strip()[-500:])
@@ -117,6 +207,8 @@ def run(res: Results, binary: str) -> None:
         res.check("promtool is installed (Debian's prometheus package)", False, "run.sh installs it")
     else:
         promtool_check(res, promtool, "plain rules file", RULES)
+        with tempfile.TemporaryDirectory(prefix="ferroturn-rules-") as tmp:
+            alert_unit_tests(res, promtool, rules_doc, tmp)
 
     chart = helm.Chart.load(CHART)
     rendered = chart.render(
