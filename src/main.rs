@@ -10,6 +10,7 @@ use ferroturn::http::api;
 use ferroturn::http::credentials::{self, CredentialIssuer};
 use ferroturn::http::server::HttpServer;
 use ferroturn::logging::{self, LogControl};
+use ferroturn::runtime::address_report::address_report;
 use ferroturn::runtime::auth_log::{self, RefusalLog, Refusals};
 use ferroturn::runtime::preflight::{self, Severity};
 use ferroturn::runtime::Runtime;
@@ -58,23 +59,35 @@ fn main() -> ExitCode {
 }
 
 /// `--check-config`: the start-up checks without starting. Errors exit 1; warnings are
-/// printed and exit 0, unless `--strict`.
+/// printed and exit 0, unless `--strict`. Two parts: the checks start-up itself makes
+/// (`preflight`), and the report on addresses and the relay range (`address_report`).
 fn check_config(config: &Config) -> ExitCode {
     let findings = preflight::run(config);
+    let report = address_report(config);
     for notice in &config.notices {
         println!("note: {notice}");
     }
     for line in &config.overrides {
         println!("note: {line}");
     }
-    let errors = findings
-        .iter()
-        .filter(|f| f.severity == Severity::Error)
-        .count();
-    let warnings = findings.len() - errors;
+    for line in &report.lines {
+        println!("{line}");
+    }
     for finding in &findings {
         eprintln!("{finding}");
     }
+    for warning in &report.warnings {
+        eprintln!("warning: {warning}");
+    }
+    for error in &report.errors {
+        eprintln!("error: {error}");
+    }
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count()
+        + report.errors.len();
+    let warnings = findings.len() + report.warnings.len() + report.errors.len() - errors;
     if errors > 0 {
         eprintln!(
             "ferroturn: configuration check failed: {errors} error(s), {warnings} warning(s)"

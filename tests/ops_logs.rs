@@ -52,7 +52,7 @@ async fn json_lines_carry_plain_addresses() {
             .lines()
             .find(|l| l.contains("relay started"))
             .unwrap_or_default();
-        assert!(started.contains(r#""relay_v4":"127.0.0.1""#), "{started}");
+        assert!(started.contains(r#""relay":"127.0.0.1""#), "{started}");
         assert!(!started.contains("Some("), "{started}");
     })
     .await

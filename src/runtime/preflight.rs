@@ -13,7 +13,6 @@ use std::path::Path;
 
 use crate::config::{Config, LogTarget, Setting};
 
-use super::addresses;
 use super::tls_config::CertStore;
 
 /// How bad a finding is.
@@ -60,7 +59,7 @@ pub const CHECKS: &[(&str, Check)] = &[
         relay_range_holds_listener,
     ),
     ("weak REST secret", weak_secret),
-    ("listeners and relay address", listeners_and_relay_address),
+    ("listeners", listeners),
     ("log file and pidfile", log_and_pid_files),
 ];
 
@@ -157,12 +156,15 @@ fn relay_range_holds_listener(config: &Config) -> Vec<Finding> {
     if config.no_udp {
         return Vec::new();
     }
-    let listen = addresses::listening_addresses(&config.listening_ips);
-    let interfaces = addresses::interface_addresses();
-    let (v4, v6) = addresses::relay_addresses(&config.relay_ips, &listen, &interfaces);
-    let shared = [v4, v6]
+    // Addresses that cannot work are reported by the address plan itself (start-up's
+    // StartError::Addresses, --check-config's address report).
+    let Ok(plan) = super::address_plan(config) else {
+        return Vec::new();
+    };
+    let listen = &plan.listening;
+    let shared = plan
+        .relay_ips()
         .into_iter()
-        .flatten()
         .any(|relay| listen.iter().any(|l| overlaps(*l, relay)));
     if !shared {
         return Vec::new();
@@ -185,26 +187,20 @@ fn relay_range_holds_listener(config: &Config) -> Vec<Finding> {
         .collect()
 }
 
-/// Start-up stops when no listener would open or no relay address is found: the same
-/// computation as `Runtime::start`.
-fn listeners_and_relay_address(config: &Config) -> Vec<Finding> {
-    let mut out = Vec::new();
-    let listen = addresses::listening_addresses(&config.listening_ips);
-    let (udp, tcp) = super::listener_addresses(config, &listen, wants_tls(config));
+/// Start-up stops when no listener would open: the same computation as `Runtime::start`.
+/// (Relay addresses are the address plan's: see `address_report`.)
+fn listeners(config: &Config) -> Vec<Finding> {
+    let Ok(plan) = super::address_plan(config) else {
+        return Vec::new();
+    };
+    let (udp, tcp) = super::listener_addresses(config, &plan.listening, wants_tls(config));
     if udp.is_empty() && tcp.is_empty() {
-        out.push(error(
+        return vec![error(
             "no listener would open: UDP and TCP are off and TLS has no cert/pkey (or no-tls is set)"
                 .to_string(),
-        ));
+        )];
     }
-    let interfaces = addresses::interface_addresses();
-    if addresses::relay_addresses(&config.relay_ips, &listen, &interfaces) == (None, None) {
-        out.push(error(format!(
-            "{}no relay address: none of relay-ip, listening-ip or this host's interfaces gives one; set relay-ip",
-            set_at(config, "relay-ip").unwrap_or_default()
-        )));
-    }
-    out
+    Vec::new()
 }
 
 /// Start-up opens `log-file` (and stops when it cannot) and writes `pidfile` (and warns when
