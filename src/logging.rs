@@ -2,7 +2,7 @@
 //! (`log-json`). The level can change on reload.
 
 use std::fs::OpenOptions;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 
@@ -29,14 +29,23 @@ impl LogControl {
     }
 }
 
+/// The filter `verbose` / `Verbose` ask for. Only ferroturn's own targets get the extra
+/// detail: the event-loop and TLS crates' DEBUG/TRACE lines (one per poll, per record) would
+/// bury it.
 fn level(config: &Config) -> &'static str {
     if config.very_verbose {
-        "trace"
+        "info,ferroturn=trace"
     } else if config.verbose {
-        "debug"
+        "info,ferroturn=debug"
     } else {
         "info"
     }
+}
+
+/// Colour only for a person at a terminal: systemd, docker and log files get plain text, and
+/// `NO_COLOR` (any non-empty value, <https://no-color.org>) switches it off everywhere.
+pub fn use_colour(stdout_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stdout_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Installs the global subscriber. `RUST_LOG` overrides the level chosen by `verbose`.
@@ -46,6 +55,10 @@ pub fn init(config: &Config) -> io::Result<LogControl> {
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level(config)));
     let (filter, handle) = reload::Layer::new(filter);
     let json = config.log_json;
+    let colour = use_colour(
+        io::stdout().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let layer = match &config.log_file {
         LogTarget::File(path) => {
             let file = Mutex::new(OpenOptions::new().create(true).append(true).open(path)?);
@@ -69,6 +82,7 @@ pub fn init(config: &Config) -> io::Result<LogControl> {
             Err(_) => {
                 eprintln!("ferroturn: /dev/log is not available; logging to standard output");
                 fmt::layer()
+                    .with_ansi(colour)
                     .with_target(false)
                     .with_writer(io::stdout)
                     .boxed()
@@ -76,6 +90,7 @@ pub fn init(config: &Config) -> io::Result<LogControl> {
         },
         LogTarget::Stdout if json => fmt::layer().json().with_writer(io::stdout).boxed(),
         LogTarget::Stdout => fmt::layer()
+            .with_ansi(colour)
             .with_target(false)
             .with_writer(io::stdout)
             .boxed(),
@@ -140,5 +155,29 @@ impl Drop for SyslogLine {
         // Facility daemon (3), severity info (6): <30>.
         let line = format!("<30>ferroturn[{}]: {text}", std::process::id());
         let _ = self.socket.send(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(use_colour(true, Some(OsStr::new(""))));
+    }
+
+    #[test]
+    fn verbose_levels_leave_other_crates_at_info() {
+        let mut c = Config::default();
+        assert_eq!(level(&c), "info");
+        c.verbose = true;
+        assert_eq!(level(&c), "info,ferroturn=debug");
+        c.very_verbose = true;
+        assert_eq!(level(&c), "info,ferroturn=trace");
     }
 }

@@ -11,6 +11,8 @@ use ferroturn::http::credentials::{self, CredentialIssuer};
 use ferroturn::http::server::HttpServer;
 use ferroturn::logging::{self, LogControl};
 use ferroturn::runtime::address_report::address_report;
+use ferroturn::runtime::auth_log::{self, RefusalLog, Refusals};
+use ferroturn::runtime::preflight::{self, Severity};
 use ferroturn::runtime::Runtime;
 use ferroturn::signals::{Signal, SignalSet};
 
@@ -32,9 +34,17 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             eprintln!("ferroturn: invalid configuration:\n{e}");
+            // --check-config promises 1 for any error; a plain start keeps 2 for a bad file.
+            if config::cli::parse(&args).check_config {
+                return ExitCode::from(1);
+            }
             return ExitCode::from(2);
         }
     };
+    if config.print_config {
+        print!("{}", config::print::render(&config));
+        return ExitCode::SUCCESS;
+    }
     if config.check_config {
         return check_config(&config);
     }
@@ -48,38 +58,52 @@ fn main() -> ExitCode {
     run(config, &args, &log)
 }
 
+/// `--check-config`: the start-up checks without starting. Errors exit 1; warnings are
+/// printed and exit 0, unless `--strict`. Two parts: the checks start-up itself makes
+/// (`preflight`), and the report on addresses and the relay range (`address_report`).
 fn check_config(config: &Config) -> ExitCode {
-    let addresses_ok = check_addresses(config);
-    match config.check() {
-        Ok(()) if !addresses_ok => ExitCode::from(1),
-        Ok(()) => {
-            for notice in &config.notices {
-                println!("note: {notice}");
-            }
-            println!("configuration OK");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("ferroturn: configuration check failed:\n{e}");
-            ExitCode::from(1)
-        }
-    }
-}
-
-/// `--check-config`'s address part: listening and relay addresses, the relay range and what
-/// it allows. False when the relay would refuse to start.
-fn check_addresses(config: &Config) -> bool {
+    let findings = preflight::run(config);
     let report = address_report(config);
+    for notice in &config.notices {
+        println!("note: {notice}");
+    }
+    for line in &config.overrides {
+        println!("note: {line}");
+    }
     for line in &report.lines {
         println!("{line}");
     }
+    for finding in &findings {
+        eprintln!("{finding}");
+    }
     for warning in &report.warnings {
-        println!("warning: {warning}");
+        eprintln!("warning: {warning}");
     }
     for error in &report.errors {
-        eprintln!("ferroturn: configuration check failed:\n{error}");
+        eprintln!("error: {error}");
     }
-    report.errors.is_empty()
+    let errors = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .count()
+        + report.errors.len();
+    let warnings = findings.len() + report.warnings.len() + report.errors.len() - errors;
+    if errors > 0 {
+        eprintln!(
+            "ferroturn: configuration check failed: {errors} error(s), {warnings} warning(s)"
+        );
+        return ExitCode::from(1);
+    }
+    if warnings > 0 && config.strict {
+        eprintln!("ferroturn: configuration check failed (--strict): {warnings} warning(s)");
+        return ExitCode::from(1);
+    }
+    if warnings > 0 {
+        println!("configuration OK, {warnings} warning(s)");
+    } else {
+        println!("configuration OK");
+    }
+    ExitCode::SUCCESS
 }
 
 fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
@@ -88,11 +112,22 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
     } else {
         tracing::info!("no turnserver.conf found; running on defaults and command-line options");
     }
-    for warning in &config.warnings {
-        tracing::warn!("{warning}");
-    }
     for notice in &config.notices {
         tracing::info!("{notice}");
+    }
+    for line in &config.overrides {
+        tracing::info!("{line}");
+    }
+    let findings = preflight::run(&config);
+    for finding in &findings {
+        match finding.severity {
+            Severity::Error => tracing::error!("{}", finding.message),
+            Severity::Warning => tracing::warn!("{}", finding.message),
+        }
+    }
+    if preflight::has_errors(&findings) {
+        eprintln!("ferroturn: cannot start: the configuration check failed (see above; ferroturn --check-config lists every problem)");
+        return ExitCode::from(1);
     }
     let signals = SignalSet::block();
     let runtime = match Runtime::start(&config) {
@@ -168,10 +203,23 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
     }
 
     let mut deadline: Option<Instant> = None;
+    let mut announced_idle = false;
+    let refusal_totals = || Refusals::sum(control.shard_stats().iter().map(|s| s.as_ref()));
+    let mut refusals = RefusalLog::new(auth_log::SUMMARY_INTERVAL, refusal_totals());
     loop {
+        if let Some(line) = refusals.poll(Instant::now(), refusal_totals()) {
+            tracing::info!("{line}");
+        }
         match signals.wait_timeout(Duration::from_millis(250)) {
             Some(Signal::Interrupt) => {
                 tracing::info!("SIGINT: stopping now");
+                break;
+            }
+            Some(Signal::Terminate) if deadline.is_some() => {
+                tracing::warn!(
+                    allocations = control.allocation_count(),
+                    "second SIGTERM during the drain: stopping now"
+                );
                 break;
             }
             Some(Signal::Terminate) => {
@@ -179,7 +227,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
                 tracing::info!(
                     allocations = control.allocation_count(),
                     timeout_s = timeout.as_secs(),
-                    "SIGTERM: draining, then stopping"
+                    "SIGTERM: draining, then stopping (a second SIGTERM stops at once)"
                 );
                 control.set_draining(true);
                 deadline = Some(Instant::now() + timeout);
@@ -196,8 +244,18 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             None => {}
         }
         if control.is_draining() && control.allocation_count() == 0 {
-            tracing::info!("drained: no allocations left");
-            break;
+            // A drain SIGTERM asked for always ends the process; a maintenance drain may
+            // leave it up and unready, so a restart policy does not put it back into service.
+            if deadline.is_some() || !control.config().stay_up_after_drain {
+                tracing::info!("drained: no allocations left");
+                break;
+            }
+            if !announced_idle {
+                tracing::info!(
+                    "drained: no allocations left; staying up and unready (stay-up-after-drain) until SIGTERM"
+                );
+                announced_idle = true;
+            }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::warn!(
@@ -223,10 +281,12 @@ fn reload(control: &ferroturn::runtime::control::Control, args: &[String], log: 
         Ok(LoadOutcome::Run(c)) => c,
         Ok(_) => return,
         Err(e) => {
+            control.ops().config_reload(false);
             tracing::error!("SIGHUP: the new configuration is invalid and was not applied:\n{e}");
             return;
         }
     };
+    control.ops().config_reload(true);
     let old = control.config();
     for (what, changed) in [
         (
@@ -263,7 +323,15 @@ fn reload(control: &ferroturn::runtime::control::Control, args: &[String], log: 
     for warning in &new.warnings {
         tracing::warn!("{warning}");
     }
+    let changed = config::changed_options(&old, &new);
     log.apply(&new);
     control.apply_config(new);
-    tracing::info!("SIGHUP: configuration reloaded");
+    if changed.is_empty() {
+        tracing::info!("SIGHUP: configuration reloaded; nothing changed");
+    } else {
+        tracing::info!(
+            "SIGHUP: configuration reloaded; changed: {}",
+            changed.join(", ")
+        );
+    }
 }

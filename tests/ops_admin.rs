@@ -308,12 +308,49 @@ async fn admin_cli_status_sessions_end_and_revoke() {
         // A REST user part with characters the CLI must percent-encode in the path.
         let mut odd = Session::open(server.addr, SECRET, "dave@example.org").await;
 
-        let (code, out, err) = cli(&[&base[..], &["status"]].concat()).await;
+        let (code, out, err) = cli(&[&base[..], &["--json", "status"]].concat()).await;
         assert_eq!(code, 0, "status: {err}");
-        let status = Json::parse(out.trim()).expect("status prints JSON");
+        let status = Json::parse(out.trim()).expect("status --json prints JSON");
         assert_eq!(status.get("allocations").u64(), 2);
 
+        // Without --json: a table for people.
+        let (code, out, err) = cli(&[&base[..], &["status"]].concat()).await;
+        assert_eq!(code, 0, "status: {err}");
+        assert!(
+            out.lines()
+                .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["allocations", "2"]),
+            "{out}"
+        );
         let (code, out, err) = cli(&[&base[..], &["sessions"]].concat()).await;
+        assert_eq!(code, 0, "sessions: {err}");
+        assert!(out.starts_with("ID "), "{out}");
+        assert!(out.contains(&session.relayed.to_string()), "{out}");
+        assert!(out.ends_with("2 session(s)\n"), "{out}");
+
+        // -c FILE: address and token from the relay's turnserver.conf.
+        let conf =
+            std::env::temp_dir().join(format!("ferroturn-admin-c-{}.conf", std::process::id()));
+        std::fs::write(
+            &conf,
+            format!(
+                "use-auth-secret\nadmin-address=127.0.0.1\nadmin-port={}\nadmin-token={TOKEN}\n",
+                api.port()
+            ),
+        )
+        .expect("write conf");
+        let (code, out, err) =
+            cli(&["-c", conf.to_str().unwrap_or_default(), "--json", "status"]).await;
+        let _ = std::fs::remove_file(&conf);
+        assert_eq!(code, 0, "-c FILE status: {err}");
+        assert_eq!(
+            Json::parse(out.trim())
+                .expect("JSON")
+                .get("allocations")
+                .u64(),
+            2
+        );
+
+        let (code, out, err) = cli(&[&base[..], &["--json", "sessions"]].concat()).await;
         assert_eq!(code, 0, "sessions: {err}");
         let list = Json::parse(out.trim()).expect("sessions prints JSON");
         let mine = list
@@ -332,7 +369,7 @@ async fn admin_cli_status_sessions_end_and_revoke() {
         assert!(err.contains("404"), "stderr: {err}");
 
         let (code, out, err) =
-            cli(&[&base[..], &["revoke-user", "dave@example.org"]].concat()).await;
+            cli(&[&base[..], &["--json", "revoke-user", "dave@example.org"]].concat()).await;
         assert_eq!(code, 0, "revoke-user: {err}");
         let r = Json::parse(out.trim()).expect("revoke-user prints JSON");
         assert_eq!(r.get("revoked").str(), "dave@example.org");

@@ -163,6 +163,85 @@ async fn sigterm_drains_until_the_deadline_then_exits() {
 }
 
 #[tokio::test]
+async fn a_second_sigterm_during_the_drain_stops_at_once() {
+    timeout(TEST_TIMEOUT, async {
+        let mut server =
+            TestServer::start_with(Auth::RestAndStatic, &["--drain-timeout", "20"]).await;
+        let session = Session::open(server.addr, SECRET, "alice").await;
+        server.signal(libc::SIGTERM);
+        server
+            .wait_log("SIGTERM: draining", 1, Duration::from_secs(2))
+            .await;
+        session.assert_relays(b"still flowing in the drain").await;
+        assert!(
+            server.wait_exit(Duration::from_millis(500)).is_none(),
+            "the first SIGTERM must drain, not stop"
+        );
+        let start = Instant::now();
+        server.signal(libc::SIGTERM);
+        let status = server
+            .wait_exit(Duration::from_secs(2))
+            .expect("the second SIGTERM does not wait for the 20 s drain");
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "took {:?}",
+            start.elapsed()
+        );
+        assert!(status.success(), "exit status {status}");
+        session.assert_not_relayed().await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn stay_up_after_drain_keeps_the_process_up_and_unready() {
+    timeout(TEST_TIMEOUT, async {
+        let metrics = free_tcp_port();
+        let metrics_s = metrics.to_string();
+        let mut server = TestServer::start_with(
+            Auth::RestAndStatic,
+            &[
+                "--stay-up-after-drain",
+                "--prometheus",
+                "--prometheus-address",
+                "127.0.0.1",
+                "--prometheus-port",
+                &metrics_s,
+            ],
+        )
+        .await;
+        let health = SocketAddr::from(([127, 0, 0, 1], metrics));
+        let get = |path: &'static str| {
+            tokio::task::spawn_blocking(move || http::request(health, "GET", path, None, ""))
+        };
+        let mut session = Session::open(server.addr, SECRET, "alice").await;
+        server.signal(libc::SIGUSR1);
+        server
+            .wait_log("SIGUSR1: draining", 1, Duration::from_secs(3))
+            .await;
+        assert_eq!(session.client.refresh(0).await, Ok(0));
+        server
+            .wait_log("staying up and unready", 1, Duration::from_secs(3))
+            .await;
+        assert!(
+            server.wait_exit(Duration::from_millis(700)).is_none(),
+            "exited although stay-up-after-drain is set"
+        );
+        assert_eq!(get("/readyz").await.expect("readyz").status, 503);
+        assert_eq!(get("/healthz").await.expect("healthz").status, 200);
+        assert_eq!(allocate_code(&server, SECRET, "carol").await, Some(508));
+        server.signal(libc::SIGTERM);
+        let status = server
+            .wait_exit(Duration::from_secs(2))
+            .expect("SIGTERM stops a drained relay");
+        assert!(status.success(), "exit status {status}");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
 async fn sigterm_without_allocations_exits_at_once() {
     timeout(TEST_TIMEOUT, async {
         let mut server = TestServer::start_with(Auth::RestAndStatic, &[]).await;

@@ -396,3 +396,111 @@ async fn max_bps_holds_a_sender_to_its_rate() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn process_build_quota_and_reload_metrics() {
+    timeout(TEST_TIMEOUT, async {
+        let (server, metrics) = server_with_metrics(&["--total-quota", "40"]).await;
+        let _session = Session::open(server.addr, SECRET, "alice").await;
+        tokio::time::sleep(SETTLE).await;
+        let s = scrape_async(metrics).await;
+        assert_eq!(
+            s.get(
+                "ferroturn_build_info",
+                &[("version", env!("CARGO_PKG_VERSION"))]
+            ),
+            1.0
+        );
+        assert_eq!(s.get("ferroturn_allocations", &[]), 1.0);
+        assert_eq!(s.get("ferroturn_allocation_quota", &[]), 40.0);
+        assert!(s.get("process_resident_memory_bytes", &[]) > 1e5);
+        assert!(s.get("process_open_fds", &[]) >= 3.0);
+        assert!(s.get("process_max_fds", &[]) >= s.get("process_open_fds", &[]));
+        assert!(s.get("process_cpu_seconds_total", &[]) >= 0.0);
+        assert_eq!(
+            s.types.get("process_cpu_seconds_total").map(String::as_str),
+            Some("counter")
+        );
+        assert!(s.get("process_start_time_seconds", &[]) > 1.6e9);
+        assert_eq!(s.sum("ferroturn_config_reloads_total"), 0.0);
+        // No TLS configured: no expiry to report.
+        assert!(!s
+            .types
+            .contains_key("ferroturn_tls_certificate_expiry_timestamp_seconds"));
+
+        server.signal(libc::SIGHUP);
+        server
+            .wait_log("configuration reloaded", 1, Duration::from_secs(3))
+            .await;
+        server.rewrite_config(|c| format!("{c}\nmin-port=not-a-port\n"));
+        server.signal(libc::SIGHUP);
+        server
+            .wait_log("was not applied", 1, Duration::from_secs(3))
+            .await;
+        let s = scrape_async(metrics).await;
+        assert_eq!(
+            s.get("ferroturn_config_reloads_total", &[("result", "success")]),
+            1.0
+        );
+        assert_eq!(
+            s.get("ferroturn_config_reloads_total", &[("result", "failure")]),
+            1.0
+        );
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn certificate_expiry_is_exported() {
+    timeout(TEST_TIMEOUT, async {
+        let dir = std::env::temp_dir().join(format!("ferroturn-expiry-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".into()]).expect("params");
+        params.not_after = rcgen::date_time_ymd(2040, 6, 1);
+        let cert = params.self_signed(&key).expect("cert");
+        let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+        std::fs::write(&c, cert.pem()).expect("write cert");
+        std::fs::write(&k, key.serialize_pem()).expect("write key");
+        let port = free_tcp_port();
+        let metrics = free_tcp_port();
+        let (ps, ms) = (port.to_string(), metrics.to_string());
+        let server = TestServer::start_with(
+            Auth::RestAndStatic,
+            &[
+                "--cert",
+                c.to_str().unwrap_or_default(),
+                "--pkey",
+                k.to_str().unwrap_or_default(),
+                "--tls-listening-port",
+                &ps,
+                "--prometheus",
+                "--prometheus-port",
+                &ms,
+            ],
+        )
+        .await;
+        let s = scrape_async(SocketAddr::from(([127, 0, 0, 1], metrics))).await;
+        // 2040-06-01T00:00:00Z
+        assert_eq!(
+            s.get("ferroturn_tls_certificate_expiry_timestamp_seconds", &[]),
+            2_222_121_600.0
+        );
+        server.signal(libc::SIGUSR2);
+        server
+            .wait_log("TLS certificate reloaded", 1, Duration::from_secs(3))
+            .await;
+        let s = scrape_async(SocketAddr::from(([127, 0, 0, 1], metrics))).await;
+        assert_eq!(
+            s.get(
+                "ferroturn_certificate_reloads_total",
+                &[("result", "success")]
+            ),
+            1.0
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    })
+    .await
+    .expect("test timed out");
+}

@@ -307,7 +307,7 @@ async fn allocation_ends_when_its_connection_closes() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(
-        server.logs().contains("ConnectionClosed"),
+        server.logs().contains("reason=connection-closed"),
         "{}",
         server.logs()
     );

@@ -11,8 +11,8 @@ use std::str::FromStr;
 use super::env::parse_bool;
 use super::options::{self, Arity, Opt, OptionSpec};
 use super::{
-    AlternateServer, Config, ConfigError, ExternalIp, LogTarget, RawEntry, Source, StaticUser,
-    UserKey,
+    AlternateServer, Config, ConfigError, ExternalIp, LogTarget, RawEntry, Setting, Source,
+    StaticUser, UserKey,
 };
 use crate::proto::peer_policy::IpRange;
 
@@ -33,6 +33,7 @@ pub(super) fn build(
         notices: Vec::new(),
         last: HashMap::new(),
         bare_external: [None, None],
+        settings: Vec::new(),
     };
     for e in entries {
         b.apply(e);
@@ -41,6 +42,7 @@ pub(super) fn build(
     if b.errors.is_empty() {
         b.cfg.warnings = b.warnings;
         b.cfg.notices = b.notices;
+        b.cfg.settings = b.settings;
         Ok(b.cfg)
     } else {
         Err(ConfigError {
@@ -59,6 +61,8 @@ struct Builder {
     last: HashMap<Opt, Source>,
     /// Source of the `external-ip` without a private part, per family (IPv4, IPv6).
     bare_external: [Option<Source>; 2],
+    /// Every entry that was applied, for `--print-config`.
+    settings: Vec<Setting>,
 }
 
 /// One entry being applied: its option and source, for messages.
@@ -92,8 +96,15 @@ impl Builder {
                 "{}: option \"{}\" is not supported by ferroturn and is ignored",
                 e.source, spec.name
             ));
+            self.settings.push(Setting {
+                name: spec.name,
+                value: e.value.clone(),
+                source: e.source.clone(),
+                ignored: true,
+            });
             return;
         }
+        let errors_before = self.errors.len();
         let value = e.value.as_deref().filter(|v| !v.is_empty());
         match spec.arity {
             Arity::Flag => {
@@ -122,6 +133,14 @@ impl Builder {
                 }
             },
             Arity::Optional => self.optional(&ctx, value),
+        }
+        if self.errors.len() == errors_before {
+            self.settings.push(Setting {
+                name: spec.name,
+                value: e.value.clone(),
+                source: e.source.clone(),
+                ignored: false,
+            });
         }
         self.last.insert(spec.opt, e.source.clone());
     }
@@ -157,6 +176,15 @@ impl Builder {
             Opt::SimpleLog => &mut c.simple_log,
             Opt::LogJson => &mut c.log_json,
             Opt::Prometheus => &mut c.prometheus,
+            Opt::StayUpAfterDrain => &mut c.stay_up_after_drain,
+            Opt::Syslog => {
+                if on {
+                    c.log_file = LogTarget::Syslog;
+                } else if c.log_file == LogTarget::Syslog {
+                    c.log_file = LogTarget::Stdout;
+                }
+                return;
+            }
             Opt::NoMulticastPeers => {
                 if on {
                     self.notices.push(format!(
@@ -436,7 +464,7 @@ impl Builder {
             );
         }
         if c.allow_loopback_peers {
-            self.notices.push(format!(
+            self.warnings.push(format!(
                 "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",
                 self.source_of(Opt::AllowLoopbackPeers)
             ));

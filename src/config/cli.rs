@@ -20,6 +20,10 @@ pub struct CliArgs {
     pub version: bool,
     /// `--check-config`.
     pub check_config: bool,
+    /// `--strict`.
+    pub strict: bool,
+    /// `--print-config`.
+    pub print_config: bool,
     /// `-c FILE` / `--config FILE`.
     pub config: Option<String>,
     /// `-n` / `--no-config`.
@@ -125,6 +129,8 @@ impl CliArgs {
             Opt::Help => self.help = true,
             Opt::Version => self.version = true,
             Opt::CheckConfig => self.check_config = true,
+            Opt::Strict => self.strict = true,
+            Opt::PrintConfig => self.print_config = true,
             Opt::NoConfig => self.no_config = true,
             Opt::Config => self.config = value,
             _ => self.entries.push(RawEntry {

@@ -7,11 +7,33 @@ use super::options::{Arity, Group, OptionSpec, OPTIONS};
 /// Column where help text starts; longer option columns push the text to the next line.
 const HELP_COLUMN: usize = 42;
 
+/// The subcommands `main` dispatches on, with one line each.
+pub const SUBCOMMANDS: &[(&str, &str)] = &[
+    (
+        "jitsi",
+        "Write and check the Jitsi/Prosody side of the TURN secret (init, check, credentials)",
+    ),
+    (
+        "admin",
+        "Client of the admin API: status, sessions, end, revoke-user, revoke-secret, drain",
+    ),
+    (
+        "bench",
+        "TURN load generator: fixed load, ramp to capacity, allocation rate, memory per allocation",
+    ),
+];
+
 /// The full `--help` text.
 pub fn render() -> String {
     let mut out = String::new();
     out.push_str("ferroturn: TURN/STUN relay, a drop-in replacement for coturn\n\n");
-    out.push_str("Usage: ferroturn [-c FILE | -n] [OPTIONS]\n\n");
+    out.push_str("Usage: ferroturn [-c FILE | -n] [OPTIONS]\n");
+    out.push_str("       ferroturn <SUBCOMMAND> [ARGS]   (each takes --help)\n\n");
+    out.push_str("Subcommands:\n");
+    for (name, what) in SUBCOMMANDS {
+        let _ = writeln!(out, "  {name:<10}{what}");
+    }
+    out.push('\n');
     out.push_str(
         "Settings are read from turnserver.conf (same syntax as coturn: key=value, key value or a\n\
          bare flag per line), then from FERROTURN_<OPTION> environment variables (e.g.\n\
@@ -118,6 +140,12 @@ mod tests {
         assert!(h.contains("-p, --listening-port <PORT>"));
         assert!(h.contains("[default: 3478]"));
         assert!(h.contains("--stale-nonce[=<SECONDS>]"));
+        for sub in ["jitsi", "admin", "bench"] {
+            assert!(
+                h.contains(&format!("\n  {sub} ")),
+                "help lacks the {sub} subcommand"
+            );
+        }
     }
 
     #[test]

@@ -11,12 +11,14 @@ pub mod conf_file;
 pub mod env;
 pub mod help;
 pub mod options;
+pub mod print;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::proto::peer_policy::{IpRange, PeerPolicySettings};
+use options::OptionSpec;
 
 /// Where a setting came from, so every message can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,6 +58,19 @@ pub struct RawEntry {
     pub value: Option<String>,
     /// Where it was read.
     pub source: Source,
+}
+
+/// One option as it was applied, with where it came from (for `--print-config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// Canonical option name.
+    pub name: &'static str,
+    /// The value as written, if any.
+    pub value: Option<String>,
+    /// Where it was read.
+    pub source: Source,
+    /// A recognised coturn option that ferroturn ignores.
+    pub ignored: bool,
 }
 
 /// A long-term credential user from `user=name:password`.
@@ -219,6 +234,8 @@ pub struct Config {
     pub poll_interval_ms: u64,
     /// `drain-timeout` (ferroturn): seconds SIGTERM waits for allocations to end.
     pub drain_timeout: u64,
+    /// `stay-up-after-drain` (ferroturn): a finished drain leaves the process up and unready.
+    pub stay_up_after_drain: bool,
     /// `admin-address` (ferroturn).
     pub admin_address: IpAddr,
     /// `admin-port` (ferroturn).
@@ -297,10 +314,18 @@ pub struct Config {
     // About the load itself
     /// `--check-config` was given: the binary reports and exits instead of running.
     pub check_config: bool,
+    /// `--strict`: under `--check-config`, warnings count as errors.
+    pub strict: bool,
+    /// `--print-config` was given: print the effective configuration and exit.
+    pub print_config: bool,
+    /// Every option applied, in order (after layering), with its source.
+    pub settings: Vec<Setting>,
+    /// One line per value that a higher layer overrides, logged at start-up.
+    pub overrides: Vec<String>,
     /// The configuration file that was read, if any.
     pub config_file: Option<PathBuf>,
     /// Problems that do not stop start-up (unknown or unsupported options, ...). Under
-    /// `--check-config` they count as errors.
+    /// `--check-config --strict` they count as errors.
     pub warnings: Vec<String>,
     /// Information worth logging at start-up that is not a problem (e.g. no file found).
     pub notices: Vec<String>,
@@ -345,6 +370,7 @@ impl Default for Config {
             allow_loopback_peers: false,
             user_quota: 0,
             drain_timeout: 30,
+            stay_up_after_drain: false,
             poll_interval_ms: 0,
             admin_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
             admin_port: 9642,
@@ -380,6 +406,10 @@ impl Default for Config {
             prometheus_address: None,
             alternate_servers: Vec::new(),
             check_config: false,
+            strict: false,
+            print_config: false,
+            settings: Vec::new(),
+            overrides: Vec::new(),
             config_file: None,
             warnings: Vec::new(),
             notices: Vec::new(),
@@ -400,8 +430,9 @@ impl Config {
         }
     }
 
-    /// What `--check-config` reports: `Ok` when there is nothing to complain about, otherwise
-    /// every warning as an error.
+    /// What `--check-config --strict` makes of the load alone: `Ok` when there is nothing to
+    /// complain about, otherwise every warning as an error. (The binary's `--check-config`
+    /// also runs `runtime::preflight`, the checks start-up makes.)
     pub fn check(&self) -> Result<(), ConfigError> {
         if self.warnings.is_empty() {
             Ok(())
@@ -550,10 +581,15 @@ pub fn load_with_search(
     warnings.extend(cli.warnings);
     errors.extend(cli.errors);
 
-    let entries = layer(vec![file_entries, env.entries, cli.entries]);
+    let layers = vec![file_entries, env.entries, cli.entries];
+    let overrides = override_lines(&layers);
+    let entries = layer(layers);
 
     let mut config = build::build(&entries, errors, warnings)?;
     config.check_config = cli.check_config;
+    config.strict = cli.strict;
+    config.print_config = cli.print_config;
+    config.overrides = overrides;
     config.config_file = config_file;
     notices.append(&mut config.notices);
     config.notices = notices;
@@ -573,6 +609,60 @@ fn layer(layers: Vec<Vec<RawEntry>>) -> Vec<RawEntry> {
         out.extend(entries);
     }
     out
+}
+
+/// One line per option that a higher layer sets over a lower one: "realm from environment
+/// variable FERROTURN_REALM overrides /etc/turnserver.conf:4". Only the last setting in each layer
+/// counts, as that is the one that applies.
+fn override_lines(layers: &[Vec<RawEntry>]) -> Vec<String> {
+    let mut lines = Vec::new();
+    // Per option: the last source that set it, in the layers seen so far.
+    let mut below: Vec<(&'static str, &Source)> = Vec::new();
+    for entries in layers {
+        let mut here: Vec<(&'static OptionSpec, &Source)> = Vec::new();
+        for e in entries {
+            let Some(spec) = options::lookup(&e.key).filter(|o| !o.cli_only) else {
+                continue;
+            };
+            here.retain(|(s, _)| s.name != spec.name);
+            here.push((spec, &e.source));
+        }
+        for (spec, source) in here {
+            if let Some(pos) = below.iter().position(|(n, _)| *n == spec.name) {
+                let (_, lower) = below.remove(pos);
+                let verb = if spec.list { "replaces" } else { "overrides" };
+                lines.push(format!("{} from {source} {verb} {lower}", spec.name));
+            }
+            below.push((spec.name, source));
+        }
+    }
+    lines
+}
+
+/// The options whose values differ between two loads, by name, in table order (secrets are
+/// named, never shown): what a reload line reports.
+pub fn changed_options(old: &Config, new: &Config) -> Vec<&'static str> {
+    let values = |c: &Config, name: &str| -> Vec<Option<String>> {
+        c.settings
+            .iter()
+            .filter(|s| !s.ignored && s.name == name)
+            .map(|s| s.value.clone())
+            .collect()
+    };
+    options::OPTIONS
+        .iter()
+        .filter(|o| o.is_supported() && !o.cli_only)
+        .filter(|o| {
+            let (a, b) = (values(old, o.name), values(new, o.name));
+            // Single options: only the last setting applies.
+            if o.list {
+                a != b
+            } else {
+                a.last() != b.last()
+            }
+        })
+        .map(|o| o.name)
+        .collect()
 }
 
 /// Builds a configuration from `turnserver.conf` text alone (no environment, no command line).

@@ -11,6 +11,8 @@ pub enum Opt {
     Config,
     NoConfig,
     CheckConfig,
+    Strict,
+    PrintConfig,
     Help,
     Version,
     // Listeners
@@ -57,6 +59,7 @@ pub enum Opt {
     TotalQuota,
     MaxTcpConnections,
     DrainTimeout,
+    StayUpAfterDrain,
     PollIntervalMs,
     AdminAddress,
     AdminPort,
@@ -86,6 +89,7 @@ pub enum Opt {
     Verbose,
     VeryVerbose,
     SimpleLog,
+    Syslog,
     Pidfile,
     // Metrics
     Prometheus,
@@ -291,7 +295,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     // General
     value("config", "FILE", Opt::Config, G::General, "Read this turnserver.conf instead of searching the standard places").short('c').cli_only(),
     flag("no-config", Opt::NoConfig, G::General, "Do not read any configuration file").short('n').cli_only(),
-    flag("check-config", Opt::CheckConfig, G::General, "Load and validate the configuration, report problems (warnings count as errors) and exit").cli_only(),
+    flag("check-config", Opt::CheckConfig, G::General, "Run every start-up check without starting: errors exit 1, warnings (ignored options, ...) print and exit 0 unless --strict").cli_only(),
     flag("help", Opt::Help, G::General, "Print this help and exit").short('h').cli_only(),
     flag("version", Opt::Version, G::General, "Print the version and exit").cli_only(),
     // Listeners
@@ -332,6 +336,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("allowed-peer-ip", "RANGE", Opt::AllowedPeerIp, G::PeerPolicy, "Allow peers in IP, IP-IP or CIDR even inside a denied range (repeatable)").list(),
     value("denied-peer-ip", "RANGE", Opt::DeniedPeerIp, G::PeerPolicy, "Deny peers in IP, IP-IP or CIDR, in addition to the built-in special-purpose ranges (repeatable)").list(),
     flag("allow-loopback-peers", Opt::AllowLoopbackPeers, G::PeerPolicy, "Allow peers on 127.0.0.0/8 and ::1 (for tests; unsafe in production)"),
+    flag("no-loopback-peers", Opt::AlreadyDefault, G::PeerPolicy, "Accepted for coturn compatibility; loopback peers are denied unless allow-loopback-peers"),
     flag("no-multicast-peers", Opt::NoMulticastPeers, G::PeerPolicy, "Accepted for coturn compatibility; multicast peers are always denied"),
     // Limits
     value("user-quota", "N", Opt::UserQuota, G::Limits, "Maximum simultaneous allocations per user; 0 = unlimited").short('q').default("0"),
@@ -425,11 +430,15 @@ pub static OPTIONS: &[OptionSpec] = &[
     unsupported("proc-group", R, "Drop privileges to this group"),
     unsupported("daemon", F, "Run as a daemon").short('o'),
     unsupported("no-stdout-log", F, "Do not log to stdout"),
-    unsupported("syslog", F, "Log to syslog (use log-file=syslog)"),
+    flag("syslog", Opt::Syslog, G::Logging, "Log to the system log (same as log-file=syslog)"),
     unsupported("syslog-facility", R, "Syslog facility"),
     unsupported("new-log-timestamp", F, "ISO 8601 log timestamps"),
     unsupported("new-log-timestamp-format", R, "Log timestamp format"),
     unsupported("ne", R, "Network engine version"),
+    // General, ferroturn extensions
+    flag("strict", Opt::Strict, G::General, "With --check-config: warnings count as errors (exit 1)").cli_only(),
+    flag("stay-up-after-drain", Opt::StayUpAfterDrain, G::Limits, "When a SIGUSR1/admin drain has no allocations left, stay up and unready instead of exiting 0; SIGTERM still stops it (ferroturn)"),
+    flag("print-config", Opt::PrintConfig, G::General, "Print the effective configuration with the source of every value (default, file:line, environment variable, command line) and exit").cli_only(),
 ];
 
 /// Finds an option by its long name or an alias (case-sensitive, like coturn).

@@ -4,13 +4,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use mio::Waker;
 
 use super::connection_limits::ConnectionLimits;
 use super::core_setup::{core_config_from, Revocations};
+use super::ops_stats::OpsStats;
+use super::tls_config::CertStore;
 use crate::config::Config;
 use crate::proto::auth::secret_id;
 use crate::proto::server::CoreStats;
@@ -111,6 +113,8 @@ struct ControlInner {
     revocations: Mutex<Revocations>,
     config: Mutex<Config>,
     ready: AtomicBool,
+    ops: Arc<OpsStats>,
+    certs: OnceLock<Arc<CertStore>>,
 }
 
 impl Control {
@@ -130,8 +134,24 @@ impl Control {
                 revocations: Mutex::new(Revocations::default()),
                 config: Mutex::new(config),
                 ready: AtomicBool::new(false),
+                ops: Arc::new(OpsStats::default()),
+                certs: OnceLock::new(),
             }),
         }
+    }
+
+    /// Reload counters.
+    pub fn ops(&self) -> &Arc<OpsStats> {
+        &self.inner.ops
+    }
+
+    /// The TLS certificate store, when TLS is configured.
+    pub fn certificates(&self) -> Option<&Arc<CertStore>> {
+        self.inner.certs.get()
+    }
+
+    pub(super) fn set_certificates(&self, store: Arc<CertStore>) {
+        let _ = self.inner.certs.set(store);
     }
 
     pub(super) fn set_ready(&self) {

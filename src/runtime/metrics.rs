@@ -10,6 +10,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 
 use super::control::Control;
+use super::process_stats;
 use crate::proto::counters::{Counter, Traffic};
 use crate::proto::flow::Transport;
 use crate::proto::server::{CoreStats, LIFETIME_BUCKETS};
@@ -302,10 +303,125 @@ pub fn render(control: &Control) -> String {
         ),
     ]);
 
+    families.extend(operations(control, &stats));
+    families.extend(process_families());
+
     let mut out = Vec::new();
     // Writing into a Vec cannot fail.
     let _ = TextEncoder::new().encode(&families, &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// Build, quota, certificate and reload metrics: what the shipped alert rules watch.
+fn operations(control: &Control, stats: &[Arc<CoreStats>]) -> Vec<MetricFamily> {
+    let live: u64 = stats
+        .iter()
+        .map(|s| {
+            TRANSPORTS
+                .iter()
+                .map(|t| s.active_allocations(*t))
+                .sum::<u64>()
+        })
+        .sum();
+    let ops = control.ops();
+    let mut out = vec![
+        Family::new(
+            "ferroturn_build_info",
+            "Always 1; the labels say which build is running",
+            MetricType::GAUGE,
+        )
+        .value(&[("version", env!("CARGO_PKG_VERSION"))], 1.0)
+        .build(),
+        gauge(
+            "ferroturn_allocations",
+            "Live allocations, all transports",
+            live as f64,
+        ),
+        gauge(
+            "ferroturn_allocation_quota",
+            "total-quota: the most live allocations allowed; 0 = unlimited",
+            f64::from(control.config().total_quota),
+        ),
+        Family::new(
+            "ferroturn_config_reloads_total",
+            "SIGHUP reloads by result (failure: the file did not load and the old configuration stayed)",
+            MetricType::COUNTER,
+        )
+        .value(&[("result", "success")], ops.config_reloads_ok.get() as f64)
+        .value(&[("result", "failure")], ops.config_reloads_failed.get() as f64)
+        .build(),
+        Family::new(
+            "ferroturn_certificate_reloads_total",
+            "TLS certificate reloads by result (failure: the old certificate stayed in use)",
+            MetricType::COUNTER,
+        )
+        .value(&[("result", "success")], ops.cert_reloads_ok.get() as f64)
+        .value(&[("result", "failure")], ops.cert_reloads_failed.get() as f64)
+        .build(),
+    ];
+    if let Some(not_after) = control.certificates().and_then(|c| c.not_after()) {
+        out.push(gauge(
+            "ferroturn_tls_certificate_expiry_timestamp_seconds",
+            "When the TLS certificate in use expires (notAfter), seconds since the Unix epoch",
+            not_after as f64,
+        ));
+    }
+    out
+}
+
+/// The standard process collector's metrics (names as every Prometheus client library uses).
+fn process_families() -> Vec<MetricFamily> {
+    let p = process_stats::read();
+    let mut out = Vec::new();
+    let mut add = |name, help, kind, value: Option<f64>| {
+        if let Some(v) = value {
+            out.push(Family::new(name, help, kind).value(&[], v).build());
+        }
+    };
+    use MetricType::{COUNTER, GAUGE};
+    add(
+        "process_cpu_seconds_total",
+        "Total user and system CPU time spent in seconds",
+        COUNTER,
+        p.cpu_seconds,
+    );
+    add(
+        "process_resident_memory_bytes",
+        "Resident memory size in bytes",
+        GAUGE,
+        p.resident_bytes,
+    );
+    add(
+        "process_virtual_memory_bytes",
+        "Virtual memory size in bytes",
+        GAUGE,
+        p.virtual_bytes,
+    );
+    add(
+        "process_open_fds",
+        "Number of open file descriptors",
+        GAUGE,
+        p.open_fds,
+    );
+    add(
+        "process_max_fds",
+        "Maximum number of open file descriptors (soft RLIMIT_NOFILE)",
+        GAUGE,
+        p.max_fds,
+    );
+    add(
+        "process_threads",
+        "Number of OS threads in the process",
+        GAUGE,
+        p.threads,
+    );
+    add(
+        "process_start_time_seconds",
+        "Start time of the process since the Unix epoch in seconds",
+        GAUGE,
+        p.start_time_seconds,
+    );
+    out
 }
 
 fn lifetime_histogram(stats: &[Arc<CoreStats>]) -> MetricFamily {

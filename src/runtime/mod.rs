@@ -2,12 +2,17 @@
 
 pub mod address_report;
 pub mod addresses;
+pub mod auth_log;
+pub mod cert_expiry;
 pub mod connection;
 pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
 pub mod metrics;
+pub mod ops_stats;
 pub mod port_probe;
+pub mod preflight;
+pub mod process_stats;
 pub mod relay_sockets;
 pub mod shard;
 pub mod sockets;
@@ -29,6 +34,7 @@ use crate::config::Config;
 use crate::proto::server::Server;
 use connection_limits::ConnectionLimits;
 use control::{Control, ShardFlags};
+use ops_stats::OpsStats;
 use relay_sockets::RelaySockets;
 use shard::{Shard, ShardContext, ShardSockets, StreamPort};
 use tls_config::{CertStore, TlsError};
@@ -246,11 +252,20 @@ impl Runtime {
             shards.push(handle);
         }
         let control = Control::new(handles, shared, limits, flags, config.clone());
+        if let Some(store) = &certs {
+            control.set_certificates(store.clone());
+        }
         control.set_ready();
-        let watcher = certs.clone().map(spawn_cert_watcher);
+        let watcher = certs
+            .clone()
+            .map(|store| spawn_cert_watcher(store, control.ops().clone()));
         tracing::info!(
             shards = threads,
-            relay = ?relay_addresses,
+            relay = %relay_addresses
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
             min_port = config.min_port,
             max_port = config.max_port,
             "relay started"
@@ -269,7 +284,7 @@ impl Runtime {
     /// Reloads the TLS certificate (SIGUSR2); the old one stays when the new one is broken.
     pub fn reload_certificates(&self) {
         match &self.certs {
-            Some(store) => reload_logged(store),
+            Some(store) => reload_logged(store, self.control.ops()),
             None => tracing::info!("no TLS certificate configured; nothing to reload"),
         }
     }
@@ -373,9 +388,11 @@ fn listener_addresses(
     (udp, tcp)
 }
 
-fn reload_logged(store: &CertStore) {
+fn reload_logged(store: &CertStore, ops: &OpsStats) {
     let (cert, key) = store.paths();
-    match store.reload() {
+    let result = store.reload();
+    ops.cert_reload(result.is_ok());
+    match result {
         Ok(()) => {
             tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate reloaded")
         }
@@ -386,7 +403,10 @@ fn reload_logged(store: &CertStore) {
 }
 
 /// Polls the certificate files and reloads them when they change (cert-manager, certbot).
-fn spawn_cert_watcher(store: Arc<CertStore>) -> (JoinHandle<()>, Arc<AtomicBool>) {
+fn spawn_cert_watcher(
+    store: Arc<CertStore>,
+    ops: Arc<OpsStats>,
+) -> (JoinHandle<()>, Arc<AtomicBool>) {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let handle = std::thread::Builder::new()
@@ -395,7 +415,7 @@ fn spawn_cert_watcher(store: Arc<CertStore>) -> (JoinHandle<()>, Arc<AtomicBool>
             while !flag.load(Ordering::Relaxed) {
                 std::thread::park_timeout(CERT_WATCH_INTERVAL);
                 if !flag.load(Ordering::Relaxed) && store.changed_on_disk() {
-                    reload_logged(&store);
+                    reload_logged(&store, &ops);
                 }
             }
         })

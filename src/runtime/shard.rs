@@ -616,20 +616,32 @@ impl Shard {
                     advertised,
                     lifetime,
                 } => {
-                    tracing::info!(
-                        shard = self.id,
-                        client = %flow.remote,
-                        transport = transport.as_str(),
-                        user = %username,
-                        relay = %relay,
-                        relayed = %advertised,
-                        lifetime,
-                        "allocation created"
-                    );
+                    // One short line per allocation start and one per end: 100,000
+                    // allocations must not write tens of megabytes at INFO.
+                    if relay == advertised {
+                        tracing::info!(
+                            client = %flow.remote,
+                            transport = %transport.as_str(),
+                            user = %username,
+                            relay = %relay,
+                            lifetime,
+                            "allocation created"
+                        );
+                    } else {
+                        tracing::info!(
+                            client = %flow.remote,
+                            transport = %transport.as_str(),
+                            user = %username,
+                            relay = %relay,
+                            advertised = %advertised,
+                            lifetime,
+                            "allocation created"
+                        );
+                    }
                 }
                 Event::AllocationEnded {
                     flow,
-                    transport,
+                    transport: _,
                     username,
                     relay,
                     duration,
@@ -637,17 +649,13 @@ impl Shard {
                     reason,
                 } => {
                     tracing::info!(
-                        shard = self.id,
                         client = %flow.remote,
-                        transport = transport.as_str(),
                         user = %username,
                         relay = %relay,
                         duration_s = duration.as_secs(),
-                        sent_packets = traffic.to_peer_packets,
-                        sent_bytes = traffic.to_peer_bytes,
-                        received_packets = traffic.to_client_packets,
-                        received_bytes = traffic.to_client_bytes,
-                        reason = ?reason,
+                        to_peer_bytes = traffic.to_peer_bytes,
+                        to_client_bytes = traffic.to_client_bytes,
+                        reason = %reason.as_str(),
                         "allocation ended"
                     );
                 }

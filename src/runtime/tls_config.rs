@@ -91,6 +91,19 @@ impl CertStore {
         true
     }
 
+    /// When the certificate in use expires, seconds since the Unix epoch.
+    pub fn not_after(&self) -> Option<i64> {
+        let current = self
+            .current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        current
+            .cert
+            .first()
+            .and_then(|leaf| super::cert_expiry::not_after(leaf.as_ref()))
+    }
+
     /// The certificate pair's paths, for logs.
     pub fn paths(&self) -> (&Path, &Path) {
         (&self.cert_path, &self.key_path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -59,6 +60,37 @@ def run(res: Results, binary: str) -> None:
         ["docker-compose", "version", "--short"], capture_output=True, text=True, timeout=30).stdout.strip())
     files = sorted(glob.glob(os.path.join(DOCKER, "docker-compose*.yaml")))
     res.check("compose files present: bridge, host network, docker-jitsi-meet", len(files) >= 3, str(files))
+    # The Dockerfile (no docker engine here: its structure is checked, not built).
+    dockerfile = open(os.path.join(DOCKER, "Dockerfile")).read()
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)$", dockerfile, re.M))
+    froms = re.findall(r"^FROM (\S+)", dockerfile, re.M)
+    pinned = all(
+        re.fullmatch(r"[\w./-]+:[\w.-]+@sha256:[0-9a-f]{64}", args.get(f.strip("${}"), f)) for f in froms
+    )
+    res.check("Dockerfile: every base image pinned by digest", bool(froms) and pinned, f"{froms} {args}")
+    deps_at = dockerfile.find("COPY Cargo.toml Cargo.lock ./")
+    fetch_at = dockerfile.find("cargo fetch --locked")
+    all_at = dockerfile.find("COPY . .")
+    res.check(
+        "Dockerfile: dependencies fetched and built in layers before the sources are copied",
+        0 <= deps_at < fetch_at < all_at and dockerfile.find("--offline --bin ferroturn") < all_at,
+    )
+    res.check(
+        "Dockerfile: the shipped binary is built without debug info and stripped",
+        "CARGO_PROFILE_RELEASE_DEBUG=0" in dockerfile and "CARGO_PROFILE_RELEASE_STRIP=symbols" in dockerfile,
+    )
+    # The README copies env.example to docker/.env and writes the secret into it.
+    in_git = subprocess.run(["git", "-C", ROOT, "rev-parse"], capture_output=True).returncode == 0
+    ignored = [] if not in_git else [
+        p for p in ("docker/.env", ".env", "docker/ferroturn.env")
+        if subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", p]).returncode == 0
+    ]
+    tracked = subprocess.run(["git", "-C", ROOT, "check-ignore", "-q", "docker/env.example"]).returncode
+    if not in_git:
+        res.skip(".env files are git-ignored", "not a git checkout")
+    else:
+        res.check(".env files (secrets) are git-ignored, docker/env.example is not",
+                  len(ignored) == 3 and tracked == 1, f"ignored: {ignored}")
     with tempfile.TemporaryDirectory(prefix="ferroturn-compose-") as cfg:
         # docker-jitsi-meet's $CONFIG folder, laid out as the Jitsi variant's comments say.
         os.makedirs(os.path.join(cfg, "ferroturn"))

@@ -345,6 +345,31 @@ def run(res: Results, binary: str) -> None:
         str([l for l in notes.splitlines() if "TURN_TRANSPORT" in l]),
     )
 
+    # The metrics/health listener binds the pod's address, not every node address.
+    objs = render(chart, {})
+    c = by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    res.check(
+        "defaults: metrics/health listener bound to the pod IP (FERROTURN_PROMETHEUS_ADDRESS=$(POD_IP))",
+        env.get("FERROTURN_PROMETHEUS_ADDRESS") == "$(POD_IP)"
+        and [e["name"] for e in c["env"]].index("POD_IP") < [e["name"] for e in c["env"]].index("FERROTURN_PROMETHEUS_ADDRESS"),
+        str(env),
+    )
+    objs = render(chart, {"metrics": {"address": "0.0.0.0"}})
+    c = by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    res.check("metrics.address overrides the bind address", env.get("FERROTURN_PROMETHEUS_ADDRESS") == "0.0.0.0", str(env))
+
+    # PodDisruptionBudget: minAvailable, when given, replaces maxUnavailable.
+    for vals, want in [
+        ({}, {"maxUnavailable": 1}),
+        ({"podDisruptionBudget": {"minAvailable": 2}}, {"minAvailable": 2}),
+        ({"podDisruptionBudget": {"minAvailable": "50%"}}, {"minAvailable": "50%"}),
+    ]:
+        pdb = by_kind(render(chart, vals), "PodDisruptionBudget")
+        spec = {k: v for k, v in (pdb[0]["spec"] if pdb else {}).items() if k != "selector"}
+        res.check(f"podDisruptionBudget {vals or 'defaults'} renders {want}", spec == want, str(spec))
+
     # Wrong values fail at install time: by the schema, or by the chart's own checks.
     for label, bad, expect in [
         ("schema rejects kind: StatefulSet", {"kind": "StatefulSet"}, "kind"),
@@ -355,6 +380,8 @@ def run(res: Results, binary: str) -> None:
         ("chart rejects a 16k relay range listed in a Service",
          {"hostNetwork": False, "service": {"enabled": True}}, "maxListedPorts"),
         ("chart rejects tls.enabled without a certificate source", {"tls": {"enabled": True}}, "existingSecret"),
+        ("chart rejects hostNetwork=false with neither hostPort nor a Service (unreachable relay)",
+         {"hostNetwork": False}, "hostPort.enabled=true or service.enabled=true"),
     ]:
         try:
             chart.render(bad, name="turn", namespace="jitsi")

@@ -53,6 +53,20 @@ class Results:
         print(f"  note  {text}")
 
 
+def _relay_range(conf_text: str, env: dict[str, str]) -> tuple[int, int]:
+    """min-port..max-port as the file and FERROTURN_MIN_PORT/MAX_PORT set them."""
+    found = {"min-port": 49152, "max-port": 65535}
+    for line in conf_text.splitlines():
+        key, _, value = line.strip().partition("=")
+        if key in found and value.strip().isdigit():
+            found[key] = int(value.strip())
+    for key in found:
+        value = env.get("FERROTURN_" + key.upper().replace("-", "_"), "")
+        if value.isdigit():
+            found[key] = int(value)
+    return found["min-port"], found["max-port"]
+
+
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     """A port the OS reports free on 127.0.0.1 for both UDP and TCP."""
     for _ in range(50):
@@ -215,7 +229,14 @@ def run_ferroturn(
         if check.returncode != 0:
             return
 
+        # ferroturn refuses a listening port inside its own relay range, and the OS's ephemeral
+        # ports overlap the default range: pick one outside the range this config relays on.
+        lo, hi = _relay_range(conf_text, env)
         listen = free_port()
+        for _ in range(100):
+            if not lo <= listen <= hi:
+                break
+            listen = free_port()
         tls = free_port(socket.SOCK_STREAM)
         metrics = free_port(socket.SOCK_STREAM)
         live = args + [

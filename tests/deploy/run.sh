@@ -5,7 +5,7 @@
 #   tests/deploy/run.sh [BINARY]      (default: target/release/ferroturn)
 #
 # Installs what it needs when missing: PyPI's helm-python-sdk (Helm's engine, no helm binary)
-# and PyYAML, Debian's docker-compose. Ends with `N passed, N failed`; exits non-zero on failure.
+# and PyYAML, Debian's docker-compose and prometheus (promtool). Ends with `N passed, N failed`; exits non-zero on failure.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -41,6 +41,15 @@ if ! command -v docker-compose >/dev/null 2>&1; then
     as_root apt-get update -qq >&2 || fail_setup "apt-get update failed"
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >&2 ||
         fail_setup "apt-get install docker-compose failed"
+fi
+
+if ! command -v promtool >/dev/null 2>&1; then
+    # promtool checks the alert rules (metrics_checks.py); Debian ships it in prometheus.
+    echo "deploy: installing Debian's prometheus (for promtool)" >&2
+    command -v apt-get >/dev/null 2>&1 || fail_setup "apt-get not found; install promtool by hand"
+    as_root apt-get update -qq >&2 || fail_setup "apt-get update failed"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >&2 ||
+        fail_setup "apt-get install prometheus failed"
 fi
 
 cd "$ROOT" || fail_setup "cannot cd to $ROOT"

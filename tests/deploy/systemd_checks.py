@@ -54,6 +54,12 @@ def run(res: Results, binary: str) -> None:
         one.get("RestrictAddressFamilies") == "AF_INET AF_INET6 AF_UNIX"
         and int(one.get("LimitNOFILE", "0")) >= 65536,
     )
+    docs = unit.get("Unit", {}).get("Documentation", [])
+    res.check(
+        "unit: Documentation= points at ferroturn's docs, not coturn's man page",
+        bool(docs) and all("ferroturn" in d and "turnserver" not in d for d in docs),
+        str(docs),
+    )
     start = shlex.split(one.get("ExecStart", ""))
     drain = int(start[start.index("--drain-timeout") + 1]) if "--drain-timeout" in start else None
     timeout = int(one.get("TimeoutStopSec", "0").rstrip("s") or 0)

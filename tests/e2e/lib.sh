@@ -74,14 +74,17 @@ e2e_kill_pid() {
     wait "$pid" 2>/dev/null || true
 }
 
-# e2e_free_ports COUNT: prints the first port of COUNT consecutive ports that are
-# free for UDP and TCP on both 127.0.0.1 and ::1 at the time of the check.
+# e2e_free_ports COUNT [AVOID]: prints the first port of COUNT consecutive ports that are
+# free for UDP and TCP on both 127.0.0.1 and ::1 at the time of the check, and (AVOID: a
+# comma-separated list) contain none of the ports already picked but not bound yet, so a
+# relay range never holds the server's own listening port (ferroturn refuses that).
 # The block is taken below the kernel's ephemeral range so that the clients'
 # own OS-chosen ports cannot collide with it later. Bounded: 200 attempts.
 e2e_free_ports() {
-    python3 - "$1" <<'PY'
+    python3 - "$1" "${2:-}" <<'PY'
 import random, socket, sys
 count = int(sys.argv[1])
+avoid = {int(p) for p in sys.argv[2].split(",") if p.strip()}
 try:
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         eph_lo, _ = (int(x) for x in f.read().split())
@@ -106,7 +109,7 @@ def free(port):
 rng = random.SystemRandom()
 for _ in range(200):
     base = rng.randrange(lo, hi)
-    if all(free(p) for p in range(base, base + count)):
+    if not avoid & set(range(base, base + count)) and all(free(p) for p in range(base, base + count)):
         print(base)
         sys.exit(0)
 sys.exit("no block of %d free loopback ports found" % count)

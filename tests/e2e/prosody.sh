@@ -68,7 +68,7 @@ XMPP_USER=alice
 XMPP_PASS=$(e2e_random_hex 8)
 GEN=$E2E_DIR/gen
 TURN_PORT=$(e2e_free_ports 1)
-RELAY_BASE=$(e2e_free_ports 100)
+RELAY_BASE=$(e2e_free_ports 100 "$TURN_PORT")
 PEER_PORT=$(e2e_free_ports 2)
 
 # Prosody refuses to keep root: as root it switches to prosody_user. Run it as

@@ -107,7 +107,7 @@ start_turn() {
     local name=$1 auth=$2 relay_base
     TURN_PORT=$(e2e_free_ports 2)
     TLS_PORT=$(e2e_free_ports 1)
-    relay_base=$(e2e_free_ports 200)
+    relay_base=$(e2e_free_ports 200 "$TURN_PORT,$((TURN_PORT + 1)),$TLS_PORT")
     write_config "$E2E_DIR/$name.conf" "$auth" "$TURN_PORT" "$relay_base" "$((relay_base + 199))" "$TLS_PORT"
     e2e_start "$name" "$SERVER_BIN" -c "$E2E_DIR/$name.conf"
     E2E_SERVER=$name

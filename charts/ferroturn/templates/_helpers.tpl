@@ -53,6 +53,9 @@ app.kubernetes.io/component: turn
 {{- if and $v.hostNetwork $v.hostPort.enabled }}
 {{- fail "hostNetwork and hostPort.enabled exclude each other: host networking already uses the node's ports" }}
 {{- end }}
+{{- if not (or $v.hostNetwork $v.hostPort.enabled $v.service.enabled) }}
+{{- fail "hostNetwork=false needs hostPort.enabled=true or service.enabled=true: otherwise no client outside the cluster reaches the listener or the relay ports" }}
+{{- end }}
 {{- if and $v.hostNetwork $v.service.enabled }}
 {{- fail "service.enabled needs hostNetwork=false: a Service cannot forward to relay ports bound on the node" }}
 {{- end }}

@@ -125,6 +125,18 @@ pub enum EndReason {
     Revoked,
 }
 
+impl EndReason {
+    /// The reason as one lower-case word, for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Expired => "expired",
+            EndReason::Deleted => "deleted",
+            EndReason::ConnectionClosed => "connection-closed",
+            EndReason::Revoked => "revoked",
+        }
+    }
+}
+
 /// Things the runtime may log or count.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {

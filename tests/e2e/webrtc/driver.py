@@ -127,7 +127,9 @@ def logged_allocations(log_path, name):
             user = fields.get("user", "")
             for side in ("a", "b"):
                 if user.endswith(":webrtc-%s-%s" % (name, side)):
-                    found[side].append((fields.get("transport", "?"), fields.get("relayed", "?")))
+                    # `advertised` appears only when it differs from the bound `relay`.
+                    relayed = fields.get("advertised", fields.get("relay", "?"))
+                    found[side].append((fields.get("transport", "?"), relayed))
     return found
 
 
