@@ -96,9 +96,18 @@ fn a_plain_socket_on_the_port_stops_start_up() {
     let port = udp.local_addr().unwrap().port();
     let out = run(&conf("udp-plain", &base(port, "")), &[]);
     assert_port_refused(&out, "udp", port);
+    drop(udp);
 
-    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = tcp.local_addr().unwrap().port();
+    // The server also listens on UDP at the same port number, so the TCP case needs a port whose
+    // UDP twin is free, or the UDP check answers first.
+    let (_tcp, port) = (0..50)
+        .find_map(|_| {
+            let tcp = TcpListener::bind("127.0.0.1:0").ok()?;
+            let port = tcp.local_addr().ok()?.port();
+            UdpSocket::bind(("127.0.0.1", port)).ok()?;
+            Some((tcp, port))
+        })
+        .expect("a TCP port whose UDP twin is free");
     let out = run(&conf("tcp-plain", &base(port, "")), &[]);
     assert_port_refused(&out, "tcp", port);
 }
