@@ -248,14 +248,15 @@ e2e_stop prosody2
 # --- The same secret through Include and string concatenation ------------------
 # The fragment rewritten by hand as people do: the secret split and joined with `..`,
 # the host from a `local` built with `..`. Prosody must hand out the same
-# credentials, and `jitsi check` must read the layout the way Prosody does.
+# credentials, and `jitsi check` must read the layout the way Prosody does (no note about the Lua
+# files; notes about the test relay's own turnserver.conf, such as allow-loopback-peers, are expected).
 SECRET2=$(sed -n 's/^external_service_secret = "\(.*\)";$/\1/p' "$GEN/prosody-turn.cfg.lua")
 sed -e "s/^external_service_secret = .*/external_service_secret = \"${SECRET2:0:20}\" .. \"${SECRET2:20}\";/" \
     -e 's/host = "127.0.0.1"/host = turn_host/g' "$GEN/prosody-turn.cfg.lua" >"$E2E_DIR/split-turn.cfg.lua"
 write_prosody prosody4 "$E2E_DIR/split-turn.cfg.lua" include
 if "$BIN" jitsi check --allow-udp-only --conf "$GEN/turnserver.conf" "$E2E_DIR/prosody4/prosody.cfg.lua" \
     >"$E2E_DIR/check-include.log" 2>&1 && grep -q '^OK:' "$E2E_DIR/check-include.log" &&
-    ! grep -q '^note:' "$E2E_DIR/check-include.log"; then
+    ! grep '^note:' "$E2E_DIR/check-include.log" | grep -q 'cfg\.lua'; then
     e2e_record check-include-concat PASS "Include \"conf.d/*.cfg.lua\" + \"..\" read as Prosody does: agrees"
 else
     e2e_record check-include-concat FAIL "$(tr '\n' ' ' <"$E2E_DIR/check-include.log")"
