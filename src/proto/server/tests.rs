@@ -178,7 +178,7 @@ struct Client {
     username: String,
     password: String,
     nonce: Option<Vec<u8>>,
-    next_tid: u8,
+    next_tid: u32,
 }
 
 fn flow(port: u16) -> Flow {
@@ -213,7 +213,14 @@ impl Client {
 
     fn tid(&mut self) -> [u8; 12] {
         self.next_tid += 1;
-        [self.next_tid; 12]
+        self.last_tid()
+    }
+
+    /// The transaction id of the last request built.
+    fn last_tid(&self) -> [u8; 12] {
+        let mut tid = [self.next_tid as u8; 12];
+        tid[..4].copy_from_slice(&self.next_tid.to_be_bytes());
+        tid
     }
 
     /// Builds a request; `fill` adds the method's attributes before the credentials.
@@ -546,7 +553,7 @@ fn second_allocate_on_a_flow_is_437_but_a_retransmission_is_answered() {
     let mut c = Client::rest(4000, "alice", valid_expiry());
     h.allocate(&mut c);
     // Retransmit the exact request that succeeded.
-    let tid = [c.next_tid; 12];
+    let tid = c.last_tid();
     let req = c.request(method::ALLOCATE, tid, |w| {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
     });
@@ -1333,4 +1340,44 @@ fn random_structured_input_never_panics() {
         h.send_raw(live.flow, &frame),
         ClientAction::Relay { .. }
     ));
+}
+
+#[test]
+fn refreshing_in_a_loop_keeps_one_timer_entry_per_allocation() {
+    // Without credentials the 100,000 round trips need no HMAC; the expiry path is the same.
+    let mut h = harness(Options {
+        no_auth: true,
+        ..Options::default()
+    });
+    let mut a = Client::rest(4000, "alice", valid_expiry());
+    let mut b = Client::rest(4001, "bob", valid_expiry());
+    assert_eq!(h.allocate(&mut a).class, Class::Success);
+    assert_eq!(h.allocate(&mut b).class, Class::Success);
+    for i in 0..100_000u32 {
+        let resp = h.call(&mut a, method::REFRESH, |w| {
+            w.attr_u32(attr::LIFETIME, 600 + i % 7).unwrap()
+        });
+        assert_eq!(resp.class, Class::Success);
+        assert!(h.server.timer_entries() <= h.server.allocation_count());
+    }
+    assert_eq!(h.server.timer_entries(), 2);
+    // Allocate/delete cycles on one slot leave nothing behind either.
+    for _ in 0..1_000 {
+        let resp = h.call(&mut b, method::REFRESH, |w| {
+            w.attr_u32(attr::LIFETIME, 0).unwrap()
+        });
+        assert_eq!(resp.lifetime(), 0);
+        assert_eq!(h.allocate(&mut b).class, Class::Success);
+    }
+    assert_eq!(h.server.timer_entries(), h.server.allocation_count());
+    // The moved deadlines still end the allocations on time: b's at 600 s, a's last Refresh
+    // asked for 604 s.
+    h.advance(601);
+    assert_eq!(h.server.allocation_count(), 1);
+    assert!(h.server.has_allocation(a.flow));
+    h.advance(2);
+    assert_eq!(h.server.allocation_count(), 1);
+    h.advance(1);
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.server.timer_entries(), 0);
 }

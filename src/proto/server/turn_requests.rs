@@ -277,7 +277,7 @@ impl Server {
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
         let fp = attrs.fingerprint;
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+        let Some(alloc) = self.slots[slot as usize].as_ref() else {
             return ClientAction::None;
         };
         let family = Family::of(&alloc.relay_addr);
@@ -291,8 +291,7 @@ impl Server {
             0
         } else {
             let granted = self.config.settings.granted_lifetime(attrs.lifetime);
-            alloc.expires = now + Duration::from_secs(granted.into());
-            self.expiries.push(std::cmp::Reverse((alloc.expires, slot)));
+            self.set_expiry(slot, now + Duration::from_secs(granted.into()));
             granted
         };
         self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
