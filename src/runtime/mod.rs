@@ -174,10 +174,22 @@ impl Runtime {
             config.max_tcp_connections_per_ip,
         ));
         let flags = Arc::new(ShardFlags::default());
+        let listeners: Vec<SocketAddr> = udp_addrs
+            .iter()
+            .copied()
+            .chain(tcp_addrs.iter().map(|(a, _)| *a))
+            .collect();
+        let relay_ips: Vec<IpAddr> = [relay_addresses.0, relay_addresses.1]
+            .into_iter()
+            .flatten()
+            .collect();
+        let server_addresses =
+            core_setup::server_addresses(config, &listeners, &listen_ips, &relay_ips);
         let core_config = Arc::new(core_setup::core_config_from(
             config,
             threads,
             &core_setup::Revocations::default(),
+            &server_addresses,
         ));
         let mut handles = control::ShardHandles::default();
         let epoch = Instant::now();
@@ -220,7 +232,14 @@ impl Runtime {
                 .map_err(StartError::Shard)?;
             shards.push(handle);
         }
-        let control = Control::new(handles, shared, limits, flags, config.clone());
+        let control = Control::new(
+            handles,
+            shared,
+            limits,
+            flags,
+            config.clone(),
+            server_addresses,
+        );
         control.set_ready();
         let watcher = certs.clone().map(spawn_cert_watcher);
         tracing::info!(

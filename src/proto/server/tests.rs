@@ -9,7 +9,7 @@ use super::super::auth::long_term::long_term_key;
 use super::super::auth::nonce::NonceKey;
 use super::super::auth::rest::rest_password;
 use super::super::auth::{AuthSettings, Authenticator, UserSecret};
-use super::super::peer_policy::{PeerPolicy, PeerPolicySettings};
+use super::super::peer_policy::{PeerPolicy, PeerPolicySettings, ServerAddresses};
 use super::super::ports::{PortPool, Reservations};
 use super::super::quota::Quotas;
 use super::super::settings::{CoreConfig, ExternalMapping, Settings, Shared};
@@ -80,6 +80,7 @@ struct Options {
     total_quota: u32,
     strict_expiry: bool,
     no_auth: bool,
+    peers: PeerPolicySettings,
 }
 
 impl Default for Options {
@@ -91,6 +92,7 @@ impl Default for Options {
             total_quota: 0,
             strict_expiry: false,
             no_auth: false,
+            peers: PeerPolicySettings::default(),
         }
     }
 }
@@ -120,7 +122,7 @@ fn harness(opts: Options) -> Harness {
     });
     let config = Arc::new(CoreConfig {
         auth,
-        peers: PeerPolicy::new(&PeerPolicySettings::default()),
+        peers: PeerPolicy::new(&opts.peers),
         settings: opts.settings,
         revoked_users: Default::default(),
         revoked_secrets: Default::default(),
@@ -614,6 +616,45 @@ fn forbidden_peers_get_403_and_are_never_reached() {
         "no permission was installed"
     );
     assert!(h.server.stats().forbidden_peer.get() >= 9);
+}
+
+#[test]
+fn operator_lists_beat_built_in_rules_and_own_listeners_are_refused() {
+    let range = |s: &str| s.parse().unwrap();
+    let settings = Settings {
+        server_addresses: ServerAddresses {
+            listeners: vec!["127.0.0.1:3478".parse().unwrap()],
+            local_ips: vec!["192.0.2.10".parse().unwrap()],
+        },
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        peers: PeerPolicySettings {
+            allowed: vec![range("10.9.9.9")],
+            denied: vec![range("127.0.0.99"), range("10.0.0.0/8")],
+            allow_loopback: true,
+        },
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    // denied-peer-ip beats allow-loopback-peers; the server's own listener is no peer.
+    for peer in ["127.0.0.99:5000", "127.0.0.1:3478", "10.1.1.1:5000"] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let perm = h.create_permission(&mut c, peer);
+        assert_eq!(perm.error_code(), Some(403), "{peer}");
+        let bind = h.channel_bind(&mut c, 0x4001, peer);
+        assert_eq!(bind.error_code(), Some(403), "{peer}");
+    }
+    // allow-loopback-peers still opens the rest of loopback; allowed-peer-ip beats
+    // denied-peer-ip.
+    for peer in ["127.0.0.98:5000", "127.0.0.1:3479", "10.9.9.9:5000"] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let perm = h.create_permission(&mut c, peer);
+        assert_eq!(perm.class, Class::Success, "{peer}");
+    }
+    assert_eq!(h.server.stats().forbidden_peer.get(), 6);
 }
 
 #[test]

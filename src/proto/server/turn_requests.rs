@@ -379,7 +379,11 @@ impl Server {
         if Family::of(&peer) != relay_family {
             return Some(443);
         }
-        if !self.config.peers.is_allowed(peer.ip()) {
+        let config = &self.config;
+        if !config
+            .peers
+            .permits(peer, &config.settings.server_addresses)
+        {
             self.stats.forbidden_peer.inc();
             tracing::debug!(%peer, "peer refused by policy");
             return Some(403);
