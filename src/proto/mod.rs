@@ -7,6 +7,7 @@ pub mod bandwidth;
 pub mod channel_data;
 pub mod counters;
 pub mod flow;
+pub mod log_escape;
 pub mod peer_policy;
 pub mod ports;
 pub mod quota;

@@ -94,10 +94,7 @@ impl Server {
         now: Instant,
         request_fingerprint: bool,
     ) -> ClientAction {
-        let nonce = self
-            .shared
-            .nonce_key
-            .issue(self.unix_time(now), flow.remote.ip());
+        let nonce = self.shared.nonce_key.issue(self.unix_time(now), flow);
         let config = self.config.clone();
         self.error_reply_with(out, msg, code, None, request_fingerprint, |w| {
             w.attr(attr::REALM, config.auth.realm().as_bytes())?;

@@ -1422,3 +1422,143 @@ fn refreshing_in_a_loop_keeps_one_timer_entry_per_allocation() {
     assert_eq!(h.server.allocation_count(), 0);
     assert_eq!(h.server.timer_entries(), 0);
 }
+
+/// A signed request whose USERNAME and REALM the test chooses (the key uses the real realm).
+fn signed_request_with(
+    c: &mut Client,
+    method: u16,
+    username: &[u8],
+    realm: Option<&[u8]>,
+    fill: impl FnOnce(&mut MessageWriter<'_>),
+) -> Vec<u8> {
+    let tid = c.tid();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut w = MessageWriter::new(&mut buf, method, Class::Request, tid).unwrap();
+    fill(&mut w);
+    w.attr(attr::USERNAME, username).unwrap();
+    if let Some(realm) = realm {
+        w.attr(attr::REALM, realm).unwrap();
+    }
+    w.attr(attr::NONCE, c.nonce.as_deref().expect("challenged first"))
+        .unwrap();
+    let key = long_term_key(&c.username, REALM, &c.password);
+    w.integrity(&key).unwrap();
+    let n = w.finish();
+    buf.truncate(n);
+    buf
+}
+
+fn challenge(h: &mut Harness, c: &mut Client) {
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(401));
+    c.nonce = Some(resp.attr(attr::NONCE).unwrap().to_vec());
+}
+
+#[test]
+fn usernames_over_513_bytes_are_refused_on_every_transport() {
+    for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+        for no_auth in [false, true] {
+            let mut h = harness(Options {
+                no_auth,
+                ..Options::default()
+            });
+            let mut c = Client::rest(4000, "alice", valid_expiry());
+            if !no_auth {
+                challenge(&mut h, &mut c);
+            } else {
+                c.nonce = Some(b"unused".to_vec());
+            }
+            let long = format!("{}:{}", valid_expiry(), "u".repeat(10_000));
+            let req = signed_request_with(
+                &mut c,
+                method::ALLOCATE,
+                long.as_bytes(),
+                Some(REALM.as_bytes()),
+                |w| w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap(),
+            );
+            let now = h.now;
+            let action =
+                h.server
+                    .handle_client(now, c.flow, transport, &req, &mut h.out, &mut h.binder);
+            let ClientAction::Reply(n) = action else {
+                panic!("expected a reply, got {action:?}");
+            };
+            let msg = Message::parse(&h.out[..n]).unwrap();
+            let resp = Response {
+                raw: h.out[..n].to_vec(),
+                class: msg.class,
+                method: msg.method,
+                tid: msg.tid,
+            };
+            let code = resp.error_code();
+            assert_eq!(code, Some(400), "{transport:?} no_auth={no_auth}");
+            assert_eq!(h.server.allocation_count(), 0);
+        }
+    }
+    // 513 bytes is still a username.
+    let mut h = harness(Options::default());
+    let user = format!("{}:{}", valid_expiry(), "u".repeat(513 - 11));
+    assert_eq!(user.len(), 513);
+    let mut c = Client {
+        flow: flow(4001),
+        password: rest_password(SECRET.as_bytes(), &user),
+        username: user,
+        nonce: None,
+        next_tid: 1,
+    };
+    assert_eq!(h.allocate(&mut c).class, Class::Success);
+}
+
+#[test]
+fn a_wrong_or_missing_realm_is_refused() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    let username = c.username.clone();
+    for realm in [Some(&b"other.realm"[..]), Some(&b""[..])] {
+        let req = signed_request_with(&mut c, method::ALLOCATE, username.as_bytes(), realm, |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+        });
+        let resp = h.reply(c.flow, &req).unwrap();
+        assert_eq!(resp.error_code(), Some(401), "{realm:?}");
+        assert_eq!(resp.attr(attr::REALM), Some(REALM.as_bytes()));
+    }
+    let req = signed_request_with(&mut c, method::ALLOCATE, username.as_bytes(), None, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    assert_eq!(h.reply(c.flow, &req).unwrap().error_code(), Some(400));
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.allocate(&mut c).class, Class::Success);
+}
+
+#[test]
+fn a_signed_allocate_replayed_from_another_port_or_ip_is_refused() {
+    let mut h = harness(Options {
+        user_quota: 2,
+        ..Options::default()
+    });
+    let mut victim = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut victim);
+    let tid = victim.tid();
+    let signed = victim.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    assert_eq!(h.reply(victim.flow, &signed).unwrap().class, Class::Success);
+    // The same bytes from other 5-tuples within the nonce lifetime.
+    let other_port = flow(4001);
+    let mut other_ip = flow(4000);
+    other_ip.remote.set_ip("203.0.113.8".parse().unwrap());
+    let mut other_socket = flow(4000);
+    other_socket.socket = 1;
+    for f in [other_port, other_ip, other_socket] {
+        let resp = h.reply(f, &signed).unwrap();
+        assert_eq!(resp.error_code(), Some(438), "{f:?}");
+        assert!(resp.attr(attr::NONCE).is_some());
+    }
+    assert_eq!(h.server.allocation_count(), 1);
+    assert_eq!(h.server.stats().auth_stale_nonce.get(), 3);
+}
