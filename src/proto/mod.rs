@@ -4,6 +4,7 @@
 pub mod allocation;
 pub mod auth;
 pub mod bandwidth;
+pub mod challenge_limit;
 pub mod channel_data;
 pub mod counters;
 pub mod flow;

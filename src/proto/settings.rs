@@ -46,6 +46,12 @@ pub struct Settings {
     pub bps_capacity_per_shard: u64,
     /// The listening and relay addresses the runtime bound, refused as peers.
     pub server_addresses: ServerAddresses,
+    /// Put the reason phrase into ERROR-CODE (`include-reason-string`); off by default so
+    /// error answers stay small.
+    pub include_reason: bool,
+    /// 401/438 answers per second and source address (`unauthorized-ratelimit-rps` when
+    /// `unauthorized-ratelimit` is on); 0 = unlimited.
+    pub unauthorized_rps: u32,
 }
 
 impl Default for Settings {
@@ -65,6 +71,8 @@ impl Default for Settings {
             max_bps: 0,
             bps_capacity_per_shard: 0,
             server_addresses: ServerAddresses::default(),
+            include_reason: false,
+            unauthorized_rps: 0,
         }
     }
 }

@@ -16,6 +16,12 @@ use crate::proto::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 pub fn settings_from_config(config: &Config, shards: usize, server: &ServerAddresses) -> Settings {
     Settings {
         server_addresses: server.clone(),
+        include_reason: config.include_reason_string,
+        unauthorized_rps: if config.unauthorized_ratelimit {
+            config.unauthorized_ratelimit_rps
+        } else {
+            0
+        },
         max_bps: config.max_bps,
         // Each shard enforces its share, so the hot path never touches a shared counter.
         bps_capacity_per_shard: config.bps_capacity / shards.max(1) as u64,

@@ -54,8 +54,11 @@ impl Server {
             });
         }
         let Some(integrity_at) = attrs.integrity_offset else {
-            self.stats.auth_challenges.inc();
-            return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+            let reply = self.challenge_reply(out, msg, flow, 401, now, fp);
+            if reply != ClientAction::None {
+                self.stats.auth_challenges.inc();
+            }
+            return Err(reply);
         };
         let (Some(user), Some(realm), Some(nonce)) = (attrs.username, attrs.realm, attrs.nonce)
         else {

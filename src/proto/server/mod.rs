@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use super::allocation::{Allocation, TrafficCounters};
 use super::bandwidth::{allow, retune, TokenBucket};
+use super::challenge_limit::ChallengeLimiter;
 use super::channel_data;
 use super::flow::{Family, Flow, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
@@ -171,6 +172,7 @@ pub struct Server {
     events: VecDeque<Event>,
     draining: bool,
     stats: Arc<CoreStats>,
+    challenges: ChallengeLimiter,
 }
 
 impl Server {
@@ -204,6 +206,7 @@ impl Server {
             events: VecDeque::new(),
             draining: false,
             stats: Arc::new(CoreStats::default()),
+            challenges: ChallengeLimiter::new(),
         }
     }
 

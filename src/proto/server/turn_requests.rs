@@ -34,6 +34,19 @@ impl Server {
         } else {
             Purpose::Refresh
         };
+        if attrs.integrity_offset.is_none() {
+            // Requests that cannot succeed whatever the credentials get their short final
+            // answer before the challenge, which is the largest unauthenticated reply: an
+            // Allocate without REQUESTED-TRANSPORT (400) and a request for an allocation this
+            // 5-tuple does not hold (437). Neither tells the sender anything it does not know.
+            let fp = attrs.fingerprint;
+            if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
+                return self.error_reply(out, msg, 400, None, fp);
+            }
+            if purpose == Purpose::Refresh && !self.by_flow.contains_key(&flow) {
+                return self.error_reply(out, msg, 437, None, fp);
+            }
+        }
         let authed = match self.authenticate(now, flow, msg, attrs, purpose, out) {
             Ok(a) => a,
             Err(reply) => return reply,
