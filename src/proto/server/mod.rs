@@ -18,7 +18,9 @@ use std::collections::{BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use rustc_hash::FxHashMap;
+use std::collections::HashMap;
+
+use ahash::RandomState;
 
 use std::sync::Arc;
 
@@ -163,7 +165,9 @@ pub struct Server {
     epoch_unix: u64,
     slots: Vec<Option<Allocation>>,
     free_slots: Vec<u32>,
-    by_flow: FxHashMap<Flow, u32>,
+    /// Keyed with random per-instance keys (aHash): the client picks its address and port, so
+    /// an unkeyed hash would let it aim many flows at one bucket chain and slow every lookup.
+    by_flow: HashMap<Flow, u32, RandomState>,
     /// One entry per live allocation: its deadline and slot. Refreshes move the entry and
     /// removals delete it, so a client refreshing in a loop cannot grow the table.
     expiries: BTreeSet<(Instant, u32)>,
@@ -199,7 +203,7 @@ impl Server {
             epoch_unix,
             slots: Vec::new(),
             free_slots: Vec::new(),
-            by_flow: FxHashMap::default(),
+            by_flow: HashMap::with_hasher(RandomState::new()),
             expiries: BTreeSet::new(),
             next_housekeeping: epoch + HOUSEKEEPING_INTERVAL,
             rng: seed | 1,
