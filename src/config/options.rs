@@ -357,7 +357,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600"),
     value("channel-lifetime", "SECONDS", Opt::ChannelLifetime, G::Limits, "Channel binding lifetime").default("600"),
     value("permission-lifetime", "SECONDS", Opt::PermissionLifetime, G::Limits, "Permission lifetime").default("300"),
-    flag("unauthorized-ratelimit", Opt::UnauthorizedRatelimit, G::Limits, "Limit 401/438 answers per source address (per /64 for IPv6) to unauthorized-ratelimit-rps; excess requests are dropped and counted"),
+    flag("unauthorized-ratelimit", Opt::UnauthorizedRatelimit, G::Limits, "Limit 401/438 answers per source address (per /64 for IPv6) and relay thread to unauthorized-ratelimit-rps; excess requests are dropped and counted"),
     value("unauthorized-ratelimit-rps", "N", Opt::UnauthorizedRatelimitRps, G::Limits, "401/438 answers per second and source address (burst: the same number) when unauthorized-ratelimit is on").default("20"),
     // TLS
     value("cert", "FILE", Opt::Cert, G::Tls, "PEM certificate chain for TLS"),
