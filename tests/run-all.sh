@@ -184,6 +184,7 @@ run_suite uclient bash tests/e2e/uclient.sh "$BIN" ferroturn
 run_suite prosody bash tests/e2e/prosody.sh "$BIN"
 run_suite webrtc bash tests/e2e/webrtc/run.sh "$BIN"
 run_suite deploy bash tests/deploy/run.sh "$BIN"
+run_suite netns bash tests/netns/run.sh "$BIN"
 E2E_DONE=1
 if ((SUITES_FAILED > 0)); then
     CURRENT_STEP="end-to-end suites ($SUITES_FAILED failed)"

@@ -15,14 +15,43 @@ pub const DEFAULT_MIN_TTL: u64 = 3 * 3600;
 pub struct CheckOptions {
     /// A credential lifetime below this is reported (seconds).
     pub min_ttl: u64,
+    /// Accept a Prosody side whose only TURN entries are UDP.
+    pub allow_udp_only: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
         Self {
             min_ttl: DEFAULT_MIN_TTL,
+            allow_udp_only: false,
         }
     }
+}
+
+/// What agrees with the relay but still leaves clients without a working path, one sentence
+/// each: TURN offered over UDP only.
+pub fn warnings(side: &ProsodySide, opts: CheckOptions) -> Vec<String> {
+    let relayed: Vec<&Service> = side
+        .services
+        .iter()
+        .filter(|s| s.kind != ServiceKind::Stun)
+        .collect();
+    let udp_only = !relayed.is_empty()
+        && relayed
+            .iter()
+            .all(|s| s.kind == ServiceKind::Turn && s.transport == "udp");
+    let mut out = Vec::new();
+    if udp_only && !opts.allow_udp_only {
+        out.push(format!(
+            "{} offers TURN over UDP only ({}). lib-jitsi-meet drops UDP TURN servers for the \
+             videobridge connection unless config.useTurnUdp is set, and clients on networks \
+             that block UDP need TURN over TCP or TLS anyway, so they get no relay at all. Offer \
+             tcp too (TURN_TRANSPORT=udp,tcp, or a `transport = \"tcp\"` entry), or pass \
+             --allow-udp-only if every client is known to reach UDP",
+            side.origin, relayed[0].label
+        ));
+    }
+    out
 }
 
 /// Every mismatch between `conf` and `side`, one sentence each; empty when they agree.
@@ -362,6 +391,41 @@ mod tests {
         let found = run(&conf, &env_with("TURN_TRANSPORT", "TURN_TRANSPORT=udp,tcp"));
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(run(&conf, &env_with("TURN_TRANSPORT", "TURN_TRANSPORT=udp")).is_empty());
+    }
+
+    #[test]
+    fn udp_only_turn_is_a_warning_unless_allowed() {
+        let udp = env_side(&env_with("TURN_TRANSPORT", "TURN_TRANSPORT=udp"));
+        // TURNS still gives UDP-blocked clients a path.
+        assert!(warnings(&udp, CheckOptions::default()).is_empty());
+        let mut plan = sample();
+        plan.tcp = false;
+        plan.tls = None;
+        let udp = env_side(&render_env::render_env(&plan));
+        let w = warnings(&udp, CheckOptions::default());
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("UDP only") && w[0].contains("useTurnUdp"),
+            "{w:?}"
+        );
+        let allowed = CheckOptions {
+            allow_udp_only: true,
+            ..CheckOptions::default()
+        };
+        assert!(warnings(&udp, allowed).is_empty());
+        assert!(warnings(
+            &env_side(&render_env::render_env(&sample())),
+            CheckOptions::default()
+        )
+        .is_empty());
+        // The same for a Lua side.
+        let lua = ProsodySide::from_lua(
+            &crate::jitsi::parse_lua::parse(
+                "external_services = { { type = \"turn\", host = \"h\", port = 3478, transport = \"udp\", secret = true } }\n",
+            ),
+            "p.lua",
+        );
+        assert_eq!(warnings(&lua, CheckOptions::default()).len(), 1);
     }
 
     #[test]

@@ -7,13 +7,14 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use super::check::{check, CheckOptions, DEFAULT_MIN_TTL};
+use super::check::{check, warnings, CheckOptions, DEFAULT_MIN_TTL};
 use super::credentials::{ice_server_json, ice_url, mint};
 use super::init::{self, names};
+use super::jitsi_helm::JitsiHelm;
 use super::plan::{is_valid_host, Plan, TlsPlan};
 use super::prosody_side::ProsodySide;
-use super::{parse_env, parse_k8s, parse_lua, secret};
-use crate::config::from_conf_str;
+use super::relay_summary::{capacity_warning, describe, loopback_warning, DEFAULT_PARTICIPANTS};
+use super::{parse_env, parse_k8s, parse_lua, relay_conf, secret};
 use crate::proto::peer_policy::IpRange;
 
 const EXAMPLES: &str = "\
@@ -93,6 +94,9 @@ struct InitArgs {
     /// Credential lifetime Prosody hands out, seconds (TURN_TTL); keep it above a long meeting.
     #[arg(long, default_value_t = 86_400, value_name = "SECONDS")]
     ttl: u32,
+    /// jitsi-helm chart version the values file is for (1.x repeats that chart's default prosody.extraEnvFrom).
+    #[arg(long, default_value_t = JitsiHelm::default(), value_name = "VERSION")]
+    jitsi_helm: JitsiHelm,
     /// Directory the files are written to.
     #[arg(long, short, default_value = ".", value_name = "DIR")]
     out: PathBuf,
@@ -114,7 +118,7 @@ struct CredentialsArgs {
         conflicts_with = "conf"
     )]
     secret: Option<String>,
-    /// Take the secret (the first static-auth-secret) and port from this turnserver.conf.
+    /// Take the secret (the first static-auth-secret) and port from this turnserver.conf, with FERROTURN_* from the environment applied as in the server.
     #[arg(long, short, value_name = "FILE")]
     conf: Option<PathBuf>,
     /// User part of the username (`expiry:user`); without it the username is the bare expiry.
@@ -145,9 +149,18 @@ struct CredentialsArgs {
 
 #[derive(Debug, Args)]
 struct CheckArgs {
-    /// The relay's turnserver.conf.
+    /// The relay's turnserver.conf; FERROTURN_* variables in the environment apply over it, as in the server.
     #[arg(long, short, value_name = "FILE")]
     conf: PathBuf,
+    /// A KEY=VALUE file (docker env_file, systemd EnvironmentFile) whose FERROTURN_* variables apply over the environment's (repeatable).
+    #[arg(long = "env-file", value_name = "FILE")]
+    env_files: Vec<PathBuf>,
+    /// Accept TURN offered over UDP only (otherwise a warning and exit 1: Jitsi's videobridge path needs TCP or TLS).
+    #[arg(long)]
+    allow_udp_only: bool,
+    /// Participants expected to relay at the same time; warns when the relay range cannot hold them.
+    #[arg(long, default_value_t = DEFAULT_PARTICIPANTS, value_name = "N")]
+    participants: u32,
     /// Prosody side: a docker .env, a Kubernetes Secret (.yaml) or a Prosody Lua file (.lua).
     #[arg(required = true, value_name = "PROSODY_FILE")]
     prosody: Vec<PathBuf>,
@@ -244,11 +257,18 @@ fn run_init(a: InitArgs) -> Result<ExitCode, String> {
         jvb_peers: a.jvb_ips,
         ttl: a.ttl,
         secret: secret::generate(),
+        jitsi_helm: a.jitsi_helm,
     };
     if u64::from(plan.ttl) < DEFAULT_MIN_TTL {
         eprintln!(
             "warning: --ttl {} is shorter than a long meeting ({DEFAULT_MIN_TTL} s); reconnects late in a call will fail",
             plan.ttl
+        );
+    }
+    if plan.udp && !plan.tcp && plan.tls.is_none() {
+        eprintln!(
+            "warning: TURN over UDP only: Jitsi's videobridge path uses TURN over TCP or TLS, so clients \
+             on networks that block UDP get no relay (`jitsi check` reports it; add --transports udp,tcp)"
         );
     }
     if a.rotate {
@@ -294,7 +314,7 @@ fn run_credentials(a: CredentialsArgs) -> Result<ExitCode, String> {
     let (secret, conf_port) = match (&a.secret, &a.conf) {
         (Some(s), _) => (s.clone(), None),
         (None, Some(path)) => {
-            let conf = load_conf(path)?;
+            let conf = load_conf(path, &[])?.config;
             let s = conf
                 .static_auth_secrets
                 .first()
@@ -344,11 +364,13 @@ fn run_credentials(a: CredentialsArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn load_conf(path: &Path) -> Result<crate::config::Config, String> {
-    let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&text);
-    from_conf_str(&text, &path.display().to_string())
-        .map_err(|e| format!("{} does not load:\n{e}", path.display()))
+/// The relay's configuration with the process environment's FERROTURN_* and `env_files`
+/// applied, as the server loads it.
+fn load_conf(path: &Path, env_files: &[PathBuf]) -> Result<relay_conf::RelayConf, String> {
+    let env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    relay_conf::load(path, &env, env_files)
 }
 
 /// Reads a Prosody-side file, guessing its kind from the name, then the contents.
@@ -366,7 +388,11 @@ pub fn read_prosody_side(path: &Path) -> Result<ProsodySide, String> {
         || text.contains("external_service")
         || text.contains("turncredentials");
     if looks_lua && !looks_yaml {
-        Ok(ProsodySide::from_lua(&parse_lua::parse(&text), &origin))
+        // From the file itself, so its Includes resolve from its directory.
+        Ok(ProsodySide::from_lua(
+            &parse_lua::parse_file(path)?,
+            &origin,
+        ))
     } else if looks_yaml {
         let vars = parse_k8s::parse(&text).map_err(|e| format!("{origin}: {e}"))?;
         Ok(ProsodySide::from_env(&vars, &origin))
@@ -376,18 +402,44 @@ pub fn read_prosody_side(path: &Path) -> Result<ProsodySide, String> {
 }
 
 fn run_check(a: CheckArgs) -> Result<ExitCode, String> {
-    let conf = load_conf(&a.conf)?;
+    let loaded = load_conf(&a.conf, &a.env_files)?;
+    let conf = &loaded.config;
     for w in &conf.warnings {
         println!("note: {w}");
     }
+    if !loaded.applied.is_empty() {
+        println!(
+            "note: applied over {}: {}",
+            a.conf.display(),
+            loaded.applied.join(", ")
+        );
+    }
+    for i in &loaded.ignored {
+        println!("note: ignored {i}");
+    }
+    for line in describe(conf) {
+        println!("relay: {line}");
+    }
+    if let Some(w) = loopback_warning(conf) {
+        println!("warning: {w}");
+    }
+    let opts = CheckOptions {
+        min_ttl: a.min_ttl,
+        allow_udp_only: a.allow_udp_only,
+    };
     let mut total = 0;
+    let mut warned = 0;
     for path in &a.prosody {
         let side = read_prosody_side(path)?;
-        let found = check(&conf, &side, CheckOptions { min_ttl: a.min_ttl });
+        let found = check(conf, &side, opts);
+        let warn = warnings(&side, opts);
         for n in &side.notes {
             println!("note: {}: {n}", side.origin);
         }
-        if found.is_empty() {
+        if let Some(w) = capacity_warning(conf, &side, a.participants) {
+            println!("warning: {w}");
+        }
+        if found.is_empty() && warn.is_empty() {
             println!(
                 "OK: {} agrees with {} (secret, hosts, ports, transports, credential lifetime)",
                 side.origin,
@@ -397,17 +449,29 @@ fn run_check(a: CheckArgs) -> Result<ExitCode, String> {
         for f in &found {
             println!("MISMATCH: {f}");
         }
+        for w in &warn {
+            println!("WARNING: {w}");
+        }
         total += found.len();
+        warned += warn.len();
     }
     if total > 0 {
         println!(
             "{total} mismatch{} found: clients following Prosody's directions will fail there.",
             if total == 1 { "" } else { "es" }
         );
-        Ok(ExitCode::from(1))
-    } else {
-        Ok(ExitCode::SUCCESS)
     }
+    if warned > 0 {
+        println!(
+            "{warned} warning{}: some clients will get no working relay.",
+            if warned == 1 { "" } else { "s" }
+        );
+    }
+    Ok(if total + warned > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 #[cfg(test)]

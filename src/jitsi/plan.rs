@@ -4,6 +4,8 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
+use super::jitsi_helm::JitsiHelm;
+
 /// TURN over TLS (`turns:`), when the operator has a certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsPlan {
@@ -46,6 +48,8 @@ pub struct Plan {
     pub ttl: u32,
     /// The shared secret.
     pub secret: String,
+    /// The jitsi-helm release the values fragment is written for.
+    pub jitsi_helm: JitsiHelm,
 }
 
 impl Plan {
@@ -120,6 +124,7 @@ pub(crate) mod tests {
             jvb_peers: vec!["10.0.0.5".into()],
             ttl: 86_400,
             secret: "4f6c1d0a9b8e7f2c3d5e6a7b8c9d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f70812".into(),
+            jitsi_helm: JitsiHelm::default(),
         }
     }
 

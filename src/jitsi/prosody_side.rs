@@ -208,16 +208,20 @@ impl ProsodySide {
         let mut side = ProsodySide {
             origin: origin.to_string(),
             notes: cfg.notes.clone(),
+            // Prosody refuses to start on these, so nothing else in the file matters.
+            problems: cfg.errors.clone(),
             ..Default::default()
         };
         let str_setting = |name: &str, side: &mut ProsodySide| -> Option<String> {
             let s = cfg.get(name)?;
             match &s.value {
                 LuaValue::Str(v) => Some(v.clone()),
+                // The reader has said why it could not evaluate it.
+                LuaValue::Unknown(_) => None,
                 other => {
                     side.notes.push(format!(
-                        "line {}: `{name}` is not a string literal ({other:?}); cannot compare it",
-                        s.line
+                        "{}: `{name}` is not a string ({other:?}); cannot compare it",
+                        s.place()
                     ));
                     None
                 }
@@ -262,13 +266,13 @@ impl ProsodySide {
         };
         let LuaValue::Table { items, .. } = &list.value else {
             side.problems.push(format!(
-                "line {}: `{list_key}` is not a table this reader understands",
-                list.line
+                "{}: `{list_key}` is not a table this reader understands",
+                list.place()
             ));
             return side;
         };
         for (i, item) in items.iter().enumerate() {
-            let label = format!("{list_key} entry {} (line {})", i + 1, list.line);
+            let label = format!("{list_key} entry {} ({})", i + 1, list.place());
             let text = |k: &str| match item.field(k) {
                 Some(LuaValue::Str(s)) => Some(s.clone()),
                 _ => None,

@@ -11,11 +11,11 @@ use crate::proto::ports::{PortPool, PortRangeError, Reservations};
 use crate::proto::quota::Quotas;
 use crate::proto::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 
-/// The core's behaviour switches for `config`, for a relay of `shards` shards whose sockets
-/// are bound at `server`.
-pub fn settings_from_config(config: &Config, shards: usize, server: &ServerAddresses) -> Settings {
+/// The core's behaviour switches for `config`, for a relay of `shards` shards (the server's
+/// own addresses are left empty: [`core_config_from`] adds the bound ones).
+pub fn settings_from_config(config: &Config, shards: usize) -> Settings {
     Settings {
-        server_addresses: server.clone(),
+        server_addresses: ServerAddresses::default(),
         include_reason: config.include_reason_string,
         unauthorized_rps: if config.unauthorized_ratelimit {
             config.unauthorized_ratelimit_rps
@@ -130,7 +130,10 @@ pub fn core_config_from(
     CoreConfig {
         auth: auth_from_config(config),
         peers: PeerPolicy::new(&config.peer_policy_settings()),
-        settings: settings_from_config(config, shards, server),
+        settings: Settings {
+            server_addresses: server.clone(),
+            ..settings_from_config(config, shards)
+        },
         revoked_users: revoked.users.clone(),
         revoked_secrets: revoked.secrets.clone(),
     }

@@ -338,6 +338,12 @@ def run(res: Results, binary: str) -> None:
         "NOTES: print TURN_HOST, TURN_PORT and the secret for Prosody",
         "TURN_HOST" in notes and "turn.example.org" in notes and "jitsi-turn-secret" in notes and "TURN_PORT" in notes,
     )
+    # docker-jitsi-meet reads TURN_TRANSPORT (a comma list); TURN_TRANSPORTS is ignored by it.
+    res.check(
+        "NOTES: TURN_TRANSPORT, never TURN_TRANSPORTS",
+        "TURN_TRANSPORT: \"udp,tcp\"" in notes and "TURN_TRANSPORTS" not in notes,
+        str([l for l in notes.splitlines() if "TURN_TRANSPORT" in l]),
+    )
 
     # Wrong values fail at install time: by the schema, or by the chart's own checks.
     for label, bad, expect in [

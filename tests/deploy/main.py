@@ -14,7 +14,7 @@ from lib import Results  # noqa: E402
 def main() -> int:
     binary = os.path.abspath(sys.argv[1])
     res = Results()
-    for module in ("helm_checks", "compose_checks", "systemd_checks"):
+    for module in ("helm_checks", "jitsi_helm_checks", "compose_checks", "systemd_checks"):
         try:
             __import__(module).run(res, binary)
         except Exception:  # a crash in one group is a failure, and the others still run

@@ -9,7 +9,9 @@
 # Scenarios: generated files agree (check); Prosody's credentials allocate and
 # relay (sent == received bytes, 0 lost); after `init --rotate` old and new
 # Prosody credentials both work; after retiring the old secret the old ones get
-# 401 and the new ones still work; a Prosody with a wrong secret gets 401.
+# 401 and the new ones still work; the fragment moved behind Include with its
+# secret joined by `..` agrees (check) and relays; a Prosody with a wrong secret
+# gets 401.
 # Installs prosody and coturn (apt) when missing and never leaves a system
 # Prosody running. Everything listens on 127.0.0.1; every wait is bounded.
 # Prints one PASS/FAIL line per scenario and ends with `N passed, N failed`.
@@ -78,9 +80,11 @@ if [[ $(id -u) -eq 0 ]]; then
     RUN_AS=(setpriv --reuid=prosody --regid=prosody --init-groups --)
 fi
 
-# write_prosody NAME LUA_FRAGMENT: a throwaway Prosody config in $E2E_DIR/NAME/.
+# write_prosody NAME LUA_FRAGMENT [include]: a throwaway Prosody config in $E2E_DIR/NAME/.
+# With `include`, the VirtualHost and the fragment go to conf.d/DOMAIN.cfg.lua, which the
+# main file pulls in with Include "conf.d/*.cfg.lua" (Debian's Jitsi layout).
 write_prosody() {
-    local name=$1 fragment=$2 dir=$E2E_DIR/$1
+    local name=$1 fragment=$2 layout=${3:-} dir=$E2E_DIR/$1
     XMPP_PORT=$(e2e_free_ports 1)
     mkdir -p "$dir/data"
     cat >"$dir/prosody.cfg.lua" <<LUA
@@ -98,10 +102,17 @@ authentication = "internal_plain"
 storage = "internal"
 modules_enabled = { "roster"; "saslauth"; "disco"; "ping"; "external_services" }
 modules_disabled = { "s2s"; "tls"; "http"; "admin_shell" }
-VirtualHost "$DOMAIN"
 LUA
-    # The fragment exactly as init wrote it.
-    cat "$fragment" >>"$dir/prosody.cfg.lua"
+    if [[ "$layout" == include ]]; then
+        mkdir -p "$dir/conf.d"
+        echo 'Include "conf.d/*.cfg.lua"' >>"$dir/prosody.cfg.lua"
+        { echo "VirtualHost \"$DOMAIN\""; echo 'local turn_host = "127.0" .. ".0.1"'; } >"$dir/conf.d/$DOMAIN.cfg.lua"
+        cat "$fragment" >>"$dir/conf.d/$DOMAIN.cfg.lua"
+    else
+        echo "VirtualHost \"$DOMAIN\"" >>"$dir/prosody.cfg.lua"
+        # The fragment exactly as init wrote it.
+        cat "$fragment" >>"$dir/prosody.cfg.lua"
+    fi
     if [[ ${#RUN_AS[@]} -gt 0 ]]; then
         chown -R prosody:prosody "$dir"
         chmod 755 "$E2E_DIR"
@@ -176,7 +187,8 @@ INIT=("$BIN" jitsi init --host 127.0.0.1 --listen-ip 127.0.0.1 --relay-ip 127.0.
 # Test only: the peer is turnutils_peer on loopback, which ferroturn denies by default.
 echo "allow-loopback-peers" >>"$GEN/turnserver.conf"
 
-if "$BIN" jitsi check --conf "$GEN/turnserver.conf" "$GEN/prosody-turn.cfg.lua" "$GEN/jitsi-turn.env" \
+# UDP only on purpose (turnutils_uclient relays over UDP here), so the warning is waived.
+if "$BIN" jitsi check --allow-udp-only --conf "$GEN/turnserver.conf" "$GEN/prosody-turn.cfg.lua" "$GEN/jitsi-turn.env" \
     "$GEN/jitsi-turn-secret.yaml" >"$E2E_DIR/check.log" 2>&1; then
     e2e_record check-generated PASS "$(grep -c '^OK:' "$E2E_DIR/check.log") files agree with turnserver.conf"
 else
@@ -232,6 +244,30 @@ else
     e2e_record retire-old-secret FAIL "the printed retire command did not leave exactly one secret: $RETIRE"
 fi
 e2e_stop prosody2
+
+# --- The same secret through Include and string concatenation ------------------
+# The fragment rewritten by hand as people do: the secret split and joined with `..`,
+# the host from a `local` built with `..`. Prosody must hand out the same
+# credentials, and `jitsi check` must read the layout the way Prosody does.
+SECRET2=$(sed -n 's/^external_service_secret = "\(.*\)";$/\1/p' "$GEN/prosody-turn.cfg.lua")
+sed -e "s/^external_service_secret = .*/external_service_secret = \"${SECRET2:0:20}\" .. \"${SECRET2:20}\";/" \
+    -e 's/host = "127.0.0.1"/host = turn_host/g' "$GEN/prosody-turn.cfg.lua" >"$E2E_DIR/split-turn.cfg.lua"
+write_prosody prosody4 "$E2E_DIR/split-turn.cfg.lua" include
+if "$BIN" jitsi check --allow-udp-only --conf "$GEN/turnserver.conf" "$E2E_DIR/prosody4/prosody.cfg.lua" \
+    >"$E2E_DIR/check-include.log" 2>&1 && grep -q '^OK:' "$E2E_DIR/check-include.log" &&
+    ! grep -q '^note:' "$E2E_DIR/check-include.log"; then
+    e2e_record check-include-concat PASS "Include \"conf.d/*.cfg.lua\" + \"..\" read as Prosody does: agrees"
+else
+    e2e_record check-include-concat FAIL "$(tr '\n' ' ' <"$E2E_DIR/check-include.log")"
+fi
+if fetch_turn prosody4 && grep -q '"host": "127.0.0.1"' <<<"$SERVICES"; then
+    relay_ok include-concat-credentials-relay "$TURN_USER" "$TURN_PASS"
+elif [[ -n "${SERVICES:-}" ]]; then
+    e2e_record include-concat-credentials-relay FAIL "Prosody did not evaluate the host to 127.0.0.1: $SERVICES"
+else
+    e2e_record include-concat-credentials-relay FAIL "services query failed (see $E2E_DIR)"
+fi
+e2e_stop prosody4
 
 # --- A Prosody with the wrong secret -------------------------------------------
 "$BIN" jitsi init --host 127.0.0.1 --port "$TURN_PORT" --transports udp --realm "$DOMAIN" \
