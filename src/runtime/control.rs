@@ -15,6 +15,7 @@ use super::ops_stats::OpsStats;
 use super::tls_config::CertStore;
 use crate::config::Config;
 use crate::proto::auth::secret_id;
+use crate::proto::peer_policy::ServerAddresses;
 use crate::proto::server::CoreStats;
 use crate::proto::settings::{CoreConfigRef, SharedRef};
 
@@ -112,6 +113,7 @@ struct ControlInner {
     limits: Arc<ConnectionLimits>,
     revocations: Mutex<Revocations>,
     config: Mutex<Config>,
+    server_addresses: ServerAddresses,
     ready: AtomicBool,
     ops: Arc<OpsStats>,
     certs: OnceLock<Arc<CertStore>>,
@@ -124,6 +126,7 @@ impl Control {
         limits: Arc<ConnectionLimits>,
         flags: Arc<ShardFlags>,
         config: Config,
+        server_addresses: ServerAddresses,
     ) -> Self {
         Control {
             inner: Arc::new(ControlInner {
@@ -133,6 +136,7 @@ impl Control {
                 limits,
                 revocations: Mutex::new(Revocations::default()),
                 config: Mutex::new(config),
+                server_addresses,
                 ready: AtomicBool::new(false),
                 ops: Arc::new(OpsStats::default()),
                 certs: OnceLock::new(),
@@ -271,7 +275,12 @@ impl Control {
     fn broadcast_config(&self) {
         let config = self.config();
         let revoked = self.revocations().clone();
-        let core = Arc::new(core_config_from(&config, self.inner.shards.len(), &revoked));
+        let core = Arc::new(core_config_from(
+            &config,
+            self.inner.shards.len(),
+            &revoked,
+            &self.inner.server_addresses,
+        ));
         self.send_all(|| ShardCommand::SetConfig(core.clone()));
     }
 

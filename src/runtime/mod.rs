@@ -206,10 +206,18 @@ impl Runtime {
             config.max_tcp_connections_per_ip,
         ));
         let flags = Arc::new(ShardFlags::default());
+        let listeners: Vec<SocketAddr> = udp_addrs
+            .iter()
+            .copied()
+            .chain(tcp_addrs.iter().map(|(a, _)| *a))
+            .collect();
+        let server_addresses =
+            core_setup::server_addresses(config, &listeners, &listen_ips, &relay_addresses);
         let core_config = Arc::new(core_setup::core_config_from(
             config,
             threads,
             &core_setup::Revocations::default(),
+            &server_addresses,
         ));
         let mut handles = control::ShardHandles::default();
         let epoch = Instant::now();
@@ -251,7 +259,14 @@ impl Runtime {
                 .map_err(StartError::Shard)?;
             shards.push(handle);
         }
-        let control = Control::new(handles, shared, limits, flags, config.clone());
+        let control = Control::new(
+            handles,
+            shared,
+            limits,
+            flags,
+            config.clone(),
+            server_addresses,
+        );
         if let Some(store) = &certs {
             control.set_certificates(store.clone());
         }

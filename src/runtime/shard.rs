@@ -19,6 +19,7 @@ use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, 
 use super::relay_sockets::RelaySockets;
 use super::udp_batch::{RecvBatch, SendQueue, BATCH};
 use crate::proto::flow::{Flow, Transport};
+use crate::proto::log_escape::Escaped;
 use crate::proto::server::{ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
 
 // Token space: relay slots, then connections, then listeners, then the waker.
@@ -622,7 +623,7 @@ impl Shard {
                         tracing::info!(
                             client = %flow.remote,
                             transport = %transport.as_str(),
-                            user = %username,
+                            user = %Escaped(&username),
                             relay = %relay,
                             lifetime,
                             "allocation created"
@@ -631,7 +632,7 @@ impl Shard {
                         tracing::info!(
                             client = %flow.remote,
                             transport = %transport.as_str(),
-                            user = %username,
+                            user = %Escaped(&username),
                             relay = %relay,
                             advertised = %advertised,
                             lifetime,
@@ -650,7 +651,7 @@ impl Shard {
                 } => {
                     tracing::info!(
                         client = %flow.remote,
-                        user = %username,
+                        user = %Escaped(&username),
                         relay = %relay,
                         duration_s = duration.as_secs(),
                         to_peer_bytes = traffic.to_peer_bytes,
