@@ -354,12 +354,23 @@ fn load_conf(path: &Path) -> Result<crate::config::Config, String> {
 /// Reads a Prosody-side file, guessing its kind from the name, then the contents.
 pub fn read_prosody_side(path: &Path) -> Result<ProsodySide, String> {
     let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&text);
-    let origin = path.display().to_string();
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
+        .map(|n| n.to_string_lossy())
         .unwrap_or_default();
+    prosody_side_from_bytes(&name, &text, &path.display().to_string())
+}
+
+/// What [`read_prosody_side`] makes of a file named `file_name` holding `bytes`; `origin`
+/// names it in messages. The fuzz targets enter here.
+pub fn prosody_side_from_bytes(
+    file_name: &str,
+    bytes: &[u8],
+    origin: &str,
+) -> Result<ProsodySide, String> {
+    let text = String::from_utf8_lossy(bytes);
+    let origin = origin.to_string();
+    let name = file_name.to_lowercase();
     let looks_yaml =
         name.ends_with(".yaml") || name.ends_with(".yml") || text.contains("kind: Secret");
     let looks_lua = name.ends_with(".lua")
