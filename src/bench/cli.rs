@@ -304,7 +304,15 @@ pub fn run(args: &Args) -> Result<Report, String> {
         }
         Mode::Soak => {
             let n = args.count as usize;
-            need_fds(n)?;
+            // One socket per allocation, plus the shared peers (or one peer each).
+            let peers = if args.peers == 0 { n } else { args.peers };
+            if (n + peers + 64) as u64 > nofile {
+                return Err(format!(
+                    "{n} allocations and {peers} peers need ~{} file descriptors; the limit is \
+                     {nofile}",
+                    n + peers + 64
+                ));
+            }
             if args.server_pid.is_none() {
                 return Err("soak needs --server-pid to sample the server's RSS and fds".into());
             }

@@ -38,8 +38,8 @@ TOLERANCE=${SOAK_RSS_TOLERANCE:-0.05}
 
 e2e_init
 
-# Server and load generator each hold one socket per allocation.
-want=$((2 * N + 1024))
+# Server and load generator each hold one socket per allocation (and the generator 64 peers).
+want=$((N + 1024))
 if (($(ulimit -n) < want)); then
     ulimit -n "$want" 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 fi
