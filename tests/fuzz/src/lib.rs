@@ -8,7 +8,16 @@
 //! step := op:u8 len:u8 payload[len]      (payload is cut short at the end of the input)
 //! ```
 //!
-//! `op % 8` picks the kind of step and `op / 8` (0..=31) is its small argument.
+//! `op % 8` picks the kind of step and `op / 8` (0..=31) is its small argument `a`:
+//!
+//! | op % 8 | step |
+//! |---|---|
+//! | 0, 1 | raw datagram from flow `a % 6` over UDP (0) or as a TCP frame (1) |
+//! | 2, 3 | signed request (see `Script::signed`) with `a` (2) or `a + 32` (3) |
+//! | 4 | peer datagram to relay `a % 8`, from the peer the payload's first byte picks |
+//! | 5 | the clock moves `4a² + 1` seconds; due timeouts run |
+//! | 6 | ChannelData on channel `0x4000 + a % 4` from flow `(a / 4) % 6` |
+//! | 7 | flow `a % 6` closes (TCP), or with `a == 31` draining is switched |
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
@@ -267,10 +276,12 @@ impl Script {
                 }
             }
             6 => {
-                let mut frame = vec![0x40 | (arg as u8 & 0x3), arg as u8];
+                // ChannelData on one of the channels signed requests bind (0x4000..=0x4003).
+                let channel = 0x4000 + (arg & 3) as u16;
+                let mut frame = channel.to_be_bytes().to_vec();
                 frame.extend((payload.len() as u16).to_be_bytes());
                 frame.extend_from_slice(payload);
-                self.client(arg % FLOWS, Transport::Udp, &frame);
+                self.client((arg >> 2) % FLOWS, Transport::Udp, &frame);
             }
             _ => {
                 let now = self.now;
