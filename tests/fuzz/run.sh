@@ -4,7 +4,8 @@
 #   tests/fuzz/run.sh [--smoke | --long | --runs N | --seconds S] [--asan] [TARGET...]
 #
 #   --smoke      10 s per target (the default suite runs this; about a minute for all six)
-#   --long       10,000,000 inputs per target (several minutes to hours per target on 2 cores)
+#   --long       10,000,000 inputs per target (seconds for the codec and framing, about an
+#                hour for the core on 2 cores)
 #   --runs N     N inputs per target
 #   --seconds S  S seconds per target
 #   --asan       also build with AddressSanitizer (needs RUSTC_BOOTSTRAP=1, set here)
@@ -46,7 +47,7 @@ while (($# > 0)); do
             ;;
         --asan) ASAN=1 ;;
         -h | --help)
-            sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         -*)
