@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of ferroturn with libFuzzer (through the libfuzzer-sys crate).
 #
-#   tests/fuzz/run.sh [--smoke | --long | --runs N | --seconds S] [--asan] [TARGET...]
+#   tests/fuzz/run.sh [--smoke | --long | --runs N | --seconds S] [TARGET...]
 #
 #   --smoke      10 s per target (the default suite runs this; about a minute for all six)
 #   --long       10,000,000 inputs per target (seconds for the codec and framing, about an
 #                hour for the core on 2 cores)
 #   --runs N     N inputs per target
 #   --seconds S  S seconds per target
-#   --asan       also build with AddressSanitizer (needs RUSTC_BOOTSTRAP=1, set here)
 #   TARGET       any of: stun_codec server stream_framing conf_file jitsi_lua jitsi_env
 #                (all of them when none is named)
 #
 # No nightly toolchain is needed: the coverage instrumentation is the stable `-Cpasses=
 # sancov-module` plus LLVM options, the same instrumentation cargo-fuzz asks for. The targets
-# are built for the host triple so build scripts and proc-macros stay uninstrumented.
+# are built for the host triple so build scripts and proc-macros stay uninstrumented, with
+# debug assertions and overflow checks on. No sanitizer: the code fuzzed is safe Rust.
 #
 # Seeds live in tests/fuzz/corpus/TARGET (committed: RFC 5769 vectors, captured
 # turnutils_uclient traffic, the shipped configuration files, hand-written core scripts); what
@@ -31,7 +31,6 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ALL=(stun_codec server stream_framing conf_file jitsi_lua jitsi_env)
 MODE=(-max_total_time=10)
-ASAN=0
 TARGETS=()
 while (($# > 0)); do
     case "$1" in
@@ -45,7 +44,6 @@ while (($# > 0)); do
             MODE=(-max_total_time="$2")
             shift
             ;;
-        --asan) ASAN=1 ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
             exit 0
@@ -81,11 +79,6 @@ FLAGS=(
     --cfg fuzzing
 )
 TARGET_DIR=$HERE/target
-if ((ASAN == 1)); then
-    export RUSTC_BOOTSTRAP=1
-    FLAGS+=(-Zsanitizer=address)
-    TARGET_DIR=$HERE/target/asan
-fi
 echo "fuzz: building ${TARGETS[*]} (instrumented, $HOST)" >&2
 RUSTFLAGS="${FLAGS[*]}" cargo build --manifest-path "$HERE/Cargo.toml" --release \
     --target "$HOST" --target-dir "$TARGET_DIR" "${TARGETS[@]/#/--bin=}"
