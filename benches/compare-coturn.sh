@@ -174,6 +174,8 @@ def sat_text(cap):
     if cap["pps_each_way"] is None:
         return "none"
     t = f"{cap['pps_each_way']:.0f}"
+    if cap.get("reached") is False:
+        t = f"≥ {t} (not reached)"
     return t + (" (client-limited)" if cap["client_limited"] else "")
 sc, sf = sat["coturn"]["pps_each_way"], sat["ferroturn"]["pps_each_way"]
 rows.append(("Saturation, pps each way with < 1 % loss", sat_text(sat["coturn"]), sat_text(sat["ferroturn"]),

@@ -10,6 +10,7 @@ use ferroturn::http::api;
 use ferroturn::http::credentials::{self, CredentialIssuer};
 use ferroturn::http::server::HttpServer;
 use ferroturn::logging::{self, LogControl};
+use ferroturn::runtime::address_report::address_report;
 use ferroturn::runtime::Runtime;
 use ferroturn::signals::{Signal, SignalSet};
 
@@ -48,7 +49,9 @@ fn main() -> ExitCode {
 }
 
 fn check_config(config: &Config) -> ExitCode {
+    let addresses_ok = check_addresses(config);
     match config.check() {
+        Ok(()) if !addresses_ok => ExitCode::from(1),
         Ok(()) => {
             for notice in &config.notices {
                 println!("note: {notice}");
@@ -61,6 +64,22 @@ fn check_config(config: &Config) -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `--check-config`'s address part: listening and relay addresses, the relay range and what
+/// it allows. False when the relay would refuse to start.
+fn check_addresses(config: &Config) -> bool {
+    let report = address_report(config);
+    for line in &report.lines {
+        println!("{line}");
+    }
+    for warning in &report.warnings {
+        println!("warning: {warning}");
+    }
+    for error in &report.errors {
+        eprintln!("ferroturn: configuration check failed:\n{error}");
+    }
+    report.errors.is_empty()
 }
 
 fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {

@@ -29,13 +29,14 @@ fn five_audio_participants_lose_nothing() {
     let dir = std::env::temp_dir().join(format!("ferroturn-bench-itest-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let port = free_port();
-    // A relay range the OS is unlikely to hand out as ephemeral ports at the same time.
+    // A relay range above the ephemeral ports (32768-60999) and the 20000-48800 the other
+    // tests take their 16-port relay ranges from, so parallel tests never meet in it.
     let conf = dir.join("turnserver.conf");
     std::fs::write(
         &conf,
         format!(
             "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
-             min-port=20000\nmax-port=29999\nallow-loopback-peers\nuse-auth-secret\n\
+             min-port=61000\nmax-port=61999\nallow-loopback-peers\nuse-auth-secret\n\
              static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
              log-file={}\n",
             dir.join("server.log").display()
@@ -103,18 +104,59 @@ fn five_audio_participants_lose_nothing() {
             assert!(l[f].as_f64().is_some(), "{leg}.{f} missing");
         }
     }
-    for f in [
-        "relayed_pps",
-        "relayed_mbps",
+    // The derived rates must agree with the counts they come from: 5 audio participants send
+    // 250 packets per second each way, every payload 160 bytes.
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"));
+    let seconds = num(&w["seconds"]);
+    assert!((1.9..2.6).contains(&seconds), "measured {seconds} s");
+    let near = |got: f64, want: f64, what: &str| {
+        assert!(
+            (got - want).abs() <= 0.01 * want + 0.002,
+            "{what}: {got}, the counts say {want}"
+        );
+    };
+    assert_eq!(num(&w["target_pps_each_way"]), 250.0);
+    let sent = num(&w["up"]["sent"]);
+    near(
+        num(&w["achieved_pps_each_way"]),
+        sent / seconds,
         "achieved_pps_each_way",
-        "generator_cpu_pct",
-    ] {
-        assert!(w[f].as_f64().unwrap() >= 0.0, "{f} missing");
-    }
+    );
+    assert!(
+        (225.0..=275.0).contains(&num(&w["achieved_pps_each_way"])),
+        "{w}"
+    );
+    let received = num(&w["up"]["received"]) + num(&w["down"]["received"]);
+    near(num(&w["relayed_pps"]), received / seconds, "relayed_pps");
+    near(
+        num(&w["relayed_mbps"]),
+        received * 160.0 * 8.0 / 1e6 / seconds,
+        "relayed_mbps",
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let cpu = num(&w["generator_cpu_pct"]);
+    assert!(cpu > 0.0 && cpu <= 100.0 * cores, "generator CPU {cpu}%");
+    let up_p50 = num(&w["up"]["p50_ms"]);
+    assert!(
+        up_p50 > 0.0 && up_p50 <= num(&w["up"]["p99_ms"]),
+        "{}",
+        w["up"]
+    );
     assert!(w["server"]["rss_kib"].as_u64().unwrap() > 0);
     assert!(w["server"]["cpu_us_per_packet"].as_f64().is_some());
     assert_eq!(v["setup_failures"].as_array().unwrap().len(), 0);
-    assert!(std::fs::read_to_string(&svg).unwrap().contains("</svg>"));
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    assert!(chart.trim_end().ends_with("</svg>"));
+    assert!(
+        chart.contains("(log scale)"),
+        "latency axis is not logarithmic"
+    );
+    for marker in ["p50", "p99", "p99.9"] {
+        assert!(
+            chart.contains(&format!(">\n{marker}\n</text>")),
+            "no {marker} marker"
+        );
+    }
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -127,4 +169,94 @@ fn refuses_targets_off_loopback() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+/// A ferroturn on a free loopback port, with its files in `dir` and a relay range of its own
+/// (see the first test).
+fn start_server(dir: &std::path::Path) -> (Server, u16) {
+    std::fs::create_dir_all(dir).unwrap();
+    let port = free_port();
+    let conf = dir.join("turnserver.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
+             min-port=62000\nmax-port=62999\nallow-loopback-peers\nuse-auth-secret\n\
+             static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
+             log-file={}\n",
+            dir.join("server.log").display()
+        ),
+    )
+    .unwrap();
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_ferroturn"))
+            .arg("-c")
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let t0 = Instant::now();
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, port)
+}
+
+#[test]
+fn a_ramp_cut_by_its_time_bound_prints_a_lower_bound() {
+    let dir = std::env::temp_dir().join(format!("ferroturn-bench-ramp-{}", std::process::id()));
+    let (server, port) = start_server(&dir);
+    let json = dir.join("ramp.json");
+    // Steps of 2 up to 100 with 3 s for the whole ramp: the time bound ends it long before a
+    // loopback relay loses anything at 200 pps.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferroturn"))
+        .args([
+            "bench",
+            "--mode",
+            "ramp",
+            "--server",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--secret", SECRET, "--profile", "audio"])
+        .args(["--start", "2", "--step", "2", "--max-participants", "100"])
+        .args([
+            "--step-duration",
+            "0.5",
+            "--warmup",
+            "0.2",
+            "--time-limit",
+            "3",
+        ])
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "bench failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ramp stopped: time bound reached"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("participants (not reached: time bound reached)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("capacity: ≥ "), "{stdout}");
+    assert!(!stdout.contains("<= capacity"), "{stdout}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["capacity"]["reached"], false, "{}", v["capacity"]);
+    assert!(v["capacity"]["participants"].as_u64().unwrap() >= 2);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -187,6 +187,7 @@ run_suite uclient bash tests/e2e/uclient.sh "$BIN" ferroturn
 run_suite prosody bash tests/e2e/prosody.sh "$BIN"
 run_suite webrtc bash tests/e2e/webrtc/run.sh "$BIN"
 run_suite deploy bash tests/deploy/run.sh "$BIN"
+run_suite netns bash tests/netns/run.sh "$BIN"
 if ((SOAK == 1)); then
     run_suite fuzz-long bash tests/fuzz/run.sh --long
     run_suite soak bash tests/e2e/soak.sh "$BIN"

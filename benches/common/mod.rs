@@ -10,11 +10,11 @@ use ferroturn::bench::client::{Plan, State, TurnClient};
 use ferroturn::proto::auth::nonce::NonceKey;
 use ferroturn::proto::auth::rest::rest_password;
 use ferroturn::proto::auth::{AuthSettings, Authenticator};
-use ferroturn::proto::flow::{Family, Flow, Transport};
+use ferroturn::proto::flow::{Flow, Transport};
 use ferroturn::proto::peer_policy::{PeerPolicy, PeerPolicySettings};
 use ferroturn::proto::ports::{PortPool, Reservations};
 use ferroturn::proto::quota::Quotas;
-use ferroturn::proto::server::{BindError, ClientAction, RelayBinder, Server};
+use ferroturn::proto::server::{BindError, ClientAction, RelayAt, RelayBinder, Server};
 use ferroturn::proto::settings::{CoreConfig, Settings, Shared};
 
 pub const SECRET: &str = "bench-secret";
@@ -31,7 +31,7 @@ impl RelayBinder for FakeBinder {
     fn bind(
         &mut self,
         relay: u32,
-        _f: Family,
+        _at: RelayAt,
         port: u16,
         _df: bool,
     ) -> Result<SocketAddr, BindError> {

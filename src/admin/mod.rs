@@ -115,13 +115,23 @@ pub fn request(
     Ok((status, body))
 }
 
+/// A path segment with everything but RFC 3986's unreserved characters percent-encoded, so a
+/// REST user part (`@`, `/`, `:` ...) stays one segment.
 fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SEGMENT).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn path_segments_keep_unreserved_characters_only() {
+        assert_eq!(super::encode("dave@example.org"), "dave%40example.org");
+        assert_eq!(super::encode("a/b c+d~e_f-g.h"), "a%2Fb%20c%2Bd~e_f-g.h");
+        assert_eq!(super::encode("é"), "%C3%A9");
+    }
 }

@@ -112,7 +112,8 @@ pub struct Args {
     /// Write the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Write a chart here (ramp: latency and loss against load; fixed: latency histogram).
+    /// Write an SVG chart here (ramp: latency on a log axis and loss against load; fixed: the
+    /// latency CDF of both legs on a log axis with p50/p99/p99.9 marked).
     #[arg(long)]
     pub svg: Option<PathBuf>,
     /// Draw the progress bar even when stderr is not a terminal.

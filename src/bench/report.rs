@@ -3,11 +3,17 @@
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 
+use serde::ser::{SerializeMap, Serializer};
+use serde::Serialize;
+
 use super::driver::Window;
 use super::profile::Profile;
 use super::stats::{Histogram, Leg};
 
-/// A JSON value, written by hand to keep the tool free of a serialisation framework.
+/// A report value: a small ordered tree the report builds, written out by serde_json.
+///
+/// Not `serde_json::Value`: its objects are sorted maps unless serde_json's `preserve_order`
+/// feature is on, and the report keeps its fields in reading order; floats are rounded here.
 #[derive(Debug, Clone)]
 pub enum Json {
     /// null.
@@ -16,7 +22,7 @@ pub enum Json {
     Bool(bool),
     /// An integer.
     Int(u64),
-    /// A float; non-finite values are written as null.
+    /// A float, rounded to three decimals; non-finite values are written as null.
     Num(f64),
     /// A string.
     Str(String),
@@ -29,65 +35,31 @@ pub enum Json {
 impl Json {
     /// Compact JSON text.
     pub fn render(&self) -> String {
-        let mut s = String::new();
-        self.write(&mut s);
-        s
-    }
-
-    fn write(&self, s: &mut String) {
-        match self {
-            Json::Null => s.push_str("null"),
-            Json::Bool(b) => s.push_str(if *b { "true" } else { "false" }),
-            Json::Int(i) => {
-                let _ = write!(s, "{i}");
-            }
-            Json::Num(f) if f.is_finite() => {
-                // Three decimals is below every figure's precision and keeps files small.
-                let r = (f * 1000.0).round() / 1000.0;
-                let _ = write!(s, "{r}");
-            }
-            Json::Num(_) => s.push_str("null"),
-            Json::Str(t) => write_str(s, t),
-            Json::Arr(items) => {
-                s.push('[');
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    v.write(s);
-                }
-                s.push(']');
-            }
-            Json::Obj(fields) => {
-                s.push('{');
-                for (i, (k, v)) in fields.iter().enumerate() {
-                    if i > 0 {
-                        s.push(',');
-                    }
-                    write_str(s, k);
-                    s.push(':');
-                    v.write(s);
-                }
-                s.push('}');
-            }
-        }
+        // Serializing this tree into a String has no failure case (string keys, no I/O).
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
-fn write_str(s: &mut String, t: &str) {
-    s.push('"');
-    for c in t.chars() {
-        match c {
-            '"' => s.push_str("\\\""),
-            '\\' => s.push_str("\\\\"),
-            '\n' => s.push_str("\\n"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(s, "\\u{:04x}", c as u32);
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Json::Null => s.serialize_unit(),
+            Json::Bool(b) => s.serialize_bool(*b),
+            Json::Int(i) => s.serialize_u64(*i),
+            // Three decimals is below every figure's precision and keeps files small.
+            Json::Num(f) if f.is_finite() => s.serialize_f64((f * 1000.0).round() / 1000.0),
+            Json::Num(_) => s.serialize_unit(),
+            Json::Str(t) => s.serialize_str(t),
+            Json::Arr(items) => s.collect_seq(items),
+            Json::Obj(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, v)?;
+                }
+                map.end()
             }
-            c => s.push(c),
         }
     }
-    s.push('"');
 }
 
 /// `{"code": count, ...}` of STUN error codes.
@@ -298,6 +270,7 @@ impl Report {
                         "pps_each_way",
                         cap.map_or(Json::Null, |w| Json::Num(w.achieved_pps())),
                     ),
+                    ("reached", Json::Bool(self.capacity_reached())),
                     ("max_p99_ms", opt_num(self.max_p99_ms)),
                     ("client_limited", Json::Bool(self.ramp_client_limited())),
                     (
@@ -357,6 +330,14 @@ impl Report {
         Json::Obj(f)
     }
 
+    /// ramp: whether the ramp found the capacity, i.e. its last step broke a bound (loss or
+    /// p99), so the step before it is the most the server carries within the bounds. A ramp that
+    /// stopped on its time bound, at --max-participants, on a generator limit or on failed
+    /// allocations ends on a step that met the bounds: its `capacity_step` is only a lower bound.
+    pub fn capacity_reached(&self) -> bool {
+        !self.windows.is_empty() && self.capacity_step != Some(self.windows.len() - 1)
+    }
+
     /// Whether the ramp's result says more about the generator than the server: the capacity
     /// step was client-limited, or the ramp stopped because the generator could not go on.
     pub fn ramp_client_limited(&self) -> bool {
@@ -373,11 +354,12 @@ impl Report {
     /// A plain-text summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
+        let reached = self.capacity_reached();
         for (i, w) in self.windows.iter().enumerate() {
-            let mark = if self.capacity_step == Some(i) {
-                " <= capacity"
-            } else {
-                ""
+            let mark = match (self.capacity_step == Some(i), reached) {
+                (true, true) => " <= capacity",
+                (true, false) => " <= last step, within the bounds",
+                (false, _) => "",
             };
             let _ = writeln!(s, "{}{mark}", window_line(w));
         }
@@ -385,8 +367,9 @@ impl Report {
             let _ = writeln!(s, "ramp stopped: {r}");
         }
         if self.mode == "ramp" {
-            match self.capacity_step.map(|i| &self.windows[i]) {
-                Some(w) => {
+            let why = self.stop_reason.as_deref().unwrap_or("stopped");
+            match (self.capacity_step.map(|i| &self.windows[i]), reached) {
+                (Some(w), true) => {
                     let _ = writeln!(
                         s,
                         "capacity: {} participants, {:.0} pps each way",
@@ -394,7 +377,18 @@ impl Report {
                         w.achieved_pps()
                     );
                 }
-                None => s.push_str("capacity: no step met the bounds\n"),
+                (Some(w), false) => {
+                    let _ = writeln!(
+                        s,
+                        "capacity: ≥ {} participants (not reached: {why}), ≥ {:.0} pps each way",
+                        w.participants,
+                        w.achieved_pps()
+                    );
+                }
+                (None, true) => s.push_str("capacity: no step met the bounds\n"),
+                (None, false) => {
+                    let _ = writeln!(s, "capacity: not measured ({why})");
+                }
             }
         }
         if let Some(a) = &self.alloc {
@@ -509,13 +503,97 @@ mod tests {
         assert!(r.summary().contains("5 participants"));
     }
 
+    /// A ramp of `steps` steps of 10, 20, ... participants whose last step lost `last_loss`
+    /// of its packets.
+    fn ramp(steps: usize, last_loss: u64, capacity_step: Option<usize>, why: &str) -> Report {
+        let windows = (1..=steps)
+            .map(|k| {
+                let mut w = Window {
+                    participants: 10 * k,
+                    seconds: 1.0,
+                    target_pps: 500.0 * k as f64,
+                    ..Default::default()
+                };
+                w.up.sent = 500 * k as u64;
+                w.down.sent = 500 * k as u64;
+                let lost = if k == steps { last_loss } else { 0 };
+                for _ in 0..500 * k as u64 - lost {
+                    w.up.arrived(50_000, 160, 0.0);
+                    w.down.arrived(50_000, 160, 0.0);
+                }
+                w
+            })
+            .collect();
+        Report {
+            mode: "ramp",
+            windows,
+            capacity_step,
+            stop_reason: Some(why.into()),
+            max_p99_ms: Some(50.0),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_ramp_cut_by_its_time_bound_reports_a_lower_bound_not_a_capacity() {
+        let r = ramp(3, 0, Some(2), "time bound reached");
+        assert!(!r.capacity_reached());
+        let text = r.summary();
+        assert!(
+            text.contains("capacity: ≥ 30 participants (not reached: time bound reached)"),
+            "{text}"
+        );
+        assert!(!text.contains("<= capacity"), "{text}");
+        assert!(text.contains("<= last step, within the bounds"), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json().render()).unwrap();
+        assert_eq!(v["capacity"]["reached"], false);
+        assert_eq!(v["capacity"]["participants"], 30);
+        // The same for a ramp that ran out of --max-participants.
+        let r = ramp(2, 0, Some(1), "reached --max-participants 20");
+        assert!(r
+            .summary()
+            .contains("capacity: ≥ 20 participants (not reached"));
+    }
+
+    #[test]
+    fn a_ramp_that_broke_a_bound_reports_the_step_before_as_its_capacity() {
+        let r = ramp(3, 100, Some(1), "loss 6.67% > 1% at 30 participants");
+        assert!(r.capacity_reached());
+        let text = r.summary();
+        assert!(
+            text.contains("capacity: 20 participants, 1000 pps each way"),
+            "{text}"
+        );
+        assert!(!text.contains('≥'), "{text}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json().render()).unwrap();
+        assert_eq!(v["capacity"]["reached"], true);
+        assert_eq!(v["capacity"]["participants"], 20);
+        // The first step already broke a bound.
+        let r = ramp(1, 100, None, "loss 20.00% > 1% at 10 participants");
+        assert!(r.summary().contains("capacity: no step met the bounds"));
+        // No step ran at all.
+        let mut r = ramp(1, 0, None, "only 3 of 10 participants could allocate");
+        r.windows.clear();
+        assert!(!r.capacity_reached());
+        assert!(r
+            .summary()
+            .contains("capacity: not measured (only 3 of 10 participants could allocate)"));
+    }
+
     #[test]
     fn strings_are_escaped_and_nan_is_null() {
         let j = Json::Obj(vec![
             ("a", Json::Str("q\"b\\\n\u{1}".into())),
             ("n", Json::Num(f64::NAN)),
+            ("r", Json::Num(1.23456)),
         ]);
-        let v: serde_json::Value = serde_json::from_str(&j.render()).unwrap();
+        let text = j.render();
+        assert!(
+            text.starts_with("{\"a\":"),
+            "fields keep their order: {text}"
+        );
+        assert!(text.ends_with(",\"r\":1.235}"), "rounded: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(v["a"], "q\"b\\\n\u{1}");
         assert!(v["n"].is_null());
     }

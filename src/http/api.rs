@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use super::json;
+use serde::Serialize;
+use serde_json::json;
+
 use super::server::{percent_decode_path, Handler, Request, Response};
 use crate::runtime::control::{Control, SessionInfo};
 use crate::runtime::metrics;
@@ -30,13 +32,19 @@ pub fn metrics_handler(control: Control) -> Handler {
 pub fn admin_handler(control: Control, token: String) -> Handler {
     Arc::new(move |req: &Request| {
         if !req.has_bearer(&token) {
-            return Response::json(
-                401,
-                json::object(&[("error", json::string("missing or wrong bearer token"))]),
-            );
+            return Response::error(401, "missing or wrong bearer token");
         }
         admin_route(&control, req)
     })
+}
+
+/// `GET /admin/status`.
+#[derive(Serialize)]
+struct Status {
+    allocations: u32,
+    tcp_connections: usize,
+    draining: bool,
+    ready: bool,
 }
 
 fn admin_route(control: &Control, req: &Request) -> Response {
@@ -44,103 +52,103 @@ fn admin_route(control: &Control, req: &Request) -> Response {
     match (req.method.as_str(), segments.as_slice()) {
         ("GET", ["admin", "status"]) => Response::json(
             200,
-            json::object(&[
-                ("allocations", control.allocation_count().to_string()),
-                ("tcp_connections", control.tcp_connections().to_string()),
-                ("draining", control.is_draining().to_string()),
-                ("ready", control.is_ready().to_string()),
-            ]),
+            &Status {
+                allocations: control.allocation_count(),
+                tcp_connections: control.tcp_connections(),
+                draining: control.is_draining(),
+                ready: control.is_ready(),
+            },
         ),
-        ("GET", ["admin", "sessions"]) => Response::json(
-            200,
-            json::array(control.sessions().iter().map(session_json)),
-        ),
+        ("GET", ["admin", "sessions"]) => {
+            let sessions = control.sessions();
+            let view: Vec<Session<'_>> = sessions.iter().map(Session::from).collect();
+            Response::json(200, &view)
+        }
         ("DELETE", ["admin", "sessions", id]) => match id.parse::<u64>() {
-            Ok(id) if control.end_session(id) => {
-                Response::json(200, json::object(&[("ended", "1".into())]))
-            }
-            Ok(_) => Response::json(
-                404,
-                json::object(&[("error", json::string("no such session"))]),
-            ),
-            Err(_) => Response::json(
-                400,
-                json::object(&[("error", json::string("session ids are numbers"))]),
-            ),
+            Ok(id) if control.end_session(id) => Response::json(200, &json!({ "ended": 1 })),
+            Ok(_) => Response::error(404, "no such session"),
+            Err(_) => Response::error(400, "session ids are numbers"),
         },
         ("POST", ["admin", "users", user, "revoke"]) => {
             // `ferroturn admin revoke-user` percent-encodes the user (e.g. `@` as `%40`).
             let user = percent_decode_path(user);
             let ended = control.revoke_user(&user);
             tracing::warn!(user, ended, "user revoked through the admin API");
-            Response::json(
-                200,
-                json::object(&[
-                    ("revoked", json::string(&user)),
-                    ("ended", ended.to_string()),
-                ]),
-            )
+            Response::json(200, &json!({ "revoked": user, "ended": ended }))
         }
         ("POST", ["admin", "secrets", "revoke"]) => {
             let secret = String::from_utf8_lossy(&req.body).trim().to_string();
             if secret.is_empty() {
-                return Response::json(
-                    400,
-                    json::object(&[(
-                        "error",
-                        json::string("the body must be the secret to revoke"),
-                    )]),
-                );
+                return Response::error(400, "the body must be the secret to revoke");
             }
             let ended = control.revoke_secret(&secret);
             tracing::warn!(ended, "REST secret revoked through the admin API");
-            Response::json(200, json::object(&[("ended", ended.to_string())]))
+            Response::json(200, &json!({ "ended": ended }))
         }
         ("POST", ["admin", "drain"]) => {
             control.set_draining(true);
             tracing::info!("draining through the admin API: new allocations are refused");
-            Response::json(200, json::object(&[("draining", "true".into())]))
+            Response::json(200, &json!({ "draining": true }))
         }
-        _ => Response::json(
-            404,
-            json::object(&[("error", json::string("no such endpoint"))]),
-        ),
+        _ => Response::error(404, "no such endpoint"),
     }
 }
 
-fn session_json(s: &SessionInfo) -> String {
-    json::object(&[
-        ("id", s.id.to_string()),
-        ("shard", s.shard.to_string()),
-        ("username", json::string(&s.username)),
-        ("user", json::string(&s.user_id)),
-        ("transport", json::string(s.transport)),
-        ("client", json::string(&s.client.to_string())),
-        ("relay", json::string(&s.relay.to_string())),
-        ("relayed", json::string(&s.relayed.to_string())),
-        ("age_seconds", s.age_secs.to_string()),
-        ("expires_in_seconds", s.expires_in_secs.to_string()),
-        ("bytes_to_peers", s.bytes_to_peers.to_string()),
-        ("bytes_to_client", s.bytes_to_client.to_string()),
-        ("packets_to_peers", s.packets_to_peers.to_string()),
-        ("packets_to_client", s.packets_to_client.to_string()),
-        (
-            "permissions",
-            json::array(s.permissions.iter().map(|ip| json::string(&ip.to_string()))),
-        ),
-        (
-            "channels",
-            json::array(s.channels.iter().map(|(n, peer)| {
-                json::object(&[
-                    ("number", n.to_string()),
-                    ("peer", json::string(&peer.to_string())),
-                ])
-            })),
-        ),
-        (
-            "secret_id",
-            s.secret_id
-                .map_or("null".into(), |id| json::string(&format!("{id:016x}"))),
-        ),
-    ])
+/// One entry of `GET /admin/sessions`: addresses as text, the secret id as 16 hex digits.
+#[derive(Serialize)]
+struct Session<'a> {
+    id: u64,
+    shard: usize,
+    username: &'a str,
+    user: &'a str,
+    transport: &'a str,
+    client: String,
+    relay: String,
+    relayed: String,
+    age_seconds: u64,
+    expires_in_seconds: u64,
+    bytes_to_peers: u64,
+    bytes_to_client: u64,
+    packets_to_peers: u64,
+    packets_to_client: u64,
+    permissions: Vec<String>,
+    channels: Vec<Channel>,
+    secret_id: Option<String>,
+}
+
+#[derive(Serialize)]
+struct Channel {
+    number: u16,
+    peer: String,
+}
+
+impl<'a> From<&'a SessionInfo> for Session<'a> {
+    fn from(s: &'a SessionInfo) -> Self {
+        Session {
+            id: s.id,
+            shard: s.shard,
+            username: &s.username,
+            user: &s.user_id,
+            transport: s.transport,
+            client: s.client.to_string(),
+            relay: s.relay.to_string(),
+            relayed: s.relayed.to_string(),
+            age_seconds: s.age_secs,
+            expires_in_seconds: s.expires_in_secs,
+            bytes_to_peers: s.bytes_to_peers,
+            bytes_to_client: s.bytes_to_client,
+            packets_to_peers: s.packets_to_peers,
+            packets_to_client: s.packets_to_client,
+            permissions: s.permissions.iter().map(|ip| ip.to_string()).collect(),
+            channels: s
+                .channels
+                .iter()
+                .map(|(n, peer)| Channel {
+                    number: *n,
+                    peer: peer.to_string(),
+                })
+                .collect(),
+            secret_id: s.secret_id.map(|id| format!("{id:016x}")),
+        }
+    }
 }

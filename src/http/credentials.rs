@@ -5,7 +5,8 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::json;
+use serde::Serialize;
+
 use super::server::{Handler, Request, Response};
 use crate::config::Config;
 use crate::jitsi::credentials::{ice_url, mint};
@@ -51,49 +52,47 @@ impl CredentialIssuer {
     }
 
     /// The JSON answer for `username` and `ttl` at Unix time `now`.
-    pub fn answer(&self, username: Option<&str>, ttl: u64, now: u64) -> String {
+    pub fn answer(&self, username: Option<&str>, ttl: u64, now: u64) -> Answer<'_> {
         let cred = mint(&self.secret, username, ttl, now);
-        json::object(&[
-            ("username", json::string(&cred.username)),
-            ("password", json::string(&cred.password)),
-            ("ttl", ttl.to_string()),
-            (
-                "uris",
-                json::array(self.uris.iter().map(|u| json::string(u))),
-            ),
-        ])
+        Answer {
+            username: cred.username,
+            password: cred.password,
+            ttl,
+            uris: &self.uris,
+        }
     }
+}
+
+/// The endpoint's answer, in the draft's field order.
+#[derive(Debug, Serialize)]
+pub struct Answer<'a> {
+    /// `expiry:user`.
+    pub username: String,
+    /// The REST password for `username`.
+    pub password: String,
+    /// Lifetime, seconds.
+    pub ttl: u64,
+    /// The relay's TURN URIs.
+    pub uris: &'a [String],
 }
 
 /// The endpoint's handler.
 pub fn handler(issuer: CredentialIssuer, token: String) -> Handler {
     Arc::new(move |req: &Request| {
         if !req.has_bearer(&token) {
-            return Response::json(
-                401,
-                json::object(&[("error", json::string("missing or wrong bearer token"))]),
-            );
+            return Response::error(401, "missing or wrong bearer token");
         }
         if req.method != "GET" || !matches!(req.path.as_str(), "/" | "/credentials") {
-            return Response::json(
-                404,
-                json::object(&[("error", json::string("use GET /credentials?service=turn"))]),
-            );
+            return Response::error(404, "use GET /credentials?service=turn");
         }
         if req.param("service").is_some_and(|s| s != "turn") {
-            return Response::json(
-                400,
-                json::object(&[("error", json::string("only service=turn is offered"))]),
-            );
+            return Response::error(400, "only service=turn is offered");
         }
         let ttl = match req.param("ttl").map(|t| t.parse::<u64>()) {
             None => DEFAULT_TTL,
             Some(Ok(t)) if (1..=MAX_TTL).contains(&t) => t,
             Some(_) => {
-                return Response::json(
-                    400,
-                    json::object(&[("error", json::string("ttl must be 1..=604800 seconds"))]),
-                );
+                return Response::error(400, "ttl must be 1..=604800 seconds");
             }
         };
         let username = req.param("username").filter(|u| !u.is_empty());
@@ -101,18 +100,15 @@ pub fn handler(issuer: CredentialIssuer, token: String) -> Handler {
             .as_deref()
             .is_some_and(|u| u.contains(':') || u.len() > 128)
         {
-            return Response::json(
+            return Response::error(
                 400,
-                json::object(&[(
-                    "error",
-                    json::string("username must not contain ':' and be at most 128 bytes"),
-                )]),
+                "username must not contain ':' and be at most 128 bytes",
             );
         }
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        Response::json(200, issuer.answer(username.as_deref(), ttl, now))
+        Response::json(200, &issuer.answer(username.as_deref(), ttl, now))
     })
 }
 
@@ -129,7 +125,8 @@ mod tests {
     fn answers_in_the_rest_api_shape_with_a_password_the_relay_accepts() {
         let c = config("use-auth-secret\nstatic-auth-secret=north\nexternal-ip=203.0.113.5\ncert=/c\npkey=/k\n");
         let issuer = CredentialIssuer::from_config(&c).unwrap();
-        let body = issuer.answer(Some("alice"), 600, 1_700_000_000);
+        let body =
+            serde_json::to_string(&issuer.answer(Some("alice"), 600, 1_700_000_000)).unwrap();
         let password = rest_password(b"north", "1700000600:alice");
         assert_eq!(
             body,

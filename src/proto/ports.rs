@@ -5,12 +5,11 @@
 //! ownership; the caller binds the socket.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use rand::RngCore;
-
-use super::flow::Family;
 
 /// Why a port range was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -240,14 +239,15 @@ pub struct Reservations {
     map: Mutex<HashMap<[u8; 8], (ReservedPort, u64)>>,
 }
 
-/// A held port and the address family of the allocation that reserved it: the Allocate that
-/// claims it gets a relay of that same family (RFC 8656 §7.2).
+/// A held port and the relay address of the allocation that reserved it: the Allocate that
+/// claims it gets a relay on that same address (RFC 8656 §7.2), even when the relay has several
+/// addresses of that family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReservedPort {
     /// The port number.
     pub port: u16,
-    /// Family of the relay address the port belongs to.
-    pub family: Family,
+    /// The relay address the port belongs to.
+    pub ip: IpAddr,
 }
 
 impl Reservations {
@@ -324,7 +324,7 @@ mod tests {
     fn v4(port: u16) -> ReservedPort {
         ReservedPort {
             port,
-            family: Family::V4,
+            ip: IpAddr::from([192, 0, 2, 10]),
         }
     }
 

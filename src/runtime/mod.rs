@@ -1,11 +1,13 @@
 //! The runtime: sockets, shard threads and signals around the sans-IO core.
 
+pub mod address_report;
 pub mod addresses;
 pub mod connection;
 pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
 pub mod metrics;
+pub mod port_probe;
 pub mod relay_sockets;
 pub mod shard;
 pub mod sockets;
@@ -44,6 +46,16 @@ pub enum StartError {
         /// The OS error.
         source: io::Error,
     },
+    /// Another process already holds a listening port.
+    #[error("{proto} port {port} on {ip} is already in use by another process (a coturn or a second ferroturn still running?); stop it, or choose another listening-port/tls-listening-port")]
+    PortTaken {
+        /// "udp" or "tcp".
+        proto: &'static str,
+        /// The port.
+        port: u16,
+        /// The listening address.
+        ip: IpAddr,
+    },
     /// The relay port range is unusable.
     #[error("relay port range: {0}")]
     PortRange(#[from] crate::proto::ports::PortRangeError),
@@ -53,9 +65,9 @@ pub enum StartError {
     /// Nothing to listen on.
     #[error("no listener is enabled (UDP, TCP and TLS are all off, or TLS has no certificate)")]
     NoListeners,
-    /// No relay address could be found.
-    #[error("no relay address: set relay-ip")]
-    NoRelayAddress,
+    /// The listening or relay addresses cannot work.
+    #[error("{0}")]
+    Addresses(#[from] addresses::AddressError),
     /// A shard could not be set up.
     #[error("cannot start shard: {0}")]
     Shard(io::Error),
@@ -71,8 +83,8 @@ pub struct Runtime {
     pub udp_listeners: Vec<SocketAddr>,
     /// TCP addresses bound, and whether each is a TLS port.
     pub tcp_listeners: Vec<(SocketAddr, StreamPort)>,
-    /// Relay addresses per family.
-    pub relay_addresses: (Option<IpAddr>, Option<IpAddr>),
+    /// Relay addresses (several of one family take turns per allocation).
+    pub relay_addresses: Vec<IpAddr>,
 }
 
 /// How often certificate files are checked for changes.
@@ -90,13 +102,26 @@ impl Runtime {
             .relay_threads
             .filter(|n| *n > 0)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let listen_ips = addresses::listening_addresses(&config.listening_ips);
-        let interfaces = addresses::interface_addresses();
-        let relay_addresses =
-            addresses::relay_addresses(&config.relay_ips, &listen_ips, &interfaces);
-        if relay_addresses == (None, None) {
-            return Err(StartError::NoRelayAddress);
+        let plan = address_plan(config)?;
+        let listen_ips = plan.listening.clone();
+        for skipped in &plan.skipped {
+            tracing::info!(ip = %skipped.0, why = skipped.1, "not relaying on this address");
         }
+        for warning in &plan.warnings {
+            tracing::warn!("{warning}");
+        }
+        for relay in &plan.relays {
+            tracing::info!(
+                ip = %relay.ip,
+                advertised = %relay.advertised,
+                why = relay.source.why(),
+                "relay address"
+            );
+            if relay.source == addresses::RelaySource::LoopbackOnly {
+                tracing::warn!(ip = %relay.ip, "relaying on loopback: only clients and peers on this host can use it");
+            }
+        }
+        let relay_addresses = plan.relay_ips();
 
         let certs = match (&config.cert, &config.pkey) {
             (Some(cert), Some(key)) if !(config.no_tls && config.no_tcp) => {
@@ -119,6 +144,7 @@ impl Runtime {
         }
         let listener_buffer = Some(config.sock_buf_size.unwrap_or(DEFAULT_LISTENER_BUFFER));
 
+        refuse_taken_ports(&udp_addrs, &tcp_addrs)?;
         // Every shard binds its own socket on each address (SO_REUSEPORT): the kernel spreads
         // clients, and keeps each 5-tuple or connection on one shard.
         let mut per_shard = Vec::with_capacity(threads);
@@ -197,13 +223,12 @@ impl Runtime {
                 id as u16,
             );
             let stats = core.stats().clone();
-            let (v4, v6) = relay_addresses;
             let (commands_tx, commands_rx) = mpsc::channel();
             let (shard, waker) = Shard::new(
                 id,
                 core,
                 sockets,
-                |registry| RelaySockets::new(registry, v4, v6, relay_buffer),
+                |registry| RelaySockets::new(registry, &relay_addresses, relay_buffer),
                 ShardContext {
                     tls: tls.clone(),
                     limits: limits.clone(),
@@ -225,8 +250,7 @@ impl Runtime {
         let watcher = certs.clone().map(spawn_cert_watcher);
         tracing::info!(
             shards = threads,
-            relay_v4 = ?relay_addresses.0,
-            relay_v6 = ?relay_addresses.1,
+            relay = ?relay_addresses,
             min_port = config.min_port,
             max_port = config.max_port,
             "relay started"
@@ -271,6 +295,50 @@ impl Runtime {
             let _ = handle.join();
         }
     }
+}
+
+/// Fails when another process already listens on one of the ports: SO_REUSEPORT would
+/// otherwise share it silently (see [`port_probe`]).
+fn refuse_taken_ports(
+    udp: &[SocketAddr],
+    tcp: &[(SocketAddr, StreamPort)],
+) -> Result<(), StartError> {
+    let udp = udp.iter().map(|a| (*a, port_probe::ProbeProto::Udp, "udp"));
+    let tcp = tcp
+        .iter()
+        .map(|(a, _)| (*a, port_probe::ProbeProto::Tcp, "tcp"));
+    for (addr, probe, proto) in udp.chain(tcp) {
+        match port_probe::held_by_another(addr, probe) {
+            Ok(false) => {}
+            Ok(true) => {
+                return Err(StartError::PortTaken {
+                    proto,
+                    port: addr.port(),
+                    ip: addr.ip(),
+                })
+            }
+            Err(source) => {
+                return Err(StartError::Listen {
+                    addr,
+                    proto,
+                    source,
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Listening and relay addresses for `config` on this host.
+pub fn address_plan(config: &Config) -> Result<addresses::AddressPlan, addresses::AddressError> {
+    let interfaces = addresses::interface_addresses();
+    let external: Vec<_> = core_setup::settings_from_config(config, 1).external_ips;
+    addresses::plan(&addresses::AddressInput {
+        relay_ips: &config.relay_ips,
+        listening_ips: &config.listening_ips,
+        external_ips: &external,
+        interfaces: &interfaces,
+    })
 }
 
 /// UDP and TCP listening addresses from the configuration.

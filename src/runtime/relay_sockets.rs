@@ -8,29 +8,57 @@ use mio::{Interest, Registry, Token};
 
 use super::sockets::{bind_udp, set_dont_fragment};
 use crate::proto::flow::Family;
-use crate::proto::server::{BindError, RelayBinder};
+use crate::proto::server::{BindError, RelayAt, RelayBinder};
 
 /// Relay sockets indexed by the core's allocation slot; the slot is also the mio token.
 pub struct RelaySockets {
     registry: Registry,
-    v4: Option<IpAddr>,
-    v6: Option<IpAddr>,
+    addresses: RoundRobin,
     buffer: Option<usize>,
     sockets: Vec<Option<UdpSocket>>,
 }
 
+/// The relay addresses of each family, handed out in turn: with several addresses per family,
+/// consecutive allocations of a shard go to the next address (as coturn does).
+#[derive(Debug, Clone, Default)]
+pub struct RoundRobin {
+    v4: Vec<IpAddr>,
+    v6: Vec<IpAddr>,
+    next: [usize; 2],
+}
+
+impl RoundRobin {
+    /// Rotates over `addresses`, split by family.
+    pub fn new(addresses: &[IpAddr]) -> Self {
+        RoundRobin {
+            v4: addresses.iter().copied().filter(IpAddr::is_ipv4).collect(),
+            v6: addresses.iter().copied().filter(IpAddr::is_ipv6).collect(),
+            next: [0, 0],
+        }
+    }
+
+    /// The address for the next socket at `at`; `None` when no relay address fits.
+    pub fn pick(&mut self, at: RelayAt) -> Option<IpAddr> {
+        let (list, next) = match at {
+            RelayAt::Ip(ip) => {
+                let own = if ip.is_ipv4() { &self.v4 } else { &self.v6 };
+                return own.contains(&ip).then_some(ip);
+            }
+            RelayAt::Family(Family::V4) => (&self.v4, &mut self.next[0]),
+            RelayAt::Family(Family::V6) => (&self.v6, &mut self.next[1]),
+        };
+        let ip = *list.get(*next % list.len().max(1))?;
+        *next = next.wrapping_add(1);
+        Some(ip)
+    }
+}
+
 impl RelaySockets {
-    /// Relay sockets bound on `v4`/`v6`, registered with `registry`.
-    pub fn new(
-        registry: Registry,
-        v4: Option<IpAddr>,
-        v6: Option<IpAddr>,
-        buffer: Option<usize>,
-    ) -> Self {
+    /// Relay sockets bound on `addresses` (in turn per family), registered with `registry`.
+    pub fn new(registry: Registry, addresses: &[IpAddr], buffer: Option<usize>) -> Self {
         RelaySockets {
             registry,
-            v4,
-            v6,
+            addresses: RoundRobin::new(addresses),
             buffer,
             sockets: Vec::new(),
         }
@@ -68,15 +96,14 @@ impl RelayBinder for RelaySockets {
     fn bind(
         &mut self,
         relay: u32,
-        family: Family,
+        at: RelayAt,
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError> {
-        let ip = match family {
-            Family::V4 => self.v4,
-            Family::V6 => self.v6,
-        }
-        .ok_or(BindError::FamilyUnavailable)?;
+        let ip = self
+            .addresses
+            .pick(at)
+            .ok_or(BindError::FamilyUnavailable)?;
         self.open(relay, SocketAddr::new(ip, port), dont_fragment)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::AddrInUse => BindError::AddrInUse,
@@ -91,5 +118,55 @@ impl RelayBinder for RelaySockets {
         if let Some(mut socket) = self.sockets.get_mut(relay as usize).and_then(Option::take) {
             let _ = self.registry.deregister(&mut socket);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn addresses_of_a_family_take_turns() {
+        let mut rr = RoundRobin::new(&[ip("192.0.2.1"), ip("2001:db8::1"), ip("192.0.2.2")]);
+        let v4: Vec<_> = (0..4)
+            .map(|_| rr.pick(RelayAt::Family(Family::V4)).unwrap())
+            .collect();
+        assert_eq!(
+            v4,
+            [
+                ip("192.0.2.1"),
+                ip("192.0.2.2"),
+                ip("192.0.2.1"),
+                ip("192.0.2.2")
+            ]
+        );
+        assert_eq!(
+            rr.pick(RelayAt::Family(Family::V6)),
+            Some(ip("2001:db8::1"))
+        );
+        assert_eq!(
+            rr.pick(RelayAt::Family(Family::V6)),
+            Some(ip("2001:db8::1"))
+        );
+    }
+
+    #[test]
+    fn an_exact_address_must_be_a_relay_address() {
+        let mut rr = RoundRobin::new(&[ip("192.0.2.1"), ip("192.0.2.2")]);
+        assert_eq!(rr.pick(RelayAt::Ip(ip("192.0.2.2"))), Some(ip("192.0.2.2")));
+        assert_eq!(rr.pick(RelayAt::Ip(ip("192.0.2.9"))), None);
+        // An exact pick does not move the rotation.
+        assert_eq!(rr.pick(RelayAt::Family(Family::V4)), Some(ip("192.0.2.1")));
+    }
+
+    #[test]
+    fn a_missing_family_is_unavailable() {
+        let mut rr = RoundRobin::new(&[ip("192.0.2.1")]);
+        assert_eq!(rr.pick(RelayAt::Family(Family::V6)), None);
+        assert_eq!(RoundRobin::new(&[]).pick(RelayAt::Family(Family::V4)), None);
     }
 }

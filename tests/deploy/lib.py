@@ -193,9 +193,19 @@ def run_ferroturn(
             args += [f"--{opt}", path]
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FERROTURN_")}
         full_env.update(env)
+        # These runs stand loopback in for the host's/pod's address; ferroturn refuses a loopback
+        # relay advertised under a public external-ip (it could never work), so the public
+        # address stands in as loopback too. tests/netns runs these files on real addresses.
+        if full_env.get("FERROTURN_EXTERNAL_IP"):
+            full_env["FERROTURN_EXTERNAL_IP"] = "127.0.0.1"
 
+        # A pod address stood in by loopback: the stand-in host listens on loopback only too
+        # (ferroturn refuses a loopback relay behind a listener other hosts can reach).
+        check_args = list(args)
+        if full_env.get("FERROTURN_RELAY_IP") == "127.0.0.1":
+            check_args += ["--listening-ip", "127.0.0.1"]
         check = subprocess.run(
-            [binary, *args, "--check-config"], env=full_env, capture_output=True, text=True, timeout=20
+            [binary, *check_args, "--check-config"], env=full_env, capture_output=True, text=True, timeout=20
         )
         res.check(
             f"{label}: ferroturn --check-config accepts it",

@@ -120,8 +120,8 @@ for t in "${TARGETS[@]}"; do
     rc=0
     "$BIN_DIR/$t" "${args[@]}" "$work" "$HERE/corpus/$t" >"$log" 2>&1 || rc=$?
     secs=$((SECONDS - start))
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
-    last=$(grep -E '^#[0-9]+' "$log" | tail -n 1 || true)
+    runs=$(LC_ALL=C sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+    last=$(grep -aE '^#[0-9]+' "$log" | tail -n 1 || true)
     cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
     ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
     corp=$(sed -n 's/.* corp: \([0-9]*\).*/\1/p' <<<"$last")
@@ -131,7 +131,7 @@ for t in "${TARGETS[@]}"; do
     else
         result="CRASH (exit $rc, see $log and $art)"
         FAILED=$((FAILED + 1))
-        grep -E 'panicked|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 5 >&2 || true
+        grep -aE 'panicked|ERROR: libFuzzer|SUMMARY|Test unit written' "$log" | head -n 5 >&2 || true
     fi
     printf '%-15s %12s %8s %8s %7s %6s  %s\n' "$t" "${runs:-?}" "${cov:-?}" "${ft:-?}" \
         "${corp:-?}" "$secs" "$result"

@@ -16,7 +16,7 @@ mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -52,13 +52,23 @@ pub enum BindError {
     Failed,
 }
 
+/// Which address a relay socket goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayAt {
+    /// Any relay address of this family: the binder picks one (it may have several).
+    Family(Family),
+    /// Exactly this relay address (a reserved port belongs to the address that reserved it).
+    Ip(IpAddr),
+}
+
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds a UDP relay socket for allocation `relay` on `port`; returns its local address.
+    /// Binds a UDP relay socket for allocation `relay` on `port` at `at`; returns its local
+    /// address.
     fn bind(
         &mut self,
         relay: u32,
-        family: Family,
+        at: RelayAt,
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;

@@ -26,6 +26,8 @@ struct FakeBinder {
     open: HashMap<u32, SocketAddr>,
     closed: Vec<u32>,
     busy: HashSet<u16>,
+    /// Every bind request, in order.
+    requests: Vec<RelayAt>,
 }
 
 impl FakeBinder {
@@ -36,6 +38,7 @@ impl FakeBinder {
             open: HashMap::new(),
             closed: Vec::new(),
             busy: HashSet::new(),
+            requests: Vec::new(),
         }
     }
 }
@@ -44,16 +47,21 @@ impl RelayBinder for FakeBinder {
     fn bind(
         &mut self,
         relay: u32,
-        family: Family,
+        at: RelayAt,
         port: u16,
         _df: bool,
     ) -> Result<SocketAddr, BindError> {
+        self.requests.push(at);
         if self.busy.contains(&port) {
             return Err(BindError::AddrInUse);
         }
-        let ip = match family {
-            Family::V4 => self.relay_ip4,
-            Family::V6 => self.relay_ip6,
+        let ip = match at {
+            RelayAt::Family(Family::V4) => self.relay_ip4,
+            RelayAt::Family(Family::V6) => self.relay_ip6,
+            RelayAt::Ip(ip) => [self.relay_ip4, self.relay_ip6]
+                .into_iter()
+                .flatten()
+                .find(|own| *own == ip),
         }
         .ok_or(BindError::FamilyUnavailable)?;
         let addr = SocketAddr::new(ip, port);
@@ -891,6 +899,36 @@ fn even_port_reservation_token_round_trip() {
         w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
     });
     assert_eq!(resp.error_code(), Some(508));
+}
+
+#[test]
+fn a_reserved_port_is_claimed_on_the_address_that_reserved_it() {
+    // With several relay addresses per family the binder takes turns; the RTCP half of an
+    // EVEN-PORT pair must still land beside its RTP half.
+    let mut h = harness(Options::default());
+    let mut rtp = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.call(&mut rtp, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
+    });
+    let token: [u8; 8] = resp
+        .attr(attr::RESERVATION_TOKEN)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let mut rtcp = Client::rest(4001, "alice", valid_expiry());
+    let resp = h.call(&mut rtcp, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
+    });
+    assert!(resp.error_code().is_none());
+    assert_eq!(
+        h.binder.requests,
+        [
+            RelayAt::Family(Family::V4),
+            RelayAt::Ip("192.0.2.10".parse().unwrap())
+        ]
+    );
 }
 
 #[test]

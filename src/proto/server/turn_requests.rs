@@ -13,7 +13,9 @@ use super::super::stun::message::MAX_PEER_ADDRESSES;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
 use super::auth_check::Authed;
 use super::{transport_index, Transport, BIND_ATTEMPTS};
-use super::{BindError, ClientAction, EndReason, Event, Family, Flow, RelayBinder, Server};
+use super::{
+    BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, Server,
+};
 
 const UDP: u8 = 17;
 
@@ -187,7 +189,7 @@ impl Server {
         if let Some(token) = attrs.reservation_token {
             let reserved = shared.reservations.take(&token, unix).ok_or(508u16)?;
             let port = reserved.port;
-            return match binder.bind(slot, reserved.family, port, df) {
+            return match binder.bind(slot, RelayAt::Ip(reserved.ip), port, df) {
                 Ok(addr) => Ok((addr, None)),
                 Err(e) => {
                     shared.ports.release(port);
@@ -206,12 +208,12 @@ impl Server {
             if attrs.even_port == Some(false) {
                 shared.ports.release(port + 1);
             }
-            match binder.bind(slot, family, port, df) {
+            match binder.bind(slot, RelayAt::Family(family), port, df) {
                 Ok(addr) => {
                     let token = reserve_next.then(|| {
                         let next = ReservedPort {
                             port: port + 1,
-                            family,
+                            ip: addr.ip(),
                         };
                         shared.reservations.reserve(next, unix)
                     });

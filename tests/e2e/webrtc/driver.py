@@ -16,7 +16,7 @@
       Judges one scenario. Prints one line of details; exits 0 when it passed.
       Passing needs: every message delivered in order both ways; on both peer
       connections the selected pair's local and remote candidates are of type
-      relay, on 127.0.0.1 with a port in MIN_PORT..MAX_PORT; each of those
+      relay, on 127.0.0.1 (or $WEBRTC_RELAY_IP) with a port in MIN_PORT..MAX_PORT; each of those
       addresses is one ferroturn logged as `relayed=` for that peer's user; the
       local candidate's relayProtocol and every allocation ferroturn logged for
       the scenario's users use TRANSPORT.
@@ -133,6 +133,8 @@ def logged_allocations(log_path, name):
 
 def check(name, result_path, log_path, transport, min_port, max_port):
     min_port, max_port = int(min_port), int(max_port)
+    # The relay address the candidates must carry: loopback here, the VPS's in tests/netns.
+    relay_ip = os.environ.get("WEBRTC_RELAY_IP", "127.0.0.1")
     problems = []
     try:
         with open(result_path) as f:
@@ -168,8 +170,8 @@ def check(name, result_path, log_path, transport, min_port, max_port):
         if cand.get("type") != "relay":
             problems.append("%s type %s, not relay" % (label, cand.get("type")))
         port = cand.get("port") or 0
-        if cand.get("address") != "127.0.0.1" or not (min_port <= port <= max_port):
-            problems.append("%s %s outside 127.0.0.1:%d-%d" % (label, addr, min_port, max_port))
+        if cand.get("address") != relay_ip or not (min_port <= port <= max_port):
+            problems.append("%s %s outside %s:%d-%d" % (label, addr, relay_ip, min_port, max_port))
         if addr not in relayed[owner]:
             problems.append("%s %s is not an address ferroturn handed to side %s (%s)" % (
                 label, addr, owner, ",".join(sorted(relayed[owner])) or "none"))

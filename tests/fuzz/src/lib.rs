@@ -28,7 +28,8 @@ use ferroturn::proto::auth::long_term::long_term_key;
 use ferroturn::proto::auth::rest::rest_password;
 use ferroturn::proto::flow::{Family, Flow, Transport};
 use ferroturn::proto::server::{
-    BindError, ClientAction, Event, PeerAction, RelayBinder, Server, PEER_HEADROOM, PEER_TAILROOM,
+    BindError, ClientAction, Event, PeerAction, RelayAt, RelayBinder, Server, PEER_HEADROOM,
+    PEER_TAILROOM,
 };
 use ferroturn::proto::settings::CoreConfig;
 use ferroturn::proto::stun::{attr, method, Class, Message, MessageWriter};
@@ -120,7 +121,7 @@ impl RelayBinder for CheckingBinder {
     fn bind(
         &mut self,
         relay: u32,
-        family: Family,
+        at: RelayAt,
         port: u16,
         _df: bool,
     ) -> Result<SocketAddr, BindError> {
@@ -132,9 +133,14 @@ impl RelayBinder for CheckingBinder {
         if port % 7 == 3 {
             return Err(BindError::AddrInUse);
         }
-        let ip: IpAddr = match family {
-            Family::V4 => [192, 0, 2, 10].into(),
-            Family::V6 => "2001:db8::10".parse().expect("literal"),
+        let v4: IpAddr = [192, 0, 2, 10].into();
+        let v6: IpAddr = "2001:db8::10".parse().expect("literal");
+        let ip = match at {
+            RelayAt::Family(Family::V4) => v4,
+            RelayAt::Family(Family::V6) => v6,
+            // A reserved port belongs to the relay address that reserved it.
+            RelayAt::Ip(ip) if ip == v4 || ip == v6 => ip,
+            RelayAt::Ip(ip) => panic!("asked for relay address {ip}, which is not ours"),
         };
         let addr = SocketAddr::new(ip, port);
         self.open.push((relay, addr));
