@@ -5,8 +5,10 @@
 #   tests/run-all.sh [--quick] [--soak]
 #
 #   --quick   skip `cargo fmt --check` and `cargo clippy`
-#   --soak    reserved for long-running load/soak runs (currently a no-op;
-#             exported to the test scripts as E2E_SOAK=1)
+#   --soak    also the long runs (exported to the test scripts as E2E_SOAK=1):
+#             the 10-minute soak (tests/e2e/soak.sh: 10,000 allocations, churn,
+#             relay load, flat RSS/fds) and 10^7 fuzz inputs per target
+#             (tests/fuzz/run.sh --long) instead of the fuzz smoke run
 #
 # Installs what the end-to-end tests need when it is missing (Debian's coturn
 # package for turnutils_uclient/turnutils_peer, python3), using sudo only when
@@ -24,7 +26,7 @@ for arg in "$@"; do
         --quick) QUICK=1 ;;
         --soak) SOAK=1 ;;
         -h | --help)
-            sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+            sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *)
@@ -105,6 +107,7 @@ ensure_tools() {
     command -v python3 >/dev/null 2>&1 || need+=(python3)
     command -v timeout >/dev/null 2>&1 || need+=(coreutils)
     command -v openssl >/dev/null 2>&1 || need+=(openssl)
+    command -v c++ >/dev/null 2>&1 || need+=(g++)
     if ! command -v turnutils_uclient >/dev/null 2>&1 || ! command -v turnutils_peer >/dev/null 2>&1; then
         need+=(coturn)
     fi
@@ -186,6 +189,12 @@ run_suite webrtc bash tests/e2e/webrtc/run.sh "$BIN"
 run_suite deploy bash tests/deploy/run.sh "$BIN"
 run_suite deb bash tests/deploy/deb_package.sh "$BIN"
 run_suite netns bash tests/netns/run.sh "$BIN"
+if ((SOAK == 1)); then
+    run_suite fuzz-long bash tests/fuzz/run.sh --long
+    run_suite soak bash tests/e2e/soak.sh "$BIN"
+else
+    run_suite fuzz bash tests/fuzz/run.sh --smoke
+fi
 E2E_DONE=1
 if ((SUITES_FAILED > 0)); then
     CURRENT_STEP="end-to-end suites ($SUITES_FAILED failed)"

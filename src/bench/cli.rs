@@ -12,6 +12,7 @@ use super::profile::Profile;
 use super::progress::Progress;
 use super::ramp::{self, RampPlan};
 use super::report::Report;
+use super::soak::{self, SoakPlan};
 use super::{alloc_rate, hold, limits, svg};
 
 /// What to measure.
@@ -25,6 +26,10 @@ pub enum Mode {
     Alloc,
     /// Hold --count idle allocations and report server RSS per allocation.
     Hold,
+    /// Hold --count allocations for --duration with Refresh, relay load and --churn recycled
+    /// per --round; sample server RSS and fds (--server-pid) and fail unless they stay flat
+    /// and no session is lost.
+    Soak,
 }
 
 /// Load generator for TURN servers (standard TURN over UDP, any server).
@@ -83,7 +88,16 @@ pub struct Args {
     /// ramp: bound on the whole ramp, seconds.
     #[arg(long, default_value_t = 300.0)]
     pub time_limit: f64,
-    /// alloc: cycles; hold: allocations.
+    /// soak: allocations that end and are made again (new permission, new channel) per round.
+    #[arg(long, default_value_t = 100)]
+    pub churn: usize,
+    /// soak: seconds per round (relay load, then churn, then one RSS/fd sample).
+    #[arg(long, default_value_t = 10.0)]
+    pub round: f64,
+    /// soak: allowed RSS growth after the warm-up (first fifth), as a fraction, plus 4 MiB.
+    #[arg(long, default_value_t = 0.05)]
+    pub rss_tolerance: f64,
+    /// alloc: cycles; hold and soak: allocations.
     #[arg(long, default_value_t = 1000)]
     pub count: u64,
     /// alloc: transactions outstanding; also the setup concurrency of the other modes.
@@ -201,6 +215,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             Mode::Ramp => "ramp",
             Mode::Alloc => "alloc",
             Mode::Hold => "hold",
+            Mode::Soak => "soak",
         },
         server: Some(args.server),
         ..Default::default()
@@ -287,6 +302,59 @@ pub fn run(args: &Args) -> Result<Report, String> {
                     .map_err(io)?;
             report.hold = Some(r);
             report.setup_failures = failures;
+        }
+        Mode::Soak => {
+            let n = args.count as usize;
+            // One socket per allocation, plus the shared peers (or one peer each).
+            let peers = if args.peers == 0 { n } else { args.peers };
+            if (n + peers + 64) as u64 > nofile {
+                return Err(format!(
+                    "{n} allocations and {peers} peers need ~{} file descriptors; the limit is \
+                     {nofile}",
+                    n + peers + 64
+                ));
+            }
+            if args.server_pid.is_none() {
+                return Err("soak needs --server-pid to sample the server's RSS and fds".into());
+            }
+            if !(0.0..=1.0).contains(&args.rss_tolerance) {
+                return Err("--rss-tolerance must be 0..=1".into());
+            }
+            let plan = SoakPlan {
+                count: n,
+                duration,
+                round: secs(args.round, "--round")?.max(Duration::from_secs(1)),
+                churn: args.churn.min(n),
+                rss_tolerance: args.rss_tolerance,
+            };
+            if profile.pps() * plan.round.as_secs_f64() < 3.0 {
+                return Err(
+                    "soak needs 3+ packets per allocation per round (--rate × --round): \
+                            an allocation that receives nothing in a round counts as lost"
+                        .into(),
+                );
+            }
+            let mut session = Session::new(target, profile, args.peers).map_err(io)?;
+            session.set_setup_concurrency(concurrency);
+            let setup_deadline = Instant::now() + Duration::from_secs(300);
+            let (r, windows) = soak::run(
+                &mut session,
+                args.server_pid,
+                &plan,
+                setup_deadline,
+                &mut progress,
+            )
+            .map_err(io)?;
+            session
+                .close_all(Instant::now() + Duration::from_secs(20))
+                .map_err(io)?;
+            print!("{}", r.summary(&plan));
+            report.profile = Some(profile);
+            report.windows = windows;
+            report.setup_failures = session.failures.clone();
+            if !r.failures.is_empty() {
+                return Err(format!("soak failed: {}", r.failures.join("; ")));
+            }
         }
     }
     if let Some(path) = &args.json {

@@ -84,6 +84,8 @@ struct Participant {
     seq: u32,
     jitter_up: Jitter,
     jitter_down: Jitter,
+    /// ChannelData datagrams received since the last [`Session::take_silent`].
+    received: u32,
 }
 
 /// The outcome of one measured window.
@@ -184,6 +186,8 @@ pub struct Session {
     /// STUN error codes (0 = timeout) of participants that failed to set up.
     pub failures: Vec<u16>,
     setup_concurrency: usize,
+    /// Rounds of [`Session::recycle`] so far (moves each round's peers and channels on).
+    recycled: usize,
 }
 
 impl Session {
@@ -213,6 +217,7 @@ impl Session {
             send_errors: 0,
             failures: Vec::new(),
             setup_concurrency: DEFAULT_SETUP_CONCURRENCY,
+            recycled: 0,
         })
     }
 
@@ -286,6 +291,7 @@ impl Session {
                 seq: 0,
                 jitter_up: Jitter::default(),
                 jitter_down: Jitter::default(),
+                received: 0,
             });
         }
         let mut next_start = first;
@@ -602,6 +608,8 @@ impl Session {
                         let Some((_, body)) = channel_data::parse(data) else {
                             continue;
                         };
+                        let part = &mut self.participants[i];
+                        part.received = part.received.saturating_add(1);
                         let Some(stamp) = payload::read(body) else {
                             continue;
                         };
@@ -623,6 +631,83 @@ impl Session {
             if n < BATCH {
                 return Ok(());
             }
+        }
+    }
+
+    /// Ready participants that received no relayed datagram since the last call: while
+    /// streaming, a session the server lost. Resets the counts.
+    pub fn take_silent(&mut self) -> usize {
+        let mut silent = 0;
+        for p in &mut self.participants {
+            if p.client.state() == State::Ready && p.received == 0 {
+                silent += 1;
+            }
+            p.received = 0;
+        }
+        silent
+    }
+
+    /// Participants `from..from + n` (wrapping) end their allocation (Refresh 0) and make a new
+    /// one on the same socket, with a permission and a channel to the next peer: allocation,
+    /// permission and channel churn at a constant number of sockets. Returns how many are ready
+    /// again by `deadline`.
+    pub fn recycle(&mut self, from: usize, n: usize, deadline: Instant) -> io::Result<usize> {
+        let total = self.participants.len();
+        if total == 0 {
+            return Ok(0);
+        }
+        let picked: Vec<usize> = (0..n.min(total)).map(|k| (from + k) % total).collect();
+        let now = Instant::now();
+        for &i in &picked {
+            let p = &mut self.participants[i];
+            if let Some(len) = p.client.close(now, &mut self.out) {
+                let _ = p.socket.send(&self.out[..len]);
+            }
+        }
+        while Instant::now() < deadline
+            && picked
+                .iter()
+                .any(|&i| self.participants[i].client.state() == State::Deleting)
+        {
+            self.tick_clients(0, Instant::now());
+            self.turn(Some(Duration::from_millis(20)))?;
+        }
+        let now = Instant::now();
+        for &i in &picked {
+            let peer = if self.peer_addrs.is_empty() {
+                None
+            } else {
+                let k = (i + 1 + self.recycled) % self.peer_addrs.len();
+                let channel = 0x4000 + ((i + self.recycled) % 0x1000) as u16;
+                Some((self.peer_addrs[k], channel))
+            };
+            let (user, pass) = self.target.auth.credentials(i);
+            let plan = Plan {
+                peer,
+                delete_after_allocate: false,
+            };
+            let p = &mut self.participants[i];
+            p.client = TurnClient::new(i as u32, user, pass, plan);
+            if let Some(len) = p.client.start(now, &mut self.out) {
+                let _ = p.socket.send(&self.out[..len]);
+            }
+        }
+        self.recycled += 1;
+        let mut last_tick = Instant::now();
+        loop {
+            let ready = picked
+                .iter()
+                .filter(|&&i| self.participants[i].client.state() == State::Ready)
+                .count();
+            let settled = picked.iter().all(|&i| !self.participants[i].client.busy());
+            if settled || Instant::now() >= deadline {
+                return Ok(ready);
+            }
+            if last_tick.elapsed() >= Duration::from_millis(50) {
+                last_tick = Instant::now();
+                self.tick_clients(0, last_tick);
+            }
+            self.turn(Some(Duration::from_millis(20)))?;
         }
     }
 

@@ -17,6 +17,7 @@ pub mod progress;
 pub mod ramp;
 pub mod report;
 pub mod sampler;
+pub mod soak;
 pub mod stats;
 pub mod svg;
 pub mod udp;

@@ -56,6 +56,16 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// Open file descriptors of process `pid` (0 = this process).
+pub fn open_fds(pid: u32) -> Option<usize> {
+    let dir = if pid == 0 {
+        "/proc/self/fd".to_string()
+    } else {
+        format!("/proc/{pid}/fd")
+    };
+    Some(std::fs::read_dir(dir).ok()?.count())
+}
+
 /// CPU of a process between two samples, as a fraction of one core.
 pub fn cpu_share(a: &ProcSample, b: &ProcSample) -> f64 {
     let wall = b.at.saturating_duration_since(a.at).as_secs_f64();
@@ -118,5 +128,9 @@ mod tests {
     fn samples_itself() {
         let s = sample(0).unwrap();
         assert!(s.rss_kib > 0);
+        let before = open_fds(0).unwrap();
+        let f = std::fs::File::open("/proc/self/status").unwrap();
+        assert_eq!(open_fds(0).unwrap(), before + 1);
+        drop(f);
     }
 }

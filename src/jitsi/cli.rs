@@ -376,23 +376,45 @@ fn load_conf(path: &Path, env_files: &[PathBuf]) -> Result<relay_conf::RelayConf
 /// Reads a Prosody-side file, guessing its kind from the name, then the contents.
 pub fn read_prosody_side(path: &Path) -> Result<ProsodySide, String> {
     let text = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let text = String::from_utf8_lossy(&text);
-    let origin = path.display().to_string();
     let name = path
         .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
+        .map(|n| n.to_string_lossy())
         .unwrap_or_default();
+    prosody_side(&name, &text, &path.display().to_string(), Some(path))
+}
+
+/// What [`read_prosody_side`] makes of a file named `file_name` holding `bytes`; `origin`
+/// names it in messages. The fuzz targets enter here.
+/// A Lua text read this way has no directory, so its `Include`s are noted, not followed.
+pub fn prosody_side_from_bytes(
+    file_name: &str,
+    bytes: &[u8],
+    origin: &str,
+) -> Result<ProsodySide, String> {
+    prosody_side(file_name, bytes, origin, None)
+}
+
+fn prosody_side(
+    file_name: &str,
+    bytes: &[u8],
+    origin: &str,
+    path: Option<&Path>,
+) -> Result<ProsodySide, String> {
+    let text = String::from_utf8_lossy(bytes);
+    let origin = origin.to_string();
+    let name = file_name.to_lowercase();
     let looks_yaml =
         name.ends_with(".yaml") || name.ends_with(".yml") || text.contains("kind: Secret");
     let looks_lua = name.ends_with(".lua")
         || text.contains("external_service")
         || text.contains("turncredentials");
     if looks_lua && !looks_yaml {
-        // From the file itself, so its Includes resolve from its directory.
-        Ok(ProsodySide::from_lua(
-            &parse_lua::parse_file(path)?,
-            &origin,
-        ))
+        // From the file itself where there is one, so its Includes resolve from its directory.
+        let lua = match path {
+            Some(path) => parse_lua::parse_file(path)?,
+            None => parse_lua::parse(&text),
+        };
+        Ok(ProsodySide::from_lua(&lua, &origin))
     } else if looks_yaml {
         let vars = parse_k8s::parse(&text).map_err(|e| format!("{origin}: {e}"))?;
         Ok(ProsodySide::from_env(&vars, &origin))
