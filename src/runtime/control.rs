@@ -11,6 +11,7 @@ use mio::Waker;
 
 use super::connection_limits::ConnectionLimits;
 use super::core_setup::{core_config_from, Revocations};
+use super::io_stats::IoStats;
 use crate::config::Config;
 use crate::proto::auth::secret_id;
 use crate::proto::server::CoreStats;
@@ -95,6 +96,7 @@ struct ShardHandle {
     commands: Sender<ShardCommand>,
     waker: Arc<Waker>,
     stats: Arc<CoreStats>,
+    io: Arc<IoStats>,
 }
 
 /// A handle to steer and observe the running relay; cheap to clone into other threads.
@@ -162,6 +164,11 @@ impl Control {
     /// Every shard's counters.
     pub fn shard_stats(&self) -> Vec<Arc<CoreStats>> {
         self.inner.shards.iter().map(|s| s.stats.clone()).collect()
+    }
+
+    /// Every shard's I/O counters (drops at the sockets, accept failures).
+    pub fn io_stats(&self) -> Vec<Arc<IoStats>> {
+        self.inner.shards.iter().map(|s| s.io.clone()).collect()
     }
 
     /// Shared state (ports, quotas).
@@ -288,11 +295,13 @@ impl ShardHandles {
         commands: Sender<ShardCommand>,
         waker: Arc<Waker>,
         stats: Arc<CoreStats>,
+        io: Arc<IoStats>,
     ) {
         self.0.push(ShardHandle {
             commands,
             waker,
             stats,
+            io,
         });
     }
 }

@@ -1,16 +1,22 @@
 //! The runtime: sockets, shard threads and signals around the sans-IO core.
 
+pub mod accept_backoff;
 pub mod addresses;
+pub mod client_input;
 pub mod connection;
 pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
+pub mod io_stats;
 pub mod metrics;
+pub mod ready;
+pub mod relay_sends;
 pub mod relay_sockets;
 pub mod shard;
 pub mod sockets;
 pub mod stream_framing;
 pub mod tls_config;
+pub mod tx_backlog;
 pub mod udp_batch;
 
 use std::io;
@@ -197,6 +203,7 @@ impl Runtime {
                 id as u16,
             );
             let stats = core.stats().clone();
+            let io = Arc::new(io_stats::IoStats::default());
             let (v4, v6) = relay_addresses;
             let (commands_tx, commands_rx) = mpsc::channel();
             let (shard, waker) = Shard::new(
@@ -209,11 +216,12 @@ impl Runtime {
                     limits: limits.clone(),
                     flags: flags.clone(),
                     poll_interval: Duration::from_millis(config.poll_interval_ms),
+                    io: io.clone(),
                 },
                 commands_rx,
             )
             .map_err(StartError::Shard)?;
-            handles.add(commands_tx, waker, stats);
+            handles.add(commands_tx, waker, stats, io);
             let handle = std::thread::Builder::new()
                 .name(format!("ferroturn-shard-{id}"))
                 .spawn(move || shard.run())
