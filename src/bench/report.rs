@@ -252,6 +252,8 @@ pub struct Report {
     pub hold: Option<HoldResult>,
     /// Setup failures by STUN error code (0 = timeout).
     pub setup_failures: Vec<u16>,
+    /// overload: the levels offered after the ramp.
+    pub overload: Option<super::overload::OverloadOutcome>,
 }
 
 impl Report {
@@ -285,7 +287,7 @@ impl Report {
                 Json::Arr(self.windows.iter().map(window_json).collect()),
             ));
         }
-        if self.mode == "ramp" {
+        if self.mode == "ramp" || self.mode == "overload" {
             let cap = self.capacity_step.map(|i| &self.windows[i]);
             f.push((
                 "capacity",
@@ -308,6 +310,9 @@ impl Report {
                     ),
                 ]),
             ));
+        }
+        if let Some(o) = &self.overload {
+            f.push(("overload", super::overload::to_json(o)));
         }
         if let Some(a) = &self.alloc {
             f.push((
@@ -384,7 +389,7 @@ impl Report {
         if let Some(r) = &self.stop_reason {
             let _ = writeln!(s, "ramp stopped: {r}");
         }
-        if self.mode == "ramp" {
+        if self.mode == "ramp" || self.mode == "overload" {
             match self.capacity_step.map(|i| &self.windows[i]) {
                 Some(w) => {
                     let _ = writeln!(
@@ -396,6 +401,9 @@ impl Report {
                 }
                 None => s.push_str("capacity: no step met the bounds\n"),
             }
+        }
+        if let Some(o) = &self.overload {
+            s.push_str(&super::overload::summary(o));
         }
         if let Some(a) = &self.alloc {
             let _ = writeln!(
