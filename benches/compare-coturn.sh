@@ -4,6 +4,8 @@
 #
 #     bash benches/compare-coturn.sh            # about 6-8 minutes
 #     QUICK=1 bash benches/compare-coturn.sh    # shorter windows, for trying the script
+#     TURNSERVER=.../bin/turnserver UCLIENT=.../bin/turnutils_uclient bash benches/compare-coturn.sh
+#         # against a coturn built from source, with its unpaced flood (-Y packet) row
 #
 # Server pinned to CPU 0 with one relay thread, load tool pinned to CPU 1, loopback only.
 # Raw JSON goes to benches/results/, the table to benches/results/summary.md.
@@ -21,6 +23,8 @@ if [[ -n "${QUICK:-}" ]]; then MEASURE=4; STEP=2; HOLD_N=2000; LEVEL=3; else MEA
 # A turnutils_uclient with the unpaced load generator (-Y packet, coturn >= 4.17) for the flood
 # row; Debian's 4.6.1 has none, so the row is skipped unless UCLIENT points at one.
 UCLIENT=${UCLIENT:-turnutils_uclient}
+# The coturn to compare against (e.g. a 4.17 build: TURNSERVER=/path/to/bin/turnserver).
+TURNSERVER=${TURNSERVER:-turnserver}
 PEER_BIN=${PEER_BIN:-$(dirname "$(command -v "$UCLIENT" || echo /usr/bin/x)")/turnutils_peer}
 mkdir -p "$OUT"
 
@@ -81,7 +85,7 @@ start_server() { # name
         ferroturn) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 >/dev/null 2>&1 & ;;
         ferroturn-poll1ms) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 \
             --poll-interval-ms 1 >/dev/null 2>&1 & ;;
-        coturn) taskset -c "$SERVER_CPU" turnserver -c "$WORK/$1.conf" >/dev/null 2>&1 & ;;
+        coturn) taskset -c "$SERVER_CPU" "$TURNSERVER" -c "$WORK/$1.conf" >/dev/null 2>&1 & ;;
     esac
     SERVER_PID=$!
     for _ in $(seq 1 50); do

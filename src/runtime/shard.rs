@@ -215,8 +215,9 @@ impl Shard {
         let mut draining = false;
         loop {
             let now = Instant::now();
-            if !self.poll_interval.is_zero() {
-                // Let datagrams gather so the next wake-up handles them in larger batches.
+            if !self.poll_interval.is_zero() && self.ready.is_empty() {
+                // Let datagrams gather so the next wake-up handles them in larger batches
+                // (only when idle: input left over from the last turn is served at once).
                 std::thread::sleep(self.poll_interval);
             }
             let timeout = if self.ready.is_empty() {
