@@ -102,6 +102,9 @@ PY
 
 stop_server() {
     kill "$SERVER_PID" 2>/dev/null || true
+    # coturn 4.17 drains for a while on SIGTERM; the next run needs its ports.
+    for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
     sleep 0.5
