@@ -157,7 +157,8 @@ flood() { # name
     wait "$peer" 2>/dev/null || true
     stop_server
 }
-if "$UCLIENT" 2>&1 | grep -q -- '-Y'; then
+UCLIENT_HELP=$("$UCLIENT" 2>&1 || true)
+if [[ "$UCLIENT_HELP" == *"-Y"* ]]; then
     for name in coturn ferroturn; do flood "$name"; done
 else
     echo "== $UCLIENT has no -Y load generator: skipping the unpaced flood (set UCLIENT=...)"
