@@ -2,7 +2,7 @@
 # Runs the same `ferroturn bench` scenarios against ferroturn (release build) and coturn on
 # this machine and prints a side-by-side table. Run by hand (not part of the test suite):
 #
-#     bash benches/compare-coturn.sh            # about 6-8 minutes
+#     bash benches/compare-coturn.sh            # about 10 minutes
 #     QUICK=1 bash benches/compare-coturn.sh    # shorter windows, for trying the script
 #     TURNSERVER=.../bin/turnserver UCLIENT=.../bin/turnutils_uclient bash benches/compare-coturn.sh
 #         # against a coturn built from source, with its unpaced flood (-Y packet) row
