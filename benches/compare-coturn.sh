@@ -2,8 +2,10 @@
 # Runs the same `ferroturn bench` scenarios against ferroturn (release build) and coturn on
 # this machine and prints a side-by-side table. Run by hand (not part of the test suite):
 #
-#     bash benches/compare-coturn.sh            # about 6-8 minutes
+#     bash benches/compare-coturn.sh            # about 10 minutes
 #     QUICK=1 bash benches/compare-coturn.sh    # shorter windows, for trying the script
+#     TURNSERVER=.../bin/turnserver UCLIENT=.../bin/turnutils_uclient bash benches/compare-coturn.sh
+#         # against a coturn built from source, with its unpaced flood (-Y packet) row
 #
 # Server pinned to CPU 0 with one relay thread, load tool pinned to CPU 1, loopback only.
 # Raw JSON goes to benches/results/, the table to benches/results/summary.md.
@@ -17,7 +19,13 @@ TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 BIN="$TARGET_DIR/release/ferroturn"
 SERVER_CPU=${SERVER_CPU:-0}
 CLIENT_CPU=${CLIENT_CPU:-1}
-if [[ -n "${QUICK:-}" ]]; then MEASURE=4; STEP=2; HOLD_N=2000; else MEASURE=10; STEP=3; HOLD_N=10000; fi
+if [[ -n "${QUICK:-}" ]]; then MEASURE=4; STEP=2; HOLD_N=2000; LEVEL=3; else MEASURE=10; STEP=3; HOLD_N=10000; LEVEL=5; fi
+# A turnutils_uclient with the unpaced load generator (-Y packet, coturn >= 4.17) for the flood
+# row; Debian's 4.6.1 has none, so the row is skipped unless UCLIENT points at one.
+UCLIENT=${UCLIENT:-turnutils_uclient}
+# The coturn to compare against (e.g. a 4.17 build: TURNSERVER=/path/to/bin/turnserver).
+TURNSERVER=${TURNSERVER:-turnserver}
+PEER_BIN=${PEER_BIN:-$(dirname "$(command -v "$UCLIENT" || echo /usr/bin/x)")/turnutils_peer}
 mkdir -p "$OUT"
 
 SERVER_PID=""
@@ -77,7 +85,7 @@ start_server() { # name
         ferroturn) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 >/dev/null 2>&1 & ;;
         ferroturn-poll1ms) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 \
             --poll-interval-ms 1 >/dev/null 2>&1 & ;;
-        coturn) taskset -c "$SERVER_CPU" turnserver -c "$WORK/$1.conf" >/dev/null 2>&1 & ;;
+        coturn) taskset -c "$SERVER_CPU" "$TURNSERVER" -c "$WORK/$1.conf" >/dev/null 2>&1 & ;;
     esac
     SERVER_PID=$!
     for _ in $(seq 1 50); do
@@ -94,6 +102,9 @@ PY
 
 stop_server() {
     kill "$SERVER_PID" 2>/dev/null || true
+    # coturn 4.17 drains for a while on SIGTERM; the next run needs its ports.
+    for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
     SERVER_PID=""
     sleep 0.5
@@ -115,6 +126,10 @@ EQUAL=(--profile custom --rate 200 --size 100 --participants 100 --duration "$ME
 RAMP=(--mode ramp --profile custom --rate 500 --size 100 --start 20 --step 20
       --max-participants 400 --step-duration "$STEP" --max-p99-ms 1000 --time-limit 150)
 HOLD=(--mode hold --count "$HOLD_N" --duration 5 --concurrency 64)
+# Capacity by the same ramp, then 25/50/75 % (latency) and 1.5x/2x/4x (goodput) of it.
+OVERLOAD=(--mode overload --profile custom --rate 500 --size 100 --start 20 --step 20
+          --max-participants 400 --step-duration "$STEP" --max-p99-ms 1000 --time-limit 150
+          --duration "$LEVEL")
 ALLOC=(--mode alloc --count 50000 --concurrency 32 --duration "$MEASURE")
 
 for name in coturn ferroturn; do
@@ -122,7 +137,33 @@ for name in coturn ferroturn; do
     bench "$name" ramp "${RAMP[@]}" --svg "$OUT/$name-ramp.svg"
     bench "$name" hold "${HOLD[@]}"
     bench "$name" alloc "${ALLOC[@]}"
+    bench "$name" overload "${OVERLOAD[@]}"
 done
+
+# Unpaced flood: turnutils_uclient -Y packet -m 2 for 6 s; echoed packets per second from its
+# per-second report, median of the full seconds.
+flood() { # name
+    local name=$1 peer_port
+    peer_port=$(free_port)
+    start_server "$name"
+    taskset -c "$CLIENT_CPU" "$PEER_BIN" -L 127.0.0.1 -p "$peer_port" >/dev/null 2>&1 &
+    local peer=$!
+    sleep 0.3
+    echo "== $name: unpaced flood"
+    timeout 8 taskset -c "$CLIENT_CPU" "$UCLIENT" -Y packet -m 2 -W "$SECRET" -u flood \
+        -p "$PORT" -e 127.0.0.1 -r "$peer_port" 127.0.0.1 2>&1 |
+        sed -n 's/.*send_pps=\([0-9.]*\), recv_pps=\([0-9.]*\).*/\1 \2/p' >"$OUT/$name-flood.txt" || true
+    kill "$peer" 2>/dev/null || true
+    wait "$peer" 2>/dev/null || true
+    stop_server
+}
+UCLIENT_HELP=$("$UCLIENT" 2>&1 || true)
+if [[ "$UCLIENT_HELP" == *"-Y"* ]]; then
+    for name in coturn ferroturn; do flood "$name"; done
+else
+    echo "== $UCLIENT has no -Y load generator: skipping the unpaced flood (set UCLIENT=...)"
+    rm -f "$OUT"/coturn-flood.txt "$OUT"/ferroturn-flood.txt
+fi
 
 # Latency at half of coturn's saturation rate, 500 pps per participant.
 HALF_PARTICIPANTS=$(python3 - "$OUT/coturn-ramp.json" <<'PY'
@@ -183,6 +224,33 @@ rows.append(("Saturation, pps each way with < 1 % loss", sat_text(sat["coturn"])
 hc, hf = win("coturn", "half"), win("ferroturn", "half")
 row(f"p99 one-way latency, ms, at {hc['achieved_pps_each_way']:.0f} pps each way (half coturn's saturation)",
     hc["p99_ms"], hf["p99_ms"], "lower", "{:.3f}")
+def flood(n):
+    path = os.path.join(out, f"{n}-flood.txt")
+    if not os.path.exists(path):
+        return None
+    recv = sorted(float(l.split()[1]) for l in open(path) if l.strip())[1:]  # first second is setup
+    return recv[len(recv) // 2] if recv else None
+fc, ff = flood("coturn"), flood("ferroturn")
+if fc is not None or ff is not None:
+    row("Echoed pps under an unpaced flood (turnutils_uclient -Y packet -m 2, median second of 6)",
+        fc, ff, "higher", "{:.0f}")
+def level(n, factor):
+    o = load(n, "overload").get("overload") or {}
+    for l in o.get("levels", []):
+        if abs(l["factor"] - factor) < 1e-6:
+            return l
+    return None
+for factor in (0.25, 0.5, 0.75):
+    lc, lf = level("coturn", factor), level("ferroturn", factor)
+    row(f"p99 one-way latency, ms, at {factor * 100:.0f} % of its own capacity (overload mode)",
+        lc and lc["p99_ms"], lf and lf["p99_ms"], "lower", "{:.3f}")
+for factor in (1.5, 2.0, 4.0):
+    lc, lf = level("coturn", factor), level("ferroturn", factor)
+    show = lambda l: None if l is None else f"{l['echoed_pps']:.0f} ({l['echoed_of_capacity'] * 100:.0f} %)" \
+        + (" [client-limited]" if l["client_limited"] else "")
+    ratio = (lf["echoed_pps"] / lc["echoed_pps"]) if lc and lf and lc["echoed_pps"] else None
+    rows.append((f"Echoed pps offered {factor:g}x its own capacity (% of capacity)",
+                 show(lc) or "n/a", show(lf) or "n/a", f"{ratio:.3g}" if ratio else "n/a", "higher"))
 kc, kf = load("coturn", "hold")["hold"], load("ferroturn", "hold")["hold"]
 row(f"RSS KiB per held allocation ({kc['held']}/{kf['held']} held)",
     kc["kib_per_allocation"], kf["kib_per_allocation"], "lower")
@@ -206,6 +274,8 @@ print(f"\nferroturn with poll-interval-ms=1 at {p['achieved_pps_each_way']:.0f} 
 for n in ("coturn", "ferroturn"):
     r = load(n, "ramp")
     print(f"\n{n} ramp stopped: {r['capacity']['stop_reason']}")
+    o = load(n, "overload").get("overload") or {}
+    print(f"{n} overload-mode capacity: {o.get('capacity_pps_each_way') or 0:.0f} pps each way")
 for n in notes:
     print(f"note: {n}")
 PY

@@ -13,7 +13,7 @@ use super::progress::Progress;
 use super::ramp::{self, RampPlan};
 use super::report::Report;
 use super::soak::{self, SoakPlan};
-use super::{alloc_rate, hold, limits, svg};
+use super::{alloc_rate, hold, limits, overload, svg};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -22,6 +22,9 @@ pub enum Mode {
     Fixed,
     /// Add participants in steps until loss > 1 % or p99 > --max-p99-ms: the capacity.
     Ramp,
+    /// Ramp to the capacity, then offer 25/50/75 % of it (latency) and 1.5x/2x/4x (goodput
+    /// under overload) for --duration each.
+    Overload,
     /// Allocations per second with --concurrency outstanding (401, Allocate, Refresh 0).
     Alloc,
     /// Hold --count idle allocations and report server RSS per allocation.
@@ -61,7 +64,8 @@ pub struct Args {
     /// Participants (fixed mode).
     #[arg(long, default_value_t = 10)]
     pub participants: usize,
-    /// Measured seconds (fixed), or hold time (hold), or time bound (alloc).
+    /// Measured seconds (fixed), or hold time (hold), or time bound (alloc), or seconds per
+    /// level (overload).
     #[arg(long, default_value_t = 10.0)]
     pub duration: f64,
     /// Unmeasured seconds of streaming before each measurement.
@@ -213,6 +217,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         mode: match args.mode {
             Mode::Fixed => "fixed",
             Mode::Ramp => "ramp",
+            Mode::Overload => "overload",
             Mode::Alloc => "alloc",
             Mode::Hold => "hold",
             Mode::Soak => "soak",
@@ -253,7 +258,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             report.windows.push(w);
             report.setup_failures = session.failures.clone();
         }
-        Mode::Ramp => {
+        Mode::Ramp | Mode::Overload => {
             need_fds(args.max_participants)?;
             let mut session = Session::new(target, profile, args.peers).map_err(io)?;
             session.set_setup_concurrency(concurrency);
@@ -266,7 +271,15 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 max_p99_ms: args.max_p99_ms,
                 deadline: Instant::now() + secs(args.time_limit, "--time-limit")?,
             };
-            let outcome = ramp::run(&mut session, &plan, &mut progress).map_err(io)?;
+            let (outcome, overload) = if args.mode == Mode::Overload {
+                let mut o = overload::run(&mut session, &plan, profile, duration, &mut progress)
+                    .map_err(io)?;
+                (std::mem::take(&mut o.ramp), Some(o))
+            } else {
+                let r = ramp::run(&mut session, &plan, &mut progress).map_err(io)?;
+                (r, None)
+            };
+            report.overload = overload;
             session
                 .close_all(Instant::now() + Duration::from_secs(10))
                 .map_err(io)?;

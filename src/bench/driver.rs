@@ -221,6 +221,11 @@ impl Session {
         })
     }
 
+    /// Streams `profile` from now on (the overload mode changes the rate between windows).
+    pub fn set_profile(&mut self, profile: Profile) {
+        self.profile = profile;
+    }
+
     /// Sets how many setup transactions may be outstanding at once.
     pub fn set_setup_concurrency(&mut self, n: usize) {
         self.setup_concurrency = n.max(1);

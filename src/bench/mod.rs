@@ -11,6 +11,7 @@ pub mod client;
 pub mod driver;
 pub mod hold;
 pub mod limits;
+pub mod overload;
 pub mod payload;
 pub mod profile;
 pub mod progress;

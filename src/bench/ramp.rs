@@ -30,7 +30,7 @@ pub struct RampPlan {
 }
 
 /// What the ramp found.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct RampOutcome {
     /// One window per step.
     pub windows: Vec<Window>,

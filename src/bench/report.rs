@@ -224,6 +224,8 @@ pub struct Report {
     pub hold: Option<HoldResult>,
     /// Setup failures by STUN error code (0 = timeout).
     pub setup_failures: Vec<u16>,
+    /// overload: the levels offered after the ramp.
+    pub overload: Option<super::overload::OverloadOutcome>,
 }
 
 impl Report {
@@ -257,7 +259,7 @@ impl Report {
                 Json::Arr(self.windows.iter().map(window_json).collect()),
             ));
         }
-        if self.mode == "ramp" {
+        if self.mode == "ramp" || self.mode == "overload" {
             let cap = self.capacity_step.map(|i| &self.windows[i]);
             f.push((
                 "capacity",
@@ -281,6 +283,9 @@ impl Report {
                     ),
                 ]),
             ));
+        }
+        if let Some(o) = &self.overload {
+            f.push(("overload", super::overload::to_json(o)));
         }
         if let Some(a) = &self.alloc {
             f.push((
@@ -366,7 +371,7 @@ impl Report {
         if let Some(r) = &self.stop_reason {
             let _ = writeln!(s, "ramp stopped: {r}");
         }
-        if self.mode == "ramp" {
+        if self.mode == "ramp" || self.mode == "overload" {
             let why = self.stop_reason.as_deref().unwrap_or("stopped");
             match (self.capacity_step.map(|i| &self.windows[i]), reached) {
                 (Some(w), true) => {
@@ -390,6 +395,9 @@ impl Report {
                     let _ = writeln!(s, "capacity: not measured ({why})");
                 }
             }
+        }
+        if let Some(o) = &self.overload {
+            s.push_str(&super::overload::summary(o));
         }
         if let Some(a) = &self.alloc {
             let _ = writeln!(

@@ -2,7 +2,7 @@
 //! bounded send backlog. Plain connections on the TURN port are told apart from TLS by their
 //! first byte (a ClientHello starts with 0x16, STUN with 0x00–0x03, ChannelData with 0x40–0x7F).
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -11,6 +11,7 @@ use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
 use super::stream_framing::{next_frame, Frame, MAX_STREAM_FRAME};
+use super::tx_backlog::TxBacklog;
 use crate::proto::flow::Transport;
 
 /// Receive buffer: room for one largest frame plus a good read.
@@ -40,7 +41,7 @@ pub struct Connection {
     rx: Box<[u8]>,
     rx_start: usize,
     rx_end: usize,
-    tx: Vec<u8>,
+    tx: TxBacklog,
     /// When the connection was accepted.
     pub opened: Instant,
     /// When bytes last arrived.
@@ -49,8 +50,16 @@ pub struct Connection {
     pub partial_since: Option<Instant>,
     /// Whether WRITABLE interest is registered.
     pub writable_registered: bool,
-    /// Datagrams dropped because the client did not read fast enough.
-    pub dropped: u64,
+}
+
+/// What one [`Connection::fill`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filled {
+    /// Bytes added to the receive buffer.
+    pub added: usize,
+    /// The buffer filled up before the socket ran dry: more input may be waiting, and no
+    /// readiness event will announce it.
+    pub more: bool,
 }
 
 impl Connection {
@@ -97,12 +106,11 @@ impl Connection {
             rx: vec![0; RX_CAPACITY].into_boxed_slice(),
             rx_start: 0,
             rx_end: 0,
-            tx: Vec::new(),
+            tx: TxBacklog::new(TX_BACKLOG_LIMIT),
             opened: now,
             last_rx: now,
             partial_since: None,
             writable_registered: false,
-            dropped: 0,
         }
     }
 
@@ -133,13 +141,15 @@ impl Connection {
         }
     }
 
-    /// Reads what the socket holds into the receive buffer (decrypting TLS). Returns how many
-    /// bytes were added; 0 means nothing more for now.
-    pub fn fill(&mut self, now: Instant) -> Result<usize, CloseReason> {
+    /// Reads what the socket holds into the receive buffer (decrypting TLS), at most one
+    /// buffer's worth: the caller's budget per turn.
+    pub fn fill(&mut self, now: Instant) -> Result<Filled, CloseReason> {
         self.compact();
         let before = self.rx_end;
+        let mut more = false;
         loop {
             if self.rx_end == self.rx.len() {
+                more = true;
                 break;
             }
             let progressed = match &mut self.mode {
@@ -171,7 +181,7 @@ impl Connection {
         if added > 0 {
             self.last_rx = now;
         }
-        Ok(added)
+        Ok(Filled { added, more })
     }
 
     fn detect(&mut self) -> Result<(), CloseReason> {
@@ -223,6 +233,18 @@ impl Connection {
         &self.rx[self.rx_start..self.rx_end]
     }
 
+    /// The unconsumed received bytes and the send backlog at once, so answers can be queued
+    /// while the frames they answer are still borrowed.
+    pub fn received_and_backlog(&mut self) -> (&[u8], &mut TxBacklog) {
+        (&self.rx[self.rx_start..self.rx_end], &mut self.tx)
+    }
+
+    /// Marks the frames at the front as seen (the slow-loris clock restarts) and drops them.
+    pub fn consume_frames(&mut self, n: usize) {
+        self.consume(n);
+        self.partial_since = None;
+    }
+
     /// Drops `n` bytes from the front of the buffer.
     pub fn consume(&mut self, n: usize) {
         self.rx_start = (self.rx_start + n).min(self.rx_end);
@@ -239,40 +261,27 @@ impl Connection {
         }
     }
 
-    /// Queues one whole frame for the client; false (and counted) when the backlog is full.
+    /// Queues one whole frame for the client; false when the backlog is full (the caller
+    /// counts the drop).
     pub fn queue(&mut self, frame: &[u8]) -> bool {
-        if self.tx.len() + frame.len() > TX_BACKLOG_LIMIT {
-            self.dropped += 1;
-            return false;
-        }
-        self.tx.extend_from_slice(frame);
-        true
+        self.tx.push(frame)
     }
 
     /// Writes as much of the backlog as the socket takes.
     pub fn flush(&mut self) -> Result<(), CloseReason> {
         match &mut self.mode {
             Mode::Detect | Mode::Plain => {
-                let mut written = 0;
-                while written < self.tx.len() {
-                    match self.stream.write(&self.tx[written..]) {
-                        Ok(0) => return Err("write returned 0"),
-                        Ok(n) => written += n,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Err("write error"),
-                    }
-                }
-                self.tx.drain(..written);
+                self.tx
+                    .write_to(&mut self.stream)
+                    .map_err(|_| "write error")?;
             }
             Mode::Tls(tls) => loop {
                 let mut progressed = false;
                 if !self.tx.is_empty() && !tls.is_handshaking() {
-                    let n = tls
-                        .writer()
-                        .write(&self.tx)
+                    let n = self
+                        .tx
+                        .write_to(&mut tls.writer())
                         .map_err(|_| "TLS write failed")?;
-                    self.tx.drain(..n);
                     progressed |= n > 0;
                 }
                 while tls.wants_write() {

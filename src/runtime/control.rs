@@ -11,6 +11,7 @@ use mio::Waker;
 
 use super::connection_limits::ConnectionLimits;
 use super::core_setup::{core_config_from, Revocations};
+use super::io_stats::IoStats;
 use super::ops_stats::OpsStats;
 use super::tls_config::CertStore;
 use crate::config::Config;
@@ -98,6 +99,7 @@ struct ShardHandle {
     commands: Sender<ShardCommand>,
     waker: Arc<Waker>,
     stats: Arc<CoreStats>,
+    io: Arc<IoStats>,
 }
 
 /// A handle to steer and observe the running relay; cheap to clone into other threads.
@@ -186,6 +188,11 @@ impl Control {
     /// Every shard's counters.
     pub fn shard_stats(&self) -> Vec<Arc<CoreStats>> {
         self.inner.shards.iter().map(|s| s.stats.clone()).collect()
+    }
+
+    /// Every shard's I/O counters (drops at the sockets, accept failures).
+    pub fn io_stats(&self) -> Vec<Arc<IoStats>> {
+        self.inner.shards.iter().map(|s| s.io.clone()).collect()
     }
 
     /// Shared state (ports, quotas).
@@ -317,11 +324,13 @@ impl ShardHandles {
         commands: Sender<ShardCommand>,
         waker: Arc<Waker>,
         stats: Arc<CoreStats>,
+        io: Arc<IoStats>,
     ) {
         self.0.push(ShardHandle {
             commands,
             waker,
             stats,
+            io,
         });
     }
 }

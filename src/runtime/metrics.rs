@@ -10,6 +10,7 @@ use prometheus::proto::{
 use prometheus::{Encoder, TextEncoder};
 
 use super::control::Control;
+use super::io_stats::IoStats;
 use super::process_stats;
 use crate::proto::counters::{Counter, Traffic};
 use crate::proto::flow::Transport;
@@ -256,8 +257,42 @@ pub fn render(control: &Control) -> String {
         dropped_p = dropped_p.value(&[("reason", reason)], packets(&pick));
         dropped_b = dropped_b.value(&[("reason", reason)], bytes(&pick));
     }
+    // Drops at the sockets (runtime I/O), beside the core's.
+    let io = control.io_stats();
+    let io_sum =
+        |f: &dyn Fn(&IoStats) -> &Counter| -> f64 { io.iter().map(|s| f(s).get() as f64).sum() };
+    // The kernel reports how many datagrams overflowed a queue, not their size.
+    dropped_p = dropped_p.value(
+        &[("reason", "queue_full")],
+        io_sum(&|s| &s.dropped_queue_full),
+    );
+    type IoPick = fn(&IoStats) -> &Traffic;
+    let io_reasons: [(&str, IoPick); 3] = [
+        ("send_again", |s| &s.dropped_send_again),
+        ("send_error", |s| &s.dropped_send_error),
+        ("client_backlog", |s| &s.dropped_client_backlog),
+    ];
+    for (reason, pick) in io_reasons {
+        dropped_p = dropped_p.value(&[("reason", reason)], io_sum(&|s| &pick(s).packets));
+        dropped_b = dropped_b.value(&[("reason", reason)], io_sum(&|s| &pick(s).bytes));
+    }
     families.push(dropped_p.build());
     families.push(dropped_b.build());
+    families.push(
+        Family::new(
+            "ferroturn_accept_errors_total",
+            "Failed accept() calls on TCP/TLS listeners by reason (fd_limit pauses accepting)",
+            MetricType::COUNTER,
+        )
+        .value(&[("reason", "fd_limit")], io_sum(&|s| &s.accept_fd_limit))
+        .value(&[("reason", "other")], io_sum(&|s| &s.accept_other))
+        .build(),
+    );
+    families.push(counter(
+        "ferroturn_tls_handshakes_deferred_total",
+        "Loop turns that left handshake work for the next turn to keep relaying",
+        io_sum(&|s| &s.tls_handshakes_deferred),
+    ));
     let mut per_shard = Family::new(
         "ferroturn_shard_packets_total",
         "Relayed packets per shard and direction",

@@ -1,23 +1,29 @@
 //! The runtime: sockets, shard threads and signals around the sans-IO core.
 
+pub mod accept_backoff;
 pub mod address_report;
 pub mod addresses;
 pub mod auth_log;
 pub mod cert_expiry;
+pub mod client_input;
 pub mod connection;
 pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
+pub mod io_stats;
 pub mod metrics;
 pub mod ops_stats;
 pub mod port_probe;
 pub mod preflight;
 pub mod process_stats;
+pub mod ready;
+pub mod relay_sends;
 pub mod relay_sockets;
 pub mod shard;
 pub mod sockets;
 pub mod stream_framing;
 pub mod tls_config;
+pub mod tx_backlog;
 pub mod udp_batch;
 
 use std::io;
@@ -237,6 +243,7 @@ impl Runtime {
                 id as u16,
             );
             let stats = core.stats().clone();
+            let io = Arc::new(io_stats::IoStats::default());
             let (commands_tx, commands_rx) = mpsc::channel();
             let (shard, waker) = Shard::new(
                 id,
@@ -248,11 +255,12 @@ impl Runtime {
                     limits: limits.clone(),
                     flags: flags.clone(),
                     poll_interval: Duration::from_millis(config.poll_interval_ms),
+                    io: io.clone(),
                 },
                 commands_rx,
             )
             .map_err(StartError::Shard)?;
-            handles.add(commands_tx, waker, stats);
+            handles.add(commands_tx, waker, stats, io);
             let handle = std::thread::Builder::new()
                 .name(format!("ferroturn-shard-{id}"))
                 .spawn(move || shard.run())

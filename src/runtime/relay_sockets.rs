@@ -2,11 +2,13 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
 
 use mio::net::UdpSocket;
 use mio::{Interest, Registry, Token};
 
 use super::sockets::{bind_udp, set_dont_fragment};
+use super::udp_batch::{enable_drop_counter, DropMeter};
 use crate::proto::flow::Family;
 use crate::proto::server::{BindError, RelayAt, RelayBinder};
 
@@ -16,6 +18,7 @@ pub struct RelaySockets {
     addresses: RoundRobin,
     buffer: Option<usize>,
     sockets: Vec<Option<UdpSocket>>,
+    drops: Vec<DropMeter>,
 }
 
 /// The relay addresses of each family, handed out in turn: with several addresses per family,
@@ -61,12 +64,21 @@ impl RelaySockets {
             addresses: RoundRobin::new(addresses),
             buffer,
             sockets: Vec::new(),
+            drops: Vec::new(),
         }
     }
 
     /// The socket of allocation `relay`.
     pub fn get(&self, relay: u32) -> Option<&UdpSocket> {
         self.sockets.get(relay as usize).and_then(Option::as_ref)
+    }
+
+    /// Datagrams the kernel dropped on relay `relay`'s full queue since the last call, given
+    /// the running count a receive reported.
+    pub fn queue_drops(&mut self, relay: u32, running: u32) -> u64 {
+        self.drops
+            .get_mut(relay as usize)
+            .map_or(0, |m| m.delta(running))
     }
 
     fn open(
@@ -79,6 +91,10 @@ impl RelaySockets {
         if dont_fragment {
             set_dont_fragment(&std_socket, addr.is_ipv6())?;
         }
+        // Without it, overload drops at this socket's queue would go uncounted.
+        if let Err(e) = enable_drop_counter(std_socket.as_raw_fd()) {
+            tracing::debug!(error = %e, "SO_RXQ_OVFL unavailable on a relay socket");
+        }
         let mut socket = UdpSocket::from_std(std_socket);
         let local = socket.local_addr()?;
         self.registry
@@ -86,8 +102,10 @@ impl RelaySockets {
         let index = relay as usize;
         if self.sockets.len() <= index {
             self.sockets.resize_with(index + 1, || None);
+            self.drops.resize_with(index + 1, DropMeter::default);
         }
         self.sockets[index] = Some(socket);
+        self.drops[index] = DropMeter::default();
         Ok(local)
     }
 }

@@ -1,6 +1,14 @@
 //! One shard: a thread with its own event loop, listening sockets, client connections, relay
 //! sockets and core state. Nothing here is shared with other shards except the core's `Shared`
 //! (control plane) and the connection limits (touched on accept and close).
+//!
+//! Each loop turn serves every socket known to hold input once, in round-robin order, up to a
+//! budget (datagrams per UDP socket, frames per connection, time for TLS handshakes); a socket
+//! with input left goes to the back of the run queue. So an overloaded listener cannot starve
+//! the relay sockets that carry the replies, one fast TCP client cannot starve the media on its
+//! shard, and a burst of handshakes cannot stall relaying. What the budget leaves unread stays
+//! in the kernel's socket queue, where the excess is dropped at no cost to the relay and
+//! counted (`SO_RXQ_OVFL`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -9,18 +17,25 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mio::event::Event as MioEvent;
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use rustls::ServerConfig;
 
+use super::accept_backoff::{is_resource_limit, AcceptBackoff};
+use super::client_input::{ClientPath, Input, Replies};
 use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
 use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, ShardFlags};
+use super::io_stats::IoStats;
+use super::ready::ReadyQueue;
+use super::relay_sends::RelaySends;
 use super::relay_sockets::RelaySockets;
-use super::udp_batch::{RecvBatch, SendQueue, BATCH};
+use super::stream_framing::{next_frame, Frame};
+use super::udp_batch::{enable_drop_counter, DropMeter, RecvBatch, SendQueue, BATCH};
 use crate::proto::flow::{Flow, Transport};
 use crate::proto::log_escape::Escaped;
-use crate::proto::server::{ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
+use crate::proto::server::{Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
 
 // Token space: relay slots, then connections, then listeners, then the waker.
 const CONN_BASE: usize = 1 << 28;
@@ -34,9 +49,17 @@ const CONN_FLOW_BASE: u32 = 1 << 16;
 /// Largest datagram relayed. Batched receives need a slot per datagram; media stays far below
 /// this, and larger datagrams are dropped and counted as malformed.
 const MAX_DATAGRAM: usize = 9216;
-/// Most datagrams or reads handled for one socket per turn, so a busy socket cannot starve the
-/// others; a socket that used its budget is served again on the next turn.
-const READ_BUDGET: usize = 256;
+/// Receive batches (of [`BATCH`] datagrams) one UDP socket gets per turn. Small enough that a
+/// socket that always has input (a flooded listener) leaves room for every other socket each
+/// turn, large enough that a turn's fixed cost (one `epoll_wait`) is spread over many packets.
+const UDP_BATCHES_PER_TURN: usize = 2;
+/// Frames one connection gets handled per turn (and at most one receive buffer of bytes).
+const FRAMES_PER_TURN: usize = 64;
+/// Connections accepted per listener per turn.
+const ACCEPTS_PER_TURN: usize = 64;
+/// Time per turn spent on connections that are not yet established (TLS handshakes, first
+/// bytes); what is left waits for the next turn, after the relay sockets had theirs.
+const HANDSHAKE_TIME_PER_TURN: Duration = Duration::from_millis(1);
 /// Time to complete the TLS handshake or send a first frame.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time an incomplete frame may take to arrive (slow-loris guard).
@@ -73,6 +96,14 @@ pub struct ShardContext {
     /// When non-zero, the shard sleeps until this much time has passed since its last wake-up
     /// before polling again, so each wake-up drains more datagrams (fewer wake-ups per packet).
     pub poll_interval: Duration,
+    /// This shard's I/O counters.
+    pub io: Arc<IoStats>,
+}
+
+struct Listener {
+    socket: TcpListener,
+    kind: StreamPort,
+    backoff: AcceptBackoff,
 }
 
 /// The state of one shard's thread.
@@ -80,20 +111,25 @@ pub struct Shard {
     poll: Poll,
     core: Server,
     udp: Vec<UdpSocket>,
-    tcp: Vec<(TcpListener, StreamPort)>,
+    udp_drops: Vec<DropMeter>,
+    tcp: Vec<Listener>,
     conns: Vec<Option<Connection>>,
     free_conns: Vec<usize>,
     relays: RelaySockets,
     tls: Option<Arc<ServerConfig>>,
     limits: Arc<ConnectionLimits>,
     rx: RecvBatch,
+    inputs: Vec<Input>,
     to_clients: Vec<SendQueue>,
+    to_peers: RelaySends,
     out: Vec<u8>,
-    again: Vec<Token>,
+    ready: ReadyQueue,
+    handshake_time_left: Duration,
     next_sweep: Instant,
     flags: Arc<ShardFlags>,
     poll_interval: Duration,
     commands: CommandReceiver,
+    io: Arc<IoStats>,
     id: usize,
 }
 
@@ -113,11 +149,15 @@ impl Shard {
             limits,
             flags,
             poll_interval,
+            io,
         } = context;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut udp = Vec::with_capacity(sockets.udp.len());
         for (i, s) in sockets.udp.into_iter().enumerate() {
+            if let Err(e) = enable_drop_counter(s.as_raw_fd()) {
+                tracing::debug!(error = %e, "SO_RXQ_OVFL unavailable on a listener");
+            }
             let mut s = UdpSocket::from_std(s);
             poll.registry()
                 .register(&mut s, Token(UDP_LISTENER_BASE + i), Interest::READABLE)?;
@@ -125,10 +165,17 @@ impl Shard {
         }
         let mut tcp = Vec::with_capacity(sockets.tcp.len());
         for (i, (l, kind)) in sockets.tcp.into_iter().enumerate() {
-            let mut l = TcpListener::from_std(l);
-            poll.registry()
-                .register(&mut l, Token(TCP_LISTENER_BASE + i), Interest::READABLE)?;
-            tcp.push((l, kind));
+            let mut socket = TcpListener::from_std(l);
+            poll.registry().register(
+                &mut socket,
+                Token(TCP_LISTENER_BASE + i),
+                Interest::READABLE,
+            )?;
+            tcp.push(Listener {
+                socket,
+                kind,
+                backoff: AcceptBackoff::default(),
+            });
         }
         let relays = make_relays(poll.registry().try_clone()?);
         let udp_count = udp.len();
@@ -138,6 +185,7 @@ impl Shard {
                 poll,
                 core,
                 udp,
+                udp_drops: vec![DropMeter::default(); udp_count],
                 tcp,
                 conns: Vec::new(),
                 free_conns: Vec::new(),
@@ -145,13 +193,17 @@ impl Shard {
                 tls,
                 limits,
                 rx: RecvBatch::new(PEER_HEADROOM + MAX_DATAGRAM + PEER_TAILROOM),
+                inputs: Vec::with_capacity(BATCH.max(FRAMES_PER_TURN)),
                 to_clients: (0..udp_count).map(|_| SendQueue::new()).collect(),
+                to_peers: RelaySends::new(),
                 out: vec![0; 2048],
-                again: Vec::new(),
+                ready: ReadyQueue::new(),
+                handshake_time_left: HANDSHAKE_TIME_PER_TURN,
                 next_sweep: now + SWEEP_INTERVAL,
                 flags,
                 poll_interval,
                 commands,
+                io,
                 id,
             },
             waker,
@@ -162,15 +214,15 @@ impl Shard {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut draining = false;
-        let mut pending = Vec::new();
         loop {
             let now = Instant::now();
-            if !self.poll_interval.is_zero() {
-                // Let datagrams gather so the next wake-up handles them in larger batches.
+            if !self.poll_interval.is_zero() && self.ready.is_empty() {
+                // Let datagrams gather so the next wake-up handles them in larger batches
+                // (only when idle: input left over from the last turn is served at once).
                 std::thread::sleep(self.poll_interval);
             }
-            let timeout = if self.again.is_empty() {
-                let deadline = self.core.poll_timeout().min(self.next_sweep);
+            let timeout = if self.ready.is_empty() {
+                let deadline = self.next_deadline();
                 // Round up so a deadline a few microseconds away does not spin.
                 deadline.saturating_duration_since(now) + Duration::from_millis(1)
             } else {
@@ -192,13 +244,16 @@ impl Shard {
                 draining = want_drain;
                 self.core.set_draining(draining);
             }
-            std::mem::swap(&mut pending, &mut self.again);
-            for token in pending.drain(..) {
-                self.dispatch(token, true, false);
-            }
             for event in events.iter() {
-                self.dispatch(event.token(), event.is_readable(), event.is_writable());
+                self.note_event(event);
             }
+            let now = Instant::now();
+            for (i, listener) in self.tcp.iter_mut().enumerate() {
+                if listener.backoff.take_resumed(now) {
+                    self.ready.push(Token(TCP_LISTENER_BASE + i));
+                }
+            }
+            self.serve_round();
             let now = Instant::now();
             if self.core.poll_timeout() <= now {
                 self.core.handle_timeout(now, &mut self.relays);
@@ -208,6 +263,65 @@ impl Shard {
                 self.sweep_connections(now);
             }
             self.log_events();
+        }
+    }
+
+    /// The earliest of the core's timer, the connection sweep and a paused listener's retry.
+    fn next_deadline(&self) -> Instant {
+        self.tcp
+            .iter()
+            .filter_map(|l| l.backoff.resume_at())
+            .fold(self.core.poll_timeout().min(self.next_sweep), Instant::min)
+    }
+
+    /// Writes what a connection that became writable has waiting, and queues every socket that
+    /// reported input.
+    fn note_event(&mut self, event: &MioEvent) {
+        let token = event.token();
+        if token == WAKER {
+            return;
+        }
+        let conn_slot = (CONN_BASE..UDP_LISTENER_BASE)
+            .contains(&token.0)
+            .then(|| token.0 - CONN_BASE);
+        if let (Some(slot), true) = (conn_slot, event.is_writable()) {
+            let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
+                Some(conn) => conn.flush(),
+                None => return,
+            };
+            if !self.after_io(slot, result) {
+                return;
+            }
+        }
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
+            self.ready.push(token);
+        }
+    }
+
+    /// Serves each socket that was ready at the start of the round once, within its budget.
+    fn serve_round(&mut self) {
+        self.handshake_time_left = HANDSHAKE_TIME_PER_TURN;
+        let mut deferred_handshakes = false;
+        for _ in 0..self.ready.len() {
+            let Some(token) = self.ready.pop() else {
+                break;
+            };
+            let more = match token.0 {
+                t if t >= TCP_LISTENER_BASE => self.accept(t - TCP_LISTENER_BASE),
+                t if t >= UDP_LISTENER_BASE => self.read_udp_listener(t - UDP_LISTENER_BASE),
+                t if t >= CONN_BASE => {
+                    let (more, deferred) = self.read_connection(t - CONN_BASE);
+                    deferred_handshakes |= deferred;
+                    more
+                }
+                t => self.read_relay(t as u32),
+            };
+            if more {
+                self.ready.push(token);
+            }
+        }
+        if deferred_handshakes {
+            self.io.tls_handshakes_deferred.inc();
         }
     }
 
@@ -267,23 +381,14 @@ impl Shard {
             .collect()
     }
 
-    fn dispatch(&mut self, token: Token, readable: bool, writable: bool) {
-        match token.0 {
-            _ if token == WAKER => {}
-            t if t >= TCP_LISTENER_BASE => self.accept(t - TCP_LISTENER_BASE),
-            t if t >= UDP_LISTENER_BASE => self.read_udp_listener(t - UDP_LISTENER_BASE),
-            t if t >= CONN_BASE => self.service_connection(t - CONN_BASE, readable, writable),
-            t => self.read_relay(t as u32),
-        }
-    }
-
-    fn read_udp_listener(&mut self, index: usize) {
+    /// Reads up to the budget from UDP listener `index`; true when input may be left.
+    fn read_udp_listener(&mut self, index: usize) -> bool {
         let Some(fd) = self.udp.get(index).map(|s| s.as_raw_fd()) else {
-            return;
+            return false;
         };
-        for _ in 0..READ_BUDGET / BATCH {
+        for _ in 0..UDP_BATCHES_PER_TURN {
             let n = match self.rx.recv(fd, 0, PEER_TAILROOM) {
-                Ok(0) => return,
+                Ok(0) => return false,
                 Ok(n) => n,
                 Err(e) => {
                     // An error report (ICMP) consumed by this call; datagrams may still wait.
@@ -291,7 +396,12 @@ impl Shard {
                     continue;
                 }
             };
-            let now = Instant::now();
+            if let Some(running) = self.rx.dropped() {
+                self.io
+                    .dropped_queue_full
+                    .add(self.udp_drops[index].delta(running));
+            }
+            self.inputs.clear();
             for i in 0..n {
                 let (len, from, truncated) = self.rx.meta(i);
                 let Some(from) = from else {
@@ -301,50 +411,43 @@ impl Shard {
                     self.core.stats().dropped_malformed.count(len);
                     continue;
                 }
-                let flow = Flow {
-                    socket: index as u32,
+                let start = self.rx.slot_offset(i);
+                self.inputs.push(Input {
+                    start,
+                    end: start + len,
                     remote: canonical(from),
-                };
-                let data = &self.rx.slot(i)[..len];
-                let action = self.core.handle_client(
-                    now,
-                    flow,
-                    Transport::Udp,
-                    data,
-                    &mut self.out,
-                    &mut self.relays,
-                );
-                match action {
-                    ClientAction::None => {}
-                    ClientAction::Reply(m) => {
-                        let _ = self.udp[index].send_to(&self.out[..m], from);
-                    }
-                    ClientAction::Relay {
-                        relay,
-                        peer,
-                        start,
-                        end,
-                    } => {
-                        if let Some(socket) = self.relays.get(relay) {
-                            let _ = socket.send_to(&data[start..end], peer);
-                        }
-                    }
-                }
+                });
             }
+            ClientPath {
+                core: &mut self.core,
+                relays: &mut self.relays,
+                out: &mut self.out,
+                to_peers: &mut self.to_peers,
+                io: &self.io,
+            }
+            .handle(
+                Instant::now(),
+                index as u32,
+                Transport::Udp,
+                self.rx.all(),
+                &self.inputs,
+                Replies::Datagram(&self.udp[index]),
+            );
             if n < BATCH {
-                return;
+                return false;
             }
         }
-        self.again.push(Token(UDP_LISTENER_BASE + index));
+        true
     }
 
-    fn read_relay(&mut self, relay: u32) {
-        for _ in 0..READ_BUDGET / BATCH {
+    /// Reads up to the budget from relay socket `relay`; true when input may be left.
+    fn read_relay(&mut self, relay: u32) -> bool {
+        for _ in 0..UDP_BATCHES_PER_TURN {
             let Some(fd) = self.relays.get(relay).map(|s| s.as_raw_fd()) else {
-                return;
+                return false;
             };
             let n = match self.rx.recv(fd, PEER_HEADROOM, PEER_TAILROOM) {
-                Ok(0) => return,
+                Ok(0) => return false,
                 Ok(n) => n,
                 Err(e) => {
                     // ICMP errors (port unreachable) surface here; they concern one peer only.
@@ -352,6 +455,11 @@ impl Shard {
                     continue;
                 }
             };
+            if let Some(running) = self.rx.dropped() {
+                self.io
+                    .dropped_queue_full
+                    .add(self.relays.queue_drops(relay, running));
+            }
             let now = Instant::now();
             for i in 0..n {
                 let (len, from, truncated) = self.rx.meta(i);
@@ -370,8 +478,9 @@ impl Shard {
                     PeerAction::Drop => {}
                     PeerAction::Forward { flow, start, end } => {
                         if flow.socket < CONN_FLOW_BASE {
+                            let base = self.rx.slot_offset(i);
                             if let Some(queue) = self.to_clients.get_mut(flow.socket as usize) {
-                                queue.push(i, start, end, flow.remote);
+                                queue.push(base + start, base + end, flow.remote);
                             }
                         } else {
                             self.deliver_to_connection(flow, i, start, end);
@@ -381,14 +490,16 @@ impl Shard {
             }
             for (index, queue) in self.to_clients.iter_mut().enumerate() {
                 if !queue.is_empty() {
-                    queue.flush(self.udp[index].as_raw_fd(), &self.rx);
+                    queue
+                        .flush(self.udp[index].as_raw_fd(), self.rx.all())
+                        .count(&self.io);
                 }
             }
             if n < BATCH {
-                return;
+                return false;
             }
         }
-        self.again.push(Token(relay as usize));
+        true
     }
 
     /// Sends `rx` slot `i`'s `[start..end]` to the TCP/TLS client on `flow`.
@@ -396,7 +507,9 @@ impl Shard {
         let slot = (flow.socket - CONN_FLOW_BASE) as usize;
         let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
             Some(conn) => {
-                conn.queue(&self.rx.slot(i)[start..end]);
+                if !conn.queue(&self.rx.slot(i)[start..end]) {
+                    self.io.dropped_client_backlog.count(end - start);
+                }
                 conn.flush()
             }
             None => return,
@@ -404,19 +517,39 @@ impl Shard {
         self.after_io(slot, result);
     }
 
-    fn accept(&mut self, index: usize) {
-        for _ in 0..READ_BUDGET {
-            let Some((listener, kind)) = self.tcp.get(index) else {
-                return;
+    /// Accepts up to the budget from TCP listener `index`; true when more may be waiting.
+    fn accept(&mut self, index: usize) -> bool {
+        for _ in 0..ACCEPTS_PER_TURN {
+            let Some(listener) = self.tcp.get_mut(index) else {
+                return false;
             };
-            let kind = *kind;
-            let (stream, remote) = match listener.accept() {
+            let now = Instant::now();
+            if listener.backoff.paused(now) {
+                return false;
+            }
+            let kind = listener.kind;
+            let (stream, remote) = match listener.socket.accept() {
                 Ok(r) => r,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if is_resource_limit(&e) => {
+                    // Retrying before a descriptor is freed cannot succeed: pause, and say so
+                    // once per interval rather than once per attempt.
+                    self.io.accept_fd_limit.inc();
+                    if let Some(failures) = listener.backoff.failed(now) {
+                        tracing::warn!(
+                            shard = self.id,
+                            error = %e,
+                            failures,
+                            "accept failed: out of file descriptors or memory; pausing accepts (raise LimitNOFILE / ulimit -n)"
+                        );
+                    }
+                    return false;
+                }
                 Err(e) => {
-                    // Out of file descriptors and similar: retry on the next turn.
-                    tracing::warn!(shard = self.id, error = %e, "accept failed");
-                    break;
+                    // The client gave up before we accepted (ECONNABORTED) and the like.
+                    self.io.accept_other.inc();
+                    tracing::debug!(shard = self.id, error = %e, "accept failed");
+                    continue;
                 }
             };
             let remote = canonical(remote);
@@ -425,7 +558,6 @@ impl Shard {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            let now = Instant::now();
             let conn = match (kind, &self.tls) {
                 (StreamPort::Plain, tls) => {
                     Connection::plain_port(stream, remote, tls.clone(), now)
@@ -460,73 +592,83 @@ impl Shard {
                 continue;
             }
             self.conns[slot] = Some(conn);
+            // Data that arrived with the connection raises no new edge: look now.
+            self.ready.push(Token(CONN_BASE + slot));
         }
-        self.again.push(Token(TCP_LISTENER_BASE + index));
+        true
     }
 
-    fn service_connection(&mut self, slot: usize, readable: bool, writable: bool) {
-        if writable {
-            let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
-                Some(conn) => conn.flush(),
-                None => return,
-            };
-            if !self.after_io(slot, result) {
-                return;
+    /// Reads and handles up to a turn's budget from a connection. Returns whether input may be
+    /// left, and whether handshake work was put off for lack of time this turn.
+    fn read_connection(&mut self, slot: usize) -> (bool, bool) {
+        let Some(conn) = self.conns.get(slot).and_then(Option::as_ref) else {
+            return (false, false);
+        };
+        let handshaking = !conn.established();
+        if handshaking && self.handshake_time_left.is_zero() {
+            return (true, true);
+        }
+        let started = Instant::now();
+        let result = self.read_connection_frames(slot, started);
+        if handshaking {
+            self.handshake_time_left = self.handshake_time_left.saturating_sub(started.elapsed());
+        }
+        match result {
+            Ok(more) => (self.after_io(slot, Ok(())) && more, false),
+            Err(reason) => {
+                self.after_io(slot, Err(reason));
+                (false, false)
             }
         }
-        if readable {
-            let result = self.read_connection(slot);
-            self.after_io(slot, result);
-        }
     }
 
-    /// Reads and handles every whole frame the connection has.
-    fn read_connection(&mut self, slot: usize) -> Result<(), CloseReason> {
+    fn read_connection_frames(&mut self, slot: usize, now: Instant) -> Result<bool, CloseReason> {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
-            return Ok(());
+            return Ok(false);
         };
-        let flow = Flow {
-            socket: CONN_FLOW_BASE + slot as u32,
-            remote: conn.remote(),
-        };
-        for _ in 0..READ_BUDGET {
-            let now = Instant::now();
-            let added = conn.fill(now)?;
-            while let Some(n) = conn.next_frame(now)? {
-                let transport = conn.transport();
-                let frame = &conn.received()[..n];
-                let action = self.core.handle_client(
-                    now,
-                    flow,
-                    transport,
-                    frame,
-                    &mut self.out,
-                    &mut self.relays,
-                );
-                match action {
-                    ClientAction::None => {}
-                    ClientAction::Reply(len) => {
-                        conn.queue(&self.out[..len]);
-                    }
-                    ClientAction::Relay {
-                        relay,
-                        peer,
-                        start,
-                        end,
-                    } => {
-                        if let Some(socket) = self.relays.get(relay) {
-                            let _ = socket.send_to(&frame[start..end], peer);
-                        }
-                    }
+        let filled = conn.fill(now)?;
+        let transport = conn.transport();
+        let remote = conn.remote();
+        let (input, backlog) = conn.received_and_backlog();
+        self.inputs.clear();
+        let mut at = 0;
+        while self.inputs.len() < FRAMES_PER_TURN {
+            match next_frame(&input[at..]) {
+                Frame::Complete(n) => {
+                    self.inputs.push(Input {
+                        start: at,
+                        end: at + n,
+                        remote,
+                    });
+                    at += n;
                 }
-                conn.consume(n);
-            }
-            if added == 0 {
-                return conn.flush();
+                Frame::Partial => break,
+                Frame::Invalid => return Err("invalid or oversized frame"),
             }
         }
-        self.again.push(Token(CONN_BASE + slot));
-        conn.flush()
+        if !self.inputs.is_empty() {
+            ClientPath {
+                core: &mut self.core,
+                relays: &mut self.relays,
+                out: &mut self.out,
+                to_peers: &mut self.to_peers,
+                io: &self.io,
+            }
+            .handle(
+                now,
+                CONN_FLOW_BASE + slot as u32,
+                transport,
+                input,
+                &self.inputs,
+                Replies::Stream(backlog),
+            );
+            conn.consume_frames(at);
+        }
+        // Starts the slow-loris clock on an incomplete frame, and says whether whole frames
+        // are left over for the next turn.
+        let frames_left = conn.next_frame(now)?.is_some();
+        conn.flush()?;
+        Ok(filled.more || frames_left)
     }
 
     /// Closes the connection after a failed I/O step, or updates its write interest. Returns
@@ -570,7 +712,8 @@ impl Shard {
         self.core
             .handle_flow_closed(Instant::now(), flow, &mut self.relays);
         self.free_conns.push(slot);
-        tracing::debug!(shard = self.id, client = %remote, reason, dropped = conn.dropped, "connection closed");
+        self.ready.remove(Token(CONN_BASE + slot));
+        tracing::debug!(shard = self.id, client = %remote, reason, "connection closed");
     }
 
     /// Closes connections that never finished their handshake, stalled mid-frame, or sit idle

@@ -77,6 +77,22 @@ impl TestServer {
         Self::start_full(auth, None, extra_args).await
     }
 
+    /// Starts the server with TLS on `tls_port` (see [`TestServer::start_with_tls`]) plus
+    /// `extra_args`.
+    pub async fn start_with_tls_args(
+        cert: &std::path::Path,
+        key: &std::path::Path,
+        tls_port: u16,
+        extra_args: &[&str],
+    ) -> TestServer {
+        Self::start_full(Auth::RestAndStatic, Some((cert, key, tls_port)), extra_args).await
+    }
+
+    /// Starts the server with its open-file limit (RLIMIT_NOFILE) lowered to `nofile`.
+    pub async fn start_with_nofile(extra_args: &[&str], nofile: u64) -> TestServer {
+        Self::start_limited(Auth::RestAndStatic, None, extra_args, Some(nofile)).await
+    }
+
     /// Starts the server with TLS on `tls_port` (and on the TURN port, recognised by its
     /// first byte) using the given PEM files.
     pub async fn start_with_tls(
@@ -91,6 +107,15 @@ impl TestServer {
         auth: Auth,
         tls: Option<(&std::path::Path, &std::path::Path, u16)>,
         extra_args: &[&str],
+    ) -> TestServer {
+        Self::start_limited(auth, tls, extra_args, None).await
+    }
+
+    async fn start_limited(
+        auth: Auth,
+        tls: Option<(&std::path::Path, &std::path::Path, u16)>,
+        extra_args: &[&str],
+        nofile: Option<u64>,
     ) -> TestServer {
         let dir = unique_temp_dir();
         let listen_port = free_udp_port();
@@ -114,6 +139,23 @@ impl TestServer {
         for (key, _) in std::env::vars() {
             if key.starts_with("FERROTURN_") {
                 command.env_remove(key);
+            }
+        }
+        if let Some(limit) = nofile {
+            use std::os::unix::process::CommandExt;
+            let lim = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe and only reads `lim`, copied into the hook.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
             }
         }
         let child = command
