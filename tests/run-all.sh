@@ -136,6 +136,7 @@ else
     echo "run-all: --quick: skipping fmt and clippy" >&2
 fi
 
+LOADED_TESTS='binary(overload) | binary(hardening) | binary(bench_overload) | binary(http_hardening)'
 if cargo nextest --version >/dev/null 2>&1; then
     step "cargo nextest run --workspace"
     NEXTEST_ARGS=(--workspace)
@@ -143,10 +144,14 @@ if cargo nextest --version >/dev/null 2>&1; then
     if cargo nextest run --help 2>/dev/null | grep -q -- '--no-tests'; then
         NEXTEST_ARGS+=(--no-tests=warn)
     fi
-    cargo nextest run "${NEXTEST_ARGS[@]}"
+    # The flood and overload tests saturate a core on purpose; beside the other tests on a
+    # two-core machine they would starve them (and be starved), so they run alone afterwards.
+    cargo nextest run "${NEXTEST_ARGS[@]}" -E "not ($LOADED_TESTS)"
+    step "cargo nextest run (flood and overload tests, one at a time)"
+    cargo nextest run "${NEXTEST_ARGS[@]}" -E "$LOADED_TESTS" --test-threads 1
 else
     step "cargo test --workspace"
-    cargo test --workspace
+    cargo test --workspace -- --test-threads 2
 fi
 
 step "cargo build --release"
