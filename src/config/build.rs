@@ -148,6 +148,8 @@ impl Builder {
             Opt::StrictExpiry => &mut c.strict_expiry,
             Opt::Fingerprint => &mut c.fingerprint,
             Opt::NoSoftwareAttribute => &mut c.no_software_attribute,
+            Opt::IncludeReasonString => &mut c.include_reason_string,
+            Opt::UnauthorizedRatelimit => &mut c.unauthorized_ratelimit,
             Opt::AllowLoopbackPeers => &mut c.allow_loopback_peers,
             Opt::NoTlsv1 => &mut c.no_tlsv1,
             Opt::NoTlsv1_1 => &mut c.no_tlsv1_1,
@@ -251,6 +253,7 @@ impl Builder {
             Opt::TotalQuota => c.total_quota = number(v)?,
             Opt::MaxTcpConnections => c.max_tcp_connections = number(v)?,
             Opt::DrainTimeout => c.drain_timeout = number(v)?,
+            Opt::UnauthorizedRatelimitRps => c.unauthorized_ratelimit_rps = positive(v)?,
             Opt::PollIntervalMs => {
                 let ms: u64 = number(v)?;
                 if ms > 20 {

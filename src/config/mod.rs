@@ -203,6 +203,12 @@ pub struct Config {
     pub fingerprint: bool,
     /// `no-software-attribute`.
     pub no_software_attribute: bool,
+    /// `include-reason-string`: reason phrases in ERROR-CODE.
+    pub include_reason_string: bool,
+    /// `unauthorized-ratelimit`: limit 401/438 answers per source address.
+    pub unauthorized_ratelimit: bool,
+    /// `unauthorized-ratelimit-rps`: answers per second and source address.
+    pub unauthorized_ratelimit_rps: u32,
 
     // Peer policy
     /// `allowed-peer-ip`.
@@ -340,6 +346,9 @@ impl Default for Config {
             strict_expiry: false,
             fingerprint: false,
             no_software_attribute: false,
+            include_reason_string: false,
+            unauthorized_ratelimit: false,
+            unauthorized_ratelimit_rps: 20,
             allowed_peer_ips: Vec::new(),
             denied_peer_ips: Vec::new(),
             allow_loopback_peers: false,

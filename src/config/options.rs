@@ -47,6 +47,7 @@ pub enum Opt {
     StrictExpiry,
     Fingerprint,
     NoSoftwareAttribute,
+    IncludeReasonString,
     // Peer policy
     AllowedPeerIp,
     DeniedPeerIp,
@@ -72,6 +73,8 @@ pub enum Opt {
     MaxAllocateLifetime,
     ChannelLifetime,
     PermissionLifetime,
+    UnauthorizedRatelimit,
+    UnauthorizedRatelimitRps,
     // TLS
     Cert,
     Pkey,
@@ -328,6 +331,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("strict-expiry", Opt::StrictExpiry, G::Authentication, "Check REST credential expiry on every Refresh, not only on Allocate (ferroturn extension)"),
     flag("fingerprint", Opt::Fingerprint, G::Authentication, "Add FINGERPRINT to every response").short('f'),
     flag("no-software-attribute", Opt::NoSoftwareAttribute, G::Authentication, "Do not send the SOFTWARE attribute"),
+    flag("include-reason-string", Opt::IncludeReasonString, G::Authentication, "Put the reason phrase into error responses (default: the code alone, which keeps answers to unauthenticated sources small)"),
     // Peer policy
     value("allowed-peer-ip", "RANGE", Opt::AllowedPeerIp, G::PeerPolicy, "Allow peers in IP, IP-IP or CIDR even inside a denied range (repeatable)").list(),
     value("denied-peer-ip", "RANGE", Opt::DeniedPeerIp, G::PeerPolicy, "Deny peers in IP, IP-IP or CIDR, in addition to the built-in special-purpose ranges (repeatable)").list(),
@@ -353,6 +357,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600"),
     value("channel-lifetime", "SECONDS", Opt::ChannelLifetime, G::Limits, "Channel binding lifetime").default("600"),
     value("permission-lifetime", "SECONDS", Opt::PermissionLifetime, G::Limits, "Permission lifetime").default("300"),
+    flag("unauthorized-ratelimit", Opt::UnauthorizedRatelimit, G::Limits, "Limit 401/438 answers per source address (per /64 for IPv6) to unauthorized-ratelimit-rps; excess requests are dropped and counted"),
+    value("unauthorized-ratelimit-rps", "N", Opt::UnauthorizedRatelimitRps, G::Limits, "401/438 answers per second and source address (burst: the same number) when unauthorized-ratelimit is on").default("20"),
     // TLS
     value("cert", "FILE", Opt::Cert, G::Tls, "PEM certificate chain for TLS"),
     value("pkey", "FILE", Opt::Pkey, G::Tls, "PEM private key for TLS"),

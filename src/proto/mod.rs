@@ -4,9 +4,11 @@
 pub mod allocation;
 pub mod auth;
 pub mod bandwidth;
+pub mod challenge_limit;
 pub mod channel_data;
 pub mod counters;
 pub mod flow;
+pub mod log_escape;
 pub mod peer_policy;
 pub mod ports;
 pub mod quota;

@@ -4,9 +4,13 @@
 //! network (SSRF through the relay). ferroturn therefore denies every special-purpose range by
 //! default, stricter than coturn, and lets the operator open holes with `allowed-peer-ip` or
 //! `allow-loopback-peers`.
+//!
+//! The operator's explicit lists beat the built-in rules: `allowed-peer-ip` beats everything
+//! (the built-in denials, `denied-peer-ip`, the server's own listeners), and `denied-peer-ip`
+//! beats the built-in allowance `allow-loopback-peers`.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 
 /// Why a string is not an [`IpRange`].
@@ -206,17 +210,19 @@ const BUILTIN_DENIED: &[Net] = &[
     Net::V4([203, 0, 113, 0], 24), // documentation TEST-NET-3 (RFC 5737)
     Net::V4([224, 0, 0, 0], 4),    // multicast (RFC 5771)
     Net::V4([240, 0, 0, 0], 4),    // reserved, incl. limited broadcast 255.255.255.255
-    Net::V6([0, 0, 0, 0, 0, 0, 0, 0], 128), // unspecified ::
-    Net::V6([0, 0, 0, 0, 0, 0, 0, 1], 128), // loopback ::1
+    Net::V6([0, 0, 0, 0, 0, 0, 0, 0], 96), // IPv4-compatible, deprecated (RFC 4291), incl. :: and ::1
     Net::V6([0, 0, 0, 0, 0, 0xffff, 0, 0], 96), // IPv4-mapped (RFC 4291)
+    Net::V6([0, 0, 0, 0, 0xffff, 0, 0, 0], 96), // IPv4-translated, SIIT (RFC 2765)
     Net::V6([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), // NAT64 well-known prefix (RFC 6052)
     Net::V6([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), // NAT64 local-use (RFC 8215)
     Net::V6([0x100, 0, 0, 0, 0, 0, 0, 0], 64), // discard-only (RFC 6666)
     Net::V6([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), // Teredo (RFC 4380)
+    Net::V6([0x2001, 2, 0, 0, 0, 0, 0, 0], 48), // benchmarking (RFC 5180)
     Net::V6([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28), // ORCHID, deprecated (RFC 4843)
     Net::V6([0x2001, 0x20, 0, 0, 0, 0, 0, 0], 28), // ORCHIDv2 (RFC 7343)
     Net::V6([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), // documentation (RFC 3849)
     Net::V6([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), // 6to4 (RFC 3056)
+    Net::V6([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), // documentation (RFC 9637)
     Net::V6([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), // unique local addresses (RFC 4193)
     Net::V6([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), // link-local
     Net::V6([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), // site-local, deprecated (RFC 3879)
@@ -242,37 +248,35 @@ pub struct PeerPolicySettings {
 pub struct PeerPolicy {
     allowed: Vec<Span>,
     denied: Vec<Span>,
+    builtin: Vec<Span>,
     allow_loopback: bool,
 }
 
 impl PeerPolicy {
     /// Compiles the settings together with the built-in deny table.
     pub fn new(settings: &PeerPolicySettings) -> Self {
-        let allowed = settings.allowed.iter().map(IpRange::span).collect();
-        let mut denied: Vec<Span> = BUILTIN_DENIED.iter().map(Net::span).collect();
-        denied.extend(settings.denied.iter().map(IpRange::span));
         Self {
-            allowed,
-            denied,
+            allowed: settings.allowed.iter().map(IpRange::span).collect(),
+            denied: settings.denied.iter().map(IpRange::span).collect(),
+            builtin: BUILTIN_DENIED.iter().map(Net::span).collect(),
             allow_loopback: settings.allow_loopback,
         }
     }
 
     /// Whether relaying to `ip` is permitted.
     ///
-    /// Order: the allowed list wins; then loopback if `allow_loopback`; then the built-in and
-    /// configured denied ranges; everything else is allowed. An IPv4-mapped IPv6 address is
-    /// treated as its IPv4 address for the allowed and loopback checks, because the kernel
+    /// Order: `allowed-peer-ip` wins; then `denied-peer-ip`; then loopback if
+    /// `allow_loopback`; then the built-in denied ranges; everything else is allowed. An
+    /// IPv4-mapped IPv6 address is also looked up as its IPv4 address, because the kernel
     /// delivers it to that IPv4 host; the mapped block itself stays denied otherwise.
     pub fn is_allowed(&self, ip: IpAddr) -> bool {
-        let mapped_v4 = match ip {
-            IpAddr::V4(a) => Some(a),
-            IpAddr::V6(a) => a.to_ipv4_mapped(),
-        };
-        if in_spans(&self.allowed, ip)
-            || mapped_v4.is_some_and(|a| in_spans(&self.allowed, a.into()))
-        {
+        if self.explicitly_allowed(ip) {
             return true;
+        }
+        let mapped_v4 = mapped_v4(ip);
+        if in_spans(&self.denied, ip) || mapped_v4.is_some_and(|a| in_spans(&self.denied, a.into()))
+        {
+            return false;
         }
         if self.allow_loopback {
             let loopback = match ip {
@@ -283,11 +287,69 @@ impl PeerPolicy {
                 return true;
             }
         }
-        if in_spans(&self.denied, ip) || mapped_v4.is_some_and(|a| in_spans(&self.denied, a.into()))
-        {
-            return false;
+        !(in_spans(&self.builtin, ip)
+            || mapped_v4.is_some_and(|a| in_spans(&self.builtin, a.into())))
+    }
+
+    /// Whether `allowed-peer-ip` names `ip` (or the IPv4 address it maps), which overrides
+    /// every denial, including the server's own addresses.
+    pub fn explicitly_allowed(&self, ip: IpAddr) -> bool {
+        in_spans(&self.allowed, ip)
+            || mapped_v4(ip).is_some_and(|a| in_spans(&self.allowed, a.into()))
+    }
+
+    /// Whether relaying to the transport address `peer` is permitted: [`is_allowed`] for its
+    /// IP, and not one of the server's own listeners unless `allowed-peer-ip` names it.
+    ///
+    /// [`is_allowed`]: Self::is_allowed
+    pub fn permits(&self, peer: SocketAddr, server: &ServerAddresses) -> bool {
+        if self.explicitly_allowed(peer.ip()) {
+            return true;
         }
-        true
+        !server.is_listener(peer) && self.is_allowed(peer.ip())
+    }
+}
+
+fn mapped_v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(a) => Some(a),
+        IpAddr::V6(a) => a.to_ipv4_mapped(),
+    }
+}
+
+/// The server's own addresses, as the runtime bound them, so a client cannot point its relay at
+/// the server's listeners (an allocation nested inside an allocation, reached from the server's
+/// own relay address).
+///
+/// Relay-to-relay traffic stays allowed: two clients of one server reach each other through
+/// their relayed addresses, which WebRTC does whenever both ends use the same TURN server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerAddresses {
+    /// Every listening transport address (UDP, TCP, TLS); an unspecified IP listens on all.
+    pub listeners: Vec<SocketAddr>,
+    /// Addresses that reach this host: relay IPs, specific listening IPs, external IPs. A
+    /// wildcard listener is matched on these (and on loopback) at its port.
+    pub local_ips: Vec<IpAddr>,
+}
+
+impl ServerAddresses {
+    /// Whether a datagram sent to `peer` would arrive at one of the server's listeners.
+    pub fn is_listener(&self, peer: SocketAddr) -> bool {
+        let ip = peer.ip().to_canonical();
+        self.listeners.iter().any(|l| {
+            if l.port() != peer.port() {
+                return false;
+            }
+            let lip = l.ip().to_canonical();
+            if lip.is_unspecified() {
+                // `::` also takes IPv4 on a dual-stack socket, so either wildcard matches both.
+                ip.is_loopback()
+                    || ip.is_unspecified()
+                    || self.local_ips.iter().any(|o| o.to_canonical() == ip)
+            } else {
+                lip == ip
+            }
+        })
     }
 }
 
@@ -318,6 +380,112 @@ mod tests {
 
     fn range(s: &str) -> IpRange {
         s.parse().expect("test range")
+    }
+
+    fn loopback_allowed_with(denied: &[&str], allowed: &[&str]) -> PeerPolicy {
+        PeerPolicy::new(&PeerPolicySettings {
+            allowed: allowed.iter().map(|s| range(s)).collect(),
+            denied: denied.iter().map(|s| range(s)).collect(),
+            allow_loopback: true,
+        })
+    }
+
+    #[test]
+    fn denied_list_beats_allow_loopback() {
+        let p = loopback_allowed_with(&["127.0.0.99", "::1"], &[]);
+        assert!(!p.is_allowed(ip("127.0.0.99")));
+        assert!(!p.is_allowed(ip("::ffff:127.0.0.99")));
+        assert!(!p.is_allowed(ip("::1")));
+        assert!(p.is_allowed(ip("127.0.0.98")));
+    }
+
+    #[test]
+    fn allowed_list_beats_denied_list_and_loopback_rules() {
+        let p = loopback_allowed_with(&["127.0.0.0/8"], &["127.0.0.5"]);
+        assert!(p.is_allowed(ip("127.0.0.5")));
+        assert!(!p.is_allowed(ip("127.0.0.6")));
+    }
+
+    #[test]
+    fn ipv4_compatible_translated_and_new_special_ranges_are_denied() {
+        let p = strict();
+        for a in [
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::8.8.8.8",
+            "::ffff:0:127.0.0.1",
+            "::ffff:0:8.8.8.8",
+            "2001:2::1",
+            "2001:2:0:ffff:ffff:ffff:ffff:ffff",
+            "3fff::1",
+            "3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff",
+        ] {
+            assert!(!p.is_allowed(ip(a)), "{a} should be denied");
+        }
+        // IPv4-compatible loopback is not loopback to the kernel: allow-loopback-peers keeps
+        // it denied.
+        assert!(!loopback_allowed_with(&[], &[]).is_allowed(ip("::127.0.0.1")));
+        for a in ["2001:3::1", "3fff:1000::1", "2001:2:1::1", "::1:0:0:1"] {
+            assert!(p.is_allowed(ip(a)), "{a} should be allowed");
+        }
+    }
+
+    #[test]
+    fn ipv6_ranges_crossing_a_64_bit_boundary() {
+        let p = PeerPolicy::new(&PeerPolicySettings {
+            denied: vec![range("2606:4700:0:0:ffff::-2606:4700:0:1:1::")],
+            allowed: vec![range("2400:cb00::ffff:ffff:ffff:fff0-2400:cb00:0:1::10")],
+            ..Default::default()
+        });
+        assert!(!p.is_allowed(ip("2606:4700::ffff:0:0:1")));
+        assert!(!p.is_allowed(ip("2606:4700:0:0:ffff:ffff:ffff:ffff")));
+        assert!(!p.is_allowed(ip("2606:4700:0:1::")));
+        assert!(!p.is_allowed(ip("2606:4700:0:1:1::")));
+        assert!(p.is_allowed(ip("2606:4700:0:1:1::1")));
+        assert!(p.is_allowed(ip("2606:4700::fffe:ffff:ffff:ffff")));
+        // An allowed range is compared on all 128 bits too (a denied-by-default block here).
+        let q = PeerPolicy::new(&PeerPolicySettings {
+            allowed: vec![range("fd00::ffff:ffff:ffff:fff0-fd00:0:0:1::10")],
+            ..Default::default()
+        });
+        assert!(q.is_allowed(ip("fd00::ffff:ffff:ffff:ffff")));
+        assert!(q.is_allowed(ip("fd00:0:0:1::")));
+        assert!(q.is_allowed(ip("fd00:0:0:1::10")));
+        assert!(!q.is_allowed(ip("fd00:0:0:1::11")));
+        assert!(!q.is_allowed(ip("fd00::ffff:ffff:ffff:ffef")));
+    }
+
+    #[test]
+    fn own_listeners_are_denied_unless_explicitly_allowed() {
+        let server = ServerAddresses {
+            listeners: vec![
+                "0.0.0.0:3478".parse().unwrap(),
+                "[2606:4700::5]:5349".parse().unwrap(),
+            ],
+            local_ips: vec![ip("8.8.4.4")],
+        };
+        let p = loopback_allowed_with(&[], &[]);
+        let sa = |s: &str| s.parse::<SocketAddr>().unwrap();
+        for peer in [
+            "8.8.4.4:3478",
+            "127.0.0.1:3478",
+            "[::ffff:8.8.4.4]:3478",
+            "[2606:4700::5]:5349",
+        ] {
+            assert!(!p.permits(sa(peer), &server), "{peer} should be denied");
+        }
+        for peer in [
+            "8.8.4.4:3479",
+            "8.8.8.8:3478",
+            "127.0.0.1:5000",
+            "[2606:4700::5]:3478",
+        ] {
+            assert!(p.permits(sa(peer), &server), "{peer} should be allowed");
+        }
+        let opened = loopback_allowed_with(&[], &["8.8.4.4"]);
+        assert!(opened.permits(sa("8.8.4.4:3478"), &server));
+        assert!(!opened.permits(sa("127.0.0.1:3478"), &server));
     }
 
     fn strict() -> PeerPolicy {

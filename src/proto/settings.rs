@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::auth::nonce::NonceKey;
 use super::auth::Authenticator;
-use super::peer_policy::PeerPolicy;
+use super::peer_policy::{PeerPolicy, ServerAddresses};
 use super::ports::{PortPool, Reservations};
 use super::quota::Quotas;
 
@@ -44,6 +44,14 @@ pub struct Settings {
     pub max_bps: u64,
     /// This shard's share of `bps-capacity`, bytes per second per direction; 0 = unlimited.
     pub bps_capacity_per_shard: u64,
+    /// The listening and relay addresses the runtime bound, refused as peers.
+    pub server_addresses: ServerAddresses,
+    /// Put the reason phrase into ERROR-CODE (`include-reason-string`); off by default so
+    /// error answers stay small.
+    pub include_reason: bool,
+    /// 401/438 answers per second and source address (`unauthorized-ratelimit-rps` when
+    /// `unauthorized-ratelimit` is on); 0 = unlimited.
+    pub unauthorized_rps: u32,
 }
 
 impl Default for Settings {
@@ -62,6 +70,9 @@ impl Default for Settings {
             alternate_servers: Vec::new(),
             max_bps: 0,
             bps_capacity_per_shard: 0,
+            server_addresses: ServerAddresses::default(),
+            include_reason: false,
+            unauthorized_rps: 0,
         }
     }
 }

@@ -13,6 +13,7 @@ use super::connection_limits::ConnectionLimits;
 use super::core_setup::{core_config_from, Revocations};
 use crate::config::Config;
 use crate::proto::auth::secret_id;
+use crate::proto::peer_policy::ServerAddresses;
 use crate::proto::server::CoreStats;
 use crate::proto::settings::{CoreConfigRef, SharedRef};
 
@@ -110,6 +111,7 @@ struct ControlInner {
     limits: Arc<ConnectionLimits>,
     revocations: Mutex<Revocations>,
     config: Mutex<Config>,
+    server_addresses: ServerAddresses,
     ready: AtomicBool,
 }
 
@@ -120,6 +122,7 @@ impl Control {
         limits: Arc<ConnectionLimits>,
         flags: Arc<ShardFlags>,
         config: Config,
+        server_addresses: ServerAddresses,
     ) -> Self {
         Control {
             inner: Arc::new(ControlInner {
@@ -129,6 +132,7 @@ impl Control {
                 limits,
                 revocations: Mutex::new(Revocations::default()),
                 config: Mutex::new(config),
+                server_addresses,
                 ready: AtomicBool::new(false),
             }),
         }
@@ -251,7 +255,12 @@ impl Control {
     fn broadcast_config(&self) {
         let config = self.config();
         let revoked = self.revocations().clone();
-        let core = Arc::new(core_config_from(&config, self.inner.shards.len(), &revoked));
+        let core = Arc::new(core_config_from(
+            &config,
+            self.inner.shards.len(),
+            &revoked,
+            &self.inner.server_addresses,
+        ));
         self.send_all(|| ShardCommand::SetConfig(core.clone()));
     }
 

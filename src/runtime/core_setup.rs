@@ -1,18 +1,27 @@
 //! Turning the validated configuration into the core's shared state.
 
 use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
 
 use crate::config::{Config, UserKey};
 use crate::proto::auth::nonce::NonceKey;
 use crate::proto::auth::{AuthSettings, Authenticator, UserSecret};
-use crate::proto::peer_policy::PeerPolicy;
+use crate::proto::peer_policy::{PeerPolicy, ServerAddresses};
 use crate::proto::ports::{PortPool, PortRangeError, Reservations};
 use crate::proto::quota::Quotas;
 use crate::proto::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 
-/// The core's behaviour switches for `config`, for a relay of `shards` shards.
-pub fn settings_from_config(config: &Config, shards: usize) -> Settings {
+/// The core's behaviour switches for `config`, for a relay of `shards` shards whose sockets
+/// are bound at `server`.
+pub fn settings_from_config(config: &Config, shards: usize, server: &ServerAddresses) -> Settings {
     Settings {
+        server_addresses: server.clone(),
+        include_reason: config.include_reason_string,
+        unauthorized_rps: if config.unauthorized_ratelimit {
+            config.unauthorized_ratelimit_rps
+        } else {
+            0
+        },
         max_bps: config.max_bps,
         // Each shard enforces its share, so the hot path never touches a shared counter.
         bps_capacity_per_shard: config.bps_capacity / shards.max(1) as u64,
@@ -79,6 +88,28 @@ pub fn auth_from_config(config: &Config) -> Authenticator {
     })
 }
 
+/// The addresses the relay answers on, which clients may not use as peers: every listener, and
+/// the relay, listening and external IPs a wildcard listener is reached on.
+pub fn server_addresses(
+    config: &Config,
+    listeners: &[SocketAddr],
+    listen_ips: &[IpAddr],
+    relay_ips: &[IpAddr],
+) -> ServerAddresses {
+    let mut local_ips: Vec<IpAddr> = relay_ips.to_vec();
+    local_ips.extend(listen_ips.iter().filter(|ip| !ip.is_unspecified()));
+    local_ips.extend(config.external_ips.iter().map(|e| e.public));
+    local_ips.sort();
+    local_ips.dedup();
+    let mut listeners = listeners.to_vec();
+    listeners.sort();
+    listeners.dedup();
+    ServerAddresses {
+        listeners,
+        local_ips,
+    }
+}
+
 /// The fixed state all shards share, built from `config`.
 pub fn shared_from_config(config: &Config) -> Result<Shared, PortRangeError> {
     Ok(Shared {
@@ -90,11 +121,16 @@ pub fn shared_from_config(config: &Config) -> Result<Shared, PortRangeError> {
 }
 
 /// The reloadable part of the core's configuration, with the admin API's revocations applied.
-pub fn core_config_from(config: &Config, shards: usize, revoked: &Revocations) -> CoreConfig {
+pub fn core_config_from(
+    config: &Config,
+    shards: usize,
+    revoked: &Revocations,
+    server: &ServerAddresses,
+) -> CoreConfig {
     CoreConfig {
         auth: auth_from_config(config),
         peers: PeerPolicy::new(&config.peer_policy_settings()),
-        settings: settings_from_config(config, shards),
+        settings: settings_from_config(config, shards, server),
         revoked_users: revoked.users.clone(),
         revoked_secrets: revoked.secrets.clone(),
     }

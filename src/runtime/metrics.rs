@@ -228,6 +228,11 @@ pub fn render(control: &Control) -> String {
             "Requests refused because the peer address is not allowed",
             sum(&|s| &s.forbidden_peer),
         ),
+        counter(
+            "ferroturn_unauthorized_ratelimited_total",
+            "Requests dropped unanswered because their source used up its 401/438 budget (unauthorized-ratelimit)",
+            sum(&|s| &s.challenges_ratelimited),
+        ),
     ]);
     let mut dropped_p = Family::new(
         "ferroturn_dropped_packets_total",

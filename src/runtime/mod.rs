@@ -26,6 +26,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::proto::peer_policy::ServerAddresses;
 use crate::proto::server::Server;
 use connection_limits::ConnectionLimits;
 use control::{Control, ShardFlags};
@@ -200,10 +201,19 @@ impl Runtime {
             config.max_tcp_connections_per_ip,
         ));
         let flags = Arc::new(ShardFlags::default());
+        let listeners: Vec<SocketAddr> = udp_addrs
+            .iter()
+            .copied()
+            .chain(tcp_addrs.iter().map(|(a, _)| *a))
+            .collect();
+        let relay_ips: Vec<IpAddr> = relay_addresses.clone();
+        let server_addresses =
+            core_setup::server_addresses(config, &listeners, &listen_ips, &relay_ips);
         let core_config = Arc::new(core_setup::core_config_from(
             config,
             threads,
             &core_setup::Revocations::default(),
+            &server_addresses,
         ));
         let mut handles = control::ShardHandles::default();
         let epoch = Instant::now();
@@ -245,7 +255,14 @@ impl Runtime {
                 .map_err(StartError::Shard)?;
             shards.push(handle);
         }
-        let control = Control::new(handles, shared, limits, flags, config.clone());
+        let control = Control::new(
+            handles,
+            shared,
+            limits,
+            flags,
+            config.clone(),
+            server_addresses,
+        );
         control.set_ready();
         let watcher = certs.clone().map(spawn_cert_watcher);
         tracing::info!(
@@ -332,7 +349,7 @@ fn refuse_taken_ports(
 /// Listening and relay addresses for `config` on this host.
 pub fn address_plan(config: &Config) -> Result<addresses::AddressPlan, addresses::AddressError> {
     let interfaces = addresses::interface_addresses();
-    let external: Vec<_> = core_setup::settings_from_config(config, 1).external_ips;
+    let external: Vec<_> = core_setup::settings_from_config(config, 1, &ServerAddresses::default()).external_ips;
     addresses::plan(&addresses::AddressInput {
         relay_ips: &config.relay_ips,
         listening_ips: &config.listening_ips,

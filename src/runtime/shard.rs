@@ -19,6 +19,7 @@ use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, 
 use super::relay_sockets::RelaySockets;
 use super::udp_batch::{RecvBatch, SendQueue, BATCH};
 use crate::proto::flow::{Flow, Transport};
+use crate::proto::log_escape::Escaped;
 use crate::proto::server::{ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
 
 // Token space: relay slots, then connections, then listeners, then the waker.
@@ -620,7 +621,7 @@ impl Shard {
                         shard = self.id,
                         client = %flow.remote,
                         transport = transport.as_str(),
-                        user = %username,
+                        user = %Escaped(&username),
                         relay = %relay,
                         relayed = %advertised,
                         lifetime,
@@ -640,7 +641,7 @@ impl Shard {
                         shard = self.id,
                         client = %flow.remote,
                         transport = transport.as_str(),
-                        user = %username,
+                        user = %Escaped(&username),
                         relay = %relay,
                         duration_s = duration.as_secs(),
                         sent_packets = traffic.to_peer_packets,

@@ -5,9 +5,15 @@ use std::time::Instant;
 use super::super::auth::long_term::LongTermKey;
 use super::super::auth::nonce::NonceCheck;
 use super::super::auth::{AuthError, Purpose};
+use super::super::log_escape::Escaped;
 use super::super::stun::integrity::verify_integrity;
 use super::super::stun::{Attributes, Message};
 use super::{ClientAction, Flow, Server};
+
+/// Longest USERNAME accepted, in bytes (RFC 5389 §15.3: "less than 513 bytes"; RFC 8489
+/// tightened it to 509 after OpaqueString processing, which clients do not all apply). Longer
+/// ones get 400 before any key is derived, on every transport.
+pub const MAX_USERNAME_LEN: usize = 513;
 
 /// A request that passed authentication.
 pub(super) struct Authed<'a> {
@@ -32,6 +38,10 @@ impl Server {
     ) -> Result<Authed<'a>, ClientAction> {
         let fp = attrs.fingerprint;
         let config = self.config.clone();
+        if attrs.username.is_some_and(|u| u.len() > MAX_USERNAME_LEN) {
+            self.stats.auth_malformed.inc();
+            return Err(self.error_reply(out, msg, 400, None, fp));
+        }
         if config.auth.no_auth() {
             let username = attrs
                 .username
@@ -44,25 +54,31 @@ impl Server {
             });
         }
         let Some(integrity_at) = attrs.integrity_offset else {
-            self.stats.auth_challenges.inc();
-            return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+            let reply = self.challenge_reply(out, msg, flow, 401, now, fp);
+            if reply != ClientAction::None {
+                self.stats.auth_challenges.inc();
+            }
+            return Err(reply);
         };
-        let (Some(user), Some(_), Some(nonce)) = (attrs.username, attrs.realm, attrs.nonce) else {
+        let (Some(user), Some(realm), Some(nonce)) = (attrs.username, attrs.realm, attrs.nonce)
+        else {
             self.stats.auth_malformed.inc();
             return Err(self.error_reply(out, msg, 400, None, fp));
         };
         let unix = self.unix_time(now);
         let lifetime = config.settings.stale_nonce_secs;
-        match self
-            .shared
-            .nonce_key
-            .check(nonce, unix, flow.remote.ip(), lifetime)
-        {
+        match self.shared.nonce_key.check(nonce, unix, flow, lifetime) {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
                 self.stats.auth_stale_nonce.inc();
                 return Err(self.challenge_reply(out, msg, flow, 438, now, fp));
             }
+        }
+        // The key is derived with our realm anyway; a client naming another (or none) is
+        // told the right one rather than let through on a key that happens to match.
+        if realm != config.auth.realm().as_bytes() {
+            self.stats.auth_bad_credentials.inc();
+            return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
         }
         let Ok(username) = std::str::from_utf8(user) else {
             self.stats.auth_bad_credentials.inc();
@@ -70,7 +86,7 @@ impl Server {
         };
         if config.revoked_users.contains(config.auth.user_id(username)) {
             self.stats.auth_revoked.inc();
-            tracing::debug!(client = %flow.remote, username, "revoked user refused");
+            tracing::debug!(client = %flow.remote, username = %Escaped(username), "revoked user refused");
             return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
         }
         let keys = match config.auth.candidate_keys(username, unix, purpose) {
@@ -80,7 +96,7 @@ impl Server {
                     AuthError::Expired => self.stats.auth_expired.inc(),
                     AuthError::UnknownUser => self.stats.auth_bad_credentials.inc(),
                 }
-                tracing::debug!(client = %flow.remote, username, error = %e, "authentication refused");
+                tracing::debug!(client = %flow.remote, username = %Escaped(username), error = %e, "authentication refused");
                 return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
             }
         };
@@ -99,7 +115,7 @@ impl Server {
             }
         }
         self.stats.auth_bad_credentials.inc();
-        tracing::debug!(client = %flow.remote, username, "MESSAGE-INTEGRITY mismatch");
+        tracing::debug!(client = %flow.remote, username = %Escaped(username), "MESSAGE-INTEGRITY mismatch");
         Err(self.challenge_reply(out, msg, flow, 401, now, fp))
     }
 }

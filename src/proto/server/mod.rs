@@ -14,8 +14,7 @@ mod turn_requests;
 #[cfg(test)]
 mod tests;
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -25,6 +24,7 @@ use std::sync::Arc;
 
 use super::allocation::{Allocation, TrafficCounters};
 use super::bandwidth::{allow, retune, TokenBucket};
+use super::challenge_limit::ChallengeLimiter;
 use super::channel_data;
 use super::flow::{Family, Flow, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
@@ -174,12 +174,15 @@ pub struct Server {
     slots: Vec<Option<Allocation>>,
     free_slots: Vec<u32>,
     by_flow: FxHashMap<Flow, u32>,
-    expiries: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// One entry per live allocation: its deadline and slot. Refreshes move the entry and
+    /// removals delete it, so a client refreshing in a loop cannot grow the table.
+    expiries: BTreeSet<(Instant, u32)>,
     next_housekeeping: Instant,
     rng: u64,
     events: VecDeque<Event>,
     draining: bool,
     stats: Arc<CoreStats>,
+    challenges: ChallengeLimiter,
 }
 
 impl Server {
@@ -207,12 +210,13 @@ impl Server {
             slots: Vec::new(),
             free_slots: Vec::new(),
             by_flow: FxHashMap::default(),
-            expiries: BinaryHeap::new(),
+            expiries: BTreeSet::new(),
             next_housekeeping: epoch + HOUSEKEEPING_INTERVAL,
             rng: seed | 1,
             events: VecDeque::new(),
             draining: false,
             stats: Arc::new(CoreStats::default()),
+            challenges: ChallengeLimiter::new(),
         }
     }
 
@@ -436,24 +440,20 @@ impl Server {
 
     /// The next time `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Instant {
-        match self.expiries.peek() {
-            Some(Reverse((t, _))) => (*t).min(self.next_housekeeping),
+        match self.expiries.first() {
+            Some((t, _)) => (*t).min(self.next_housekeeping),
             None => self.next_housekeeping,
         }
     }
 
     /// Ends allocations whose lifetime ran out and frees lapsed port reservations.
     pub fn handle_timeout(&mut self, now: Instant, binder: &mut impl RelayBinder) {
-        while let Some(Reverse((t, slot))) = self.expiries.peek().copied() {
+        while let Some(&(t, slot)) = self.expiries.first() {
             if t > now {
                 break;
             }
-            self.expiries.pop();
-            // Refreshes push a new deadline and leave the old entry to be skipped here.
-            let expired = matches!(&self.slots[slot as usize], Some(a) if a.expires <= now);
-            if expired {
-                self.remove_allocation(slot, now, EndReason::Expired, binder);
-            }
+            self.expiries.pop_first();
+            self.remove_allocation(slot, now, EndReason::Expired, binder);
         }
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
@@ -537,8 +537,23 @@ impl Server {
         tid
     }
 
+    /// Entries in the expiry table; never more than [`allocation_count`](Self::allocation_count).
+    pub fn timer_entries(&self) -> usize {
+        self.expiries.len()
+    }
+
+    /// Moves the deadline of the allocation in `slot` to `expires`, keeping its one entry.
+    fn set_expiry(&mut self, slot: u32, expires: Instant) {
+        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+            return;
+        };
+        self.expiries.remove(&(alloc.expires, slot));
+        alloc.expires = expires;
+        self.expiries.insert((expires, slot));
+    }
+
     fn insert_allocation(&mut self, alloc: Allocation, slot: u32) {
-        self.expiries.push(Reverse((alloc.expires, slot)));
+        self.expiries.insert((alloc.expires, slot));
         self.by_flow.insert(alloc.flow, slot);
         self.slots[slot as usize] = Some(alloc);
     }
@@ -563,6 +578,7 @@ impl Server {
         let Some(alloc) = self.slots[slot as usize].take() else {
             return;
         };
+        self.expiries.remove(&(alloc.expires, slot));
         self.by_flow.remove(&alloc.flow);
         binder.close(slot);
         self.shared.ports.release(alloc.relay_addr.port());

@@ -10,8 +10,9 @@ use super::super::stun::{attr, method, padded, xor_addr, Class, CodecError, Mess
 use super::super::stun::{MessageWriter, HEADER_LEN, MAGIC_COOKIE};
 use super::{ClientAction, Flow, Server, PEER_HEADROOM, XOR_PEER_ADDRESS};
 
-/// Largest factor by which an unauthenticated answer may exceed its request before optional
-/// attributes are left out, so the server is a poor reflection amplifier.
+/// Largest factor by which an unauthenticated success answer may exceed its request before
+/// SOFTWARE is left out, so the server is a poor reflection amplifier. Unauthenticated error
+/// answers never carry SOFTWARE.
 const MAX_UNAUTHENTICATED_GROWTH: usize = 2;
 
 impl Server {
@@ -19,15 +20,26 @@ impl Server {
     /// FINGERPRINT when configured or when the request carried one.
     pub(super) fn finish_reply(
         &self,
-        mut w: MessageWriter<'_>,
+        w: MessageWriter<'_>,
         msg: &Message<'_>,
         key: Option<&LongTermKey>,
         request_fingerprint: bool,
     ) -> ClientAction {
+        self.seal(w, msg, key, request_fingerprint, false)
+    }
+
+    fn seal(
+        &self,
+        mut w: MessageWriter<'_>,
+        msg: &Message<'_>,
+        key: Option<&LongTermKey>,
+        request_fingerprint: bool,
+        error: bool,
+    ) -> ClientAction {
         let settings = &self.config.settings;
         let fingerprint = settings.fingerprint || request_fingerprint;
         let result = (|| -> Result<usize, CodecError> {
-            if settings.software {
+            if settings.software && (key.is_some() || !error) {
                 let tail = if key.is_some() { INTEGRITY_ATTR_LEN } else { 0 }
                     + if fingerprint { FINGERPRINT_ATTR_LEN } else { 0 };
                 let total = w.len() + 4 + padded(SOFTWARE.len()) + tail;
@@ -78,10 +90,14 @@ impl Server {
         let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Error, msg.tid) else {
             return ClientAction::None;
         };
-        if w.error_code(code).and_then(|_| extra(&mut w)).is_err() {
+        let reason = self.config.settings.include_reason;
+        if w.error_code_with(code, reason)
+            .and_then(|_| extra(&mut w))
+            .is_err()
+        {
             return ClientAction::None;
         }
-        self.finish_reply(w, msg, key, request_fingerprint)
+        self.seal(w, msg, key, request_fingerprint, true)
     }
 
     /// A 401 or 438 carrying REALM and a fresh NONCE, inviting the client to (re)authenticate.
@@ -94,10 +110,13 @@ impl Server {
         now: Instant,
         request_fingerprint: bool,
     ) -> ClientAction {
-        let nonce = self
-            .shared
-            .nonce_key
-            .issue(self.unix_time(now), flow.remote.ip());
+        let rps = self.config.settings.unauthorized_rps;
+        let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
+        if !self.challenges.allow(flow.remote.ip(), now_us, rps) {
+            self.stats.challenges_ratelimited.inc();
+            return ClientAction::None;
+        }
+        let nonce = self.shared.nonce_key.issue(self.unix_time(now), flow);
         let config = self.config.clone();
         self.error_reply_with(out, msg, code, None, request_fingerprint, |w| {
             w.attr(attr::REALM, config.auth.realm().as_bytes())?;

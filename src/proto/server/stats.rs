@@ -35,6 +35,9 @@ pub struct CoreStats {
     pub auth_revoked: Counter,
     /// Requests lacking USERNAME, REALM or NONCE next to MESSAGE-INTEGRITY.
     pub auth_malformed: Counter,
+    /// Requests left unanswered because their source had used up its 401/438 budget
+    /// (`unauthorized-ratelimit`).
+    pub challenges_ratelimited: Counter,
     /// Error responses sent (any code).
     pub error_responses: Counter,
     /// Allocate requests refused by a quota (486).

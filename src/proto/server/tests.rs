@@ -9,7 +9,7 @@ use super::super::auth::long_term::long_term_key;
 use super::super::auth::nonce::NonceKey;
 use super::super::auth::rest::rest_password;
 use super::super::auth::{AuthSettings, Authenticator, UserSecret};
-use super::super::peer_policy::{PeerPolicy, PeerPolicySettings};
+use super::super::peer_policy::{PeerPolicy, PeerPolicySettings, ServerAddresses};
 use super::super::ports::{PortPool, Reservations};
 use super::super::quota::Quotas;
 use super::super::settings::{CoreConfig, ExternalMapping, Settings, Shared};
@@ -88,6 +88,7 @@ struct Options {
     total_quota: u32,
     strict_expiry: bool,
     no_auth: bool,
+    peers: PeerPolicySettings,
 }
 
 impl Default for Options {
@@ -99,6 +100,7 @@ impl Default for Options {
             total_quota: 0,
             strict_expiry: false,
             no_auth: false,
+            peers: PeerPolicySettings::default(),
         }
     }
 }
@@ -128,7 +130,7 @@ fn harness(opts: Options) -> Harness {
     });
     let config = Arc::new(CoreConfig {
         auth,
-        peers: PeerPolicy::new(&PeerPolicySettings::default()),
+        peers: PeerPolicy::new(&opts.peers),
         settings: opts.settings,
         revoked_users: Default::default(),
         revoked_secrets: Default::default(),
@@ -186,7 +188,7 @@ struct Client {
     username: String,
     password: String,
     nonce: Option<Vec<u8>>,
-    next_tid: u8,
+    next_tid: u32,
 }
 
 fn flow(port: u16) -> Flow {
@@ -221,7 +223,14 @@ impl Client {
 
     fn tid(&mut self) -> [u8; 12] {
         self.next_tid += 1;
-        [self.next_tid; 12]
+        self.last_tid()
+    }
+
+    /// The transaction id of the last request built.
+    fn last_tid(&self) -> [u8; 12] {
+        let mut tid = [self.next_tid as u8; 12];
+        tid[..4].copy_from_slice(&self.next_tid.to_be_bytes());
+        tid
     }
 
     /// Builds a request; `fill` adds the method's attributes before the credentials.
@@ -554,7 +563,7 @@ fn second_allocate_on_a_flow_is_437_but_a_retransmission_is_answered() {
     let mut c = Client::rest(4000, "alice", valid_expiry());
     h.allocate(&mut c);
     // Retransmit the exact request that succeeded.
-    let tid = [c.next_tid; 12];
+    let tid = c.last_tid();
     let req = c.request(method::ALLOCATE, tid, |w| {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
     });
@@ -615,6 +624,45 @@ fn forbidden_peers_get_403_and_are_never_reached() {
         "no permission was installed"
     );
     assert!(h.server.stats().forbidden_peer.get() >= 9);
+}
+
+#[test]
+fn operator_lists_beat_built_in_rules_and_own_listeners_are_refused() {
+    let range = |s: &str| s.parse().unwrap();
+    let settings = Settings {
+        server_addresses: ServerAddresses {
+            listeners: vec!["127.0.0.1:3478".parse().unwrap()],
+            local_ips: vec!["192.0.2.10".parse().unwrap()],
+        },
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        peers: PeerPolicySettings {
+            allowed: vec![range("10.9.9.9")],
+            denied: vec![range("127.0.0.99"), range("10.0.0.0/8")],
+            allow_loopback: true,
+        },
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    // denied-peer-ip beats allow-loopback-peers; the server's own listener is no peer.
+    for peer in ["127.0.0.99:5000", "127.0.0.1:3478", "10.1.1.1:5000"] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let perm = h.create_permission(&mut c, peer);
+        assert_eq!(perm.error_code(), Some(403), "{peer}");
+        let bind = h.channel_bind(&mut c, 0x4001, peer);
+        assert_eq!(bind.error_code(), Some(403), "{peer}");
+    }
+    // allow-loopback-peers still opens the rest of loopback; allowed-peer-ip beats
+    // denied-peer-ip.
+    for peer in ["127.0.0.98:5000", "127.0.0.1:3479", "10.9.9.9:5000"] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        let perm = h.create_permission(&mut c, peer);
+        assert_eq!(perm.class, Class::Success, "{peer}");
+    }
+    assert_eq!(h.server.stats().forbidden_peer.get(), 6);
 }
 
 #[test]
@@ -1371,4 +1419,619 @@ fn random_structured_input_never_panics() {
         h.send_raw(live.flow, &frame),
         ClientAction::Relay { .. }
     ));
+}
+
+#[test]
+fn refreshing_in_a_loop_keeps_one_timer_entry_per_allocation() {
+    // Without credentials the 100,000 round trips need no HMAC; the expiry path is the same.
+    let mut h = harness(Options {
+        no_auth: true,
+        ..Options::default()
+    });
+    let mut a = Client::rest(4000, "alice", valid_expiry());
+    let mut b = Client::rest(4001, "bob", valid_expiry());
+    assert_eq!(h.allocate(&mut a).class, Class::Success);
+    assert_eq!(h.allocate(&mut b).class, Class::Success);
+    for i in 0..100_000u32 {
+        let resp = h.call(&mut a, method::REFRESH, |w| {
+            w.attr_u32(attr::LIFETIME, 600 + i % 7).unwrap()
+        });
+        assert_eq!(resp.class, Class::Success);
+        assert!(h.server.timer_entries() <= h.server.allocation_count());
+    }
+    assert_eq!(h.server.timer_entries(), 2);
+    // Allocate/delete cycles on one slot leave nothing behind either.
+    for _ in 0..1_000 {
+        let resp = h.call(&mut b, method::REFRESH, |w| {
+            w.attr_u32(attr::LIFETIME, 0).unwrap()
+        });
+        assert_eq!(resp.lifetime(), 0);
+        assert_eq!(h.allocate(&mut b).class, Class::Success);
+    }
+    assert_eq!(h.server.timer_entries(), h.server.allocation_count());
+    // The moved deadlines still end the allocations on time: b's at 600 s, a's last Refresh
+    // asked for 604 s.
+    h.advance(601);
+    assert_eq!(h.server.allocation_count(), 1);
+    assert!(h.server.has_allocation(a.flow));
+    h.advance(2);
+    assert_eq!(h.server.allocation_count(), 1);
+    h.advance(1);
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.server.timer_entries(), 0);
+}
+
+/// A signed request whose USERNAME and REALM the test chooses (the key uses the real realm).
+fn signed_request_with(
+    c: &mut Client,
+    method: u16,
+    username: &[u8],
+    realm: Option<&[u8]>,
+    fill: impl FnOnce(&mut MessageWriter<'_>),
+) -> Vec<u8> {
+    let tid = c.tid();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut w = MessageWriter::new(&mut buf, method, Class::Request, tid).unwrap();
+    fill(&mut w);
+    w.attr(attr::USERNAME, username).unwrap();
+    if let Some(realm) = realm {
+        w.attr(attr::REALM, realm).unwrap();
+    }
+    w.attr(attr::NONCE, c.nonce.as_deref().expect("challenged first"))
+        .unwrap();
+    let key = long_term_key(&c.username, REALM, &c.password);
+    w.integrity(&key).unwrap();
+    let n = w.finish();
+    buf.truncate(n);
+    buf
+}
+
+fn challenge(h: &mut Harness, c: &mut Client) {
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(401));
+    c.nonce = Some(resp.attr(attr::NONCE).unwrap().to_vec());
+}
+
+#[test]
+fn usernames_over_513_bytes_are_refused_on_every_transport() {
+    for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
+        for no_auth in [false, true] {
+            let mut h = harness(Options {
+                no_auth,
+                ..Options::default()
+            });
+            let mut c = Client::rest(4000, "alice", valid_expiry());
+            if !no_auth {
+                challenge(&mut h, &mut c);
+            } else {
+                c.nonce = Some(b"unused".to_vec());
+            }
+            let long = format!("{}:{}", valid_expiry(), "u".repeat(10_000));
+            let req = signed_request_with(
+                &mut c,
+                method::ALLOCATE,
+                long.as_bytes(),
+                Some(REALM.as_bytes()),
+                |w| w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap(),
+            );
+            let now = h.now;
+            let action =
+                h.server
+                    .handle_client(now, c.flow, transport, &req, &mut h.out, &mut h.binder);
+            let ClientAction::Reply(n) = action else {
+                panic!("expected a reply, got {action:?}");
+            };
+            let msg = Message::parse(&h.out[..n]).unwrap();
+            let resp = Response {
+                raw: h.out[..n].to_vec(),
+                class: msg.class,
+                method: msg.method,
+                tid: msg.tid,
+            };
+            let code = resp.error_code();
+            assert_eq!(code, Some(400), "{transport:?} no_auth={no_auth}");
+            assert_eq!(h.server.allocation_count(), 0);
+        }
+    }
+    // 513 bytes is still a username.
+    let mut h = harness(Options::default());
+    let user = format!("{}:{}", valid_expiry(), "u".repeat(513 - 11));
+    assert_eq!(user.len(), 513);
+    let mut c = Client {
+        flow: flow(4001),
+        password: rest_password(SECRET.as_bytes(), &user),
+        username: user,
+        nonce: None,
+        next_tid: 1,
+    };
+    assert_eq!(h.allocate(&mut c).class, Class::Success);
+}
+
+#[test]
+fn a_wrong_or_missing_realm_is_refused() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    let username = c.username.clone();
+    for realm in [Some(&b"other.realm"[..]), Some(&b""[..])] {
+        let req = signed_request_with(&mut c, method::ALLOCATE, username.as_bytes(), realm, |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+        });
+        let resp = h.reply(c.flow, &req).unwrap();
+        assert_eq!(resp.error_code(), Some(401), "{realm:?}");
+        assert_eq!(resp.attr(attr::REALM), Some(REALM.as_bytes()));
+    }
+    let req = signed_request_with(&mut c, method::ALLOCATE, username.as_bytes(), None, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    assert_eq!(h.reply(c.flow, &req).unwrap().error_code(), Some(400));
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_eq!(h.allocate(&mut c).class, Class::Success);
+}
+
+#[test]
+fn a_signed_allocate_replayed_from_another_port_or_ip_is_refused() {
+    let mut h = harness(Options {
+        user_quota: 2,
+        ..Options::default()
+    });
+    let mut victim = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut victim);
+    let tid = victim.tid();
+    let signed = victim.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    assert_eq!(h.reply(victim.flow, &signed).unwrap().class, Class::Success);
+    // The same bytes from other 5-tuples within the nonce lifetime.
+    let other_port = flow(4001);
+    let mut other_ip = flow(4000);
+    other_ip.remote.set_ip("203.0.113.8".parse().unwrap());
+    let mut other_socket = flow(4000);
+    other_socket.socket = 1;
+    for f in [other_port, other_ip, other_socket] {
+        let resp = h.reply(f, &signed).unwrap();
+        assert_eq!(resp.error_code(), Some(438), "{f:?}");
+        assert!(resp.attr(attr::NONCE).is_some());
+    }
+    assert_eq!(h.server.allocation_count(), 1);
+    assert_eq!(h.server.stats().auth_stale_nonce.get(), 3);
+}
+
+/// Largest response/request size ratio allowed for what an unauthenticated (possibly spoofed)
+/// source can draw, per request type. Binding: the IPv6 XOR-MAPPED-ADDRESS answer to a bare
+/// 20-byte request (44 bytes). Allocate: the 401 with REALM and NONCE to a 28-byte Allocate.
+/// Refresh, CreatePermission, ChannelBind: the same 401 to a bare 20-byte request, which only
+/// a source spoofing a 5-tuple that holds an allocation gets (any other draws a 28-byte 437).
+const MAX_RATIO: [(&str, f64); 6] = [
+    ("Binding", 2.25),
+    ("Allocate", 2.5),
+    ("Refresh", 3.5),
+    ("CreatePermission", 3.5),
+    ("ChannelBind", 3.5),
+    ("other", 1.5),
+];
+
+#[test]
+fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
+    let mut h = harness(Options::default());
+    let v4 = flow(4000);
+    let v6 = Flow {
+        socket: 0,
+        remote: "[2001:db8::7]:4000".parse().unwrap(),
+    };
+    // A live allocation on a third flow, whose 5-tuple an attacker might spoof.
+    let mut live = Client::rest(4100, "alice", valid_expiry());
+    h.allocate(&mut live);
+    let peer: SocketAddr = public_peer();
+    type Fill = fn(&mut MessageWriter<'_>, SocketAddr);
+    let variants: [(&str, Fill); 7] = [
+        ("bare", |_, _| {}),
+        ("fingerprint", |w, _| w.fingerprint().unwrap()),
+        ("transport", |w, _| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+        }),
+        ("transport+fingerprint", |w, _| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+            w.fingerprint().unwrap()
+        }),
+        ("peer", |w, p| {
+            w.xor_address(attr::XOR_PEER_ADDRESS, &p).unwrap()
+        }),
+        ("unknown required attribute", |w, _| {
+            w.attr(0x7ABC, &[]).unwrap()
+        }),
+        ("software", |w, _| w.attr(attr::SOFTWARE, b"abcd").unwrap()),
+    ];
+    let methods = [
+        ("Binding", method::BINDING),
+        ("Allocate", method::ALLOCATE),
+        ("Refresh", method::REFRESH),
+        ("CreatePermission", method::CREATE_PERMISSION),
+        ("ChannelBind", method::CHANNEL_BIND),
+        ("other", 0x00AB),
+    ];
+    let mut worst: HashMap<&str, (f64, String)> = HashMap::new();
+    let mut tid = 0u32;
+    for (name, m) in methods {
+        for f in [v4, v6, live.flow] {
+            for (variant, fill) in &variants {
+                tid += 1;
+                let mut id = [7u8; 12];
+                id[..4].copy_from_slice(&tid.to_be_bytes());
+                let mut buf = [0u8; 256];
+                let mut w = MessageWriter::new(&mut buf, m, Class::Request, id).unwrap();
+                fill(&mut w, peer);
+                let n = w.finish();
+                let req = buf[..n].to_vec();
+                let Some(resp) = h.reply(f, &req) else {
+                    continue;
+                };
+                let ratio = resp.raw.len() as f64 / req.len() as f64;
+                let what = format!(
+                    "{variant} from {} ({} -> {} bytes, code {:?})",
+                    f.remote,
+                    req.len(),
+                    resp.raw.len(),
+                    resp.error_code()
+                );
+                let entry = worst.entry(name).or_insert((0.0, String::new()));
+                if ratio > entry.0 {
+                    *entry = (ratio, what);
+                }
+            }
+        }
+    }
+    // Nothing above happened to touch the live allocation.
+    assert!(h.server.has_allocation(live.flow));
+    for (name, bound) in MAX_RATIO {
+        let (ratio, what) = worst.get(name).cloned().expect("every type was answered");
+        println!("{name:17} worst {ratio:.2}x  bound {bound:.2}x  {what}");
+        assert!(ratio <= bound, "{name}: {ratio:.2}x > {bound}x: {what}");
+    }
+    // The first answer of an ordinary Allocate stays near coturn's 68 bytes, and carries no
+    // SOFTWARE and no reason phrase.
+    let mut c = Client::rest(4200, "bob", valid_expiry());
+    let t = c.tid();
+    let req = c.request(method::ALLOCATE, t, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(401));
+    assert_eq!(resp.raw.len(), 68);
+    assert!(resp.attr(attr::SOFTWARE).is_none());
+    assert_eq!(resp.attr(attr::ERROR_CODE).map(<[u8]>::len), Some(4));
+}
+
+#[test]
+fn include_reason_string_puts_the_phrase_back() {
+    let settings = Settings {
+        include_reason: true,
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    let mut buf = [0u8; 64];
+    let w = MessageWriter::new(&mut buf, method::REFRESH, Class::Request, [5; 12]).unwrap();
+    let n = w.finish();
+    let resp = h.reply(flow(1), &buf[..n]).unwrap();
+    assert_eq!(resp.error_code(), Some(437));
+    assert_eq!(
+        resp.attr(attr::ERROR_CODE).map(|v| &v[4..]),
+        Some(&b"Allocation Mismatch"[..])
+    );
+}
+
+#[test]
+fn an_unauthenticated_flood_from_10000_ports_is_rate_limited_and_costs_no_state() {
+    let settings = Settings {
+        unauthorized_rps: 20,
+        ..Settings::default()
+    };
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    // The canary: an established session from another address, relaying through a channel.
+    let mut canary = Client::rest(4000, "alice", valid_expiry());
+    canary.flow.remote.set_ip("198.51.100.200".parse().unwrap());
+    assert_eq!(h.allocate(&mut canary).class, Class::Success);
+    let peer = public_peer();
+    assert_eq!(
+        h.channel_bind(&mut canary, 0x4000, peer).class,
+        Class::Success
+    );
+    let (relay, _) = h.server.allocations().next().unwrap();
+    let before = (h.server.allocation_count(), h.server.timer_entries());
+    let answered_before = h.server.stats().auth_challenges.get();
+    let frame = [0x40, 0x00, 0x00, 0x02, b'h', b'i'];
+    let mut relayed = 0;
+    // 10,000 Allocates from 10,000 ports of one address within one second of virtual time.
+    for port in 0..10_000u16 {
+        let mut tid = [1u8; 12];
+        tid[..2].copy_from_slice(&port.to_be_bytes());
+        let mut buf = [0u8; 64];
+        let mut w = MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, tid).unwrap();
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        let n = w.finish();
+        let attacker = Flow {
+            socket: 0,
+            remote: SocketAddr::new("203.0.113.66".parse().unwrap(), 10_000 + port),
+        };
+        h.send_raw(attacker, &buf[..n]);
+        h.now += Duration::from_micros(100);
+        if port % 100 == 0 {
+            let now = h.now;
+            h.server.handle_timeout(now, &mut h.binder);
+            if matches!(h.send_raw(canary.flow, &frame), ClientAction::Relay { .. })
+                && h.peer_packet(relay, peer, b"ok").is_some()
+            {
+                relayed += 1;
+            }
+        }
+    }
+    assert_eq!(relayed, 100, "the canary relayed both ways throughout");
+    assert_eq!(
+        (h.server.allocation_count(), h.server.timer_entries()),
+        before
+    );
+    let answered = h.server.stats().auth_challenges.get() - answered_before;
+    let limited = h.server.stats().challenges_ratelimited.get();
+    // A burst of 20 plus 20 per second for the one second the flood lasted.
+    assert!((20..=41).contains(&answered), "{answered} answered");
+    assert_eq!(answered + limited, 10_000);
+    // Another source still gets its challenge, and the flood's source does again later.
+    let mut bob = Client::rest(5000, "bob", valid_expiry());
+    assert_eq!(h.allocate(&mut bob).class, Class::Success);
+    h.advance(2);
+    let mut late = Client::rest(6000, "carol", valid_expiry());
+    late.flow.remote.set_ip("203.0.113.66".parse().unwrap());
+    assert_eq!(h.allocate(&mut late).class, Class::Success);
+}
+
+// coturn's 2025–2026 advisories, each as a regression test against this core.
+
+/// Appends an attribute after whatever the message ends with (MESSAGE-INTEGRITY here) and
+/// fixes the header length, as an on-path attacker injecting into a signed request would.
+fn append_attr(msg: &mut Vec<u8>, typ: u16, value: &[u8]) {
+    msg.extend_from_slice(&typ.to_be_bytes());
+    msg.extend_from_slice(&(value.len() as u16).to_be_bytes());
+    msg.extend_from_slice(value);
+    msg.resize(msg.len() + (4 - value.len() % 4) % 4, 0);
+    let len = (msg.len() - 20) as u16;
+    msg[2..4].copy_from_slice(&len.to_be_bytes());
+}
+
+#[test]
+fn advisory_lifetime_injected_after_message_integrity_is_ignored() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    let tid = c.tid();
+    let mut req = c.request(method::REFRESH, tid, |w| {
+        w.attr_u32(attr::LIFETIME, 900).unwrap()
+    });
+    append_attr(&mut req, attr::LIFETIME, &0u32.to_be_bytes());
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.lifetime(), 900, "the signed LIFETIME counts");
+    assert!(
+        h.server.has_allocation(c.flow),
+        "the injected 0 deleted nothing"
+    );
+    // Unsigned attributes alone do not authenticate a request either.
+    let tid = c.tid();
+    let mut req = c.request(method::REFRESH, tid, |_| {});
+    append_attr(&mut req, attr::LIFETIME, &0u32.to_be_bytes());
+    assert_eq!(h.reply(c.flow, &req).unwrap().lifetime(), 600);
+    assert!(h.server.has_allocation(c.flow));
+}
+
+#[test]
+fn advisory_peer_address_injected_after_message_integrity_is_ignored() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    let signed = public_peer();
+    let injected: SocketAddr = "198.100.9.9:5000".parse().unwrap();
+    let tid = c.tid();
+    let mut req = c.request(method::CREATE_PERMISSION, tid, |w| {
+        w.xor_address(attr::XOR_PEER_ADDRESS, &signed).unwrap()
+    });
+    let mut value = vec![0u8; 8];
+    xor_addr::encode(&injected, &tid, &mut value);
+    append_attr(&mut req, attr::XOR_PEER_ADDRESS, &value);
+    assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
+    assert!(h.peer_packet(0, signed, b"signed").is_some());
+    assert!(
+        h.peer_packet(0, injected, b"injected").is_none(),
+        "no permission for the injected peer"
+    );
+}
+
+#[test]
+fn advisory_duplicate_peer_address_in_channel_bind_uses_the_first() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    let first = public_peer();
+    let second: SocketAddr = "198.100.9.9:5000".parse().unwrap();
+    let resp = h.call(&mut c, method::CHANNEL_BIND, |w| {
+        w.attr_u32(attr::CHANNEL_NUMBER, 0x4000 << 16).unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &first).unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &second).unwrap();
+    });
+    assert_eq!(resp.class, Class::Success);
+    let frame = [0x40, 0x00, 0x00, 0x01, b'x'];
+    match h.send_raw(c.flow, &frame) {
+        ClientAction::Relay { peer, .. } => assert_eq!(peer, first),
+        other => panic!("expected a relay to the first peer, got {other:?}"),
+    }
+    assert!(h.peer_packet(0, second, b"second").is_none());
+    // A second forbidden address cannot sneak past the policy check either.
+    let resp = h.call(&mut c, method::CHANNEL_BIND, |w| {
+        w.attr_u32(attr::CHANNEL_NUMBER, 0x4001 << 16).unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &"198.100.9.10:1".parse().unwrap())
+            .unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &"10.0.0.1:1".parse().unwrap())
+            .unwrap();
+    });
+    assert_eq!(resp.class, Class::Success);
+    assert!(h
+        .peer_packet(0, "10.0.0.1:1".parse().unwrap(), b"x")
+        .is_none());
+}
+
+#[test]
+fn advisory_even_port_without_reserve_leaks_no_port() {
+    let mut h = harness(Options::default());
+    let baseline = h.server.shared.ports.in_use();
+    for i in 0..20u16 {
+        let mut c = Client::rest(4000 + i, "alice", valid_expiry());
+        let resp = h.call(&mut c, method::ALLOCATE, |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+            w.attr(attr::EVEN_PORT, &[0x00]).unwrap();
+        });
+        assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port() % 2, 0);
+        assert!(resp.attr(attr::RESERVATION_TOKEN).is_none());
+        assert_eq!(h.server.shared.ports.in_use(), baseline + 1);
+        let resp = h.call(&mut c, method::REFRESH, |w| {
+            w.attr_u32(attr::LIFETIME, 0).unwrap()
+        });
+        assert_eq!(resp.lifetime(), 0);
+        assert_eq!(h.server.shared.ports.in_use(), baseline);
+    }
+}
+
+#[test]
+fn advisory_unredeemed_reservation_tokens_release_their_port() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
+    });
+    let token = resp.attr(attr::RESERVATION_TOKEN).unwrap().to_vec();
+    assert_eq!(h.server.shared.ports.in_use(), 2);
+    h.call(&mut c, method::REFRESH, |w| {
+        w.attr_u32(attr::LIFETIME, 0).unwrap()
+    });
+    assert_eq!(
+        h.server.shared.ports.in_use(),
+        1,
+        "the reserved port is held"
+    );
+    h.advance(40);
+    assert_eq!(
+        h.server.shared.ports.in_use(),
+        0,
+        "and released when it lapses"
+    );
+    assert!(h.server.shared.reservations.is_empty());
+    let mut late = Client::rest(4001, "alice", valid_expiry());
+    let resp = h.call(&mut late, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
+    });
+    assert_eq!(resp.error_code(), Some(508));
+    assert_eq!(h.server.shared.ports.in_use(), 0);
+}
+
+#[test]
+fn advisory_mapped_and_compatible_loopback_peers_are_denied() {
+    for allow_loopback in [false, true] {
+        let mut h = harness(Options {
+            peers: PeerPolicySettings {
+                allow_loopback,
+                ..Default::default()
+            },
+            ..Options::default()
+        });
+        let mut c = Client::rest(4000, "alice", valid_expiry());
+        let resp = h.call(&mut c, method::ALLOCATE, |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+            w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
+        });
+        assert_eq!(resp.class, Class::Success);
+        let mut denied = vec!["[::127.0.0.1]:5000", "[::7f00:1]:5000", "[::]:5000"];
+        if !allow_loopback {
+            denied.extend(["[::ffff:127.0.0.1]:5000", "[::1]:5000"]);
+        }
+        for peer in denied {
+            let peer: SocketAddr = peer.parse().unwrap();
+            assert_eq!(
+                h.create_permission(&mut c, peer).error_code(),
+                Some(403),
+                "{peer} allow_loopback={allow_loopback}"
+            );
+            assert_eq!(
+                h.channel_bind(&mut c, 0x4000, peer).error_code(),
+                Some(403),
+                "{peer} allow_loopback={allow_loopback}"
+            );
+        }
+    }
+}
+
+#[test]
+fn advisory_ipv6_ranges_crossing_a_64_bit_boundary() {
+    let range = |s: &str| s.parse().unwrap();
+    let mut h = harness(Options {
+        peers: PeerPolicySettings {
+            denied: vec![range("2606:4700:0:0:ffff::-2606:4700:0:1:1::")],
+            allowed: vec![range("fd00::ffff:ffff:ffff:fff0-fd00:0:0:1::10")],
+            allow_loopback: false,
+        },
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
+    });
+    assert_eq!(resp.class, Class::Success);
+    for (peer, code) in [
+        ("[2606:4700::ffff:0:0:1]:1", Some(403)),
+        ("[2606:4700:0:1::5]:1", Some(403)),
+        ("[2606:4700:0:1:1::1]:1", None),
+        ("[2606:4700::fffe:ffff:ffff:ffff]:1", None),
+        ("[fd00::ffff:ffff:ffff:ffff]:1", None),
+        ("[fd00:0:0:1::10]:1", None),
+        ("[fd00:0:0:1::11]:1", Some(403)),
+        ("[fd00::ffff:ffff:ffff:ffef]:1", Some(403)),
+    ] {
+        let peer: SocketAddr = peer.parse().unwrap();
+        assert_eq!(
+            h.create_permission(&mut c, peer).error_code(),
+            code,
+            "{peer}"
+        );
+    }
+}
+
+#[test]
+fn advisory_a_nonce_from_one_client_ip_is_refused_from_another() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    // The same client, same port, but another address: the nonce does not travel.
+    c.flow.remote.set_ip("198.51.100.99".parse().unwrap());
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(438));
+    assert_eq!(h.server.allocation_count(), 0);
+    // With the nonce it is handed there, it authenticates.
+    c.nonce = Some(resp.attr(attr::NONCE).unwrap().to_vec());
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
 }

@@ -36,6 +36,19 @@ impl Server {
         } else {
             Purpose::Refresh
         };
+        if attrs.integrity_offset.is_none() {
+            // Requests that cannot succeed whatever the credentials get their short final
+            // answer before the challenge, which is the largest unauthenticated reply: an
+            // Allocate without REQUESTED-TRANSPORT (400) and a request for an allocation this
+            // 5-tuple does not hold (437). Neither tells the sender anything it does not know.
+            let fp = attrs.fingerprint;
+            if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
+                return self.error_reply(out, msg, 400, None, fp);
+            }
+            if purpose == Purpose::Refresh && !self.by_flow.contains_key(&flow) {
+                return self.error_reply(out, msg, 437, None, fp);
+            }
+        }
         let authed = match self.authenticate(now, flow, msg, attrs, purpose, out) {
             Ok(a) => a,
             Err(reply) => return reply,
@@ -279,7 +292,7 @@ impl Server {
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
         let fp = attrs.fingerprint;
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+        let Some(alloc) = self.slots[slot as usize].as_ref() else {
             return ClientAction::None;
         };
         let family = Family::of(&alloc.relay_addr);
@@ -293,8 +306,7 @@ impl Server {
             0
         } else {
             let granted = self.config.settings.granted_lifetime(attrs.lifetime);
-            alloc.expires = now + Duration::from_secs(granted.into());
-            self.expiries.push(std::cmp::Reverse((alloc.expires, slot)));
+            self.set_expiry(slot, now + Duration::from_secs(granted.into()));
             granted
         };
         self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
@@ -382,7 +394,11 @@ impl Server {
         if Family::of(&peer) != relay_family {
             return Some(443);
         }
-        if !self.config.peers.is_allowed(peer.ip()) {
+        let config = &self.config;
+        if !config
+            .peers
+            .permits(peer, &config.settings.server_addresses)
+        {
             self.stats.forbidden_peer.inc();
             tracing::debug!(%peer, "peer refused by policy");
             return Some(403);

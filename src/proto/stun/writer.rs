@@ -105,7 +105,13 @@ impl<'b> MessageWriter<'b> {
 
     /// Appends ERROR-CODE with its standard reason phrase.
     pub fn error_code(&mut self, code: u16) -> Result<(), CodecError> {
-        let reason = reason_phrase(code).as_bytes();
+        self.error_code_with(code, true)
+    }
+
+    /// Appends ERROR-CODE, with the standard reason phrase only when `reason` is set (the
+    /// phrase is optional text; leaving it out keeps error answers small).
+    pub fn error_code_with(&mut self, code: u16, reason: bool) -> Result<(), CodecError> {
+        let reason = if reason { reason_phrase(code) } else { "" }.as_bytes();
         self.attr_with(attr::ERROR_CODE, 4 + reason.len(), |out| {
             out[0] = 0;
             out[1] = 0;
