@@ -7,7 +7,8 @@ use super::auth::long_term::LongTermKey;
 use super::bandwidth::TokenBucket;
 use super::flow::{Flow, Transport};
 
-/// Most permissions one allocation may hold at once; more earns 508.
+/// Most permissions (peer IP addresses) one allocation may hold at once, and so most
+/// XOR-PEER-ADDRESS attributes one CreatePermission may carry; more earns 508 (RFC 8656 §9).
 pub const MAX_PERMISSIONS: usize = 64;
 /// Most channel bindings one allocation may hold at once; more earns 508.
 pub const MAX_CHANNELS: usize = 64;

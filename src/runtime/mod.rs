@@ -349,7 +349,8 @@ fn refuse_taken_ports(
 /// Listening and relay addresses for `config` on this host.
 pub fn address_plan(config: &Config) -> Result<addresses::AddressPlan, addresses::AddressError> {
     let interfaces = addresses::interface_addresses();
-    let external: Vec<_> = core_setup::settings_from_config(config, 1, &ServerAddresses::default()).external_ips;
+    let external: Vec<_> =
+        core_setup::settings_from_config(config, 1, &ServerAddresses::default()).external_ips;
     addresses::plan(&addresses::AddressInput {
         relay_ips: &config.relay_ips,
         listening_ips: &config.listening_ips,

@@ -115,6 +115,18 @@ start_turn() {
     e2e_wait_stun "$name" ::1 "$TURN_PORT" || e2e_die "$KIND ($name) does not answer on ::1"
 }
 
+# uclient_no_errors NAME: a scenario that also fails when uclient logged an error
+# answer (e.g. "create permission error 400") although the data made it through.
+uclient_no_errors() {
+    local name=$1 log="$E2E_DIR/uclient-$1.log" errors
+    errors=$(grep -iE 'error [0-9]{3}|ERROR:' "$log" | sort | uniq -c | head -n 3 || true)
+    if [[ -n "$errors" ]]; then
+        e2e_record "$name-no-errors" FAIL "uclient logged: ${errors//$'\n'/; }"
+    else
+        e2e_record "$name-no-errors" PASS "no error answers in the log"
+    fi
+}
+
 V4=(-e 127.0.0.1 -r "$PEER_PORT")
 V6=(-e ::1 -r "$PEER_PORT")
 
@@ -130,6 +142,9 @@ e2e_uclient client-to-client-send "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -
 # RTCP relay with the RESERVATION-TOKEN; more clients = more reserved pairs.
 e2e_uclient rtp-rtcp-pairs "${P[@]}" -n 50 -m 10 -l "$L" -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
 e2e_uclient no-rtcp "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -c "${V4[@]}" 127.0.0.1 || true
+# -G adds CreatePermission requests for up to 24 peers each (RFC 8656 §9 sets no limit).
+e2e_uclient many-permissions "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -G "${V4[@]}" 127.0.0.1 || true
+uclient_no_errors many-permissions
 e2e_uclient dont-fragment "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -g "${V4[@]}" 127.0.0.1 || true
 e2e_uclient ipv6-all "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" ::1 || true
 e2e_uclient ipv4-client-ipv6-relay "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" 127.0.0.1 || true

@@ -240,7 +240,7 @@ impl Client {
         tid: [u8; 12],
         fill: impl FnOnce(&mut MessageWriter<'_>),
     ) -> Vec<u8> {
-        let mut buf = vec![0u8; 1024];
+        let mut buf = vec![0u8; 2048];
         let mut w = MessageWriter::new(&mut buf, method, Class::Request, tid).unwrap();
         fill(&mut w);
         if let Some(nonce) = &self.nonce {
@@ -2034,4 +2034,105 @@ fn advisory_a_nonce_from_one_client_ip_is_refused_from_another() {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
     });
     assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
+}
+
+fn numbered_peer(i: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::from([198, 100, 2 + (i / 250) as u8, 1 + (i % 250) as u8]),
+        5000,
+    )
+}
+
+fn create_permissions(h: &mut Harness, c: &mut Client, peers: &[SocketAddr]) -> Response {
+    h.call(c, method::CREATE_PERMISSION, |w| {
+        for p in peers {
+            w.xor_address(attr::XOR_PEER_ADDRESS, p).unwrap();
+        }
+    })
+}
+
+#[test]
+fn create_permission_takes_any_count_up_to_the_cap_and_508_past_it() {
+    use super::super::allocation::MAX_PERMISSIONS;
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    // uclient -G sends 24 peers in one request: every one gets a permission.
+    let first: Vec<SocketAddr> = (0..24).map(numbered_peer).collect();
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &first).class,
+        Class::Success
+    );
+    for p in &first {
+        assert!(h.peer_packet(0, *p, b"x").is_some(), "{p} permitted");
+    }
+    // More than the cap in one request is a capacity refusal, and installs nothing.
+    let too_many: Vec<SocketAddr> = (100..101 + MAX_PERMISSIONS).map(numbered_peer).collect();
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &too_many).error_code(),
+        Some(508)
+    );
+    assert!(h.peer_packet(0, too_many[0], b"x").is_none());
+    // Filling the allocation up to the cap works (old peers refreshed, duplicates counted once).
+    let mut fill: Vec<SocketAddr> = (0..MAX_PERMISSIONS - 1).map(numbered_peer).collect();
+    fill.push(numbered_peer(3));
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &fill).class,
+        Class::Success
+    );
+    let last = numbered_peer(MAX_PERMISSIONS - 1);
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &[last, last]).class,
+        Class::Success
+    );
+    assert!(h.peer_packet(0, last, b"x").is_some());
+    // ...one more peer is refused, and a mixed request installs none of its peers.
+    let over = numbered_peer(MAX_PERMISSIONS);
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &[numbered_peer(0), over]).error_code(),
+        Some(508)
+    );
+    assert!(h.peer_packet(0, over, b"x").is_none());
+    // Once permissions lapse their room is free again.
+    h.advance(301);
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &[over]).class,
+        Class::Success
+    );
+    // One forbidden or malformed peer among many fails the whole request.
+    let mut bad = first.clone();
+    bad.push("10.0.0.1:5000".parse().unwrap());
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &bad).error_code(),
+        Some(403)
+    );
+    assert!(
+        h.peer_packet(0, first[0], b"x").is_none(),
+        "lapsed, not renewed"
+    );
+}
+
+#[test]
+fn peer_addresses_after_message_integrity_are_ignored() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    let tid = c.tid();
+    let mut req = c.request(method::CREATE_PERMISSION, tid, |w| {
+        w.xor_address(attr::XOR_PEER_ADDRESS, &numbered_peer(1))
+            .unwrap()
+    });
+    // Append an XOR-PEER-ADDRESS after MESSAGE-INTEGRITY: not covered, so not acted on.
+    let extra = numbered_peer(2);
+    let mut tail = vec![0u8; 64];
+    let mut w =
+        MessageWriter::new(&mut tail, method::CREATE_PERMISSION, Class::Request, tid).unwrap();
+    w.xor_address(attr::XOR_PEER_ADDRESS, &extra).unwrap();
+    let n = w.finish();
+    req.extend_from_slice(&tail[20..n]);
+    let len = (req.len() - 20) as u16;
+    req[2..4].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
+    assert!(h.peer_packet(0, numbered_peer(1), b"x").is_some());
+    assert!(h.peer_packet(0, extra, b"x").is_none());
 }

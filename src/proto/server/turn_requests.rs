@@ -3,13 +3,12 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::super::allocation::{Allocation, TrafficCounters};
+use super::super::allocation::{Allocation, TrafficCounters, MAX_PERMISSIONS};
 use super::super::auth::long_term::LongTermKey;
 use super::super::auth::Purpose;
 use super::super::bandwidth::TokenBucket;
 use super::super::channel_data::is_valid_channel;
 use super::super::ports::ReservedPort;
-use super::super::stun::message::MAX_PEER_ADDRESSES;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
 use super::auth_check::Authed;
 use super::{transport_index, Transport, BIND_ATTEMPTS};
@@ -322,10 +321,14 @@ impl Server {
         out: &mut [u8],
     ) -> ClientAction {
         let fp = attrs.fingerprint;
-        if attrs.peer_count() == 0 {
-            return self.error_reply(out, msg, 400, key, fp);
+        match attrs.peer_count() {
+            0 => return self.error_reply(out, msg, 400, key, fp),
+            // RFC 8656 §9 sets no limit on the count; more peers than one allocation may hold
+            // is a capacity problem (508), whatever the request's duplicates.
+            n if n > MAX_PERMISSIONS => return self.error_reply(out, msg, 508, key, fp),
+            _ => {}
         }
-        let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PEER_ADDRESSES];
+        let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PERMISSIONS];
         let mut n = 0;
         for peer in attrs.peer_addresses() {
             let Ok(peer) = peer else {
@@ -334,8 +337,10 @@ impl Server {
             if let Some(code) = self.check_peer(slot, peer) {
                 return self.error_reply(out, msg, code, key, fp);
             }
-            ips[n] = peer.ip();
-            n += 1;
+            if !ips[..n].contains(&peer.ip()) {
+                ips[n] = peer.ip();
+                n += 1;
+            }
         }
         let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {

@@ -6,8 +6,6 @@ use super::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN};
 use super::{attr, padded, split_message_type, xor_addr, Class, CodecError, TransactionId};
 use super::{HEADER_LEN, MAGIC_COOKIE};
 
-/// Most XOR-PEER-ADDRESS attributes accepted in one CreatePermission; more earns a 400.
-pub const MAX_PEER_ADDRESSES: usize = 16;
 /// Most unknown comprehension-required attributes reported in one 420.
 pub const MAX_UNKNOWN: usize = 16;
 
@@ -94,7 +92,12 @@ pub struct Attributes<'a> {
     pub data: Option<&'a [u8]>,
     /// Whether any address attribute failed to decode.
     pub bad_peer_address: bool,
-    peers: [Option<&'a [u8]>; MAX_PEER_ADDRESSES],
+    /// The message, for walking its XOR-PEER-ADDRESS attributes again (any number of them).
+    raw: &'a [u8],
+    /// Offset of the first XOR-PEER-ADDRESS attribute header.
+    first_peer: usize,
+    /// Where the attributes the server considers end (MESSAGE-INTEGRITY or the message end).
+    considered_end: usize,
     peer_count: usize,
     unknown: [u16; MAX_UNKNOWN],
     unknown_count: usize,
@@ -104,6 +107,7 @@ impl<'a> Attributes<'a> {
     fn parse(raw: &'a [u8], tid: TransactionId) -> Result<Self, CodecError> {
         let mut a = Attributes {
             tid,
+            raw,
             ..Default::default()
         };
         let mut pos = HEADER_LEN;
@@ -141,6 +145,9 @@ impl<'a> Attributes<'a> {
                 after_integrity = true;
             }
             pos = next;
+            if !after_integrity {
+                a.considered_end = pos;
+            }
         }
         Ok(a)
     }
@@ -193,10 +200,9 @@ impl<'a> Attributes<'a> {
                     .get_or_insert(u16::from_be_bytes([value[0], value[1]]));
             }
             attr::XOR_PEER_ADDRESS => {
-                if self.peer_count == MAX_PEER_ADDRESSES {
-                    return Err(CodecError::TooManyAttributes);
+                if self.peer_count == 0 {
+                    self.first_peer = offset;
                 }
-                self.peers[self.peer_count] = Some(value);
                 self.peer_count += 1;
             }
             t if t < 0x8000 && !attr::is_known_required(t) && self.unknown_count < MAX_UNKNOWN => {
@@ -218,17 +224,50 @@ impl<'a> Attributes<'a> {
         self.peer_count
     }
 
-    /// The decoded XOR-PEER-ADDRESS values, in message order.
+    /// The decoded XOR-PEER-ADDRESS values, in message order. The message is walked again
+    /// from the first one, so a request may carry any number without the reader holding a
+    /// table of them (the caller bounds how many it acts on).
     pub fn peer_addresses(&self) -> impl Iterator<Item = Result<SocketAddr, CodecError>> + '_ {
-        self.peers[..self.peer_count]
-            .iter()
-            .flatten()
-            .map(|v| xor_addr::decode(v, &self.tid, attr::XOR_PEER_ADDRESS))
+        let end = if self.peer_count == 0 {
+            self.first_peer
+        } else {
+            self.considered_end
+        };
+        PeerValues {
+            raw: &self.raw[..end],
+            pos: self.first_peer,
+        }
+        .map(|v| xor_addr::decode(v, &self.tid, attr::XOR_PEER_ADDRESS))
     }
 
     /// The first XOR-PEER-ADDRESS.
     pub fn peer_address(&self) -> Option<Result<SocketAddr, CodecError>> {
         self.peer_addresses().next()
+    }
+}
+
+/// Walks attribute headers (already validated by [`Attributes::parse`]) and yields the values
+/// of XOR-PEER-ADDRESS.
+struct PeerValues<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for PeerValues<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while self.pos + 4 <= self.raw.len() {
+            let p = self.pos;
+            let typ = u16::from_be_bytes([self.raw[p], self.raw[p + 1]]);
+            let len = u16::from_be_bytes([self.raw[p + 2], self.raw[p + 3]]) as usize;
+            let value = self.raw.get(p + 4..p + 4 + len)?;
+            self.pos = p + 4 + padded(len);
+            if typ == attr::XOR_PEER_ADDRESS {
+                return Some(value);
+            }
+        }
+        None
     }
 }
 
