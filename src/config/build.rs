@@ -150,6 +150,7 @@ impl Builder {
             Opt::NoSoftwareAttribute => &mut c.no_software_attribute,
             Opt::IncludeReasonString => &mut c.include_reason_string,
             Opt::UnauthorizedRatelimit => &mut c.unauthorized_ratelimit,
+            Opt::Rfc5766ChannelNumbers => &mut c.rfc5766_channel_numbers,
             Opt::AllowLoopbackPeers => &mut c.allow_loopback_peers,
             Opt::NoTlsv1 => &mut c.no_tlsv1,
             Opt::NoTlsv1_1 => &mut c.no_tlsv1_1,

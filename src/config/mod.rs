@@ -209,6 +209,8 @@ pub struct Config {
     pub unauthorized_ratelimit: bool,
     /// `unauthorized-ratelimit-rps`: answers per second and source address.
     pub unauthorized_ratelimit_rps: u32,
+    /// `rfc5766-channel-numbers`: accept channel numbers 0x5000–0x7FFF.
+    pub rfc5766_channel_numbers: bool,
 
     // Peer policy
     /// `allowed-peer-ip`.
@@ -349,6 +351,7 @@ impl Default for Config {
             include_reason_string: false,
             unauthorized_ratelimit: false,
             unauthorized_ratelimit_rps: 20,
+            rfc5766_channel_numbers: false,
             allowed_peer_ips: Vec::new(),
             denied_peer_ips: Vec::new(),
             allow_loopback_peers: false,

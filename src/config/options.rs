@@ -75,6 +75,7 @@ pub enum Opt {
     PermissionLifetime,
     UnauthorizedRatelimit,
     UnauthorizedRatelimitRps,
+    Rfc5766ChannelNumbers,
     // TLS
     Cert,
     Pkey,
@@ -358,6 +359,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("channel-lifetime", "SECONDS", Opt::ChannelLifetime, G::Limits, "Channel binding lifetime").default("600"),
     value("permission-lifetime", "SECONDS", Opt::PermissionLifetime, G::Limits, "Permission lifetime").default("300"),
     flag("unauthorized-ratelimit", Opt::UnauthorizedRatelimit, G::Limits, "Limit 401/438 answers per source address (per /64 for IPv6) to unauthorized-ratelimit-rps; excess requests are dropped and counted"),
+    flag("rfc5766-channel-numbers", Opt::Rfc5766ChannelNumbers, G::Relay, "Also accept channels 0x5000-0x7FFF (RFC 5766) for old clients; default: 0x4000-0x4FFF only (RFC 8656)"),
     value("unauthorized-ratelimit-rps", "N", Opt::UnauthorizedRatelimitRps, G::Limits, "401/438 answers per second and source address (burst: the same number) when unauthorized-ratelimit is on").default("20"),
     // TLS
     value("cert", "FILE", Opt::Cert, G::Tls, "PEM certificate chain for TLS"),

@@ -368,3 +368,14 @@ fn realistic_jitsi_config() {
     assert!(c.check().is_ok(), "{:?}", c.warnings);
     assert_eq!(c.notices.len(), 2, "{:?}", c.notices);
 }
+
+#[test]
+fn rfc5766_channel_numbers_is_off_by_default_and_a_flag() {
+    let c = run(AUTH, &[], &[]).expect("load");
+    assert!(!c.rfc5766_channel_numbers);
+    let c = run(&format!("{AUTH}rfc5766-channel-numbers\n"), &[], &[]).expect("load");
+    assert!(c.rfc5766_channel_numbers);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = run(AUTH, &[], &["--rfc5766-channel-numbers"]).expect("load");
+    assert!(c.rfc5766_channel_numbers);
+}

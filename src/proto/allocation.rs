@@ -25,7 +25,7 @@ pub struct Permission {
 /// A channel bound to one peer transport address.
 #[derive(Debug, Clone, Copy)]
 pub struct Channel {
-    /// The channel number, 0x4000..=0x4FFF.
+    /// The channel number, 0x4000..=0x4FFF (to 0x7FFF with `rfc5766-channel-numbers`).
     pub number: u16,
     /// The peer it stands for.
     pub peer: SocketAddr,

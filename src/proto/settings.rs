@@ -52,6 +52,8 @@ pub struct Settings {
     /// 401/438 answers per second and source address (`unauthorized-ratelimit-rps` when
     /// `unauthorized-ratelimit` is on); 0 = unlimited.
     pub unauthorized_rps: u32,
+    /// `rfc5766-channel-numbers`: accept channels 0x5000–0x7FFF as RFC 5766 did.
+    pub rfc5766_channel_numbers: bool,
 }
 
 impl Default for Settings {
@@ -73,6 +75,7 @@ impl Default for Settings {
             server_addresses: ServerAddresses::default(),
             include_reason: false,
             unauthorized_rps: 0,
+            rfc5766_channel_numbers: false,
         }
     }
 }
@@ -88,6 +91,15 @@ pub struct ExternalMapping {
 }
 
 impl Settings {
+    /// The highest channel number a client may bind and send on.
+    pub fn max_channel(&self) -> u16 {
+        if self.rfc5766_channel_numbers {
+            super::channel_data::MAX_CHANNEL_RFC5766
+        } else {
+            super::channel_data::MAX_CHANNEL
+        }
+    }
+
     /// The address to advertise for a relay bound at `relay`.
     pub fn advertised(&self, relay: SocketAddr) -> SocketAddr {
         let exact = self

@@ -175,6 +175,8 @@ INIT=("$BIN" jitsi init --host 127.0.0.1 --listen-ip 127.0.0.1 --relay-ip 127.0.
 }
 # Test only: the peer is turnutils_peer on loopback, which ferroturn denies by default.
 echo "allow-loopback-peers" >>"$GEN/turnserver.conf"
+# Test only: Debian's turnutils_uclient (4.6) binds channels up to 0x7FFF (RFC 5766's range).
+echo "rfc5766-channel-numbers" >>"$GEN/turnserver.conf"
 
 if "$BIN" jitsi check --conf "$GEN/turnserver.conf" "$GEN/prosody-turn.cfg.lua" "$GEN/jitsi-turn.env" \
     "$GEN/jitsi-turn-secret.yaml" >"$E2E_DIR/check.log" 2>&1; then

@@ -732,11 +732,13 @@ fn channels_relay_both_ways_follow_binding_rules_and_expire() {
     assert_eq!(h.channel_bind(&mut c, 0x3FFF, peer).error_code(), Some(400));
     assert_eq!(h.channel_bind(&mut c, 0x8000, peer).error_code(), Some(400));
     let peer4: SocketAddr = "198.100.1.4:5000".parse().unwrap();
-    assert_eq!(
-        h.channel_bind(&mut c, 0x7FFF, peer4).class,
-        Class::Success,
-        "RFC 5766 range"
-    );
+    for number in [0x5000, 0x7FFF] {
+        assert_eq!(
+            h.channel_bind(&mut c, number, peer4).error_code(),
+            Some(400),
+            "RFC 7983 space {number:#06x}"
+        );
+    }
     let no_peer = h.call(&mut c, method::CHANNEL_BIND, |w| {
         w.attr_u32(attr::CHANNEL_NUMBER, 0x4000 << 16).unwrap()
     });
@@ -2135,4 +2137,50 @@ fn peer_addresses_after_message_integrity_are_ignored() {
     assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
     assert!(h.peer_packet(0, numbered_peer(1), b"x").is_some());
     assert!(h.peer_packet(0, extra, b"x").is_none());
+}
+
+#[test]
+fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
+    let peer = public_peer();
+    let frame = [0x50, 0x00, 0x00, 0x03, b'a', b'b', b'c'];
+    // Default (RFC 8656 §12): 0x5000-0x7FFF get 400, and ChannelData there is dropped as
+    // malformed even with a permission for the peer.
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    assert_eq!(h.create_permission(&mut c, peer).class, Class::Success);
+    assert_eq!(h.channel_bind(&mut c, 0x5000, peer).error_code(), Some(400));
+    assert_eq!(h.channel_bind(&mut c, 0x4FFF, peer).class, Class::Success);
+    let before = h.server.stats().dropped_malformed.packets.get();
+    assert_eq!(h.send_raw(c.flow, &frame), ClientAction::None);
+    assert_eq!(h.server.stats().dropped_malformed.packets.get(), before + 1);
+
+    // With rfc5766-channel-numbers the old range binds and relays both ways.
+    let mut h = harness(Options {
+        settings: Settings {
+            rfc5766_channel_numbers: true,
+            ..Settings::default()
+        },
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    assert_eq!(h.channel_bind(&mut c, 0x5000, peer).class, Class::Success);
+    let peer2: SocketAddr = "198.100.1.2:5000".parse().unwrap();
+    assert_eq!(h.channel_bind(&mut c, 0x7FFF, peer2).class, Class::Success);
+    assert_eq!(
+        h.channel_bind(&mut c, 0x8000, peer2).error_code(),
+        Some(400)
+    );
+    assert_eq!(
+        h.send_raw(c.flow, &frame),
+        ClientAction::Relay {
+            relay: 0,
+            peer,
+            start: 4,
+            end: 7
+        }
+    );
+    let back = h.peer_packet(0, peer2, b"xyz").unwrap();
+    assert_eq!(back, [0x7F, 0xFF, 0x00, 0x03, b'x', b'y', b'z']);
 }

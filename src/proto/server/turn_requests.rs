@@ -365,7 +365,8 @@ impl Server {
         out: &mut [u8],
     ) -> ClientAction {
         let fp = attrs.fingerprint;
-        let number = attrs.channel_number.filter(|n| is_valid_channel(*n));
+        let max = self.config.settings.max_channel();
+        let number = attrs.channel_number.filter(|n| is_valid_channel(*n, max));
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
             return self.error_reply(out, msg, 400, key, fp);
         };
