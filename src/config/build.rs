@@ -138,6 +138,7 @@ impl Builder {
             Opt::NoTcp => &mut c.no_tcp,
             Opt::NoTls => &mut c.no_tls,
             Opt::NoDtls => &mut c.no_dtls,
+            Opt::Dtls => &mut c.dtls,
             Opt::StunOnly => &mut c.stun_only,
             Opt::NoStun => &mut c.no_stun,
             Opt::NoUdpRelay => &mut c.no_udp_relay,
@@ -404,6 +405,12 @@ impl Builder {
             );
         }
 
+        if c.dtls {
+            self.warnings.push(format!(
+                "{}dtls: ferroturn does not serve DTLS; TLS clients use TCP (turns:), UDP clients plain TURN",
+                self.source_of(Opt::Dtls)
+            ));
+        }
         if c.cert.is_some() && c.pkey.is_none() {
             self.warnings.push(format!(
                 "{}cert is set without pkey; TLS needs both",

@@ -153,8 +153,10 @@ pub struct Config {
     pub no_tcp: bool,
     /// `no-tls`.
     pub no_tls: bool,
-    /// `no-dtls`.
+    /// `no-dtls` (accepted; DTLS is never served).
     pub no_dtls: bool,
+    /// `dtls` (coturn 4.17's opt-in; accepted with a warning, DTLS is not served).
+    pub dtls: bool,
     /// `stun-only`.
     pub stun_only: bool,
     /// `no-stun`.
@@ -326,6 +328,7 @@ impl Default for Config {
             no_tcp: false,
             no_tls: false,
             no_dtls: false,
+            dtls: false,
             stun_only: false,
             no_stun: false,
             relay_ips: Vec::new(),

@@ -23,6 +23,7 @@ pub enum Opt {
     NoTcp,
     NoTls,
     NoDtls,
+    Dtls,
     StunOnly,
     NoStun,
     // Relay
@@ -300,14 +301,15 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("version", Opt::Version, G::General, "Print the version and exit").cli_only(),
     // Listeners
     value("listening-port", "PORT", Opt::ListeningPort, G::Listeners, "TURN/STUN port for UDP and TCP").short('p').default("3478"),
-    value("tls-listening-port", "PORT", Opt::TlsListeningPort, G::Listeners, "TURN/STUN port for TLS (and DTLS)").default("5349"),
+    value("tls-listening-port", "PORT", Opt::TlsListeningPort, G::Listeners, "TURN/STUN port for TLS over TCP (DTLS is not served: no UDP listener on this port)").default("5349"),
     value("alt-listening-port", "PORT", Opt::AltListeningPort, G::Listeners, "Additional plain port; opened only when given"),
     value("alt-tls-listening-port", "PORT", Opt::AltTlsListeningPort, G::Listeners, "Additional TLS port; opened only when given"),
     value("listening-ip", "IP", Opt::ListeningIp, G::Listeners, "Address to listen on (repeatable; default: all interfaces)").short('L').list(),
     flag("no-udp", Opt::NoUdp, G::Listeners, "Do not listen on UDP"),
     flag("no-tcp", Opt::NoTcp, G::Listeners, "Do not listen on TCP"),
     flag("no-tls", Opt::NoTls, G::Listeners, "Do not listen on TLS"),
-    flag("no-dtls", Opt::NoDtls, G::Listeners, "Do not listen on DTLS"),
+    flag("no-dtls", Opt::NoDtls, G::Listeners, "Accepted for coturn compatibility: ferroturn never serves DTLS"),
+    flag("dtls", Opt::Dtls, G::Listeners, "coturn 4.17's DTLS opt-in: accepted with a warning, DTLS is not served (no browser uses TURN over DTLS)"),
     flag("stun-only", Opt::StunOnly, G::Listeners, "Serve STUN only, no TURN relaying").short('S'),
     flag("no-stun", Opt::NoStun, G::Listeners, "Serve TURN only, refuse plain STUN Binding requests"),
     // Relay

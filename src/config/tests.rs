@@ -379,3 +379,24 @@ fn rfc5766_channel_numbers_is_off_by_default_and_a_flag() {
     let c = run(AUTH, &[], &["--rfc5766-channel-numbers"]).expect("load");
     assert!(c.rfc5766_channel_numbers);
 }
+
+#[test]
+fn dtls_is_accepted_with_a_warning_and_no_dtls_quietly() {
+    let c = run(&format!("{AUTH}dtls\n"), &[], &[]).expect("load");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("does not serve DTLS"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings[0].contains("turnserver.conf:3"),
+        "{:?}",
+        c.warnings
+    );
+    let c = run(&format!("{AUTH}no-dtls\n"), &[], &[]).expect("load");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let help = crate::config::help::render();
+    assert!(help.contains("DTLS is not served"));
+    assert!(!help.contains("(and DTLS)"));
+}

@@ -194,6 +194,12 @@ impl Runtime {
             }
             per_shard.push(sockets);
         }
+        if tls.is_some() {
+            tracing::info!(
+                port = config.tls_listening_port,
+                "DTLS is not served: TLS is on TCP only, with no UDP listener on the TLS port"
+            );
+        }
 
         let shared = Arc::new(core_setup::shared_from_config(config)?);
         let limits = Arc::new(ConnectionLimits::new(
