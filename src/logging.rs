@@ -30,7 +30,9 @@ impl LogControl {
 }
 
 fn level(config: &Config) -> &'static str {
-    if config.very_verbose {
+    if let Some(level) = config.log_min_level {
+        level
+    } else if config.very_verbose {
         "trace"
     } else if config.verbose {
         "debug"
@@ -140,5 +142,24 @@ impl Drop for SyslogLine {
         // Facility daemon (3), severity info (6): <30>.
         let line = format!("<30>ferroturn[{}]: {text}", std::process::id());
         let _ = self.socket.send(line.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_min_level_overrides_verbose() {
+        let mut c = Config {
+            verbose: true,
+            ..Config::default()
+        };
+        assert_eq!(level(&c), "debug");
+        c.log_min_level = Some("error");
+        assert_eq!(level(&c), "error");
+        c.log_min_level = None;
+        c.verbose = false;
+        assert_eq!(level(&c), "info");
     }
 }

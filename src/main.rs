@@ -110,9 +110,13 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             .prometheus_address
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
         let addr = SocketAddr::new(ip, config.prometheus_port);
-        match HttpServer::start(addr, "metrics", api::metrics_handler(control.clone())) {
+        match HttpServer::start(
+            addr,
+            "metrics",
+            api::metrics_handler(control.clone(), config.prometheus_path.clone()),
+        ) {
             Ok(server) => {
-                tracing::info!(addr = %server.addr, "metrics and health on /metrics, /healthz, /readyz");
+                tracing::info!(addr = %server.addr, path = %config.prometheus_path, "metrics on the path, health on /healthz, /readyz");
                 http.push(server);
             }
             Err(e) => {
@@ -195,9 +199,15 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             Some(Signal::User2) => runtime.reload_certificates(),
             None => {}
         }
-        if control.is_draining() && control.allocation_count() == 0 {
-            tracing::info!("drained: no allocations left");
-            break;
+        if control.is_draining() {
+            let left = control.allocation_count();
+            if left <= control.config().drain_min_allocations {
+                tracing::info!(
+                    allocations = left,
+                    "drained (drain-min-allocations reached)"
+                );
+                break;
+            }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             tracing::warn!(

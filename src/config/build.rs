@@ -170,8 +170,16 @@ impl Builder {
                 }
                 return;
             }
-            // ferroturn has no telnet CLI, so asking for none is already satisfied.
-            Opt::AlreadyDefault => return,
+            // Asking for what ferroturn always does is satisfied; asking to switch it off is not.
+            Opt::AlreadyDefault => {
+                if !on {
+                    self.warnings.push(format!(
+                        "{}: {} cannot be switched off in ferroturn; ignored",
+                        ctx.source, ctx.spec.name
+                    ));
+                }
+                return;
+            }
             other => {
                 self.error(ctx, format!("internal: {other:?} is not a flag"));
                 return;
@@ -187,6 +195,7 @@ impl Builder {
                 Some(v) => positive::<u32>(v),
             }
             .map(|s| self.cfg.stale_nonce = s),
+            Opt::AlreadyDefault => Ok(()),
             other => Err(format!("internal: {other:?} takes no optional value")),
         };
         if let Err(msg) = result {
@@ -310,6 +319,27 @@ impl Builder {
             Opt::PrometheusAddress => c.prometheus_address = Some(ip(v)?),
             // Compatibility
             Opt::AlternateServer => c.alternate_servers.push(alternate_server(v)?),
+            Opt::UdpAlternateServer => c.udp_alternate_servers.push(alternate_server(v)?),
+            Opt::TcpAlternateServer => c.tcp_alternate_servers.push(alternate_server(v)?),
+            Opt::TlsAlternateServer => c.tls_alternate_servers.push(alternate_server(v)?),
+            Opt::DrainMinAllocations => c.drain_min_allocations = number(v)?,
+            Opt::Cpus => c.cpus = Some(positive::<usize>(v)?),
+            Opt::LogMinLevel => {
+                c.log_min_level = Some(match v.trim().to_ascii_lowercase().as_str() {
+                    "debug" => "debug",
+                    "info" => "info",
+                    "warning" | "warn" => "warn",
+                    "error" => "error",
+                    _ => return Err(format!("{v:?} is not debug, info, warning or error")),
+                })
+            }
+            Opt::PrometheusPath => {
+                let path = v.trim();
+                if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                    return Err(format!("{v:?} must be a path starting with /"));
+                }
+                c.prometheus_path = path.to_string();
+            }
             other => return Err(format!("internal: {other:?} takes no value")),
         }
         Ok(())

@@ -303,6 +303,20 @@ pub struct Config {
     // Compatibility
     /// `alternate-server`.
     pub alternate_servers: Vec<AlternateServer>,
+    /// `udp-alternate-server`: for UDP clients, before `alternate-server`.
+    pub udp_alternate_servers: Vec<AlternateServer>,
+    /// `tcp-alternate-server`: for TCP clients, before `alternate-server`.
+    pub tcp_alternate_servers: Vec<AlternateServer>,
+    /// `tls-alternate-server`: for TLS clients, before `alternate-server`.
+    pub tls_alternate_servers: Vec<AlternateServer>,
+    /// `drain-min-allocations`: a drain ends once this many or fewer allocations are left.
+    pub drain_min_allocations: u32,
+    /// `cpus`: CPU count to assume when `relay-threads` is not set.
+    pub cpus: Option<usize>,
+    /// `log-min-level` as a tracing level name.
+    pub log_min_level: Option<&'static str>,
+    /// `prometheus-path`.
+    pub prometheus_path: String,
 
     // About the load itself
     /// `--check-config` was given: the binary reports and exits instead of running.
@@ -394,6 +408,13 @@ impl Default for Config {
             prometheus_port: 9641,
             prometheus_address: None,
             alternate_servers: Vec::new(),
+            udp_alternate_servers: Vec::new(),
+            tcp_alternate_servers: Vec::new(),
+            tls_alternate_servers: Vec::new(),
+            drain_min_allocations: 0,
+            cpus: None,
+            log_min_level: None,
+            prometheus_path: "/metrics".to_string(),
             check_config: false,
             config_file: None,
             warnings: Vec::new(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::auth::nonce::NonceKey;
 use super::auth::Authenticator;
+use super::flow::Transport;
 use super::peer_policy::{PeerPolicy, ServerAddresses};
 use super::ports::{PortPool, Reservations};
 use super::quota::Quotas;
@@ -40,6 +41,9 @@ pub struct Settings {
     pub external_ips: Vec<ExternalMapping>,
     /// Where to send clients while draining (ALTERNATE-SERVER, 300).
     pub alternate_servers: Vec<SocketAddr>,
+    /// Per client transport (UDP, TCP, TLS), tried before `alternate_servers`
+    /// (`udp-`, `tcp-`, `tls-alternate-server`).
+    pub transport_alternate_servers: [Vec<SocketAddr>; 3],
     /// `max-bps`: bytes per second per allocation and direction; 0 = unlimited.
     pub max_bps: u64,
     /// This shard's share of `bps-capacity`, bytes per second per direction; 0 = unlimited.
@@ -70,6 +74,7 @@ impl Default for Settings {
             no_udp_relay: false,
             external_ips: Vec::new(),
             alternate_servers: Vec::new(),
+            transport_alternate_servers: Default::default(),
             max_bps: 0,
             bps_capacity_per_shard: 0,
             server_addresses: ServerAddresses::default(),
@@ -91,6 +96,20 @@ pub struct ExternalMapping {
 }
 
 impl Settings {
+    /// Where a draining server sends a client of `transport`: the first of its transport's
+    /// list, else the first `alternate-server`.
+    pub fn alternate_for(&self, transport: Transport) -> Option<SocketAddr> {
+        let index = match transport {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+        };
+        self.transport_alternate_servers[index]
+            .first()
+            .or(self.alternate_servers.first())
+            .copied()
+    }
+
     /// The highest channel number a client may bind and send on.
     pub fn max_channel(&self) -> u16 {
         if self.rfc5766_channel_numbers {

@@ -48,6 +48,12 @@ pub fn settings_from_config(config: &Config, shards: usize, server: &ServerAddre
             .iter()
             .map(|a| a.socket_addr(config.listening_port))
             .collect(),
+        transport_alternate_servers: [
+            (&config.udp_alternate_servers, config.listening_port),
+            (&config.tcp_alternate_servers, config.listening_port),
+            (&config.tls_alternate_servers, config.tls_listening_port),
+        ]
+        .map(|(list, port)| list.iter().map(|a| a.socket_addr(port)).collect()),
     }
 }
 

@@ -102,6 +102,7 @@ impl Runtime {
         let threads = config
             .relay_threads
             .filter(|n| *n > 0)
+            .or(config.cpus)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let plan = address_plan(config)?;
         let listen_ips = plan.listening.clone();

@@ -2184,3 +2184,33 @@ fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
     let back = h.peer_packet(0, peer2, b"xyz").unwrap();
     assert_eq!(back, [0x7F, 0xFF, 0x00, 0x03, b'x', b'y', b'z']);
 }
+
+#[test]
+fn draining_redirects_each_transport_to_its_own_alternate_server() {
+    let udp_alt: SocketAddr = "198.51.100.1:3478".parse().unwrap();
+    let tls_alt: SocketAddr = "198.51.100.3:5349".parse().unwrap();
+    let any_alt: SocketAddr = "198.51.100.9:3478".parse().unwrap();
+    let settings = Settings {
+        alternate_servers: vec![any_alt],
+        transport_alternate_servers: [vec![udp_alt], Vec::new(), vec![tls_alt]],
+        ..Settings::default()
+    };
+    assert_eq!(settings.alternate_for(Transport::Udp), Some(udp_alt));
+    assert_eq!(
+        settings.alternate_for(Transport::Tcp),
+        Some(any_alt),
+        "falls back"
+    );
+    assert_eq!(settings.alternate_for(Transport::Tls), Some(tls_alt));
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    h.server.set_draining(true);
+    let mut c = Client::rest(4002, "alice", valid_expiry());
+    let resp = h.allocate(&mut c);
+    assert_eq!(resp.error_code(), Some(300));
+    let alt = resp.attr(attr::ALTERNATE_SERVER).unwrap();
+    assert_eq!(u16::from_be_bytes([alt[2], alt[3]]), udp_alt.port());
+    assert_eq!(&alt[4..8], &[198, 51, 100, 1]);
+}

@@ -107,7 +107,7 @@ impl Server {
             return self.error_reply(out, msg, 437, key.as_ref(), fp);
         }
         if self.draining {
-            let alternate = self.config.settings.alternate_servers.first().copied();
+            let alternate = self.config.settings.alternate_for(transport);
             return match alternate {
                 Some(alt) => self.error_reply_with(out, msg, 300, key.as_ref(), fp, |w| {
                     w.plain_address(attr::ALTERNATE_SERVER, &alt)
