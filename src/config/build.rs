@@ -322,6 +322,14 @@ impl Builder {
             Opt::UdpAlternateServer => c.udp_alternate_servers.push(alternate_server(v)?),
             Opt::TcpAlternateServer => c.tcp_alternate_servers.push(alternate_server(v)?),
             Opt::TlsAlternateServer => c.tls_alternate_servers.push(alternate_server(v)?),
+            Opt::RestApiHmac => {
+                use crate::proto::auth::rest::RestHmac;
+                c.rest_api_hmac = match v.trim().to_ascii_lowercase().as_str() {
+                    "sha1" | "sha-1" => RestHmac::Sha1,
+                    "sha256" | "sha-256" => RestHmac::Sha256,
+                    _ => return Err(format!("{v:?} is not sha1 or sha256")),
+                }
+            }
             Opt::DrainMinAllocations => c.drain_min_allocations = number(v)?,
             Opt::Cpus => c.cpus = Some(positive::<usize>(v)?),
             Opt::LogMinLevel => {

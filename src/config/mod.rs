@@ -317,6 +317,8 @@ pub struct Config {
     pub log_min_level: Option<&'static str>,
     /// `prometheus-path`.
     pub prometheus_path: String,
+    /// `rest-api-hmac`: the HMAC of REST passwords.
+    pub rest_api_hmac: crate::proto::auth::rest::RestHmac,
 
     // About the load itself
     /// `--check-config` was given: the binary reports and exits instead of running.
@@ -415,6 +417,7 @@ impl Default for Config {
             cpus: None,
             log_min_level: None,
             prometheus_path: "/metrics".to_string(),
+            rest_api_hmac: crate::proto::auth::rest::RestHmac::Sha1,
             check_config: false,
             config_file: None,
             warnings: Vec::new(),

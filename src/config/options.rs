@@ -84,6 +84,7 @@ pub enum Opt {
     UdpAlternateServer,
     TcpAlternateServer,
     TlsAlternateServer,
+    RestApiHmac,
     // TLS
     Cert,
     Pkey,
@@ -333,6 +334,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("server-name", "NAME", Opt::ServerName, G::Authentication, "Server name (used as the realm's host part by some clients)"),
     flag("use-auth-secret", Opt::UseAuthSecret, G::Authentication, "Use TURN REST API time-limited credentials (HMAC of a shared secret)"),
     value("static-auth-secret", "SECRET", Opt::StaticAuthSecret, G::Authentication, "Shared secret for TURN REST API credentials (repeatable, for rotation)").list(),
+    value("rest-api-hmac", "sha1|sha256", Opt::RestApiHmac, G::Authentication, "HMAC that makes TURN REST passwords from static-auth-secret; Prosody mints sha1").default("sha1"),
     value("rest-api-separator", "CHAR", Opt::RestApiSeparator, G::Authentication, "Separator between expiry timestamp and user name in REST user names").short('C').default(":"),
     flag("lt-cred-mech", Opt::LtCredMech, G::Authentication, "Use the long-term credential mechanism with the users given by --user").short('a'),
     value("user", "NAME:PASSWORD", Opt::User, G::Authentication, "Long-term user; the password may be 0x followed by 32 hex digits (MD5 key) (repeatable)").short('u').list(),

@@ -616,3 +616,16 @@ fn coturn_4_17_options_take_their_meaning() {
         assert!(e.to_string().contains(name), "{bad}: {e}");
     }
 }
+
+#[test]
+fn rest_api_hmac_is_sha1_by_default_or_sha256() {
+    use crate::proto::auth::rest::RestHmac;
+    assert_eq!(
+        run(AUTH, &[], &[]).expect("load").rest_api_hmac,
+        RestHmac::Sha1
+    );
+    let c = run(&format!("{AUTH}rest-api-hmac=sha256\n"), &[], &[]).expect("load");
+    assert_eq!(c.rest_api_hmac, RestHmac::Sha256);
+    let e = run(&format!("{AUTH}rest-api-hmac=md5\n"), &[], &[]).expect_err("md5");
+    assert!(e.to_string().contains("rest-api-hmac"), "{e}");
+}

@@ -3,7 +3,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::auth::long_term::LongTermKey;
+use super::auth::algorithm::ReplyKey;
 use super::bandwidth::TokenBucket;
 use super::flow::{Flow, Transport};
 
@@ -74,7 +74,7 @@ pub struct Allocation {
     /// Quota bucket the allocation counts against.
     pub user_id: Box<str>,
     /// Key the client authenticated with (None under no-auth), used to sign responses.
-    pub key: Option<LongTermKey>,
+    pub key: Option<ReplyKey>,
     /// Transaction id of the Allocate, so a retransmission is answered again rather than 437.
     pub allocate_tid: [u8; 12],
     /// Lifetime granted at creation, for resending the success response.

@@ -92,6 +92,7 @@ pub fn auth_from_config(config: &Config) -> Authenticator {
         rest_separator: config.rest_api_separator,
         users,
         strict_expiry: config.strict_expiry,
+        rest_hmac: config.rest_api_hmac,
     })
 }
 

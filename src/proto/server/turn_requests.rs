@@ -4,7 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use super::super::allocation::{Allocation, TrafficCounters, MAX_PERMISSIONS};
-use super::super::auth::long_term::LongTermKey;
+use super::super::auth::algorithm::ReplyKey;
 use super::super::auth::Purpose;
 use super::super::bandwidth::TokenBucket;
 use super::super::channel_data::is_valid_channel;
@@ -35,7 +35,7 @@ impl Server {
         } else {
             Purpose::Refresh
         };
-        if attrs.integrity_offset.is_none() {
+        if !attrs.has_integrity() {
             // Requests that cannot succeed whatever the credentials get their short final
             // answer before the challenge, which is the largest unauthenticated reply: an
             // Allocate without REQUESTED-TRANSPORT (400) and a request for an allocation this
@@ -286,7 +286,7 @@ impl Server {
         slot: u32,
         msg: &Message<'_>,
         attrs: &Attributes<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         out: &mut [u8],
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
@@ -317,7 +317,7 @@ impl Server {
         slot: u32,
         msg: &Message<'_>,
         attrs: &Attributes<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         out: &mut [u8],
     ) -> ClientAction {
         let fp = attrs.fingerprint;
@@ -361,7 +361,7 @@ impl Server {
         slot: u32,
         msg: &Message<'_>,
         attrs: &Attributes<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         out: &mut [u8],
     ) -> ClientAction {
         let fp = attrs.fingerprint;
@@ -416,7 +416,7 @@ impl Server {
         &mut self,
         out: &mut [u8],
         msg: &Message<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         fp: bool,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
     ) -> ClientAction {

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use super::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN};
+use super::integrity::{fingerprint_of, valid_sha256_len, FINGERPRINT_ATTR_LEN};
 use super::{attr, padded, split_message_type, xor_addr, Class, CodecError, TransactionId};
 use super::{HEADER_LEN, MAGIC_COOKIE};
 
@@ -60,7 +60,9 @@ impl<'a> Message<'a> {
 }
 
 /// The attributes of a message that the server acts on. Duplicates after the first are ignored,
-/// and so is everything after MESSAGE-INTEGRITY except FINGERPRINT (RFC 8489 §14.5).
+/// and so is everything after MESSAGE-INTEGRITY except MESSAGE-INTEGRITY-SHA256 and
+/// FINGERPRINT (RFC 8489 §14.5), and everything after MESSAGE-INTEGRITY-SHA256 except
+/// FINGERPRINT (§14.6), a MESSAGE-INTEGRITY there included.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attributes<'a> {
     tid: TransactionId,
@@ -72,6 +74,12 @@ pub struct Attributes<'a> {
     pub nonce: Option<&'a [u8]>,
     /// Offset of the MESSAGE-INTEGRITY attribute header in the message.
     pub integrity_offset: Option<usize>,
+    /// Offset of the MESSAGE-INTEGRITY-SHA256 attribute header in the message.
+    pub integrity_sha256_offset: Option<usize>,
+    /// PASSWORD-ALGORITHM: the algorithm number and whether it carried parameters.
+    pub password_algorithm: Option<(u16, bool)>,
+    /// PASSWORD-ALGORITHMS, the raw value.
+    pub password_algorithms: Option<&'a [u8]>,
     /// Whether FINGERPRINT was present (and correct: a wrong one fails the parse).
     pub fingerprint: bool,
     /// LIFETIME in seconds.
@@ -111,7 +119,9 @@ impl<'a> Attributes<'a> {
             ..Default::default()
         };
         let mut pos = HEADER_LEN;
-        let mut after_integrity = false;
+        // 0: before any integrity attribute; 1: after MESSAGE-INTEGRITY; 2: after
+        // MESSAGE-INTEGRITY-SHA256.
+        let mut integrity_seen = 0u8;
         while pos < raw.len() {
             if raw.len() - pos < 4 {
                 return Err(CodecError::AttributeOverrun);
@@ -136,16 +146,23 @@ impl<'a> Attributes<'a> {
                 a.fingerprint = true;
                 break;
             }
-            if after_integrity {
-                pos = next;
-                continue;
-            }
-            a.take(typ, value, pos)?;
-            if typ == attr::MESSAGE_INTEGRITY {
-                after_integrity = true;
+            match (integrity_seen, typ) {
+                (0, attr::MESSAGE_INTEGRITY) => {
+                    a.take(typ, value, pos)?;
+                    integrity_seen = 1;
+                }
+                (0 | 1, attr::MESSAGE_INTEGRITY_SHA256) => {
+                    if !valid_sha256_len(len) {
+                        return Err(CodecError::BadAttribute(typ));
+                    }
+                    a.integrity_sha256_offset = Some(pos);
+                    integrity_seen = 2;
+                }
+                (0, _) => a.take(typ, value, pos)?,
+                _ => {}
             }
             pos = next;
-            if !after_integrity {
+            if integrity_seen == 0 {
                 a.considered_end = pos;
             }
         }
@@ -192,6 +209,17 @@ impl<'a> Attributes<'a> {
                 self.reservation_token.get_or_insert(v);
             }
             attr::DONT_FRAGMENT => self.dont_fragment = true,
+            attr::PASSWORD_ALGORITHM => {
+                // Algorithm (2 bytes), parameters length (2 bytes), parameters.
+                if value.len() < 4 {
+                    return Err(bad);
+                }
+                let algorithm = u16::from_be_bytes([value[0], value[1]]);
+                let params = u16::from_be_bytes([value[2], value[3]]);
+                self.password_algorithm
+                    .get_or_insert((algorithm, params != 0));
+            }
+            attr::PASSWORD_ALGORITHMS => set_once(&mut self.password_algorithms, value),
             attr::CHANNEL_NUMBER => {
                 if value.len() != 4 {
                     return Err(bad);
@@ -212,6 +240,11 @@ impl<'a> Attributes<'a> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether the message carries MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256.
+    pub fn has_integrity(&self) -> bool {
+        self.integrity_offset.is_some() || self.integrity_sha256_offset.is_some()
     }
 
     /// Unknown comprehension-required attribute types, for a 420 response.
