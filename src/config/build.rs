@@ -150,6 +150,7 @@ impl Builder {
             Opt::Fingerprint => &mut c.fingerprint,
             Opt::NoSoftwareAttribute => &mut c.no_software_attribute,
             Opt::IncludeReasonString => &mut c.include_reason_string,
+            Opt::Sha256Integrity => &mut c.sha256_integrity,
             Opt::UnauthorizedRatelimit => &mut c.unauthorized_ratelimit,
             Opt::Rfc5766ChannelNumbers => &mut c.rfc5766_channel_numbers,
             Opt::AllowLoopbackPeers => &mut c.allow_loopback_peers,

@@ -207,6 +207,8 @@ pub struct Config {
     pub no_software_attribute: bool,
     /// `include-reason-string`: reason phrases in ERROR-CODE.
     pub include_reason_string: bool,
+    /// `sha256-integrity`: offer SHA-256 long-term credentials in challenges.
+    pub sha256_integrity: bool,
     /// `unauthorized-ratelimit`: limit 401/438 answers per source address.
     pub unauthorized_ratelimit: bool,
     /// `unauthorized-ratelimit-rps`: answers per second and source address.
@@ -368,6 +370,7 @@ impl Default for Config {
             fingerprint: false,
             no_software_attribute: false,
             include_reason_string: false,
+            sha256_integrity: false,
             unauthorized_ratelimit: false,
             unauthorized_ratelimit_rps: 20,
             rfc5766_channel_numbers: false,

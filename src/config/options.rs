@@ -49,6 +49,7 @@ pub enum Opt {
     Fingerprint,
     NoSoftwareAttribute,
     IncludeReasonString,
+    Sha256Integrity,
     // Peer policy
     AllowedPeerIp,
     DeniedPeerIp,
@@ -344,6 +345,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("fingerprint", Opt::Fingerprint, G::Authentication, "Add FINGERPRINT to every response").short('f'),
     flag("no-software-attribute", Opt::NoSoftwareAttribute, G::Authentication, "Do not send the SOFTWARE attribute"),
     flag("include-reason-string", Opt::IncludeReasonString, G::Authentication, "Put the reason phrase into error responses (default: the code alone, which keeps answers to unauthenticated sources small)"),
+    flag("sha256-integrity", Opt::Sha256Integrity, G::Authentication, "Offer SHA-256 integrity (RFC 8489 9.2) in every 401/438, 28 bytes more each; off by default: browsers use SHA-1"),
     // Peer policy
     value("allowed-peer-ip", "RANGE", Opt::AllowedPeerIp, G::PeerPolicy, "Allow peers in IP, IP-IP or CIDR even inside a denied range (repeatable)").list(),
     value("denied-peer-ip", "RANGE", Opt::DeniedPeerIp, G::PeerPolicy, "Deny peers in IP, IP-IP or CIDR, in addition to the built-in special-purpose ranges (repeatable)").list(),

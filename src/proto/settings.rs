@@ -58,6 +58,10 @@ pub struct Settings {
     pub unauthorized_rps: u32,
     /// `rfc5766-channel-numbers`: accept channels 0x5000–0x7FFF as RFC 5766 did.
     pub rfc5766_channel_numbers: bool,
+    /// `sha256-integrity`: offer SHA-256 long-term credentials (RFC 8489 §9.2), i.e. put the
+    /// nonce cookie and PASSWORD-ALGORITHMS into every 401/438. Off by default: browsers use
+    /// SHA-1 integrity, and the offer makes each challenge 28 bytes larger for everyone.
+    pub sha256_integrity: bool,
 }
 
 impl Default for Settings {
@@ -81,6 +85,7 @@ impl Default for Settings {
             include_reason: false,
             unauthorized_rps: 0,
             rfc5766_channel_numbers: false,
+            sha256_integrity: false,
         }
     }
 }

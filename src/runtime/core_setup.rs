@@ -17,6 +17,7 @@ pub fn settings_from_config(config: &Config, shards: usize, server: &ServerAddre
     Settings {
         server_addresses: server.clone(),
         include_reason: config.include_reason_string,
+        sha256_integrity: config.sha256_integrity,
         rfc5766_channel_numbers: config.rfc5766_channel_numbers,
         unauthorized_rps: if config.unauthorized_ratelimit {
             config.unauthorized_ratelimit_rps

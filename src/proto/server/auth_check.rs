@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use super::super::auth::algorithm::{negotiate, ReplyKey, NONCE_COOKIE};
+use super::super::auth::algorithm::{negotiate, Algorithm, ReplyKey, NONCE_COOKIE};
 use super::super::auth::nonce::NonceCheck;
 use super::super::auth::{AuthError, Purpose};
 use super::super::log_escape::Escaped;
@@ -68,8 +68,13 @@ impl Server {
         };
         let unix = self.unix_time(now);
         let lifetime = config.settings.stale_nonce_secs;
-        // Every nonce issued starts with the RFC 8489 cookie; one without it is not ours.
-        let nonce = nonce.strip_prefix(&NONCE_COOKIE[..]).unwrap_or(b"");
+        // With SHA-256 on offer every nonce issued starts with the RFC 8489 cookie, and one
+        // without it is not ours; without the offer none carries it.
+        let nonce = if config.settings.sha256_integrity {
+            nonce.strip_prefix(&NONCE_COOKIE[..]).unwrap_or(b"")
+        } else {
+            nonce
+        };
         match self.shared.nonce_key.check(nonce, unix, flow, lifetime) {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
@@ -84,7 +89,14 @@ impl Server {
             return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
         }
         // Bid-down protection (§9.2.4): an algorithm choice must echo the offer unchanged.
-        let algorithm = match negotiate(attrs.password_algorithm, attrs.password_algorithms) {
+        // Without the offer there is nothing to negotiate: the key is MD5's, and a client that
+        // signs with another key simply fails the integrity check.
+        let negotiated = if config.settings.sha256_integrity {
+            negotiate(attrs.password_algorithm, attrs.password_algorithms)
+        } else {
+            Ok(Algorithm::Md5)
+        };
+        let algorithm = match negotiated {
             Ok(a) => a,
             Err(e) => {
                 self.stats.auth_malformed.inc();

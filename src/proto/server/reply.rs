@@ -108,8 +108,9 @@ impl Server {
         self.seal(w, msg, key, request_fingerprint, true)
     }
 
-    /// A 401 or 438 carrying REALM, a fresh NONCE (behind the RFC 8489 nonce cookie) and the
-    /// PASSWORD-ALGORITHMS on offer, inviting the client to (re)authenticate.
+    /// A 401 or 438 carrying REALM and a fresh NONCE, inviting the client to (re)authenticate;
+    /// with `sha256-integrity` the nonce sits behind the RFC 8489 cookie and PASSWORD-ALGORITHMS
+    /// offers SHA-256.
     pub(super) fn challenge_reply(
         &mut self,
         out: &mut [u8],
@@ -129,6 +130,9 @@ impl Server {
         let config = self.config.clone();
         self.error_reply_with(out, msg, code, None, request_fingerprint, |w| {
             w.attr(attr::REALM, config.auth.realm().as_bytes())?;
+            if !config.settings.sha256_integrity {
+                return w.attr(attr::NONCE, nonce.as_bytes());
+            }
             let mut value = [0u8; NONCE_COOKIE.len() + NONCE_LEN];
             value[..NONCE_COOKIE.len()].copy_from_slice(NONCE_COOKIE);
             value[NONCE_COOKIE.len()..].copy_from_slice(nonce.as_bytes());
