@@ -33,7 +33,9 @@ impl LogControl {
 /// detail: the event-loop and TLS crates' DEBUG/TRACE lines (one per poll, per record) would
 /// bury it.
 fn level(config: &Config) -> &'static str {
-    if config.very_verbose {
+    if let Some(level) = config.log_min_level {
+        level
+    } else if config.very_verbose {
         "info,ferroturn=trace"
     } else if config.verbose {
         "info,ferroturn=debug"
@@ -179,5 +181,19 @@ mod tests {
         assert_eq!(level(&c), "info,ferroturn=debug");
         c.very_verbose = true;
         assert_eq!(level(&c), "info,ferroturn=trace");
+    }
+
+    #[test]
+    fn log_min_level_overrides_verbose() {
+        let mut c = Config {
+            verbose: true,
+            ..Config::default()
+        };
+        assert_eq!(level(&c), "info,ferroturn=debug");
+        c.log_min_level = Some("error");
+        assert_eq!(level(&c), "error");
+        c.log_min_level = None;
+        c.verbose = false;
+        assert_eq!(level(&c), "info");
     }
 }

@@ -145,9 +145,13 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             .prometheus_address
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
         let addr = SocketAddr::new(ip, config.prometheus_port);
-        match HttpServer::start(addr, "metrics", api::metrics_handler(control.clone())) {
+        match HttpServer::start(
+            addr,
+            "metrics",
+            api::metrics_handler(control.clone(), config.prometheus_path.clone()),
+        ) {
             Ok(server) => {
-                tracing::info!(addr = %server.addr, "metrics and health on /metrics, /healthz, /readyz");
+                tracing::info!(addr = %server.addr, path = %config.prometheus_path, "metrics on the path, health on /healthz, /readyz");
                 http.push(server);
             }
             Err(e) => {
@@ -243,18 +247,25 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             Some(Signal::User2) => runtime.reload_certificates(),
             None => {}
         }
-        if control.is_draining() && control.allocation_count() == 0 {
-            // A drain SIGTERM asked for always ends the process; a maintenance drain may
-            // leave it up and unready, so a restart policy does not put it back into service.
-            if deadline.is_some() || !control.config().stay_up_after_drain {
-                tracing::info!("drained: no allocations left");
-                break;
-            }
-            if !announced_idle {
-                tracing::info!(
-                    "drained: no allocations left; staying up and unready (stay-up-after-drain) until SIGTERM"
-                );
-                announced_idle = true;
+        if control.is_draining() {
+            let left = control.allocation_count();
+            if left <= control.config().drain_min_allocations {
+                // A drain SIGTERM asked for always ends the process; a maintenance drain may
+                // leave it up and unready, so a restart policy does not put it back into service.
+                if deadline.is_some() || !control.config().stay_up_after_drain {
+                    tracing::info!(
+                        allocations = left,
+                        "drained: no allocations left above drain-min-allocations"
+                    );
+                    break;
+                }
+                if !announced_idle {
+                    tracing::info!(
+                        allocations = left,
+                        "drained; staying up and unready (stay-up-after-drain) until SIGTERM"
+                    );
+                    announced_idle = true;
+                }
             }
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {

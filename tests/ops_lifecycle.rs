@@ -396,3 +396,30 @@ async fn sigint_stops_at_once_even_with_live_allocations() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn drain_min_allocations_stops_with_that_many_left() {
+    timeout(TEST_TIMEOUT, async {
+        let mut server =
+            TestServer::start_with(Auth::RestAndStatic, &["--drain-min-allocations", "1"]).await;
+        let mut one = Session::open(server.addr, SECRET, "alice").await;
+        let two = Session::open(server.addr, SECRET, "bob").await;
+        one.assert_relays(b"one before").await;
+        server.signal(libc::SIGUSR1);
+        server
+            .wait_log("SIGUSR1: draining", 1, Duration::from_secs(3))
+            .await;
+        assert!(
+            server.wait_exit(Duration::from_millis(700)).is_none(),
+            "exited with two allocations left"
+        );
+        assert_eq!(one.client.refresh(0).await, Ok(0));
+        let status = server
+            .wait_exit(Duration::from_secs(3))
+            .expect("exits once only drain-min-allocations are left");
+        assert!(status.success(), "exit status {status}");
+        drop(two);
+    })
+    .await
+    .expect("test timed out");
+}

@@ -504,3 +504,19 @@ async fn certificate_expiry_is_exported() {
     .await
     .expect("test timed out");
 }
+
+#[tokio::test]
+async fn prometheus_path_moves_the_metrics() {
+    timeout(TEST_TIMEOUT, async {
+        let (_server, metrics) = server_with_metrics(&["--prometheus-path", "/turn-metrics"]).await;
+        let get =
+            |path: &'static str| tokio::task::spawn_blocking(move || http::get(metrics, path));
+        let moved = get("/turn-metrics").await.expect("task");
+        assert_eq!(moved.status, 200);
+        assert!(moved.body.contains("ferroturn_draining"));
+        assert_eq!(get("/metrics").await.expect("task").status, 404);
+        assert_eq!(get("/healthz").await.expect("task").status, 200);
+    })
+    .await
+    .expect("test timed out");
+}

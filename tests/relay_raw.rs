@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::stun::{self, attr, method, Class, Message};
-use common::{rest_credentials, TestServer, REALM, SECRET};
+use common::{rest_credentials, Auth, TestServer, REALM, SECRET};
 use tokio::net::UdpSocket;
 use tokio::time::timeout;
 
@@ -396,9 +396,12 @@ async fn channel_number_outside_range_gets_400() {
         // Each attempt uses its own peer: a peer already bound to a channel would make
         // any other number a 400 for a different reason.
         let peer = |i: u16| SocketAddr::from(([127, 0, 0, 1], 10_000 + i));
-        // RFC 8656 narrowed the range to 0x4000-0x4FFF, but ferroturn, like coturn, keeps
-        // accepting RFC 5766's 0x4000-0x7FFF because clients (turnutils_uclient) use it.
-        let invalid = [0x0000, 0x3FFF, 0x8000, 0xFFFF];
+        // RFC 8656 §12: 0x4000-0x4FFF; 0x5000-0x7FFF belong to RFC 7983 demultiplexing.
+        // coturn 4.6 still accepts RFC 5766's range there.
+        let mut invalid = vec![0x0000, 0x3FFF, 0x8000, 0xFFFF];
+        if !common::is_coturn() {
+            invalid.extend([0x5000, 0x7FFF]);
+        }
         for (i, ch) in invalid.into_iter().enumerate() {
             let res = client.channel_bind(ch, peer(i as u16)).await;
             assert_eq!(res.class, Class::Error, "channel {ch:#06x}");
@@ -411,6 +414,28 @@ async fn channel_number_outside_range_gets_400() {
         // Rebinding a bound peer to another channel is also a 400 (RFC 8656 section 11.2).
         let res = client.channel_bind(0x4001, peer(100)).await;
         assert_eq!(res.error_code(), Some(400), "second channel for one peer");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn rfc5766_channel_numbers_accepts_the_old_range() {
+    if common::is_coturn() {
+        return; // coturn 4.6 has no such option (and accepts the old range anyway)
+    }
+    timeout(TEST_TIMEOUT, async {
+        let server =
+            TestServer::start_with(Auth::RestAndStatic, &["--rfc5766-channel-numbers"]).await;
+        let mut client = RawClient::rest(&server).await;
+        client.allocate().await;
+        let peer = |i: u16| SocketAddr::from(([127, 0, 0, 1], 10_000 + i));
+        for (i, ch) in [0x5000, 0x7FFF].into_iter().enumerate() {
+            let res = client.channel_bind(ch, peer(i as u16)).await;
+            assert_eq!(res.class, Class::Success, "channel {ch:#06x}");
+        }
+        let res = client.channel_bind(0x8000, peer(9)).await;
+        assert_eq!(res.error_code(), Some(400));
     })
     .await
     .expect("test timed out");

@@ -419,6 +419,28 @@ async fn tls_relays_and_certificate_reload_keeps_live_sessions() {
     let tls_port = free_tcp_port();
     let server = TestServer::start_with_tls(&pki.cert_path(), &pki.key_path(), tls_port).await;
     let tls_addr = SocketAddr::from(([127, 0, 0, 1], tls_port));
+    // DTLS is not served, and start-up says so: nothing listens on UDP at the TLS port.
+    server
+        .wait_log("DTLS is not served", 1, Duration::from_secs(5))
+        .await;
+    // A Binding request over UDP to the TLS port gets no answer (the port may be held by an
+    // unrelated process on a busy machine, so ask rather than bind).
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let req = Message::request(method::BINDING).encode(None, false);
+    udp.send_to(&req, tls_addr).unwrap();
+    let mut buf = [0u8; 1500];
+    assert!(
+        udp.recv_from(&mut buf).is_err(),
+        "UDP answered on the TLS port"
+    );
+    // The same request on the TURN port is answered, so the probe itself works.
+    udp.send_to(&req, server.addr).unwrap();
+    assert!(
+        udp.recv_from(&mut buf).is_ok(),
+        "no answer on the TURN port"
+    );
 
     let tls = pki.connect(tls_addr);
     assert_eq!(served_certificate(&tls), first);

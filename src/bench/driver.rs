@@ -610,7 +610,8 @@ impl Session {
                 let data = &self.batch.data[k * MAX_DATAGRAM..k * MAX_DATAGRAM + len];
                 match data.first() {
                     Some(0x40..=0x7F) => {
-                        let Some((_, body)) = channel_data::parse(data) else {
+                        let max = channel_data::MAX_CHANNEL;
+                        let Some((_, body)) = channel_data::parse(data, max) else {
                             continue;
                         };
                         let part = &mut self.participants[i];

@@ -157,6 +157,7 @@ impl Builder {
             Opt::NoTcp => &mut c.no_tcp,
             Opt::NoTls => &mut c.no_tls,
             Opt::NoDtls => &mut c.no_dtls,
+            Opt::Dtls => &mut c.dtls,
             Opt::StunOnly => &mut c.stun_only,
             Opt::NoStun => &mut c.no_stun,
             Opt::NoUdpRelay => &mut c.no_udp_relay,
@@ -168,7 +169,9 @@ impl Builder {
             Opt::Fingerprint => &mut c.fingerprint,
             Opt::NoSoftwareAttribute => &mut c.no_software_attribute,
             Opt::IncludeReasonString => &mut c.include_reason_string,
+            Opt::Sha256Integrity => &mut c.sha256_integrity,
             Opt::UnauthorizedRatelimit => &mut c.unauthorized_ratelimit,
+            Opt::Rfc5766ChannelNumbers => &mut c.rfc5766_channel_numbers,
             Opt::AllowLoopbackPeers => &mut c.allow_loopback_peers,
             Opt::NoTlsv1 => &mut c.no_tlsv1,
             Opt::NoTlsv1_1 => &mut c.no_tlsv1_1,
@@ -196,8 +199,16 @@ impl Builder {
                 }
                 return;
             }
-            // ferroturn has no telnet CLI, so asking for none is already satisfied.
-            Opt::AlreadyDefault => return,
+            // Asking for what ferroturn always does is satisfied; asking to switch it off is not.
+            Opt::AlreadyDefault => {
+                if !on {
+                    self.warnings.push(format!(
+                        "{}: {} cannot be switched off in ferroturn; ignored",
+                        ctx.source, ctx.spec.name
+                    ));
+                }
+                return;
+            }
             other => {
                 self.error(ctx, format!("internal: {other:?} is not a flag"));
                 return;
@@ -213,6 +224,7 @@ impl Builder {
                 Some(v) => positive::<u32>(v),
             }
             .map(|s| self.cfg.stale_nonce = s),
+            Opt::AlreadyDefault => Ok(()),
             other => Err(format!("internal: {other:?} takes no optional value")),
         };
         if let Err(msg) = result {
@@ -336,6 +348,35 @@ impl Builder {
             Opt::PrometheusAddress => c.prometheus_address = Some(ip(v)?),
             // Compatibility
             Opt::AlternateServer => c.alternate_servers.push(alternate_server(v)?),
+            Opt::UdpAlternateServer => c.udp_alternate_servers.push(alternate_server(v)?),
+            Opt::TcpAlternateServer => c.tcp_alternate_servers.push(alternate_server(v)?),
+            Opt::TlsAlternateServer => c.tls_alternate_servers.push(alternate_server(v)?),
+            Opt::RestApiHmac => {
+                use crate::proto::auth::rest::RestHmac;
+                c.rest_api_hmac = match v.trim().to_ascii_lowercase().as_str() {
+                    "sha1" | "sha-1" => RestHmac::Sha1,
+                    "sha256" | "sha-256" => RestHmac::Sha256,
+                    _ => return Err(format!("{v:?} is not sha1 or sha256")),
+                }
+            }
+            Opt::DrainMinAllocations => c.drain_min_allocations = number(v)?,
+            Opt::Cpus => c.cpus = Some(positive::<usize>(v)?),
+            Opt::LogMinLevel => {
+                c.log_min_level = Some(match v.trim().to_ascii_lowercase().as_str() {
+                    "debug" => "debug",
+                    "info" => "info",
+                    "warning" | "warn" => "warn",
+                    "error" => "error",
+                    _ => return Err(format!("{v:?} is not debug, info, warning or error")),
+                })
+            }
+            Opt::PrometheusPath => {
+                let path = v.trim();
+                if !path.starts_with('/') || path.contains(char::is_whitespace) {
+                    return Err(format!("{v:?} must be a path starting with /"));
+                }
+                c.prometheus_path = path.to_string();
+            }
             other => return Err(format!("internal: {other:?} takes no value")),
         }
         Ok(())
@@ -431,6 +472,12 @@ impl Builder {
             );
         }
 
+        if c.dtls {
+            self.warnings.push(format!(
+                "{}dtls: ferroturn does not serve DTLS; TLS clients use TCP (turns:), UDP clients plain TURN",
+                self.source_of(Opt::Dtls)
+            ));
+        }
         if c.cert.is_some() && c.pkey.is_none() {
             self.warnings.push(format!(
                 "{}cert is set without pkey; TLS needs both",

@@ -168,8 +168,10 @@ pub struct Config {
     pub no_tcp: bool,
     /// `no-tls`.
     pub no_tls: bool,
-    /// `no-dtls`.
+    /// `no-dtls` (accepted; DTLS is never served).
     pub no_dtls: bool,
+    /// `dtls` (coturn 4.17's opt-in; accepted with a warning, DTLS is not served).
+    pub dtls: bool,
     /// `stun-only`.
     pub stun_only: bool,
     /// `no-stun`.
@@ -220,10 +222,14 @@ pub struct Config {
     pub no_software_attribute: bool,
     /// `include-reason-string`: reason phrases in ERROR-CODE.
     pub include_reason_string: bool,
+    /// `sha256-integrity`: offer SHA-256 long-term credentials in challenges.
+    pub sha256_integrity: bool,
     /// `unauthorized-ratelimit`: limit 401/438 answers per source address.
     pub unauthorized_ratelimit: bool,
     /// `unauthorized-ratelimit-rps`: answers per second and source address.
     pub unauthorized_ratelimit_rps: u32,
+    /// `rfc5766-channel-numbers`: accept channel numbers 0x5000–0x7FFF.
+    pub rfc5766_channel_numbers: bool,
 
     // Peer policy
     /// `allowed-peer-ip`.
@@ -316,6 +322,22 @@ pub struct Config {
     // Compatibility
     /// `alternate-server`.
     pub alternate_servers: Vec<AlternateServer>,
+    /// `udp-alternate-server`: for UDP clients, before `alternate-server`.
+    pub udp_alternate_servers: Vec<AlternateServer>,
+    /// `tcp-alternate-server`: for TCP clients, before `alternate-server`.
+    pub tcp_alternate_servers: Vec<AlternateServer>,
+    /// `tls-alternate-server`: for TLS clients, before `alternate-server`.
+    pub tls_alternate_servers: Vec<AlternateServer>,
+    /// `drain-min-allocations`: a drain ends once this many or fewer allocations are left.
+    pub drain_min_allocations: u32,
+    /// `cpus`: CPU count to assume when `relay-threads` is not set.
+    pub cpus: Option<usize>,
+    /// `log-min-level` as a tracing level name.
+    pub log_min_level: Option<&'static str>,
+    /// `prometheus-path`.
+    pub prometheus_path: String,
+    /// `rest-api-hmac`: the HMAC of REST passwords.
+    pub rest_api_hmac: crate::proto::auth::rest::RestHmac,
 
     // About the load itself
     /// `--check-config` was given: the binary reports and exits instead of running.
@@ -349,6 +371,7 @@ impl Default for Config {
             no_tcp: false,
             no_tls: false,
             no_dtls: false,
+            dtls: false,
             stun_only: false,
             no_stun: false,
             relay_ips: Vec::new(),
@@ -372,8 +395,10 @@ impl Default for Config {
             fingerprint: false,
             no_software_attribute: false,
             include_reason_string: false,
+            sha256_integrity: false,
             unauthorized_ratelimit: false,
             unauthorized_ratelimit_rps: 20,
+            rfc5766_channel_numbers: false,
             allowed_peer_ips: Vec::new(),
             denied_peer_ips: Vec::new(),
             allow_loopback_peers: false,
@@ -414,6 +439,14 @@ impl Default for Config {
             prometheus_port: 9641,
             prometheus_address: None,
             alternate_servers: Vec::new(),
+            udp_alternate_servers: Vec::new(),
+            tcp_alternate_servers: Vec::new(),
+            tls_alternate_servers: Vec::new(),
+            drain_min_allocations: 0,
+            cpus: None,
+            log_min_level: None,
+            prometheus_path: "/metrics".to_string(),
+            rest_api_hmac: crate::proto::auth::rest::RestHmac::Sha1,
             check_config: false,
             strict: false,
             print_config: false,

@@ -368,3 +368,264 @@ fn realistic_jitsi_config() {
     assert!(c.check().is_ok(), "{:?}", c.warnings);
     assert_eq!(c.notices.len(), 2, "{:?}", c.notices);
 }
+
+#[test]
+fn rfc5766_channel_numbers_is_off_by_default_and_a_flag() {
+    let c = run(AUTH, &[], &[]).expect("load");
+    assert!(!c.rfc5766_channel_numbers);
+    let c = run(&format!("{AUTH}rfc5766-channel-numbers\n"), &[], &[]).expect("load");
+    assert!(c.rfc5766_channel_numbers);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let c = run(AUTH, &[], &["--rfc5766-channel-numbers"]).expect("load");
+    assert!(c.rfc5766_channel_numbers);
+}
+
+#[test]
+fn dtls_is_accepted_with_a_warning_and_no_dtls_quietly() {
+    let c = run(&format!("{AUTH}dtls\n"), &[], &[]).expect("load");
+    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert!(
+        c.warnings[0].contains("does not serve DTLS"),
+        "{:?}",
+        c.warnings
+    );
+    assert!(
+        c.warnings[0].contains("turnserver.conf:3"),
+        "{:?}",
+        c.warnings
+    );
+    let c = run(&format!("{AUTH}no-dtls\n"), &[], &[]).expect("load");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    let help = crate::config::help::render();
+    assert!(help.contains("DTLS is not served"));
+    assert!(!help.contains("(and DTLS)"));
+}
+
+/// Every option of coturn 4.17.1's turnserver (its long_options table), and the ones 4.17
+/// removed that 4.6-era files still carry: all recognised, none "unknown".
+#[test]
+fn every_coturn_4_17_option_and_the_removed_ones_are_recognised() {
+    const COTURN_4_17: &[&str] = &[
+        "CA-file",
+        "Verbose",
+        "acme-redirect",
+        "allocation-default-address-family",
+        "allow-loopback-peers",
+        "allowed-peer-ip",
+        "alt-listening-port",
+        "alt-tls-listening-port",
+        "alternate-server",
+        "aux-server",
+        "bps-capacity",
+        "cert",
+        "channel-lifetime",
+        "check-origin-consistency",
+        "cipher-list",
+        "cli",
+        "cli-ip",
+        "cli-max-output-sessions",
+        "cli-password",
+        "cli-port",
+        "cpus",
+        "daemon",
+        "db",
+        "denied-peer-ip",
+        "dh-file",
+        "dh1066",
+        "dh566",
+        "drain-min-allocations",
+        "drop-invalid-packets",
+        "drop-invalid-packets-log",
+        "dtls",
+        "ec-curve-name",
+        "external-ip",
+        "fingerprint",
+        "include-reason-string",
+        "keep-address-family",
+        "listening-device",
+        "listening-ip",
+        "listening-port",
+        "log-binding",
+        "log-file",
+        "log-min-level",
+        "lt-cred-mech",
+        "max-allocate-lifetime",
+        "max-allocate-timeout",
+        "max-bps",
+        "max-port",
+        "min-port",
+        "mobility",
+        "mongo-userdb",
+        "multiplex-peer",
+        "multiplex-peer-max-peers",
+        "multiplex-peer-port",
+        "mysql-userdb",
+        "new-log-timestamp",
+        "new-log-timestamp-format",
+        "no-auth",
+        "no-auth-pings",
+        "no-cli",
+        "no-dtls",
+        "no-dynamic-ip-list",
+        "no-dynamic-realms",
+        "no-multicast-peers",
+        "no-rfc5780",
+        "no-software-attribute",
+        "no-stdout-log",
+        "no-stun",
+        "no-tcp",
+        "no-tcp-relay",
+        "no-tls",
+        "no-tlsv1_2",
+        "no-udp",
+        "no-udp-relay",
+        "oauth",
+        "permission-lifetime",
+        "pidfile",
+        "pkey",
+        "pkey-pwd",
+        "proc-group",
+        "proc-user",
+        "prometheus",
+        "prometheus-address",
+        "prometheus-cert",
+        "prometheus-key",
+        "prometheus-path",
+        "prometheus-port",
+        "prometheus-tls",
+        "prometheus-username-labels",
+        "psql-userdb",
+        "raw-public-keys",
+        "realm",
+        "redis-statsdb",
+        "redis-userdb",
+        "relay-device",
+        "relay-ip",
+        "relay-threads",
+        "respond-http-unsupported",
+        "response-origin-only-with-rfc5780",
+        "rest-api-separator",
+        "rfc3489-compatibility",
+        "rfc5766-channel-numbers",
+        "rfc5780",
+        "secret-key-file",
+        "secure-stun",
+        "server-name",
+        "server-relay",
+        "simple-log",
+        "sock-buf-size",
+        "software-attribute",
+        "sql-userdb",
+        "stale-nonce",
+        "stateless-nonce",
+        "stateless-nonce-secret",
+        "static-auth-secret",
+        "stun-backward-compatibility",
+        "stun-only",
+        "syslog",
+        "syslog-facility",
+        "tcp-alternate-server",
+        "tcp-proxy-port",
+        "tls-alternate-server",
+        "tls-listening-port",
+        "tlsv1",
+        "tlsv1_1",
+        "total-quota",
+        "udp-alternate-server",
+        "udp-gso",
+        "udp-recvmmsg",
+        "udp-recvmmsg-log",
+        "udp-self-balance",
+        "udp-sendmmsg-log",
+        "unauthorized-ratelimit",
+        "unauthorized-ratelimit-rps",
+        "use-auth-secret",
+        "user",
+        "user-quota",
+        "userdb",
+        "verbose",
+        "version",
+        "web-admin",
+        "web-admin-ip",
+        "web-admin-listen-on-workers",
+        "web-admin-port",
+    ];
+    const REMOVED_SINCE_4_6: &[&str] = &[
+        "ne",
+        "no-sslv2",
+        "no-sslv3",
+        "no-stun-backward-compatibility",
+        "no-tlsv1",
+        "no-tlsv1_1",
+        "prod",
+        "secret-ts-exp-time",
+    ];
+    for name in COTURN_4_17.iter().chain(REMOVED_SINCE_4_6) {
+        assert!(options::lookup(name).is_some(), "{name} is not recognised");
+    }
+}
+
+#[test]
+fn coturn_4_17_options_take_their_meaning() {
+    let c = run(
+        &format!(
+            "{AUTH}cpus=3\nlog-min-level=WARNING\nprometheus-path=/m\ndrain-min-allocations=5\n\
+             udp-alternate-server=203.0.113.1\ntcp-alternate-server=203.0.113.2:3479\n\
+             tls-alternate-server=203.0.113.3\nprod\nstateless-nonce\ndrop-invalid-packets\n\
+             udp-recvmmsg\nno-sslv3\nsecret-ts-exp-time=3600\n"
+        ),
+        &[],
+        &[],
+    )
+    .expect("load");
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.cpus, Some(3));
+    assert_eq!(c.log_min_level, Some("warn"));
+    assert_eq!(c.prometheus_path, "/m");
+    assert_eq!(c.drain_min_allocations, 5);
+    assert_eq!(
+        c.udp_alternate_servers[0].socket_addr(3478).to_string(),
+        "203.0.113.1:3478"
+    );
+    assert_eq!(
+        c.tcp_alternate_servers[0].socket_addr(3478).to_string(),
+        "203.0.113.2:3479"
+    );
+    assert_eq!(c.tls_alternate_servers.len(), 1);
+    assert!(c.no_software_attribute, "prod is no-software-attribute");
+
+    // What ferroturn always does cannot be switched off; options it lacks warn.
+    let c = run(
+        &format!("{AUTH}stateless-nonce=false\nudp-gso\nmultiplex-peer\ntlsv1\n"),
+        &[],
+        &[],
+    )
+    .expect("load");
+    assert_eq!(c.warnings.len(), 4, "{:?}", c.warnings);
+    assert!(c.warnings[0].contains("stateless-nonce cannot be switched off"));
+    assert!(c.warnings[1].contains("\"udp-gso\" is not supported"));
+
+    for bad in [
+        "cpus=0",
+        "log-min-level=loud",
+        "prometheus-path=metrics",
+        "drain-min-allocations=x",
+    ] {
+        let e = run(&format!("{AUTH}{bad}\n"), &[], &[]).expect_err(bad);
+        let name = bad.split('=').next().unwrap_or_default();
+        assert!(e.to_string().contains(name), "{bad}: {e}");
+    }
+}
+
+#[test]
+fn rest_api_hmac_is_sha1_by_default_or_sha256() {
+    use crate::proto::auth::rest::RestHmac;
+    assert_eq!(
+        run(AUTH, &[], &[]).expect("load").rest_api_hmac,
+        RestHmac::Sha1
+    );
+    let c = run(&format!("{AUTH}rest-api-hmac=sha256\n"), &[], &[]).expect("load");
+    assert_eq!(c.rest_api_hmac, RestHmac::Sha256);
+    let e = run(&format!("{AUTH}rest-api-hmac=md5\n"), &[], &[]).expect_err("md5");
+    assert!(e.to_string().contains("rest-api-hmac"), "{e}");
+}

@@ -10,10 +10,18 @@ use super::server::{percent_decode_path, Handler, Request, Response};
 use crate::runtime::control::{Control, SessionInfo};
 use crate::runtime::metrics;
 
-/// The handler of the metrics and health listener.
-pub fn metrics_handler(control: Control) -> Handler {
-    Arc::new(
-        move |req: &Request| match (req.method.as_str(), req.path.as_str()) {
+/// The handler of the metrics (at `metrics_path`, `prometheus-path`) and health listener.
+pub fn metrics_handler(control: Control, metrics_path: String) -> Handler {
+    Arc::new(move |req: &Request| {
+        let path = if req.path == metrics_path {
+            "/metrics"
+        } else if req.path == "/metrics" {
+            // Only reachable under its configured name.
+            ""
+        } else {
+            req.path.as_str()
+        };
+        match (req.method.as_str(), path) {
             ("GET", "/metrics") => Response {
                 status: 200,
                 content_type: "text/plain; version=0.0.4; charset=utf-8",
@@ -24,8 +32,8 @@ pub fn metrics_handler(control: Control) -> Handler {
             ("GET", "/readyz") => Response::text(503, "draining\n"),
             (_, "/metrics" | "/healthz" | "/readyz") => Response::text(405, "method not allowed\n"),
             _ => Response::text(404, "not found\n"),
-        },
-    )
+        }
+    })
 }
 
 /// The handler of the admin API.

@@ -10,6 +10,7 @@ use serde::Serialize;
 use super::server::{Handler, Request, Response};
 use crate::config::Config;
 use crate::jitsi::credentials::{ice_url, mint};
+use crate::proto::auth::rest::{rest_password_with, RestHmac};
 
 /// Default credential lifetime, seconds (a day, as the draft suggests).
 const DEFAULT_TTL: u64 = 86_400;
@@ -20,6 +21,7 @@ const MAX_TTL: u64 = 7 * 86_400;
 #[derive(Debug, Clone)]
 pub struct CredentialIssuer {
     secret: String,
+    hmac: RestHmac,
     uris: Vec<String>,
 }
 
@@ -48,12 +50,19 @@ impl CredentialIssuer {
                 Some("tcp"),
             ));
         }
-        Some(CredentialIssuer { secret, uris })
+        Some(CredentialIssuer {
+            secret,
+            hmac: config.rest_api_hmac,
+            uris,
+        })
     }
 
     /// The JSON answer for `username` and `ttl` at Unix time `now`.
     pub fn answer(&self, username: Option<&str>, ttl: u64, now: u64) -> Answer<'_> {
-        let cred = mint(&self.secret, username, ttl, now);
+        let mut cred = mint(&self.secret, username, ttl, now);
+        if self.hmac != RestHmac::Sha1 {
+            cred.password = rest_password_with(self.hmac, self.secret.as_bytes(), &cred.username);
+        }
         Answer {
             username: cred.username,
             password: cred.password,
@@ -119,6 +128,17 @@ mod tests {
 
     fn config(text: &str) -> Config {
         crate::config::from_conf_str(text, "test").unwrap()
+    }
+
+    #[test]
+    fn rest_api_hmac_sha256_mints_sha256_passwords() {
+        let c = config("use-auth-secret\nstatic-auth-secret=north\nrest-api-hmac=sha256\n");
+        let issuer = CredentialIssuer::from_config(&c).unwrap();
+        let answer = issuer.answer(Some("alice"), 600, 1_700_000_000);
+        let password = rest_password_with(RestHmac::Sha256, b"north", "1700000600:alice");
+        assert_eq!(password.len(), 44);
+        assert_eq!(answer.username, "1700000600:alice");
+        assert_eq!(answer.password, password);
     }
 
     #[test]

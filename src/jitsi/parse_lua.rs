@@ -199,6 +199,71 @@ fn deepest_nesting(text: &str) -> usize {
     max
 }
 
+/// The line of a backtick outside every string and comment, if there is one. Lua has no such
+/// token, and full_moon 3.0 without its `cfxlua` feature reaches `unreachable!()` on it (found
+/// by the `jitsi_lua` fuzz target), so such a file is refused before it gets there.
+fn stray_backtick(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let (mut i, mut line) = (0usize, 1usize);
+    // `[[`, `[=[`, ... open a long bracket: its level, and the index after the opening.
+    let long_open = |i: usize| -> Option<(usize, usize)> {
+        if b.get(i) != Some(&b'[') {
+            return None;
+        }
+        let mut j = i + 1;
+        while b.get(j) == Some(&b'=') {
+            j += 1;
+        }
+        (b.get(j) == Some(&b'[')).then_some((j - i - 1, j + 1))
+    };
+    // Skips to just after the long bracket of `level` that closes at or after `i`.
+    let long_close = |mut i: usize, level: usize, line: &mut usize| -> usize {
+        while i < b.len() {
+            if b[i] == b'\n' {
+                *line += 1;
+            } else if b[i] == b']'
+                && b.get(i + 1 + level) == Some(&b']')
+                && b[i + 1..i + 1 + level].iter().all(|&c| c == b'=')
+            {
+                return i + level + 2;
+            }
+            i += 1;
+        }
+        i
+    };
+    while i < b.len() {
+        match b[i] {
+            b'\n' => {
+                line += 1;
+                i += 1;
+            }
+            b'`' => return Some(line),
+            b'-' if b.get(i + 1) == Some(&b'-') => {
+                if let Some((level, after)) = long_open(i + 2) {
+                    i = long_close(after, level, &mut line);
+                } else {
+                    while i < b.len() && b[i] != b'\n' {
+                        i += 1;
+                    }
+                }
+            }
+            b'[' => match long_open(i) {
+                Some((level, after)) => i = long_close(after, level, &mut line),
+                None => i += 1,
+            },
+            quote @ (b'"' | b'\'') => {
+                i += 1;
+                while i < b.len() && b[i] != quote && b[i] != b'\n' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
 impl Reader {
     fn new(config_dir: Option<PathBuf>) -> Self {
         Reader {
@@ -231,6 +296,13 @@ impl Reader {
             self.error(
                 1,
                 format!("brackets nested more than {MAX_NESTING} deep; not read"),
+            );
+            return;
+        }
+        if let Some(line) = stray_backtick(text) {
+            self.error(
+                line,
+                "Lua syntax error, Prosody will not load this file: unexpected character `",
             );
             return;
         }

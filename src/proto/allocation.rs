@@ -3,11 +3,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
-use super::auth::long_term::LongTermKey;
+use super::auth::algorithm::ReplyKey;
 use super::bandwidth::TokenBucket;
 use super::flow::{Flow, Transport};
 
-/// Most permissions one allocation may hold at once; more earns 508.
+/// Most permissions (peer IP addresses) one allocation may hold at once, and so most
+/// XOR-PEER-ADDRESS attributes one CreatePermission may carry; more earns 508 (RFC 8656 §9).
 pub const MAX_PERMISSIONS: usize = 64;
 /// Most channel bindings one allocation may hold at once; more earns 508.
 pub const MAX_CHANNELS: usize = 64;
@@ -24,7 +25,7 @@ pub struct Permission {
 /// A channel bound to one peer transport address.
 #[derive(Debug, Clone, Copy)]
 pub struct Channel {
-    /// The channel number, 0x4000..=0x4FFF.
+    /// The channel number, 0x4000..=0x4FFF (to 0x7FFF with `rfc5766-channel-numbers`).
     pub number: u16,
     /// The peer it stands for.
     pub peer: SocketAddr,
@@ -73,7 +74,7 @@ pub struct Allocation {
     /// Quota bucket the allocation counts against.
     pub user_id: Box<str>,
     /// Key the client authenticated with (None under no-auth), used to sign responses.
-    pub key: Option<LongTermKey>,
+    pub key: Option<ReplyKey>,
     /// Transaction id of the Allocate, so a retransmission is answered again rather than 437.
     pub allocate_tid: [u8; 12],
     /// Lifetime granted at creation, for resending the success response.

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::auth::nonce::NonceKey;
 use super::auth::Authenticator;
+use super::flow::Transport;
 use super::peer_policy::{PeerPolicy, ServerAddresses};
 use super::ports::{PortPool, Reservations};
 use super::quota::Quotas;
@@ -40,6 +41,9 @@ pub struct Settings {
     pub external_ips: Vec<ExternalMapping>,
     /// Where to send clients while draining (ALTERNATE-SERVER, 300).
     pub alternate_servers: Vec<SocketAddr>,
+    /// Per client transport (UDP, TCP, TLS), tried before `alternate_servers`
+    /// (`udp-`, `tcp-`, `tls-alternate-server`).
+    pub transport_alternate_servers: [Vec<SocketAddr>; 3],
     /// `max-bps`: bytes per second per allocation and direction; 0 = unlimited.
     pub max_bps: u64,
     /// This shard's share of `bps-capacity`, bytes per second per direction; 0 = unlimited.
@@ -52,6 +56,12 @@ pub struct Settings {
     /// 401/438 answers per second and source address (`unauthorized-ratelimit-rps` when
     /// `unauthorized-ratelimit` is on); 0 = unlimited.
     pub unauthorized_rps: u32,
+    /// `rfc5766-channel-numbers`: accept channels 0x5000–0x7FFF as RFC 5766 did.
+    pub rfc5766_channel_numbers: bool,
+    /// `sha256-integrity`: offer SHA-256 long-term credentials (RFC 8489 §9.2), i.e. put the
+    /// nonce cookie and PASSWORD-ALGORITHMS into every 401/438. Off by default: browsers use
+    /// SHA-1 integrity, and the offer makes each challenge 28 bytes larger for everyone.
+    pub sha256_integrity: bool,
 }
 
 impl Default for Settings {
@@ -68,11 +78,14 @@ impl Default for Settings {
             no_udp_relay: false,
             external_ips: Vec::new(),
             alternate_servers: Vec::new(),
+            transport_alternate_servers: Default::default(),
             max_bps: 0,
             bps_capacity_per_shard: 0,
             server_addresses: ServerAddresses::default(),
             include_reason: false,
             unauthorized_rps: 0,
+            rfc5766_channel_numbers: false,
+            sha256_integrity: false,
         }
     }
 }
@@ -88,6 +101,29 @@ pub struct ExternalMapping {
 }
 
 impl Settings {
+    /// Where a draining server sends a client of `transport`: the first of its transport's
+    /// list, else the first `alternate-server`.
+    pub fn alternate_for(&self, transport: Transport) -> Option<SocketAddr> {
+        let index = match transport {
+            Transport::Udp => 0,
+            Transport::Tcp => 1,
+            Transport::Tls => 2,
+        };
+        self.transport_alternate_servers[index]
+            .first()
+            .or(self.alternate_servers.first())
+            .copied()
+    }
+
+    /// The highest channel number a client may bind and send on.
+    pub fn max_channel(&self) -> u16 {
+        if self.rfc5766_channel_numbers {
+            super::channel_data::MAX_CHANNEL_RFC5766
+        } else {
+            super::channel_data::MAX_CHANNEL
+        }
+    }
+
     /// The address to advertise for a relay bound at `relay`.
     pub fn advertised(&self, relay: SocketAddr) -> SocketAddr {
         let exact = self

@@ -17,6 +17,8 @@ pub fn settings_from_config(config: &Config, shards: usize) -> Settings {
     Settings {
         server_addresses: ServerAddresses::default(),
         include_reason: config.include_reason_string,
+        sha256_integrity: config.sha256_integrity,
+        rfc5766_channel_numbers: config.rfc5766_channel_numbers,
         unauthorized_rps: if config.unauthorized_ratelimit {
             config.unauthorized_ratelimit_rps
         } else {
@@ -47,6 +49,12 @@ pub fn settings_from_config(config: &Config, shards: usize) -> Settings {
             .iter()
             .map(|a| a.socket_addr(config.listening_port))
             .collect(),
+        transport_alternate_servers: [
+            (&config.udp_alternate_servers, config.listening_port),
+            (&config.tcp_alternate_servers, config.listening_port),
+            (&config.tls_alternate_servers, config.tls_listening_port),
+        ]
+        .map(|(list, port)| list.iter().map(|a| a.socket_addr(port)).collect()),
     }
 }
 
@@ -85,6 +93,7 @@ pub fn auth_from_config(config: &Config) -> Authenticator {
         rest_separator: config.rest_api_separator,
         users,
         strict_expiry: config.strict_expiry,
+        rest_hmac: config.rest_api_hmac,
     })
 }
 

@@ -113,6 +113,7 @@ impl Runtime {
         let threads = config
             .relay_threads
             .filter(|n| *n > 0)
+            .or(config.cpus)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let plan = address_plan(config)?;
         let listen_ips = plan.listening.clone();
@@ -204,6 +205,12 @@ impl Runtime {
                 sockets.tcp.push((listener, *kind));
             }
             per_shard.push(sockets);
+        }
+        if tls.is_some() {
+            tracing::info!(
+                port = config.tls_listening_port,
+                "DTLS is not served: TLS is on TCP only, with no UDP listener on the TLS port"
+            );
         }
 
         let shared = Arc::new(core_setup::shared_from_config(config)?);

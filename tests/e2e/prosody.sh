@@ -186,6 +186,8 @@ INIT=("$BIN" jitsi init --host 127.0.0.1 --listen-ip 127.0.0.1 --relay-ip 127.0.
 }
 # Test only: the peer is turnutils_peer on loopback, which ferroturn denies by default.
 echo "allow-loopback-peers" >>"$GEN/turnserver.conf"
+# Test only: Debian's turnutils_uclient (4.6) binds channels up to 0x7FFF (RFC 5766's range).
+echo "rfc5766-channel-numbers" >>"$GEN/turnserver.conf"
 
 # UDP only on purpose (turnutils_uclient relays over UDP here), so the warning is waived.
 if "$BIN" jitsi check --allow-udp-only --conf "$GEN/turnserver.conf" "$GEN/prosody-turn.cfg.lua" "$GEN/jitsi-turn.env" \

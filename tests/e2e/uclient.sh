@@ -87,6 +87,11 @@ write_config() {
         fi
         echo "no-dtls"
         echo "no-cli"
+        if [[ "$KIND" == ferroturn ]]; then
+            # Debian's turnutils_uclient (4.6) binds channels up to 0x7FFF; RFC 8656 refuses
+            # 0x5000-0x7FFF unless RFC 5766's range is switched on (coturn 4.16's option).
+            echo "rfc5766-channel-numbers"
+        fi
         if [[ "$KIND" == coturn ]]; then
             # Keep coturn quiet and self-contained: log to stdout (captured by
             # lib.sh), pid and sqlite db in the temp dir, and no RFC 5780
@@ -115,6 +120,20 @@ start_turn() {
     e2e_wait_stun "$name" ::1 "$TURN_PORT" || e2e_die "$KIND ($name) does not answer on ::1"
 }
 
+# uclient_no_permission_errors NAME: a scenario that also fails when uclient logged a
+# 400 or 5xx answer to CreatePermission (e.g. "create permission error 400") although the
+# data made it through. -G also asks for peers of the other address family, which rightly
+# get 443 (RFC 8656 §9.1), as its extra ChannelBinds do.
+uclient_no_permission_errors() {
+    local name=$1 log="$E2E_DIR/uclient-$1.log" errors
+    errors=$(grep -iE 'permission error (400|5[0-9]{2})|ERROR:' "$log" | sort | uniq -c | head -n 3 || true)
+    if [[ -n "$errors" ]]; then
+        e2e_record "$name-no-errors" FAIL "uclient logged: ${errors//$'\n'/; }"
+    else
+        e2e_record "$name-no-errors" PASS "no CreatePermission 400/5xx answers in the log"
+    fi
+}
+
 V4=(-e 127.0.0.1 -r "$PEER_PORT")
 V6=(-e ::1 -r "$PEER_PORT")
 
@@ -130,6 +149,9 @@ e2e_uclient client-to-client-send "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -
 # RTCP relay with the RESERVATION-TOKEN; more clients = more reserved pairs.
 e2e_uclient rtp-rtcp-pairs "${P[@]}" -n 50 -m 10 -l "$L" -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
 e2e_uclient no-rtcp "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -c "${V4[@]}" 127.0.0.1 || true
+# -G adds CreatePermission requests for up to 24 peers each (RFC 8656 §9 sets no limit).
+e2e_uclient many-permissions "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -G "${V4[@]}" 127.0.0.1 || true
+uclient_no_permission_errors many-permissions
 e2e_uclient dont-fragment "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -g "${V4[@]}" 127.0.0.1 || true
 e2e_uclient ipv6-all "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" ::1 || true
 e2e_uclient ipv4-client-ipv6-relay "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" 127.0.0.1 || true

@@ -42,6 +42,10 @@ source "$ROOT/tests/e2e/lib.sh"
 BIN=${1:-}
 [[ -n "$BIN" && -x "$BIN" ]] || e2e_die "usage: $0 FERROTURN_BIN (an executable ferroturn)"
 BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+# Debian's turnutils_uclient (4.6) binds channels up to 0x7FFF, which RFC 8656 refuses; every
+# ferroturn this suite drives with it accepts RFC 5766's range. Test-only: the deployment files
+# themselves stay as shipped.
+OLD_CLIENT=(--rfc5766-channel-numbers)
 [[ $(id -u) -eq 0 ]] || e2e_die "needs root: network namespaces and iptables"
 
 chromium_path() {
@@ -260,7 +264,7 @@ allowed-peer-ip=$VPS_IP
 EOF
 
 E2E_SERVER=seed
-NO_COLOR=1 e2e_start seed ip netns exec "$NS_VPS" "$BIN" -c "$SEED" \
+NO_COLOR=1 e2e_start seed ip netns exec "$NS_VPS" "$BIN" -c "$SEED" "${OLD_CLIENT[@]}" \
     --cert "$E2E_DIR/cert.pem" --pkey "$E2E_DIR/key.pem"
 wait_stun seed "$NS_CLI" "$VPS_IP" 3478 || e2e_die "ferroturn did not come up with the seed's file"
 relay_log_check seed-relay-address seed "$VPS_IP"
@@ -405,7 +409,7 @@ deploy_run() {
         e2e_record "$name-pre" PASS "ExecStartPre: $(grep -m1 'relay address' "$pre_log" || true)"
     fi
     E2E_SERVER=$name
-    e2e_start "$name" ip netns exec "$ns" env -i NO_COLOR=1 "${LAUNCH_ENV[@]}" "$BIN" "${LAUNCH_ARGS[@]}"
+    e2e_start "$name" ip netns exec "$ns" env -i NO_COLOR=1 "${LAUNCH_ENV[@]}" "$BIN" "${LAUNCH_ARGS[@]}" "${OLD_CLIENT[@]}"
     if wait_stun "$name" "$NS_CLI" "$VPS_IP" 3478; then
         relay_log_check "$name-relay-address" "$name" "$relay_ip"
         e2e_uclient "$name-udp" -p 3478 "${SHORT[@]}" -W "$secret" -u alice "${TO_JVB[@]}" "$VPS_IP" || true
@@ -479,7 +483,7 @@ DNAT=(-d "$VPS_IP" -p udp --dport "$BRIDGE_PORT" -j DNAT --to-destination "$TUN_
 in_ns "$NS_VPS" iptables -t nat -A PREROUTING "${DNAT[@]}"
 
 E2E_SERVER=seed-dnat
-NO_COLOR=1 e2e_start seed-dnat ip netns exec "$NS_VPS" "$BIN" -c "$SEED"
+NO_COLOR=1 e2e_start seed-dnat ip netns exec "$NS_VPS" "$BIN" -c "$SEED" "${OLD_CLIENT[@]}"
 if wait_stun seed-dnat "$NS_CLI" "$VPS_IP" 3478; then
     # The VPS now also owns the tunnel address: the bare external-ip names the public one.
     relay_log_check dnat-relay-address seed-dnat "$VPS_IP"

@@ -305,3 +305,29 @@ fn wildcards() {
     assert!(glob_match("a?c", "abc") && !glob_match("a?c", "ac"));
     assert!(glob_match("*", "anything") && glob_match("**x*", "x"));
 }
+
+#[test]
+fn a_stray_backtick_is_a_syntax_error_not_a_parser_panic() {
+    // The input the jitsi_lua fuzz target found (full_moon 3.0 hits unreachable!() on it).
+    let c = parse("turncredentials_secret = [[s3cret]];\nx = `y`\n");
+    assert!(
+        c.errors.iter().any(|e| e.contains("line 2")),
+        "{:?}",
+        c.errors
+    );
+    // Inside strings and comments a backtick is only text.
+    let c = parse("a = \"`\" -- `\nb = [==[`]]`]==]\n--[[ ` ]]\nc = '\\'`'\n");
+    assert!(c.errors.is_empty(), "{:?}", c.errors);
+    assert_eq!(stray_backtick("a = [[x]] `"), Some(1));
+    assert_eq!(stray_backtick("a = '`'\n--[=[\n`\n]=]\nb = 1"), None);
+}
+
+#[test]
+fn a_parser_panic_is_reported_as_an_error() {
+    // Found by the jitsi_lua fuzz target: full_moon 3.0's lexer panics on this text; the
+    // reader's own thread turns that into an error instead of taking `jitsi check` down.
+    let found =
+        include_bytes!("../../../tests/fuzz/corpus/jitsi_lua/regress-unfinished-string-backtick");
+    let c = parse(&String::from_utf8_lossy(found));
+    assert!(!c.errors.is_empty(), "{:?}", c.errors);
+}

@@ -5,6 +5,7 @@
 //! configured secret yields a candidate) and static users need no lookup
 //! beyond a map.
 
+pub mod algorithm;
 pub mod long_term;
 pub mod nonce;
 pub mod rest;
@@ -12,8 +13,9 @@ pub mod rest;
 use std::collections::HashMap;
 use std::fmt;
 
+use algorithm::{sha256_key, Algorithm, CredKey};
 use long_term::{long_term_key, LongTermKey};
-use rest::{parse_rest_username, rest_password_into, REST_PASSWORD_LEN};
+use rest::{parse_rest_username, rest_password_into_with, RestHmac, REST_PASSWORD_SHA256_LEN};
 
 /// Most REST secrets tried per request; later ones are ignored (see
 /// [`Authenticator::ignored_rest_secrets`]). Two or three cover a rotation,
@@ -55,6 +57,8 @@ pub struct AuthSettings {
     pub users: Vec<(String, UserSecret)>,
     /// Refuse expired REST usernames on Refresh too, not only on Allocate.
     pub strict_expiry: bool,
+    /// The HMAC that makes REST passwords (`rest-api-hmac`).
+    pub rest_hmac: RestHmac,
 }
 
 impl Default for AuthSettings {
@@ -66,6 +70,7 @@ impl Default for AuthSettings {
             rest_separator: ':',
             users: Vec::new(),
             strict_expiry: false,
+            rest_hmac: RestHmac::Sha1,
         }
     }
 }
@@ -82,6 +87,7 @@ impl fmt::Debug for AuthSettings {
             .field("rest_separator", &self.rest_separator)
             .field("users", &format_args!("[{} redacted]", self.users.len()))
             .field("strict_expiry", &self.strict_expiry)
+            .field("rest_hmac", &self.rest_hmac)
             .finish()
     }
 }
@@ -104,34 +110,38 @@ pub enum AuthError {
     /// A REST username whose timestamp has passed.
     #[error("credentials expired")]
     Expired,
+    /// A static user configured by its MD5 key asked for SHA-256, which cannot be derived
+    /// from it.
+    #[error("only an MD5 key is configured for this user")]
+    NoSha256Key,
 }
 
 impl AuthError {
     /// The STUN error code to answer with.
     pub fn stun_code(&self) -> u16 {
         match self {
-            Self::UnknownUser | Self::Expired => 401,
+            Self::UnknownUser | Self::Expired | Self::NoSha256Key => 401,
         }
     }
 }
 
-/// Long-term keys to try against MESSAGE-INTEGRITY, held inline so a
+/// Long-term keys to try against MESSAGE-INTEGRITY(-SHA256), held inline so a
 /// request costs no heap allocation.
 #[derive(Clone, Copy)]
 pub struct KeyCandidates {
-    keys: [LongTermKey; MAX_REST_SECRETS],
+    keys: [CredKey; MAX_REST_SECRETS],
     len: usize,
 }
 
 impl KeyCandidates {
     fn empty() -> Self {
         Self {
-            keys: [[0; 16]; MAX_REST_SECRETS],
+            keys: [CredKey::md5([0; 16]); MAX_REST_SECRETS],
             len: 0,
         }
     }
 
-    fn push(&mut self, key: LongTermKey) {
+    fn push(&mut self, key: CredKey) {
         if let Some(slot) = self.keys.get_mut(self.len) {
             *slot = key;
             self.len += 1;
@@ -139,12 +149,12 @@ impl KeyCandidates {
     }
 
     /// The candidate keys, in configuration order.
-    pub fn as_slice(&self) -> &[LongTermKey] {
+    pub fn as_slice(&self) -> &[CredKey] {
         &self.keys[..self.len]
     }
 
     /// Iterates over the candidate keys.
-    pub fn iter(&self) -> std::slice::Iter<'_, LongTermKey> {
+    pub fn iter(&self) -> std::slice::Iter<'_, CredKey> {
         self.as_slice().iter()
     }
 
@@ -160,8 +170,8 @@ impl KeyCandidates {
 }
 
 impl<'a> IntoIterator for &'a KeyCandidates {
-    type Item = &'a LongTermKey;
-    type IntoIter = std::slice::Iter<'a, LongTermKey>;
+    type Item = &'a CredKey;
+    type IntoIter = std::slice::Iter<'a, CredKey>;
 
     fn into_iter(self) -> Self::IntoIter {
         self.iter()
@@ -189,8 +199,10 @@ pub struct Authenticator {
     rest_secrets: Vec<Vec<u8>>,
     ignored_rest_secrets: usize,
     rest_separator: char,
-    static_keys: HashMap<String, LongTermKey>,
+    /// Static users' MD5 key, and their SHA-256 key when a password (not a key) is configured.
+    static_keys: HashMap<String, (LongTermKey, Option<[u8; 32]>)>,
     strict_expiry: bool,
+    rest_hmac: RestHmac,
 }
 
 impl Authenticator {
@@ -203,6 +215,7 @@ impl Authenticator {
             rest_separator,
             users,
             strict_expiry,
+            rest_hmac,
         } = settings;
         // The same secret from two config sources would only cost a second
         // HMAC per request.
@@ -217,11 +230,14 @@ impl Authenticator {
         let static_keys = users
             .into_iter()
             .map(|(name, secret)| {
-                let key = match secret {
-                    UserSecret::Password(p) => long_term_key(&name, &realm, &p),
-                    UserSecret::Key(k) => k,
+                let keys = match secret {
+                    UserSecret::Password(p) => (
+                        long_term_key(&name, &realm, &p),
+                        Some(sha256_key(&name, &realm, &p)),
+                    ),
+                    UserSecret::Key(k) => (k, None),
                 };
-                (name, key)
+                (name, keys)
             })
             .collect();
         Self {
@@ -232,6 +248,7 @@ impl Authenticator {
             rest_separator,
             static_keys,
             strict_expiry,
+            rest_hmac,
         }
     }
 
@@ -262,10 +279,15 @@ impl Authenticator {
         username: &str,
         unix_now: u64,
         purpose: Purpose,
+        algorithm: Algorithm,
     ) -> Result<KeyCandidates, AuthError> {
         let mut out = KeyCandidates::empty();
-        if let Some(key) = self.static_keys.get(username) {
-            out.push(*key);
+        if let Some((md5, sha256)) = self.static_keys.get(username) {
+            out.push(match (algorithm, sha256) {
+                (Algorithm::Md5, _) => CredKey::md5(*md5),
+                (Algorithm::Sha256, Some(k)) => CredKey::sha256(*k),
+                (Algorithm::Sha256, None) => return Err(AuthError::NoSha256Key),
+            });
             return Ok(out);
         }
         if self.rest_secrets.is_empty() {
@@ -280,10 +302,13 @@ impl Authenticator {
         if check_expiry && rest.expiry < unix_now {
             return Err(AuthError::Expired);
         }
-        let mut buf = [0u8; REST_PASSWORD_LEN];
+        let mut buf = [0u8; REST_PASSWORD_SHA256_LEN];
         for secret in &self.rest_secrets {
-            let password = rest_password_into(secret, username, &mut buf);
-            out.push(long_term_key(username, &self.realm, password));
+            let password = rest_password_into_with(self.rest_hmac, secret, username, &mut buf);
+            out.push(match algorithm {
+                Algorithm::Md5 => CredKey::md5(long_term_key(username, &self.realm, password)),
+                Algorithm::Sha256 => CredKey::sha256(sha256_key(username, &self.realm, password)),
+            });
         }
         Ok(out)
     }
@@ -346,15 +371,21 @@ mod tests {
         })
     }
 
-    fn expected(secret: &[u8], username: &str) -> LongTermKey {
-        long_term_key(username, REALM, &rest_password(secret, username))
+    fn expected(secret: &[u8], username: &str) -> CredKey {
+        CredKey::md5(long_term_key(
+            username,
+            REALM,
+            &rest_password(secret, username),
+        ))
     }
 
     #[test]
     fn rest_all_three_forms() {
         let a = rest_auth(&[b"north"], ':', false);
         for name in ["1700000100", "1700000100:alice", "alice:1700000100"] {
-            let keys = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap();
+            let keys = a
+                .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
+                .unwrap();
             assert_eq!(keys.as_slice(), &[expected(b"north", name)], "{name}");
         }
     }
@@ -363,7 +394,9 @@ mod tests {
     fn every_secret_gives_a_key() {
         let a = rest_auth(&[b"old", b"new", b"old"], ':', false);
         let name = "1700000100:alice";
-        let keys = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap();
+        let keys = a
+            .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
+            .unwrap();
         let got: Vec<_> = keys.iter().copied().collect();
         assert_eq!(got, vec![expected(b"old", name), expected(b"new", name)]);
         assert_eq!((&keys).into_iter().count(), 2);
@@ -376,7 +409,7 @@ mod tests {
         let a = rest_auth(&refs, ':', false);
         assert_eq!(a.ignored_rest_secrets(), 2);
         let keys = a
-            .candidate_keys("1700000100", NOW, Purpose::Allocate)
+            .candidate_keys("1700000100", NOW, Purpose::Allocate, Algorithm::Md5)
             .unwrap();
         assert_eq!(keys.len(), MAX_REST_SECRETS);
         assert_eq!(keys.as_slice()[7], expected(&[7], "1700000100"));
@@ -387,12 +420,14 @@ mod tests {
         for sep in ['-', '_'] {
             let a = rest_auth(&[b"north"], sep, false);
             let name = format!("1700000100{sep}alice");
-            let keys = a.candidate_keys(&name, NOW, Purpose::Allocate).unwrap();
+            let keys = a
+                .candidate_keys(&name, NOW, Purpose::Allocate, Algorithm::Md5)
+                .unwrap();
             assert_eq!(keys.as_slice(), &[expected(b"north", &name)]);
             assert_eq!(a.user_id(&name), "alice");
             // The default separator is just an unknown name here.
             assert_eq!(
-                a.candidate_keys("1700000100:alice", NOW, Purpose::Allocate)
+                a.candidate_keys("1700000100:alice", NOW, Purpose::Allocate, Algorithm::Md5)
                     .unwrap_err(),
                 AuthError::UnknownUser
             );
@@ -407,15 +442,20 @@ mod tests {
         let edge = "1700000000:alice";
         for a in [&lax, &strict] {
             assert_eq!(
-                a.candidate_keys(past, NOW, Purpose::Allocate).unwrap_err(),
+                a.candidate_keys(past, NOW, Purpose::Allocate, Algorithm::Md5)
+                    .unwrap_err(),
                 AuthError::Expired
             );
-            assert!(a.candidate_keys(edge, NOW, Purpose::Allocate).is_ok());
+            assert!(a
+                .candidate_keys(edge, NOW, Purpose::Allocate, Algorithm::Md5)
+                .is_ok());
         }
-        assert!(lax.candidate_keys(past, NOW, Purpose::Refresh).is_ok());
+        assert!(lax
+            .candidate_keys(past, NOW, Purpose::Refresh, Algorithm::Md5)
+            .is_ok());
         assert_eq!(
             strict
-                .candidate_keys(past, NOW, Purpose::Refresh)
+                .candidate_keys(past, NOW, Purpose::Refresh, Algorithm::Md5)
                 .unwrap_err(),
             AuthError::Expired
         );
@@ -437,12 +477,14 @@ mod tests {
             users: vec![("bob".into(), UserSecret::Key(parse_md5_key(hex).unwrap()))],
             ..AuthSettings::default()
         });
-        let a = by_pw.candidate_keys("bob", NOW, Purpose::Allocate).unwrap();
+        let a = by_pw
+            .candidate_keys("bob", NOW, Purpose::Allocate, Algorithm::Md5)
+            .unwrap();
         let b = by_key
-            .candidate_keys("bob", NOW, Purpose::Allocate)
+            .candidate_keys("bob", NOW, Purpose::Allocate, Algorithm::Md5)
             .unwrap();
         assert_eq!(a.as_slice(), b.as_slice());
-        assert_eq!(a.as_slice(), &[parse_md5_key(hex).unwrap()]);
+        assert_eq!(a.as_slice(), &[CredKey::md5(parse_md5_key(hex).unwrap())]);
         assert_eq!(by_pw.user_id("bob"), "bob");
     }
 
@@ -456,8 +498,13 @@ mod tests {
             ..AuthSettings::default()
         });
         // Long past its "expiry", yet a static user is never treated as REST.
-        let keys = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap();
-        assert_eq!(keys.as_slice(), &[long_term_key(name, REALM, "pw")]);
+        let keys = a
+            .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
+            .unwrap();
+        assert_eq!(
+            keys.as_slice(),
+            &[CredKey::md5(long_term_key(name, REALM, "pw"))]
+        );
         assert_eq!(a.user_id(name), name);
     }
 
@@ -465,14 +512,16 @@ mod tests {
     fn unknown_user() {
         let a = rest_auth(&[b"north"], ':', false);
         for name in ["", "alice", "alice:bob"] {
-            let e = a.candidate_keys(name, NOW, Purpose::Allocate).unwrap_err();
+            let e = a
+                .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
+                .unwrap_err();
             assert_eq!(e, AuthError::UnknownUser);
             assert_eq!(e.stun_code(), 401);
         }
         // A REST-shaped name is unknown when no secret is configured.
         let none = rest_auth(&[], ':', false);
         assert_eq!(
-            none.candidate_keys("1700000100:alice", NOW, Purpose::Allocate)
+            none.candidate_keys("1700000100:alice", NOW, Purpose::Allocate, Algorithm::Md5)
                 .unwrap_err(),
             AuthError::UnknownUser
         );

@@ -9,11 +9,54 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::Sha256;
 
 type HmacSha1 = Hmac<Sha1>;
+type HmacSha256 = Hmac<Sha256>;
 
 /// Length of a REST password: base64 (padded) of a 20-byte HMAC-SHA1.
 pub const REST_PASSWORD_LEN: usize = 28;
+/// Length of a REST password made with HMAC-SHA256: base64 (padded) of 32 bytes.
+pub const REST_PASSWORD_SHA256_LEN: usize = 44;
+
+/// The HMAC that turns a REST username into its password (`rest-api-hmac`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RestHmac {
+    /// HMAC-SHA1, what coturn and Prosody's `mod_external_services` use.
+    #[default]
+    Sha1,
+    /// HMAC-SHA256.
+    Sha256,
+}
+
+/// The REST password for `username` made with `hmac`.
+pub fn rest_password_with(hmac: RestHmac, secret: &[u8], username: &str) -> String {
+    let mut buf = [0u8; REST_PASSWORD_SHA256_LEN];
+    rest_password_into_with(hmac, secret, username, &mut buf).to_owned()
+}
+
+/// Like [`rest_password_with`] but writes into `out` and allocates nothing.
+pub fn rest_password_into_with<'a>(
+    hmac: RestHmac,
+    secret: &[u8],
+    username: &str,
+    out: &'a mut [u8; REST_PASSWORD_SHA256_LEN],
+) -> &'a str {
+    let n = match hmac {
+        RestHmac::Sha1 => {
+            let mut mac = <HmacSha1 as Mac>::new_from_slice(secret).expect("any key length");
+            mac.update(username.as_bytes());
+            STANDARD.encode_slice(mac.finalize().into_bytes(), &mut out[..])
+        }
+        RestHmac::Sha256 => {
+            let mut mac = <HmacSha256 as Mac>::new_from_slice(secret).expect("any key length");
+            mac.update(username.as_bytes());
+            STANDARD.encode_slice(mac.finalize().into_bytes(), &mut out[..])
+        }
+    }
+    .expect("44 bytes hold base64 of 32");
+    std::str::from_utf8(&out[..n]).expect("base64 output is ASCII")
+}
 
 /// A REST username split into its expiry and user part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +187,20 @@ mod tests {
         assert_eq!(parse_rest_username(":1700000000", ':'), None);
         // Overflows u64: not a timestamp.
         assert_eq!(parse_rest_username("99999999999999999999999:a", ':'), None);
+    }
+
+    #[test]
+    fn sha256_password_matches_independent_vector() {
+        // python3 -c 'import hmac,hashlib,base64;print(base64.b64encode(hmac.new(b"north",b"1700000000:alice",hashlib.sha256).digest()).decode())'
+        let expected = "EuME0Xh0HllnbpbObfs8aBsd78Vr1EMwxArqbyCrGl8=";
+        assert_eq!(
+            rest_password_with(RestHmac::Sha256, b"north", "1700000000:alice"),
+            expected
+        );
+        assert_eq!(
+            rest_password_with(RestHmac::Sha1, b"north", "1700000000:alice"),
+            rest_password(b"north", "1700000000:alice")
+        );
     }
 
     #[test]

@@ -2,11 +2,11 @@
 
 use std::time::Instant;
 
-use super::super::auth::long_term::LongTermKey;
+use super::super::auth::algorithm::{negotiate, Algorithm, ReplyKey, NONCE_COOKIE};
 use super::super::auth::nonce::NonceCheck;
 use super::super::auth::{AuthError, Purpose};
 use super::super::log_escape::Escaped;
-use super::super::stun::integrity::verify_integrity;
+use super::super::stun::integrity::{verify_integrity, verify_integrity_sha256};
 use super::super::stun::{Attributes, Message};
 use super::{ClientAction, Flow, Server};
 
@@ -17,8 +17,9 @@ pub const MAX_USERNAME_LEN: usize = 513;
 
 /// A request that passed authentication.
 pub(super) struct Authed<'a> {
-    /// The key that verified MESSAGE-INTEGRITY; None when the server runs with no-auth.
-    pub key: Option<LongTermKey>,
+    /// The key that verified MESSAGE-INTEGRITY(-SHA256) and how to sign answers; None when
+    /// the server runs with no-auth.
+    pub key: Option<ReplyKey>,
     /// The USERNAME it carried.
     pub username: &'a str,
     /// The REST secret that produced the key, by id.
@@ -53,7 +54,7 @@ impl Server {
                 secret_id: None,
             });
         }
-        let Some(integrity_at) = attrs.integrity_offset else {
+        if !attrs.has_integrity() {
             let reply = self.challenge_reply(out, msg, flow, 401, now, fp);
             if reply != ClientAction::None {
                 self.stats.auth_challenges.inc();
@@ -67,6 +68,13 @@ impl Server {
         };
         let unix = self.unix_time(now);
         let lifetime = config.settings.stale_nonce_secs;
+        // With SHA-256 on offer every nonce issued starts with the RFC 8489 cookie, and one
+        // without it is not ours; without the offer none carries it.
+        let nonce = if config.settings.sha256_integrity {
+            nonce.strip_prefix(&NONCE_COOKIE[..]).unwrap_or(b"")
+        } else {
+            nonce
+        };
         match self.shared.nonce_key.check(nonce, unix, flow, lifetime) {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
@@ -80,6 +88,22 @@ impl Server {
             self.stats.auth_bad_credentials.inc();
             return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
         }
+        // Bid-down protection (§9.2.4): an algorithm choice must echo the offer unchanged.
+        // Without the offer there is nothing to negotiate: the key is MD5's, and a client that
+        // signs with another key simply fails the integrity check.
+        let negotiated = if config.settings.sha256_integrity {
+            negotiate(attrs.password_algorithm, attrs.password_algorithms)
+        } else {
+            Ok(Algorithm::Md5)
+        };
+        let algorithm = match negotiated {
+            Ok(a) => a,
+            Err(e) => {
+                self.stats.auth_malformed.inc();
+                tracing::debug!(client = %flow.remote, error = %e, "password algorithm refused");
+                return Err(self.error_reply(out, msg, 400, None, fp));
+            }
+        };
         let Ok(username) = std::str::from_utf8(user) else {
             self.stats.auth_bad_credentials.inc();
             return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
@@ -89,26 +113,40 @@ impl Server {
             tracing::debug!(client = %flow.remote, username = %Escaped(username), "revoked user refused");
             return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
         }
-        let keys = match config.auth.candidate_keys(username, unix, purpose) {
+        let keys = match config
+            .auth
+            .candidate_keys(username, unix, purpose, algorithm)
+        {
             Ok(keys) => keys,
             Err(e) => {
                 match e {
                     AuthError::Expired => self.stats.auth_expired.inc(),
-                    AuthError::UnknownUser => self.stats.auth_bad_credentials.inc(),
+                    AuthError::UnknownUser | AuthError::NoSha256Key => {
+                        self.stats.auth_bad_credentials.inc()
+                    }
                 }
                 tracing::debug!(client = %flow.remote, username = %Escaped(username), error = %e, "authentication refused");
                 return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
             }
         };
+        // MESSAGE-INTEGRITY-SHA256 is checked when present, whatever MESSAGE-INTEGRITY says
+        // (§9.2.4); answers are signed the same way.
+        let raw = msg.raw();
+        let verify = |key: &[u8]| match (attrs.integrity_sha256_offset, attrs.integrity_offset) {
+            (Some(at), _) => verify_integrity_sha256(raw, at, key),
+            (None, Some(at)) => verify_integrity(raw, at, key),
+            (None, None) => false,
+        };
+        let sha256 = attrs.integrity_sha256_offset.is_some();
         for (index, key) in keys.iter().enumerate() {
-            if verify_integrity(msg.raw(), integrity_at, key) {
+            if verify(key.as_bytes()) {
                 let secret_id = config.auth.secret_of_candidate(username, index);
                 if secret_id.is_some_and(|id| config.revoked_secrets.contains(&id)) {
                     self.stats.auth_revoked.inc();
                     return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
                 }
                 return Ok(Authed {
-                    key: Some(*key),
+                    key: Some(ReplyKey { key: *key, sha256 }),
                     username,
                     secret_id,
                 });

@@ -289,7 +289,8 @@ impl Server {
     }
 
     fn handle_channel_data(&mut self, now: Instant, flow: Flow, data: &[u8]) -> ClientAction {
-        let Some((number, payload)) = channel_data::parse(data) else {
+        let max = self.config.settings.max_channel();
+        let Some((number, payload)) = channel_data::parse(data, max) else {
             self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };

@@ -3,8 +3,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::super::auth::long_term::LongTermKey;
+use super::super::auth::algorithm::ReplyKey;
+use super::super::auth::algorithm::{NONCE_COOKIE, OFFERED};
+use super::super::auth::nonce::NONCE_LEN;
 use super::super::settings::SOFTWARE;
+use super::super::stun::integrity::INTEGRITY_SHA256_ATTR_LEN;
 use super::super::stun::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN, INTEGRITY_ATTR_LEN};
 use super::super::stun::{attr, method, padded, xor_addr, Class, CodecError, Message};
 use super::super::stun::{MessageWriter, HEADER_LEN, MAGIC_COOKIE};
@@ -22,7 +25,7 @@ impl Server {
         &self,
         w: MessageWriter<'_>,
         msg: &Message<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         request_fingerprint: bool,
     ) -> ClientAction {
         self.seal(w, msg, key, request_fingerprint, false)
@@ -32,7 +35,7 @@ impl Server {
         &self,
         mut w: MessageWriter<'_>,
         msg: &Message<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         request_fingerprint: bool,
         error: bool,
     ) -> ClientAction {
@@ -40,15 +43,20 @@ impl Server {
         let fingerprint = settings.fingerprint || request_fingerprint;
         let result = (|| -> Result<usize, CodecError> {
             if settings.software && (key.is_some() || !error) {
-                let tail = if key.is_some() { INTEGRITY_ATTR_LEN } else { 0 }
-                    + if fingerprint { FINGERPRINT_ATTR_LEN } else { 0 };
+                let tail = match key {
+                    Some(k) if k.sha256 => INTEGRITY_SHA256_ATTR_LEN,
+                    Some(_) => INTEGRITY_ATTR_LEN,
+                    None => 0,
+                } + if fingerprint { FINGERPRINT_ATTR_LEN } else { 0 };
                 let total = w.len() + 4 + padded(SOFTWARE.len()) + tail;
                 if key.is_some() || total <= MAX_UNAUTHENTICATED_GROWTH * msg.raw().len() {
                     w.attr(attr::SOFTWARE, SOFTWARE.as_bytes())?;
                 }
             }
-            if let Some(k) = key {
-                w.integrity(k)?;
+            match key {
+                Some(k) if k.sha256 => w.integrity_sha256(k.key.as_bytes())?,
+                Some(k) => w.integrity(k.key.as_bytes())?,
+                None => {}
             }
             if fingerprint {
                 w.fingerprint()?;
@@ -67,7 +75,7 @@ impl Server {
         out: &mut [u8],
         msg: &Message<'_>,
         code: u16,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         request_fingerprint: bool,
     ) -> ClientAction {
         self.error_reply_with(out, msg, code, key, request_fingerprint, |_| Ok(()))
@@ -79,7 +87,7 @@ impl Server {
         out: &mut [u8],
         msg: &Message<'_>,
         code: u16,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         request_fingerprint: bool,
         extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
     ) -> ClientAction {
@@ -100,7 +108,9 @@ impl Server {
         self.seal(w, msg, key, request_fingerprint, true)
     }
 
-    /// A 401 or 438 carrying REALM and a fresh NONCE, inviting the client to (re)authenticate.
+    /// A 401 or 438 carrying REALM and a fresh NONCE, inviting the client to (re)authenticate;
+    /// with `sha256-integrity` the nonce sits behind the RFC 8489 cookie and PASSWORD-ALGORITHMS
+    /// offers SHA-256.
     pub(super) fn challenge_reply(
         &mut self,
         out: &mut [u8],
@@ -120,7 +130,14 @@ impl Server {
         let config = self.config.clone();
         self.error_reply_with(out, msg, code, None, request_fingerprint, |w| {
             w.attr(attr::REALM, config.auth.realm().as_bytes())?;
-            w.attr(attr::NONCE, nonce.as_bytes())
+            if !config.settings.sha256_integrity {
+                return w.attr(attr::NONCE, nonce.as_bytes());
+            }
+            let mut value = [0u8; NONCE_COOKIE.len() + NONCE_LEN];
+            value[..NONCE_COOKIE.len()].copy_from_slice(NONCE_COOKIE);
+            value[NONCE_COOKIE.len()..].copy_from_slice(nonce.as_bytes());
+            w.attr(attr::NONCE, &value)?;
+            w.attr(attr::PASSWORD_ALGORITHMS, &OFFERED)
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::super::auth::long_term::long_term_key;
 use super::super::auth::nonce::NonceKey;
-use super::super::auth::rest::rest_password;
+use super::super::auth::rest::{rest_password, RestHmac};
 use super::super::auth::{AuthSettings, Authenticator, UserSecret};
 use super::super::peer_policy::{PeerPolicy, PeerPolicySettings, ServerAddresses};
 use super::super::ports::{PortPool, Reservations};
@@ -89,6 +89,7 @@ struct Options {
     strict_expiry: bool,
     no_auth: bool,
     peers: PeerPolicySettings,
+    rest_hmac: RestHmac,
 }
 
 impl Default for Options {
@@ -101,6 +102,7 @@ impl Default for Options {
             strict_expiry: false,
             no_auth: false,
             peers: PeerPolicySettings::default(),
+            rest_hmac: RestHmac::Sha1,
         }
     }
 }
@@ -121,6 +123,7 @@ fn harness(opts: Options) -> Harness {
         rest_separator: ':',
         users: vec![("alice".into(), UserSecret::Password("wonderland".into()))],
         strict_expiry: opts.strict_expiry,
+        rest_hmac: opts.rest_hmac,
     });
     let shared = Arc::new(Shared {
         nonce_key: NonceKey::from_bytes([9; 32]),
@@ -240,7 +243,7 @@ impl Client {
         tid: [u8; 12],
         fill: impl FnOnce(&mut MessageWriter<'_>),
     ) -> Vec<u8> {
-        let mut buf = vec![0u8; 1024];
+        let mut buf = vec![0u8; 2048];
         let mut w = MessageWriter::new(&mut buf, method, Class::Request, tid).unwrap();
         fill(&mut w);
         if let Some(nonce) = &self.nonce {
@@ -732,11 +735,13 @@ fn channels_relay_both_ways_follow_binding_rules_and_expire() {
     assert_eq!(h.channel_bind(&mut c, 0x3FFF, peer).error_code(), Some(400));
     assert_eq!(h.channel_bind(&mut c, 0x8000, peer).error_code(), Some(400));
     let peer4: SocketAddr = "198.100.1.4:5000".parse().unwrap();
-    assert_eq!(
-        h.channel_bind(&mut c, 0x7FFF, peer4).class,
-        Class::Success,
-        "RFC 5766 range"
-    );
+    for number in [0x5000, 0x7FFF] {
+        assert_eq!(
+            h.channel_bind(&mut c, number, peer4).error_code(),
+            Some(400),
+            "RFC 7983 space {number:#06x}"
+        );
+    }
     let no_peer = h.call(&mut c, method::CHANNEL_BIND, |w| {
         w.attr_u32(attr::CHANNEL_NUMBER, 0x4000 << 16).unwrap()
     });
@@ -1171,6 +1176,7 @@ fn config_with(secrets: &[&str], settings: Settings) -> Arc<CoreConfig> {
             rest_separator: ':',
             users: vec![],
             strict_expiry: false,
+            rest_hmac: RestHmac::Sha1,
         }),
         peers: PeerPolicy::new(&PeerPolicySettings::default()),
         settings,
@@ -1603,7 +1609,9 @@ fn a_signed_allocate_replayed_from_another_port_or_ip_is_refused() {
 
 /// Largest response/request size ratio allowed for what an unauthenticated (possibly spoofed)
 /// source can draw, per request type. Binding: the IPv6 XOR-MAPPED-ADDRESS answer to a bare
-/// 20-byte request (44 bytes). Allocate: the 401 with REALM and NONCE to a 28-byte Allocate.
+/// 20-byte request (44 bytes). Allocate: the 401 with REALM and NONCE to a 28-byte Allocate
+/// (68 bytes; `sha256-integrity` adds the 13-byte nonce cookie and the 12-byte
+/// PASSWORD-ALGORITHMS, 28 bytes more, which is why it is off by default).
 /// Refresh, CreatePermission, ChannelBind: the same 401 to a bare 20-byte request, which only
 /// a source spoofing a 5-tuple that holds an allocation gets (any other draws a 28-byte 437).
 const MAX_RATIO: [(&str, f64); 6] = [
@@ -1692,8 +1700,9 @@ fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
         println!("{name:17} worst {ratio:.2}x  bound {bound:.2}x  {what}");
         assert!(ratio <= bound, "{name}: {ratio:.2}x > {bound}x: {what}");
     }
-    // The first answer of an ordinary Allocate stays near coturn's 68 bytes, and carries no
-    // SOFTWARE and no reason phrase.
+    // The first answer of an ordinary Allocate stays at coturn's 68 bytes, and carries no
+    // SOFTWARE and no reason phrase; with the SHA-256 offer it grows by the cookie and
+    // PASSWORD-ALGORITHMS.
     let mut c = Client::rest(4200, "bob", valid_expiry());
     let t = c.tid();
     let req = c.request(method::ALLOCATE, t, |w| {
@@ -1703,7 +1712,28 @@ fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
     assert_eq!(resp.error_code(), Some(401));
     assert_eq!(resp.raw.len(), 68);
     assert!(resp.attr(attr::SOFTWARE).is_none());
+    assert!(resp.attr(attr::PASSWORD_ALGORITHMS).is_none());
     assert_eq!(resp.attr(attr::ERROR_CODE).map(<[u8]>::len), Some(4));
+    let mut h = harness(sha256_offered());
+    let mut c = Client::rest(4200, "bob", valid_expiry());
+    let t = c.tid();
+    let req = c.request(method::ALLOCATE, t, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(401));
+    assert_eq!(resp.raw.len(), 96);
+}
+
+/// The harness with `sha256-integrity` on.
+fn sha256_offered() -> Options {
+    Options {
+        settings: Settings {
+            sha256_integrity: true,
+            ..Settings::default()
+        },
+        ..Options::default()
+    }
 }
 
 #[test]
@@ -2034,4 +2064,570 @@ fn advisory_a_nonce_from_one_client_ip_is_refused_from_another() {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
     });
     assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
+}
+
+fn numbered_peer(i: usize) -> SocketAddr {
+    SocketAddr::new(
+        IpAddr::from([198, 100, 2 + (i / 250) as u8, 1 + (i % 250) as u8]),
+        5000,
+    )
+}
+
+fn create_permissions(h: &mut Harness, c: &mut Client, peers: &[SocketAddr]) -> Response {
+    h.call(c, method::CREATE_PERMISSION, |w| {
+        for p in peers {
+            w.xor_address(attr::XOR_PEER_ADDRESS, p).unwrap();
+        }
+    })
+}
+
+#[test]
+fn create_permission_takes_any_count_up_to_the_cap_and_508_past_it() {
+    use super::super::allocation::MAX_PERMISSIONS;
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    // uclient -G sends 24 peers in one request: every one gets a permission.
+    let first: Vec<SocketAddr> = (0..24).map(numbered_peer).collect();
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &first).class,
+        Class::Success
+    );
+    for p in &first {
+        assert!(h.peer_packet(0, *p, b"x").is_some(), "{p} permitted");
+    }
+    // More than the cap in one request is a capacity refusal, and installs nothing.
+    let too_many: Vec<SocketAddr> = (100..101 + MAX_PERMISSIONS).map(numbered_peer).collect();
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &too_many).error_code(),
+        Some(508)
+    );
+    assert!(h.peer_packet(0, too_many[0], b"x").is_none());
+    // Filling the allocation up to the cap works (old peers refreshed, duplicates counted once).
+    let mut fill: Vec<SocketAddr> = (0..MAX_PERMISSIONS - 1).map(numbered_peer).collect();
+    fill.push(numbered_peer(3));
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &fill).class,
+        Class::Success
+    );
+    let last = numbered_peer(MAX_PERMISSIONS - 1);
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &[last, last]).class,
+        Class::Success
+    );
+    assert!(h.peer_packet(0, last, b"x").is_some());
+    // ...one more peer is refused, and a mixed request installs none of its peers.
+    let over = numbered_peer(MAX_PERMISSIONS);
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &[numbered_peer(0), over]).error_code(),
+        Some(508)
+    );
+    assert!(h.peer_packet(0, over, b"x").is_none());
+    // Once permissions lapse their room is free again.
+    h.advance(301);
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &[over]).class,
+        Class::Success
+    );
+    // One forbidden or malformed peer among many fails the whole request.
+    let mut bad = first.clone();
+    bad.push("10.0.0.1:5000".parse().unwrap());
+    assert_eq!(
+        create_permissions(&mut h, &mut c, &bad).error_code(),
+        Some(403)
+    );
+    assert!(
+        h.peer_packet(0, first[0], b"x").is_none(),
+        "lapsed, not renewed"
+    );
+}
+
+#[test]
+fn peer_addresses_after_message_integrity_are_ignored() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    let tid = c.tid();
+    let mut req = c.request(method::CREATE_PERMISSION, tid, |w| {
+        w.xor_address(attr::XOR_PEER_ADDRESS, &numbered_peer(1))
+            .unwrap()
+    });
+    // Append an XOR-PEER-ADDRESS after MESSAGE-INTEGRITY: not covered, so not acted on.
+    let extra = numbered_peer(2);
+    let mut tail = vec![0u8; 64];
+    let mut w =
+        MessageWriter::new(&mut tail, method::CREATE_PERMISSION, Class::Request, tid).unwrap();
+    w.xor_address(attr::XOR_PEER_ADDRESS, &extra).unwrap();
+    let n = w.finish();
+    req.extend_from_slice(&tail[20..n]);
+    let len = (req.len() - 20) as u16;
+    req[2..4].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
+    assert!(h.peer_packet(0, numbered_peer(1), b"x").is_some());
+    assert!(h.peer_packet(0, extra, b"x").is_none());
+}
+
+#[test]
+fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
+    let peer = public_peer();
+    let frame = [0x50, 0x00, 0x00, 0x03, b'a', b'b', b'c'];
+    // Default (RFC 8656 §12): 0x5000-0x7FFF get 400, and ChannelData there is dropped as
+    // malformed even with a permission for the peer.
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    assert_eq!(h.create_permission(&mut c, peer).class, Class::Success);
+    assert_eq!(h.channel_bind(&mut c, 0x5000, peer).error_code(), Some(400));
+    assert_eq!(h.channel_bind(&mut c, 0x4FFF, peer).class, Class::Success);
+    let before = h.server.stats().dropped_malformed.packets.get();
+    assert_eq!(h.send_raw(c.flow, &frame), ClientAction::None);
+    assert_eq!(h.server.stats().dropped_malformed.packets.get(), before + 1);
+
+    // With rfc5766-channel-numbers the old range binds and relays both ways.
+    let mut h = harness(Options {
+        settings: Settings {
+            rfc5766_channel_numbers: true,
+            ..Settings::default()
+        },
+        ..Options::default()
+    });
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    h.allocate(&mut c);
+    assert_eq!(h.channel_bind(&mut c, 0x5000, peer).class, Class::Success);
+    let peer2: SocketAddr = "198.100.1.2:5000".parse().unwrap();
+    assert_eq!(h.channel_bind(&mut c, 0x7FFF, peer2).class, Class::Success);
+    assert_eq!(
+        h.channel_bind(&mut c, 0x8000, peer2).error_code(),
+        Some(400)
+    );
+    assert_eq!(
+        h.send_raw(c.flow, &frame),
+        ClientAction::Relay {
+            relay: 0,
+            peer,
+            start: 4,
+            end: 7
+        }
+    );
+    let back = h.peer_packet(0, peer2, b"xyz").unwrap();
+    assert_eq!(back, [0x7F, 0xFF, 0x00, 0x03, b'x', b'y', b'z']);
+}
+
+#[test]
+fn draining_redirects_each_transport_to_its_own_alternate_server() {
+    let udp_alt: SocketAddr = "198.51.100.1:3478".parse().unwrap();
+    let tls_alt: SocketAddr = "198.51.100.3:5349".parse().unwrap();
+    let any_alt: SocketAddr = "198.51.100.9:3478".parse().unwrap();
+    let settings = Settings {
+        alternate_servers: vec![any_alt],
+        transport_alternate_servers: [vec![udp_alt], Vec::new(), vec![tls_alt]],
+        ..Settings::default()
+    };
+    assert_eq!(settings.alternate_for(Transport::Udp), Some(udp_alt));
+    assert_eq!(
+        settings.alternate_for(Transport::Tcp),
+        Some(any_alt),
+        "falls back"
+    );
+    assert_eq!(settings.alternate_for(Transport::Tls), Some(tls_alt));
+    let mut h = harness(Options {
+        settings,
+        ..Options::default()
+    });
+    h.server.set_draining(true);
+    let mut c = Client::rest(4002, "alice", valid_expiry());
+    let resp = h.allocate(&mut c);
+    assert_eq!(resp.error_code(), Some(300));
+    let alt = resp.attr(attr::ALTERNATE_SERVER).unwrap();
+    assert_eq!(u16::from_be_bytes([alt[2], alt[3]]), udp_alt.port());
+    assert_eq!(&alt[4..8], &[198, 51, 100, 1]);
+}
+
+// ---- RFC 8489 §9.2 password algorithms and MESSAGE-INTEGRITY-SHA256 (§14.6) ----
+
+use super::super::auth::algorithm::{sha256_key, NONCE_COOKIE, OFFERED};
+use super::super::stun::integrity::{integrity_sha256_over, verify_integrity_sha256};
+
+const PICK_SHA256: [u8; 4] = [0x00, 0x02, 0x00, 0x00];
+const PICK_MD5: [u8; 4] = [0x00, 0x01, 0x00, 0x00];
+
+/// What a test request carries for integrity, in wire order after the credentials.
+#[derive(Clone, Copy, Default)]
+struct Signing<'k> {
+    /// PASSWORD-ALGORITHM value, when sent.
+    algorithm: Option<&'k [u8]>,
+    /// PASSWORD-ALGORITHMS value, when sent.
+    algorithms: Option<&'k [u8]>,
+    /// MESSAGE-INTEGRITY with this key.
+    mi: Option<&'k [u8]>,
+    /// MESSAGE-INTEGRITY-SHA256 with this key, truncated to this many bytes.
+    mi256: Option<(&'k [u8], usize)>,
+    /// A garbage MESSAGE-INTEGRITY after MESSAGE-INTEGRITY-SHA256.
+    mi_after: bool,
+}
+
+fn signed_with(
+    c: &mut Client,
+    method: u16,
+    s: Signing<'_>,
+    fill: impl FnOnce(&mut MessageWriter<'_>),
+) -> Vec<u8> {
+    let tid = c.tid();
+    let mut buf = vec![0u8; 1024];
+    let mut w = MessageWriter::new(&mut buf, method, Class::Request, tid).unwrap();
+    fill(&mut w);
+    w.attr(attr::USERNAME, c.username.as_bytes()).unwrap();
+    w.attr(attr::REALM, REALM.as_bytes()).unwrap();
+    w.attr(attr::NONCE, c.nonce.as_deref().expect("challenged first"))
+        .unwrap();
+    if let Some(a) = s.algorithm {
+        w.attr(attr::PASSWORD_ALGORITHM, a).unwrap();
+    }
+    if let Some(list) = s.algorithms {
+        w.attr(attr::PASSWORD_ALGORITHMS, list).unwrap();
+    }
+    if let Some(key) = s.mi {
+        w.integrity(key).unwrap();
+    }
+    let mut mi256_at = None;
+    if let Some((_, len)) = s.mi256 {
+        mi256_at = Some(w.len());
+        w.attr(attr::MESSAGE_INTEGRITY_SHA256, &[0u8; 32][..len])
+            .unwrap();
+    }
+    if s.mi_after {
+        w.attr(attr::MESSAGE_INTEGRITY, &[0xAA; 20]).unwrap();
+    }
+    let n = w.finish();
+    buf.truncate(n);
+    if let (Some(at), Some((key, len))) = (mi256_at, s.mi256) {
+        let mac = integrity_sha256_over(&buf, at, len, key);
+        buf[at + 4..at + 4 + len].copy_from_slice(&mac[..len]);
+    }
+    buf
+}
+
+fn attr_offset(raw: &[u8], typ: u16) -> Option<usize> {
+    let mut pos = 20;
+    while pos + 4 <= raw.len() {
+        let t = u16::from_be_bytes([raw[pos], raw[pos + 1]]);
+        let len = u16::from_be_bytes([raw[pos + 2], raw[pos + 3]]) as usize;
+        if t == typ {
+            return Some(pos);
+        }
+        pos += 4 + ((len + 3) & !3);
+    }
+    None
+}
+
+fn allocate_with(h: &mut Harness, c: &mut Client, s: Signing<'_>) -> Response {
+    let req = signed_with(c, method::ALLOCATE, s, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    h.reply(c.flow, &req).expect("a response")
+}
+
+fn keys_of(c: &Client) -> ([u8; 16], [u8; 32]) {
+    (
+        long_term_key(&c.username, REALM, &c.password),
+        sha256_key(&c.username, REALM, &c.password),
+    )
+}
+
+#[test]
+fn challenges_offer_password_algorithms_behind_the_nonce_cookie() {
+    let mut h = harness(sha256_offered());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(401));
+    assert_eq!(resp.attr(attr::PASSWORD_ALGORITHMS), Some(&OFFERED[..]));
+    let nonce = resp.attr(attr::NONCE).unwrap();
+    assert!(
+        nonce.starts_with(NONCE_COOKIE),
+        "{:?}",
+        String::from_utf8_lossy(nonce)
+    );
+    // A nonce without the cookie is not one of ours: 438 with a fresh one.
+    c.nonce = Some(nonce[NONCE_COOKIE.len()..].to_vec());
+    let (md5, _) = keys_of(&c);
+    let stale = allocate_with(
+        &mut h,
+        &mut c,
+        Signing {
+            mi: Some(&md5),
+            ..Default::default()
+        },
+    );
+    assert_eq!(stale.error_code(), Some(438));
+    assert_eq!(stale.attr(attr::PASSWORD_ALGORITHMS), Some(&OFFERED[..]));
+}
+
+#[test]
+fn without_sha256_integrity_challenges_offer_nothing_and_md5_keys_sign() {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let tid = c.tid();
+    let req = c.request(method::ALLOCATE, tid, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+    });
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(401));
+    assert!(resp.attr(attr::PASSWORD_ALGORITHMS).is_none());
+    assert!(!resp.attr(attr::NONCE).unwrap().starts_with(NONCE_COOKIE));
+    challenge(&mut h, &mut c);
+    let (md5, sha) = keys_of(&c);
+    // Nothing was offered, so a SHA-256 choice is not honoured: the key stays MD5's.
+    let s = Signing {
+        algorithm: Some(&PICK_SHA256),
+        algorithms: Some(&OFFERED),
+        mi256: Some((&sha, 32)),
+        ..Default::default()
+    };
+    assert_eq!(allocate_with(&mut h, &mut c, s).error_code(), Some(401));
+    let s = Signing {
+        mi: Some(&md5),
+        ..Default::default()
+    };
+    assert_eq!(allocate_with(&mut h, &mut c, s).class, Class::Success);
+}
+
+#[test]
+fn sha256_negotiated_allocation_is_answered_with_message_integrity_sha256() {
+    let mut h = harness(sha256_offered());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    let (_, sha) = keys_of(&c);
+    let s = Signing {
+        algorithm: Some(&PICK_SHA256),
+        algorithms: Some(&OFFERED),
+        mi256: Some((&sha, 32)),
+        ..Default::default()
+    };
+    let resp = allocate_with(&mut h, &mut c, s);
+    assert_eq!(resp.class, Class::Success, "{:?}", resp.error_code());
+    let at = attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY_SHA256).expect("MI-SHA256");
+    assert!(verify_integrity_sha256(&resp.raw, at, &sha));
+    assert!(resp.attr(attr::MESSAGE_INTEGRITY).is_none());
+    // Later requests on the allocation are answered the same way, and SHA-256 with the MD5
+    // key does not verify.
+    let req = signed_with(&mut c, method::REFRESH, s, |_| {});
+    let resp = h.reply(c.flow, &req).unwrap();
+    assert_eq!(resp.class, Class::Success);
+    let at = attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY_SHA256).unwrap();
+    assert!(verify_integrity_sha256(&resp.raw, at, &sha));
+    let (md5, _) = keys_of(&c);
+    let wrong_key = Signing {
+        mi256: Some((&md5, 32)),
+        ..s
+    };
+    let req = signed_with(&mut c, method::REFRESH, wrong_key, |_| {});
+    assert_eq!(h.reply(c.flow, &req).unwrap().error_code(), Some(401));
+}
+
+#[test]
+fn message_integrity_sha256_alone_uses_the_md5_key_and_may_be_truncated() {
+    let mut h = harness(sha256_offered());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    let (md5, _) = keys_of(&c);
+    // §14.6: MI-SHA256 without MI is fine; without PASSWORD-ALGORITHM the key is MD5's.
+    let s = Signing {
+        mi256: Some((&md5, 16)),
+        ..Default::default()
+    };
+    let resp = allocate_with(&mut h, &mut c, s);
+    assert_eq!(resp.class, Class::Success, "{:?}", resp.error_code());
+    assert!(resp.attr(attr::MESSAGE_INTEGRITY_SHA256).is_some());
+    // A length that is not 16..=32 in steps of 4 is malformed.
+    let mut d = Client::rest(4001, "alice", valid_expiry());
+    challenge(&mut h, &mut d);
+    for bad in [12, 18] {
+        let s = Signing {
+            mi256: Some((&md5, bad)),
+            ..Default::default()
+        };
+        assert_eq!(
+            allocate_with(&mut h, &mut d, s).error_code(),
+            Some(400),
+            "{bad} bytes"
+        );
+    }
+}
+
+#[test]
+fn message_integrity_rules_of_rfc_8489_14_6() {
+    let mut h = harness(sha256_offered());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    let (md5, _) = keys_of(&c);
+    let garbage = [0x55u8; 16];
+    // A valid MI followed by an invalid MI-SHA256 is refused: MI-SHA256 is the one checked.
+    let s = Signing {
+        mi: Some(&md5),
+        mi256: Some((&garbage, 32)),
+        ..Default::default()
+    };
+    assert_eq!(allocate_with(&mut h, &mut c, s).error_code(), Some(401));
+    // A valid MI-SHA256 followed by a garbage MI: the MI is ignored.
+    let s = Signing {
+        mi256: Some((&md5, 32)),
+        mi_after: true,
+        ..Default::default()
+    };
+    let resp = allocate_with(&mut h, &mut c, s);
+    assert_eq!(resp.class, Class::Success, "{:?}", resp.error_code());
+    // Both valid: accepted, answered with MI-SHA256.
+    let mut d = Client::rest(4001, "alice", valid_expiry());
+    challenge(&mut h, &mut d);
+    let (md5, _) = keys_of(&d);
+    let s = Signing {
+        mi: Some(&md5),
+        mi256: Some((&md5, 32)),
+        ..Default::default()
+    };
+    let resp = allocate_with(&mut h, &mut d, s);
+    assert_eq!(resp.class, Class::Success);
+    assert!(resp.attr(attr::MESSAGE_INTEGRITY_SHA256).is_some());
+    // SHA-1 clients (every browser) keep MI alone, answered with MI.
+    let mut e = Client::rest(4002, "alice", valid_expiry());
+    let resp = h.allocate(&mut e);
+    assert_eq!(resp.class, Class::Success);
+    assert!(resp.attr(attr::MESSAGE_INTEGRITY).is_some());
+    assert!(resp.attr(attr::MESSAGE_INTEGRITY_SHA256).is_none());
+}
+
+#[test]
+fn bid_down_attempts_get_400() {
+    let mut h = harness(sha256_offered());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    let (md5, sha) = keys_of(&c);
+    let md5_only = [0x00, 0x01, 0x00, 0x00];
+    let cases: [(&str, Signing<'_>); 5] = [
+        (
+            "offer stripped to MD5",
+            Signing {
+                algorithm: Some(&PICK_MD5),
+                algorithms: Some(&md5_only),
+                mi: Some(&md5),
+                ..Default::default()
+            },
+        ),
+        (
+            "PASSWORD-ALGORITHM alone",
+            Signing {
+                algorithm: Some(&PICK_SHA256),
+                mi256: Some((&sha, 32)),
+                ..Default::default()
+            },
+        ),
+        (
+            "PASSWORD-ALGORITHMS alone",
+            Signing {
+                algorithms: Some(&OFFERED),
+                mi: Some(&md5),
+                ..Default::default()
+            },
+        ),
+        (
+            "algorithm not offered",
+            Signing {
+                algorithm: Some(&[0x00, 0x03, 0x00, 0x00]),
+                algorithms: Some(&OFFERED),
+                mi: Some(&md5),
+                ..Default::default()
+            },
+        ),
+        (
+            "parameters on MD5",
+            Signing {
+                algorithm: Some(&[0x00, 0x01, 0x00, 0x04, 1, 2, 3, 4]),
+                algorithms: Some(&OFFERED),
+                mi: Some(&md5),
+                ..Default::default()
+            },
+        ),
+    ];
+    for (what, s) in cases {
+        assert_eq!(
+            allocate_with(&mut h, &mut c, s).error_code(),
+            Some(400),
+            "{what}"
+        );
+    }
+    assert_eq!(h.server.allocation_count(), 0);
+    // Choosing MD5 with the full offer echoed is fine.
+    let s = Signing {
+        algorithm: Some(&PICK_MD5),
+        algorithms: Some(&OFFERED),
+        mi: Some(&md5),
+        ..Default::default()
+    };
+    assert_eq!(allocate_with(&mut h, &mut c, s).class, Class::Success);
+}
+
+#[test]
+fn static_users_get_sha256_only_with_a_password() {
+    let mut h = harness(sha256_offered());
+    let mut c = Client::static_user(4000);
+    challenge(&mut h, &mut c);
+    let (_, sha) = keys_of(&c);
+    let s = Signing {
+        algorithm: Some(&PICK_SHA256),
+        algorithms: Some(&OFFERED),
+        mi256: Some((&sha, 32)),
+        ..Default::default()
+    };
+    assert_eq!(allocate_with(&mut h, &mut c, s).class, Class::Success);
+
+    // A user configured by its MD5 key cannot use SHA-256.
+    let auth = Authenticator::new(AuthSettings {
+        realm: REALM.into(),
+        users: vec![(
+            "alice".into(),
+            UserSecret::Key(long_term_key("alice", REALM, "wonderland")),
+        )],
+        ..AuthSettings::default()
+    });
+    let config = Arc::new(CoreConfig {
+        auth,
+        peers: PeerPolicy::new(&PeerPolicySettings::default()),
+        settings: Settings::default(),
+        revoked_users: Default::default(),
+        revoked_secrets: Default::default(),
+    });
+    let now = h.now;
+    h.server.set_config(config, now);
+    let mut d = Client::static_user(4001);
+    challenge(&mut h, &mut d);
+    assert_eq!(allocate_with(&mut h, &mut d, s).error_code(), Some(401));
+    let (md5, _) = keys_of(&d);
+    let md5_way = Signing {
+        mi: Some(&md5),
+        ..Default::default()
+    };
+    assert_eq!(allocate_with(&mut h, &mut d, md5_way).class, Class::Success);
+}
+
+#[test]
+fn rest_api_hmac_sha256_passwords() {
+    use super::super::auth::rest::rest_password_with;
+    let mut h = harness(Options {
+        rest_hmac: RestHmac::Sha256,
+        ..Options::default()
+    });
+    let mut sha1_client = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.allocate(&mut sha1_client);
+    assert_eq!(
+        resp.error_code(),
+        Some(401),
+        "a SHA-1 REST password is refused"
+    );
+    let mut c = Client::rest(4001, "alice", valid_expiry());
+    c.password = rest_password_with(RestHmac::Sha256, SECRET.as_bytes(), &c.username);
+    assert_eq!(h.allocate(&mut c).class, Class::Success);
 }

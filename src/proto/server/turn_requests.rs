@@ -3,13 +3,12 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::super::allocation::{Allocation, TrafficCounters};
-use super::super::auth::long_term::LongTermKey;
+use super::super::allocation::{Allocation, TrafficCounters, MAX_PERMISSIONS};
+use super::super::auth::algorithm::ReplyKey;
 use super::super::auth::Purpose;
 use super::super::bandwidth::TokenBucket;
 use super::super::channel_data::is_valid_channel;
 use super::super::ports::ReservedPort;
-use super::super::stun::message::MAX_PEER_ADDRESSES;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
 use super::auth_check::Authed;
 use super::{transport_index, Transport, BIND_ATTEMPTS};
@@ -36,7 +35,7 @@ impl Server {
         } else {
             Purpose::Refresh
         };
-        if attrs.integrity_offset.is_none() {
+        if !attrs.has_integrity() {
             // Requests that cannot succeed whatever the credentials get their short final
             // answer before the challenge, which is the largest unauthenticated reply: an
             // Allocate without REQUESTED-TRANSPORT (400) and a request for an allocation this
@@ -108,7 +107,7 @@ impl Server {
             return self.error_reply(out, msg, 437, key.as_ref(), fp);
         }
         if self.draining {
-            let alternate = self.config.settings.alternate_servers.first().copied();
+            let alternate = self.config.settings.alternate_for(transport);
             return match alternate {
                 Some(alt) => self.error_reply_with(out, msg, 300, key.as_ref(), fp, |w| {
                     w.plain_address(attr::ALTERNATE_SERVER, &alt)
@@ -287,7 +286,7 @@ impl Server {
         slot: u32,
         msg: &Message<'_>,
         attrs: &Attributes<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         out: &mut [u8],
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
@@ -318,14 +317,18 @@ impl Server {
         slot: u32,
         msg: &Message<'_>,
         attrs: &Attributes<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         out: &mut [u8],
     ) -> ClientAction {
         let fp = attrs.fingerprint;
-        if attrs.peer_count() == 0 {
-            return self.error_reply(out, msg, 400, key, fp);
+        match attrs.peer_count() {
+            0 => return self.error_reply(out, msg, 400, key, fp),
+            // RFC 8656 §9 sets no limit on the count; more peers than one allocation may hold
+            // is a capacity problem (508), whatever the request's duplicates.
+            n if n > MAX_PERMISSIONS => return self.error_reply(out, msg, 508, key, fp),
+            _ => {}
         }
-        let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PEER_ADDRESSES];
+        let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PERMISSIONS];
         let mut n = 0;
         for peer in attrs.peer_addresses() {
             let Ok(peer) = peer else {
@@ -334,8 +337,10 @@ impl Server {
             if let Some(code) = self.check_peer(slot, peer) {
                 return self.error_reply(out, msg, code, key, fp);
             }
-            ips[n] = peer.ip();
-            n += 1;
+            if !ips[..n].contains(&peer.ip()) {
+                ips[n] = peer.ip();
+                n += 1;
+            }
         }
         let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
@@ -356,11 +361,12 @@ impl Server {
         slot: u32,
         msg: &Message<'_>,
         attrs: &Attributes<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         out: &mut [u8],
     ) -> ClientAction {
         let fp = attrs.fingerprint;
-        let number = attrs.channel_number.filter(|n| is_valid_channel(*n));
+        let max = self.config.settings.max_channel();
+        let number = attrs.channel_number.filter(|n| is_valid_channel(*n, max));
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
             return self.error_reply(out, msg, 400, key, fp);
         };
@@ -410,7 +416,7 @@ impl Server {
         &mut self,
         out: &mut [u8],
         msg: &Message<'_>,
-        key: Option<&LongTermKey>,
+        key: Option<&ReplyKey>,
         fp: bool,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
     ) -> ClientAction {

@@ -2,12 +2,10 @@
 
 use std::net::SocketAddr;
 
-use super::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN};
+use super::integrity::{fingerprint_of, valid_sha256_len, FINGERPRINT_ATTR_LEN};
 use super::{attr, padded, split_message_type, xor_addr, Class, CodecError, TransactionId};
 use super::{HEADER_LEN, MAGIC_COOKIE};
 
-/// Most XOR-PEER-ADDRESS attributes accepted in one CreatePermission; more earns a 400.
-pub const MAX_PEER_ADDRESSES: usize = 16;
 /// Most unknown comprehension-required attributes reported in one 420.
 pub const MAX_UNKNOWN: usize = 16;
 
@@ -62,7 +60,9 @@ impl<'a> Message<'a> {
 }
 
 /// The attributes of a message that the server acts on. Duplicates after the first are ignored,
-/// and so is everything after MESSAGE-INTEGRITY except FINGERPRINT (RFC 8489 §14.5).
+/// and so is everything after MESSAGE-INTEGRITY except MESSAGE-INTEGRITY-SHA256 and
+/// FINGERPRINT (RFC 8489 §14.5), and everything after MESSAGE-INTEGRITY-SHA256 except
+/// FINGERPRINT (§14.6), a MESSAGE-INTEGRITY there included.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Attributes<'a> {
     tid: TransactionId,
@@ -74,6 +74,12 @@ pub struct Attributes<'a> {
     pub nonce: Option<&'a [u8]>,
     /// Offset of the MESSAGE-INTEGRITY attribute header in the message.
     pub integrity_offset: Option<usize>,
+    /// Offset of the MESSAGE-INTEGRITY-SHA256 attribute header in the message.
+    pub integrity_sha256_offset: Option<usize>,
+    /// PASSWORD-ALGORITHM: the algorithm number and whether it carried parameters.
+    pub password_algorithm: Option<(u16, bool)>,
+    /// PASSWORD-ALGORITHMS, the raw value.
+    pub password_algorithms: Option<&'a [u8]>,
     /// Whether FINGERPRINT was present (and correct: a wrong one fails the parse).
     pub fingerprint: bool,
     /// LIFETIME in seconds.
@@ -94,7 +100,12 @@ pub struct Attributes<'a> {
     pub data: Option<&'a [u8]>,
     /// Whether any address attribute failed to decode.
     pub bad_peer_address: bool,
-    peers: [Option<&'a [u8]>; MAX_PEER_ADDRESSES],
+    /// The message, for walking its XOR-PEER-ADDRESS attributes again (any number of them).
+    raw: &'a [u8],
+    /// Offset of the first XOR-PEER-ADDRESS attribute header.
+    first_peer: usize,
+    /// Where the attributes the server considers end (MESSAGE-INTEGRITY or the message end).
+    considered_end: usize,
     peer_count: usize,
     unknown: [u16; MAX_UNKNOWN],
     unknown_count: usize,
@@ -104,10 +115,13 @@ impl<'a> Attributes<'a> {
     fn parse(raw: &'a [u8], tid: TransactionId) -> Result<Self, CodecError> {
         let mut a = Attributes {
             tid,
+            raw,
             ..Default::default()
         };
         let mut pos = HEADER_LEN;
-        let mut after_integrity = false;
+        // 0: before any integrity attribute; 1: after MESSAGE-INTEGRITY; 2: after
+        // MESSAGE-INTEGRITY-SHA256.
+        let mut integrity_seen = 0u8;
         while pos < raw.len() {
             if raw.len() - pos < 4 {
                 return Err(CodecError::AttributeOverrun);
@@ -132,15 +146,25 @@ impl<'a> Attributes<'a> {
                 a.fingerprint = true;
                 break;
             }
-            if after_integrity {
-                pos = next;
-                continue;
-            }
-            a.take(typ, value, pos)?;
-            if typ == attr::MESSAGE_INTEGRITY {
-                after_integrity = true;
+            match (integrity_seen, typ) {
+                (0, attr::MESSAGE_INTEGRITY) => {
+                    a.take(typ, value, pos)?;
+                    integrity_seen = 1;
+                }
+                (0 | 1, attr::MESSAGE_INTEGRITY_SHA256) => {
+                    if !valid_sha256_len(len) {
+                        return Err(CodecError::BadAttribute(typ));
+                    }
+                    a.integrity_sha256_offset = Some(pos);
+                    integrity_seen = 2;
+                }
+                (0, _) => a.take(typ, value, pos)?,
+                _ => {}
             }
             pos = next;
+            if integrity_seen == 0 {
+                a.considered_end = pos;
+            }
         }
         Ok(a)
     }
@@ -185,6 +209,17 @@ impl<'a> Attributes<'a> {
                 self.reservation_token.get_or_insert(v);
             }
             attr::DONT_FRAGMENT => self.dont_fragment = true,
+            attr::PASSWORD_ALGORITHM => {
+                // Algorithm (2 bytes), parameters length (2 bytes), parameters.
+                if value.len() < 4 {
+                    return Err(bad);
+                }
+                let algorithm = u16::from_be_bytes([value[0], value[1]]);
+                let params = u16::from_be_bytes([value[2], value[3]]);
+                self.password_algorithm
+                    .get_or_insert((algorithm, params != 0));
+            }
+            attr::PASSWORD_ALGORITHMS => set_once(&mut self.password_algorithms, value),
             attr::CHANNEL_NUMBER => {
                 if value.len() != 4 {
                     return Err(bad);
@@ -193,10 +228,9 @@ impl<'a> Attributes<'a> {
                     .get_or_insert(u16::from_be_bytes([value[0], value[1]]));
             }
             attr::XOR_PEER_ADDRESS => {
-                if self.peer_count == MAX_PEER_ADDRESSES {
-                    return Err(CodecError::TooManyAttributes);
+                if self.peer_count == 0 {
+                    self.first_peer = offset;
                 }
-                self.peers[self.peer_count] = Some(value);
                 self.peer_count += 1;
             }
             t if t < 0x8000 && !attr::is_known_required(t) && self.unknown_count < MAX_UNKNOWN => {
@@ -206,6 +240,11 @@ impl<'a> Attributes<'a> {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Whether the message carries MESSAGE-INTEGRITY or MESSAGE-INTEGRITY-SHA256.
+    pub fn has_integrity(&self) -> bool {
+        self.integrity_offset.is_some() || self.integrity_sha256_offset.is_some()
     }
 
     /// Unknown comprehension-required attribute types, for a 420 response.
@@ -218,17 +257,50 @@ impl<'a> Attributes<'a> {
         self.peer_count
     }
 
-    /// The decoded XOR-PEER-ADDRESS values, in message order.
+    /// The decoded XOR-PEER-ADDRESS values, in message order. The message is walked again
+    /// from the first one, so a request may carry any number without the reader holding a
+    /// table of them (the caller bounds how many it acts on).
     pub fn peer_addresses(&self) -> impl Iterator<Item = Result<SocketAddr, CodecError>> + '_ {
-        self.peers[..self.peer_count]
-            .iter()
-            .flatten()
-            .map(|v| xor_addr::decode(v, &self.tid, attr::XOR_PEER_ADDRESS))
+        let end = if self.peer_count == 0 {
+            self.first_peer
+        } else {
+            self.considered_end
+        };
+        PeerValues {
+            raw: &self.raw[..end],
+            pos: self.first_peer,
+        }
+        .map(|v| xor_addr::decode(v, &self.tid, attr::XOR_PEER_ADDRESS))
     }
 
     /// The first XOR-PEER-ADDRESS.
     pub fn peer_address(&self) -> Option<Result<SocketAddr, CodecError>> {
         self.peer_addresses().next()
+    }
+}
+
+/// Walks attribute headers (already validated by [`Attributes::parse`]) and yields the values
+/// of XOR-PEER-ADDRESS.
+struct PeerValues<'a> {
+    raw: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Iterator for PeerValues<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        while self.pos + 4 <= self.raw.len() {
+            let p = self.pos;
+            let typ = u16::from_be_bytes([self.raw[p], self.raw[p + 1]]);
+            let len = u16::from_be_bytes([self.raw[p + 2], self.raw[p + 3]]) as usize;
+            let value = self.raw.get(p + 4..p + 4 + len)?;
+            self.pos = p + 4 + padded(len);
+            if typ == attr::XOR_PEER_ADDRESS {
+                return Some(value);
+            }
+        }
+        None
     }
 }
 

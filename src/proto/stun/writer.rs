@@ -2,7 +2,8 @@
 
 use std::net::SocketAddr;
 
-use super::integrity::{fingerprint_of, integrity_over, FINGERPRINT_ATTR_LEN, INTEGRITY_ATTR_LEN};
+use super::integrity::{fingerprint_of, integrity_over, integrity_sha256_over};
+use super::integrity::{FINGERPRINT_ATTR_LEN, INTEGRITY_ATTR_LEN, INTEGRITY_SHA256_ATTR_LEN};
 use super::{attr, message_type, padded, xor_addr, Class, CodecError, TransactionId};
 use super::{HEADER_LEN, MAGIC_COOKIE};
 
@@ -138,6 +139,16 @@ impl<'b> MessageWriter<'b> {
         let at = self.len;
         let mac = integrity_over(self.buf, at, key);
         self.attr(attr::MESSAGE_INTEGRITY, &mac)
+    }
+
+    /// Appends a full-length MESSAGE-INTEGRITY-SHA256 computed with `key`.
+    pub fn integrity_sha256(&mut self, key: &[u8]) -> Result<(), CodecError> {
+        if self.len + INTEGRITY_SHA256_ATTR_LEN > self.buf.len() {
+            return Err(CodecError::BufferTooSmall);
+        }
+        let at = self.len;
+        let mac = integrity_sha256_over(self.buf, at, 32, key);
+        self.attr(attr::MESSAGE_INTEGRITY_SHA256, &mac)
     }
 
     /// Appends FINGERPRINT; it must be the last attribute.

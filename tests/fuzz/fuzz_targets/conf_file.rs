@@ -4,6 +4,7 @@
 #![no_main]
 
 use ferroturn::config::from_conf_str;
+use ferroturn::proto::peer_policy::ServerAddresses;
 use ferroturn::runtime::core_setup::{core_config_from, shared_from_config, Revocations};
 use libfuzzer_sys::fuzz_target;
 
@@ -12,7 +13,7 @@ fuzz_target!(|data: &[u8]| {
     match from_conf_str(&text, "fuzz.conf") {
         Ok(config) => {
             if config.check().is_ok() {
-                let _ = core_config_from(&config, 2, &Revocations::default());
+                let _ = core_config_from(&config, 2, &Revocations::default(), &ServerAddresses::default());
                 let _ = shared_from_config(&config);
             }
         }

@@ -31,7 +31,10 @@ fuzz_target!(|data: &[u8]| {
                             let _ = m.attributes();
                         }
                     } else {
-                        let _ = ferroturn::proto::channel_data::parse(frame);
+                        let _ = ferroturn::proto::channel_data::parse(
+                            frame,
+                            ferroturn::proto::channel_data::MAX_CHANNEL_RFC5766,
+                        );
                     }
                     buf.drain(..len);
                 }

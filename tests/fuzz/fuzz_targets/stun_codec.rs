@@ -2,14 +2,18 @@
 //! what parses can be written back attribute by attribute into a message that parses the same.
 #![no_main]
 
+use ferroturn::proto::channel_data::{self, MAX_CHANNEL, MAX_CHANNEL_RFC5766};
 use ferroturn::proto::stun::{attr, integrity, Message, MessageWriter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // ChannelData shares the first-byte space with STUN on the wire; both readers see it all.
-    if let Some((channel, payload)) = ferroturn::proto::channel_data::parse(data) {
-        assert!(ferroturn::proto::channel_data::is_valid_channel(channel));
-        assert!(payload.len() + 4 <= data.len() && data.len() - payload.len() - 4 <= 3);
+    // Both channel ranges: RFC 8656's and, with rfc5766-channel-numbers, RFC 5766's.
+    for max in [MAX_CHANNEL, MAX_CHANNEL_RFC5766] {
+        if let Some((channel, payload)) = channel_data::parse(data, max) {
+            assert!(channel_data::is_valid_channel(channel, max));
+            assert!(payload.len() + 4 <= data.len() && data.len() - payload.len() - 4 <= 3);
+        }
     }
     let Ok(msg) = Message::parse(data) else {
         return;
