@@ -255,7 +255,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
                 if deadline.is_some() || !control.config().stay_up_after_drain {
                     tracing::info!(
                         allocations = left,
-                        "drained: no allocations left above drain-min-allocations"
+                        "drained: allocations down to drain-min-allocations"
                     );
                     break;
                 }
