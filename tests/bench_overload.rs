@@ -1,60 +1,20 @@
 //! `ferroturn bench --mode overload` against the real binary: a tiny ramp finds a capacity,
 //! then every level (25/50/75 % and 1.5x/2x/4x of it) is offered and reported.
 
-use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 const SECRET: &str = "bench-overload-itest-secret";
 
-struct Server(Child);
+mod bench_server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
+
+use bench_server::BenchServer;
 
 #[test]
 fn overload_mode_offers_every_level_of_the_measured_capacity() {
     let dir = std::env::temp_dir().join(format!("ferroturn-overload-itest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let conf = dir.join("turnserver.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
-             min-port=20000\nmax-port=29999\nallow-loopback-peers\nuse-auth-secret\n\
-             static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
-             log-file={}\n",
-            dir.join("server.log").display()
-        ),
-    )
-    .unwrap();
+    let server = BenchServer::start(&dir, SECRET, (20000, 29999));
+    let port = server.port;
     let bin = env!("CARGO_BIN_EXE_ferroturn");
-    let server = Server(
-        Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let t0 = Instant::now();
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let json = dir.join("out.json");
     // A ramp of 2 then 4 light participants (always within the bounds), then six short levels.
     let out = Command::new(bin)

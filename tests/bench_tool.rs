@@ -1,67 +1,22 @@
 //! `ferroturn bench` against the real ferroturn binary on loopback: 5 audio participants for
 //! about two seconds, no loss, and a JSON report with the expected fields.
 
-use std::net::UdpSocket;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
 const SECRET: &str = "bench-itest-secret";
 
-struct Server(Child);
+mod bench_server;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use std::process::Command;
 
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use bench_server::BenchServer;
 
 #[test]
 fn five_audio_participants_lose_nothing() {
     let dir = std::env::temp_dir().join(format!("ferroturn-bench-itest-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
     // A relay range above the ephemeral ports (32768-60999) and the 20000-48800 the other
     // tests take their 16-port relay ranges from, so parallel tests never meet in it.
-    let conf = dir.join("turnserver.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
-             min-port=61000\nmax-port=61999\nallow-loopback-peers\nuse-auth-secret\n\
-             static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
-             log-file={}\n",
-            dir.join("server.log").display()
-        ),
-    )
-    .unwrap();
+    let server = BenchServer::start(&dir, SECRET, (61000, 61999));
+    let port = server.port;
     let bin = env!("CARGO_BIN_EXE_ferroturn");
-    let server = Server(
-        Command::new(bin)
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // Wait until the listener is up: binding its port fails while the server holds it.
-    let t0 = Instant::now();
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     let json = dir.join("out.json");
     let svg = dir.join("out.svg");
     let out = Command::new(bin)
@@ -76,7 +31,7 @@ fn five_audio_participants_lose_nothing() {
         ])
         .args(["--duration", "2", "--warmup", "0.5"])
         .arg("--server-pid")
-        .arg(server.0.id().to_string())
+        .arg(server.pid().to_string())
         .arg("--json")
         .arg(&json)
         .arg("--svg")
@@ -171,47 +126,11 @@ fn refuses_targets_off_loopback() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
 }
 
-/// A ferroturn on a free loopback port, with its files in `dir` and a relay range of its own
-/// (see the first test).
-fn start_server(dir: &std::path::Path) -> (Server, u16) {
-    std::fs::create_dir_all(dir).unwrap();
-    let port = free_port();
-    let conf = dir.join("turnserver.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
-             min-port=62000\nmax-port=62999\nallow-loopback-peers\nuse-auth-secret\n\
-             static-auth-secret={SECRET}\nrealm=bench.test\nrelay-threads=1\n\
-             log-file={}\n",
-            dir.join("server.log").display()
-        ),
-    )
-    .unwrap();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_ferroturn"))
-            .arg("-c")
-            .arg(&conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let t0 = Instant::now();
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (server, port)
-}
-
 #[test]
 fn a_ramp_cut_by_its_time_bound_prints_a_lower_bound() {
     let dir = std::env::temp_dir().join(format!("ferroturn-bench-ramp-{}", std::process::id()));
-    let (server, port) = start_server(&dir);
+    let server = BenchServer::start(&dir, SECRET, (62000, 62999));
+    let port = server.port;
     let json = dir.join("ramp.json");
     // Steps of 2 up to 100 with 3 s for the whole ramp: the time bound ends it long before a
     // loopback relay loses anything at 200 pps.

@@ -356,3 +356,17 @@ e2e_summary() {
     fi
     ((E2E_FAILED == 0))
 }
+
+# chromium_path: prints the Chromium binary to drive, or fails when none is installed. The real
+# binary, not Debian's /usr/bin/chromium wrapper, which adds its own flags (extensions, API
+# keys) from /etc/chromium.d.
+chromium_path() {
+    local c
+    for c in /usr/lib/chromium/chromium "$(command -v chromium 2>/dev/null || true)"; do
+        [[ -n "$c" && -x "$c" ]] && {
+            echo "$c"
+            return 0
+        }
+    done
+    return 1
+}

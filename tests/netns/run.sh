@@ -48,17 +48,6 @@ BIN=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
 OLD_CLIENT=(--rfc5766-channel-numbers)
 [[ $(id -u) -eq 0 ]] || e2e_die "needs root: network namespaces and iptables"
 
-chromium_path() {
-    local c
-    for c in /usr/lib/chromium/chromium "$(command -v chromium 2>/dev/null || true)"; do
-        [[ -n "$c" && -x "$c" ]] && {
-            echo "$c"
-            return 0
-        }
-    done
-    return 1
-}
-
 ensure_tools() {
     local need=()
     command -v ip >/dev/null 2>&1 || need+=(iproute2)

@@ -50,19 +50,6 @@ as_root() {
     fi
 }
 
-chromium_path() {
-    local c
-    # The real binary, not Debian's /usr/bin/chromium wrapper, which adds its
-    # own flags (extensions, API keys) from /etc/chromium.d.
-    for c in /usr/lib/chromium/chromium "$(command -v chromium 2>/dev/null || true)"; do
-        [[ -n "$c" && -x "$c" ]] && {
-            echo "$c"
-            return 0
-        }
-    done
-    return 1
-}
-
 ensure_tools() {
     local need=()
     chromium_path >/dev/null || need+=(chromium)
