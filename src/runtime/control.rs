@@ -215,8 +215,9 @@ impl Control {
     }
 
     /// Applies a new (already validated) configuration to every shard: credentials, realm,
-    /// peer lists, quotas, bandwidth limits, lifetimes. Listening addresses and ports, the
-    /// relay range and TLS files need a restart; the caller warns about those.
+    /// peer lists, quotas, bandwidth limits, lifetimes. Options marked `Reload::Restart` in the
+    /// option table (listeners, relay range, TLS files, ...) do not take effect; the caller
+    /// names those (`config::reload_plan`).
     pub fn apply_config(&self, config: Config) {
         self.inner
             .shared
