@@ -160,7 +160,19 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
     let mut announced_idle = false;
     let refusal_totals = || Refusals::sum(control.shard_stats().iter().map(|s| s.as_ref()));
     let mut refusals = RefusalLog::new(auth_log::SUMMARY_INTERVAL, refusal_totals());
+    let mut exit = ExitCode::SUCCESS;
     loop {
+        // A dead shard leaves part of the clients unanswered: stop, and exit non-zero so the
+        // supervisor restarts the relay (the shard already turned /readyz red).
+        if let Some(failure) = control.shard_failure() {
+            tracing::error!(
+                shard = failure.shard,
+                cause = %failure.cause,
+                "a relay thread died; stopping (exit status 1) so the relay is restarted"
+            );
+            exit = ExitCode::from(1);
+            break;
+        }
         if let Some(line) = refusals.poll(Instant::now(), refusal_totals()) {
             tracing::info!("{line}");
         }
@@ -232,7 +244,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
         let _ = std::fs::remove_file(path);
     }
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    exit
 }
 
 /// One HTTP listener to open: what it is called in logs and errors, where, and what it serves.
