@@ -14,6 +14,7 @@ use super::{
     AlternateServer, Config, ConfigError, ExternalIp, LogTarget, RawEntry, Setting, Source,
     StaticUser, UserKey,
 };
+use crate::proto::auth::long_term::{is_md5_key_form, parse_md5_key};
 use crate::proto::peer_policy::IpRange;
 
 /// RFC 8489 §14.9: REALM must be fewer than 128 characters.
@@ -570,11 +571,12 @@ fn user(v: &str) -> Result<StaticUser, String> {
         return Err(format!("user {name:?} has an empty password"));
     }
     let key =
-        match secret.strip_prefix("0x") {
-            Some(hex) => UserKey::Md5Key(parse_md5_hex(hex).ok_or_else(|| {
+        if is_md5_key_form(secret) {
+            UserKey::Md5Key(parse_md5_key(secret).ok_or_else(|| {
                 format!("user {name:?}: a key must be 0x followed by 32 hex digits")
-            })?),
-            None => UserKey::Password(secret.to_string()),
+            })?)
+        } else {
+            UserKey::Password(secret.to_string())
         };
     Ok(StaticUser {
         name: name.to_string(),
@@ -607,20 +609,6 @@ fn alternate_server(v: &str) -> Result<AlternateServer, String> {
         return Ok(AlternateServer { ip, port: None });
     }
     Err(format!("{v:?} is not IP, IP:PORT or [IPv6]:PORT"))
-}
-
-fn parse_md5_hex(hex: &str) -> Option<[u8; 16]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 32 {
-        return None;
-    }
-    let mut key = [0u8; 16];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        key[i] = (hi * 16 + lo) as u8;
-    }
-    Some(key)
 }
 
 #[cfg(test)]
@@ -769,6 +757,17 @@ mod tests {
                 0xee, 0xff
             ])
         );
+        // One key parser for the file and the core: the 0X spelling is a key too.
+        let c = ok("lt-cred-mech\nuser=carol:0X00112233445566778899aabbccddeeff");
+        assert_eq!(c.users[0].key, UserKey::Md5Key(sample_key()));
+        assert!(one_err("lt-cred-mech\nuser=dave:0X0011").contains("32 hex digits"));
+    }
+
+    fn sample_key() -> [u8; 16] {
+        [
+            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+            0xee, 0xff,
+        ]
     }
 
     #[test]

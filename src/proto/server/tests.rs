@@ -1,6 +1,6 @@
 //! The state machine driven in virtual time: no sockets, no sleeping.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use super::super::ports::{PortPool, Reservations};
 use super::super::quota::Quotas;
 use super::super::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 use super::super::stun::{attr, method, xor_addr, Class, Message, MessageWriter};
+use super::super::testing::FakeBinder;
 use super::*;
 
 mod seeded;
@@ -22,67 +23,6 @@ mod seeded;
 const UNIX_START: u64 = 1_800_000_000;
 const REALM: &str = "ferroturn.test";
 const SECRET: &str = "north";
-
-struct FakeBinder {
-    relay_ip4: Option<IpAddr>,
-    relay_ip6: Option<IpAddr>,
-    open: HashMap<RelayId, SocketAddr>,
-    closed: Vec<RelayId>,
-    busy: HashSet<u16>,
-    /// Every bind request, in order.
-    requests: Vec<RelayAt>,
-}
-
-impl FakeBinder {
-    fn new() -> Self {
-        FakeBinder {
-            relay_ip4: Some("192.0.2.10".parse().unwrap()),
-            relay_ip6: Some("2001:db8::10".parse().unwrap()),
-            open: HashMap::new(),
-            closed: Vec::new(),
-            busy: HashSet::new(),
-            requests: Vec::new(),
-        }
-    }
-}
-
-impl RelayBinder for FakeBinder {
-    fn bind(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-        _df: bool,
-    ) -> Result<SocketAddr, BindError> {
-        self.requests.push(at);
-        if self.busy.contains(&port) {
-            return Err(BindError::AddrInUse);
-        }
-        let ip = match at {
-            RelayAt::Family(Family::V4) => self.relay_ip4,
-            RelayAt::Family(Family::V6) => self.relay_ip6,
-            RelayAt::Ip(ip) => [self.relay_ip4, self.relay_ip6]
-                .into_iter()
-                .flatten()
-                .find(|own| *own == ip),
-        }
-        .ok_or(BindError::FamilyUnavailable)?;
-        let addr = SocketAddr::new(ip, port);
-        assert!(
-            self.open.insert(relay, addr).is_none(),
-            "relay id reused while open"
-        );
-        Ok(addr)
-    }
-
-    fn close(&mut self, relay: RelayId) {
-        assert!(
-            self.open.remove(&relay).is_some(),
-            "closing a relay that is not open"
-        );
-        self.closed.push(relay);
-    }
-}
 
 struct Options {
     settings: Settings,
