@@ -15,6 +15,7 @@ pub mod core_setup;
 pub mod fault_injection;
 pub mod io_stats;
 pub mod metrics;
+pub mod mmsg;
 pub mod ops_stats;
 pub mod port_probe;
 pub mod preflight;
