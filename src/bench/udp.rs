@@ -77,7 +77,7 @@ impl Batch {
 }
 
 /// Receives up to `BATCH` datagrams (recvmmsg, through the relay's own
-/// [`mmsg`](crate::runtime::mmsg) layer); 0 when nothing is waiting. A result below `BATCH`
+/// [`mmsg`] layer); 0 when nothing is waiting. A result below `BATCH`
 /// means the queue was empty, so an edge-triggered socket need not be read again.
 pub fn recv_batch(sock: &impl AsRawFd, batch: &mut Batch, with_addrs: bool) -> io::Result<usize> {
     let slots = Slots {

@@ -11,8 +11,10 @@ pub mod conf_file;
 pub mod env;
 pub mod help;
 pub mod options;
+mod policy;
 pub mod print;
 mod reload;
+mod values;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
