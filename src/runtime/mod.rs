@@ -141,7 +141,7 @@ impl Runtime {
         }
         let relay_addresses = plan.relay_ips();
 
-        let certs = match (&config.cert, &config.pkey) {
+        let certs = match (&config.tls.cert, &config.tls.pkey) {
             (Some(cert), Some(key)) if !(config.no_tls && config.no_tcp) => {
                 let store = CertStore::load(cert, key)?;
                 tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate loaded");
@@ -151,13 +151,16 @@ impl Runtime {
         };
         let tls = certs
             .as_ref()
-            .map(|c| tls_config::server_config(c.clone(), config.no_tlsv1_2));
+            .map(|c| tls_config::server_config(c.clone(), config.tls.no_tlsv1_2));
 
         let (udp_addrs, tcp_addrs) = listener_addresses(config, &listen_ips, tls.is_some());
         if udp_addrs.is_empty() && tcp_addrs.is_empty() {
             return Err(StartError::NoListeners);
         }
-        if !config.no_tls && tls.is_none() && (config.cert.is_none() || config.pkey.is_none()) {
+        if !config.no_tls
+            && tls.is_none()
+            && (config.tls.cert.is_none() || config.tls.pkey.is_none())
+        {
             tracing::info!("no cert/pkey configured: TLS listeners are off");
         }
         let listener_buffer = Some(config.sock_buf_size.unwrap_or(DEFAULT_LISTENER_BUFFER));
