@@ -55,18 +55,7 @@ impl Server {
         let key = authed.key;
         let fp = attrs.fingerprint;
         if !attrs.unknown().is_empty() {
-            let unknown = attrs.unknown();
-            let mut list = [0u16; 16];
-            list[..unknown.len()].copy_from_slice(unknown);
-            let n = unknown.len();
-            return self.error_reply_with(
-                out,
-                msg,
-                ErrorCode::UnknownAttribute,
-                key.as_ref(),
-                fp,
-                |w| w.unknown_attributes(&list[..n]),
-            );
+            return self.unknown_attributes_reply(out, msg, attrs, key.as_ref());
         }
         if msg.method == method::ALLOCATE {
             return self.allocate(req, authed, out, binder);
