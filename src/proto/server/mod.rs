@@ -323,11 +323,9 @@ impl Server {
             self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };
-        let Some(&slot) = self.by_flow.get(&flow) else {
-            self.stats.dropped_no_allocation.count(payload.len());
+        let Some(slot) = self.relaying_slot(flow, payload.len()) else {
             return ClientAction::None;
         };
-        self.stats.from_clients.count(payload.len());
         let peer = match self.slots[slot as usize].as_ref() {
             Some(alloc) => match alloc.peer_for_channel(number, now) {
                 Some(peer) if alloc.permits(peer.ip(), now) => peer,
@@ -340,6 +338,17 @@ impl Server {
         };
         let start = channel_data::HEADER_LEN;
         self.relay_to_peer(now, slot, peer, start, start + payload.len())
+    }
+
+    /// The slot of the allocation `flow` relays `len` payload bytes through, counted as from
+    /// the client; `None` (counted as dropped) when the flow holds no allocation.
+    fn relaying_slot(&mut self, flow: Flow, len: usize) -> Option<u32> {
+        let Some(&slot) = self.by_flow.get(&flow) else {
+            self.stats.dropped_no_allocation.count(len);
+            return None;
+        };
+        self.stats.from_clients.count(len);
+        Some(slot)
     }
 
     /// Accounts for data going to a peer, applying the bandwidth limits.

@@ -466,11 +466,9 @@ impl Server {
             self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };
-        let Some(&slot) = self.by_flow.get(&flow) else {
-            self.stats.dropped_no_allocation.count(payload.len());
+        let Some(slot) = self.relaying_slot(flow, payload.len()) else {
             return ClientAction::None;
         };
-        self.stats.from_clients.count(payload.len());
         let permitted = self.slots[slot as usize].as_ref().is_some_and(|alloc| {
             Family::of(&peer) == Family::of(&alloc.relay_addr) && alloc.permits(peer.ip(), now)
         });
