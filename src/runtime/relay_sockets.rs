@@ -10,9 +10,10 @@ use mio::{Interest, Registry, Token};
 use super::sockets::{bind_udp, set_dont_fragment};
 use super::udp_batch::{enable_drop_counter, DropMeter};
 use crate::proto::flow::Family;
-use crate::proto::server::{BindError, RelayAt, RelayBinder};
+use crate::proto::server::{relay_parts, BindError, RelayAt, RelayBinder};
 
-/// Relay sockets indexed by the core's allocation slot; the slot is also the mio token.
+/// Relay sockets indexed by the core's relay socket id (the allocation's slot, with
+/// `ADDITIONAL_RELAY` set for the IPv6 half of a dual allocation); the id is also the mio token.
 pub struct RelaySockets {
     registry: Registry,
     addresses: RoundRobin,
@@ -68,16 +69,16 @@ impl RelaySockets {
         }
     }
 
-    /// The socket of allocation `relay`.
+    /// Relay socket `relay`.
     pub fn get(&self, relay: u32) -> Option<&UdpSocket> {
-        self.sockets.get(relay as usize).and_then(Option::as_ref)
+        self.sockets.get(index_of(relay)).and_then(Option::as_ref)
     }
 
     /// Datagrams the kernel dropped on relay `relay`'s full queue since the last call, given
     /// the running count a receive reported.
     pub fn queue_drops(&mut self, relay: u32, running: u32) -> u64 {
         self.drops
-            .get_mut(relay as usize)
+            .get_mut(index_of(relay))
             .map_or(0, |m| m.delta(running))
     }
 
@@ -99,7 +100,7 @@ impl RelaySockets {
         let local = socket.local_addr()?;
         self.registry
             .register(&mut socket, Token(relay as usize), Interest::READABLE)?;
-        let index = relay as usize;
+        let index = index_of(relay);
         if self.sockets.len() <= index {
             self.sockets.resize_with(index + 1, || None);
             self.drops.resize_with(index + 1, DropMeter::default);
@@ -133,10 +134,17 @@ impl RelayBinder for RelaySockets {
     }
 
     fn close(&mut self, relay: u32) {
-        if let Some(mut socket) = self.sockets.get_mut(relay as usize).and_then(Option::take) {
+        if let Some(mut socket) = self.sockets.get_mut(index_of(relay)).and_then(Option::take) {
             let _ = self.registry.deregister(&mut socket);
         }
     }
+}
+
+/// Where relay socket `relay` sits in the tables: the two sockets of a slot side by side, so the
+/// tables grow with the slots in use and not with the id's high bit.
+fn index_of(relay: u32) -> usize {
+    let (slot, index) = relay_parts(relay);
+    slot as usize * 2 + index
 }
 
 #[cfg(test)]

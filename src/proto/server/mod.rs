@@ -7,6 +7,7 @@
 //! in virtual time.
 
 mod auth_check;
+mod dual;
 mod reply;
 mod stats;
 mod turn_requests;
@@ -43,6 +44,27 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 /// Bind attempts per Allocate when ports turn out to be taken by other processes.
 const BIND_ATTEMPTS: usize = 16;
 
+/// Set in the relay socket id of the second relay of a dual allocation (its IPv6 half); the
+/// first relay's id is the allocation's slot. Slots stay below this bit.
+pub const ADDITIONAL_RELAY: u32 = 1 << 27;
+
+/// The relay socket id of socket `index` (0 or 1) of the allocation in `slot`.
+pub fn relay_id(slot: u32, index: usize) -> u32 {
+    if index == 0 {
+        slot
+    } else {
+        slot | ADDITIONAL_RELAY
+    }
+}
+
+/// The allocation slot and socket index a relay socket id stands for.
+pub fn relay_parts(relay: u32) -> (u32, usize) {
+    (
+        relay & !ADDITIONAL_RELAY,
+        usize::from(relay & ADDITIONAL_RELAY != 0),
+    )
+}
+
 /// Why the runtime could not open a relay socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BindError {
@@ -65,8 +87,9 @@ pub enum RelayAt {
 
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds a UDP relay socket for allocation `relay` on `port` at `at`; returns its local
-    /// address.
+    /// Binds relay socket `relay` (see [`relay_id`]: the allocation's slot, with
+    /// [`ADDITIONAL_RELAY`] set for the second socket of a dual allocation) on `port` at `at`;
+    /// returns its local address.
     fn bind(
         &mut self,
         relay: u32,
@@ -74,7 +97,7 @@ pub trait RelayBinder {
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;
-    /// Closes the relay socket of allocation `relay`.
+    /// Closes relay socket `relay`.
     fn close(&mut self, relay: u32);
 }
 
@@ -87,7 +110,7 @@ pub enum ClientAction {
     Reply(usize),
     /// Send `input[start..end]` from relay socket `relay` to `peer`.
     Relay {
-        /// The allocation whose relay socket sends.
+        /// The relay socket that sends (the allocation's socket of the peer's family).
         relay: u32,
         /// Destination.
         peer: SocketAddr,
@@ -154,6 +177,8 @@ pub enum Event {
         relay: SocketAddr,
         /// The advertised relayed address.
         advertised: SocketAddr,
+        /// The IPv6 relay of a dual allocation: socket address and advertised address.
+        additional: Option<(SocketAddr, SocketAddr)>,
         /// Granted lifetime in seconds.
         lifetime: u32,
     },
@@ -326,6 +351,12 @@ impl Server {
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
             return ClientAction::None;
         };
+        // The peer's family picks the relay socket; callers checked the permission, which
+        // only a relay of that family can hold.
+        let Some(index) = alloc.relay_index(Family::of(&peer)) else {
+            self.stats.dropped_no_permission.count(len);
+            return ClientAction::None;
+        };
         if !allow(
             &mut alloc.to_peer_limit,
             &mut self.capacity_to_peers,
@@ -339,7 +370,7 @@ impl Server {
         alloc.traffic.to_peer_bytes += len as u64;
         self.stats.to_peers.count(len);
         ClientAction::Relay {
-            relay: slot,
+            relay: relay_id(slot, index),
             peer,
             start,
             end,
@@ -395,7 +426,7 @@ impl Server {
         }
     }
 
-    /// Handles a datagram a peer sent to the relay socket of allocation `relay`. The payload
+    /// Handles a datagram a peer sent to relay socket `relay` (see [`relay_id`]). The payload
     /// is at `buf[PEER_HEADROOM..PEER_HEADROOM + len]` and `buf` has `PEER_TAILROOM` to spare
     /// after it; the core frames it in place.
     pub fn handle_peer(
@@ -406,9 +437,13 @@ impl Server {
         buf: &mut [u8],
         len: usize,
     ) -> PeerAction {
-        let Some(Some(alloc)) = self.slots.get_mut(relay as usize) else {
+        let (slot, index) = relay_parts(relay);
+        let Some(Some(alloc)) = self.slots.get_mut(slot as usize) else {
             return PeerAction::Drop;
         };
+        if alloc.relays[index].is_none() {
+            return PeerAction::Drop;
+        }
         self.stats.from_peers.count(len);
         if len > u16::MAX as usize - 64 || buf.len() < PEER_HEADROOM + len + PEER_TAILROOM {
             self.stats.dropped_malformed.count(len);
@@ -470,7 +505,7 @@ impl Server {
                 break;
             }
             self.expiries.pop_first();
-            self.remove_allocation(slot, now, EndReason::Expired, binder);
+            self.expire_relays(slot, now, binder);
         }
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
@@ -575,13 +610,15 @@ impl Server {
         self.slots[slot as usize] = Some(alloc);
     }
 
-    fn reserve_slot(&mut self) -> u32 {
+    /// A free slot; `None` when the slot space (below [`ADDITIONAL_RELAY`]) is used up.
+    fn reserve_slot(&mut self) -> Option<u32> {
         match self.free_slots.pop() {
-            Some(s) => s,
-            None => {
+            Some(s) => Some(s),
+            None if (self.slots.len() as u64) < u64::from(ADDITIONAL_RELAY) => {
                 self.slots.push(None);
-                (self.slots.len() - 1) as u32
+                Some((self.slots.len() - 1) as u32)
             }
+            None => None,
         }
     }
 
@@ -597,8 +634,10 @@ impl Server {
         };
         self.expiries.remove(&(alloc.expires, slot));
         self.by_flow.remove(&alloc.flow);
-        binder.close(slot);
-        self.shared.ports.release(alloc.relay_addr.port());
+        let relay = alloc.relay_addr();
+        for (index, r) in alloc.live_relays() {
+            self.close_relay(slot, index, r.addr, binder);
+        }
         self.shared.quotas.release(&alloc.user_id);
         self.free_slots.push(slot);
         let duration = now.saturating_duration_since(alloc.created);
@@ -607,7 +646,7 @@ impl Server {
             flow: alloc.flow,
             transport: alloc.transport,
             username: alloc.username,
-            relay: alloc.relay_addr,
+            relay,
             duration,
             traffic: alloc.traffic,
             reason,

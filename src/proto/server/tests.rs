@@ -16,6 +16,8 @@ use super::super::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 use super::super::stun::{attr, method, xor_addr, Class, Message, MessageWriter};
 use super::*;
 
+mod dual_allocation;
+
 const UNIX_START: u64 = 1_800_000_000;
 const REALM: &str = "ferroturn.test";
 const SECRET: &str = "north";

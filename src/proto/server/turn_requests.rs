@@ -3,7 +3,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::super::allocation::{Allocation, TrafficCounters, MAX_PERMISSIONS};
+use super::super::allocation::{Allocation, Relay, TrafficCounters, MAX_PERMISSIONS};
 use super::super::auth::algorithm::ReplyKey;
 use super::super::auth::Purpose;
 use super::super::bandwidth::TokenBucket;
@@ -11,6 +11,8 @@ use super::super::channel_data::is_valid_channel;
 use super::super::ports::ReservedPort;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
 use super::auth_check::Authed;
+use super::dual::{family_index, family_number, family_of_number, DualBind};
+use super::relay_id;
 use super::{transport_index, Transport, BIND_ATTEMPTS};
 use super::{
     BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, Server,
@@ -120,9 +122,15 @@ impl Server {
             Some(UDP) if !self.config.settings.no_udp_relay => {}
             Some(_) => return self.error_reply(out, msg, 442, key.as_ref(), fp),
         }
+        // RFC 8656 §7.2 steps 5-9, in the RFC's order.
         if attrs.reservation_token.is_some()
-            && (attrs.even_port.is_some() || attrs.requested_family.is_some())
+            && (attrs.even_port.is_some()
+                || attrs.requested_family.is_some()
+                || attrs.additional_family.is_some())
         {
+            return self.error_reply(out, msg, 400, key.as_ref(), fp);
+        }
+        if attrs.requested_family.is_some() && attrs.additional_family.is_some() {
             return self.error_reply(out, msg, 400, key.as_ref(), fp);
         }
         let family = match attrs.requested_family {
@@ -130,15 +138,40 @@ impl Server {
             Some(2) => Family::V6,
             Some(_) => return self.error_reply(out, msg, 440, key.as_ref(), fp),
         };
+        if attrs.even_port == Some(true) && attrs.additional_family.is_some() {
+            return self.error_reply(out, msg, 400, key.as_ref(), fp);
+        }
+        let dual = match attrs.additional_family {
+            None => false,
+            Some(2) => true,
+            Some(1) => return self.error_reply(out, msg, 400, key.as_ref(), fp),
+            Some(_) => return self.error_reply(out, msg, 440, key.as_ref(), fp),
+        };
         let shared = self.shared.clone();
         let config = self.config.clone();
         let user_id = config.auth.user_id(authed.username);
+        // A dual allocation is one allocation to the quotas, whatever its number of relays.
         if shared.quotas.try_acquire(user_id).is_err() {
             self.stats.quota_refusals.inc();
             return self.error_reply(out, msg, 486, key.as_ref(), fp);
         }
-        let slot = self.reserve_slot();
-        let (relay_addr, reservation) = match self.bind_relay(slot, family, attrs, now, binder) {
+        let Some(slot) = self.reserve_slot() else {
+            shared.quotas.release(user_id);
+            return self.error_reply(out, msg, 508, key.as_ref(), fp);
+        };
+        let lifetime = config.settings.granted_lifetime(attrs.lifetime);
+        let expires = now + Duration::from_secs(lifetime.into());
+        let bound = if dual {
+            self.bind_dual(slot, attrs, now, binder)
+        } else {
+            self.bind_relay(relay_id(slot, 0), family, attrs, now, binder)
+                .map(|(addr, token)| DualBind {
+                    addrs: [Some(addr), None],
+                    token,
+                    address_error: None,
+                })
+        };
+        let bound = match bound {
             Ok(bound) => bound,
             Err(code) => {
                 shared.quotas.release(user_id);
@@ -146,8 +179,22 @@ impl Server {
                 return self.error_reply(out, msg, code, key.as_ref(), fp);
             }
         };
-        let lifetime = config.settings.granted_lifetime(attrs.lifetime);
-        let advertised = config.settings.advertised(relay_addr);
+        let relays = bound.addrs.map(|addr| {
+            addr.map(|addr| Relay {
+                addr,
+                advertised: config.settings.advertised(addr),
+                expires,
+            })
+        });
+        for r in relays.iter().flatten() {
+            self.stats.relays_opened[family_index(r.family())].inc();
+        }
+        if dual {
+            match bound.address_error {
+                None => self.stats.dual_allocations.inc(),
+                Some((f, _)) => self.stats.dual_family_refusals[family_index(f)].inc(),
+            }
+        }
         let id = self.next_session_id;
         self.next_session_id += 1;
         let max_bps = config.settings.max_bps;
@@ -158,19 +205,24 @@ impl Server {
             to_client_limit: TokenBucket::limit(max_bps, now),
             flow,
             transport,
-            relay_addr,
-            advertised,
-            expires: now + Duration::from_secs(lifetime.into()),
+            relays,
+            address_error: bound.address_error,
+            expires,
             created: now,
             username: authed.username.into(),
             user_id: user_id.into(),
             key,
             allocate_tid: msg.tid,
             granted_lifetime: lifetime,
-            reservation,
+            reservation: bound.token,
             permissions: Vec::new(),
             channels: Vec::new(),
             traffic: TrafficCounters::default(),
+        };
+        let (relay, advertised) = (alloc.relay_addr(), alloc.advertised());
+        let additional = match relays {
+            [Some(_), Some(r)] => Some((r.addr, r.advertised)),
+            _ => None,
         };
         self.insert_allocation(alloc, slot);
         self.stats.allocations_created[transport_index(transport)].inc();
@@ -178,8 +230,9 @@ impl Server {
             flow,
             transport,
             username: authed.username.into(),
-            relay: relay_addr,
+            relay,
             advertised,
+            additional,
             lifetime,
         });
         self.allocate_success(out, msg, slot, fp)
@@ -187,9 +240,9 @@ impl Server {
 
     /// Picks a port from the shared pool and has the runtime bind it; returns the relay
     /// address and the RESERVATION-TOKEN for the next port when EVEN-PORT asked for one.
-    fn bind_relay(
+    pub(super) fn bind_relay(
         &mut self,
-        slot: u32,
+        relay: u32,
         family: Family,
         attrs: &Attributes<'_>,
         now: Instant,
@@ -201,7 +254,7 @@ impl Server {
         if let Some(token) = attrs.reservation_token {
             let reserved = shared.reservations.take(&token, unix).ok_or(508u16)?;
             let port = reserved.port;
-            return match binder.bind(slot, RelayAt::Ip(reserved.ip), port, df) {
+            return match binder.bind(relay, RelayAt::Ip(reserved.ip), port, df) {
                 Ok(addr) => Ok((addr, None)),
                 Err(e) => {
                     shared.ports.release(port);
@@ -220,7 +273,7 @@ impl Server {
             if attrs.even_port == Some(false) {
                 shared.ports.release(port + 1);
             }
-            match binder.bind(slot, RelayAt::Family(family), port, df) {
+            match binder.bind(relay, RelayAt::Family(family), port, df) {
                 Ok(addr) => {
                     let token = reserve_next.then(|| {
                         let next = ReservedPort {
@@ -255,18 +308,26 @@ impl Server {
         let Some(a) = self.slots[slot as usize].as_ref() else {
             return ClientAction::None;
         };
-        let (advertised, lifetime, token, mapped, key) = (
-            a.advertised,
+        let advertised = a.relays.map(|r| r.map(|r| r.advertised));
+        let (address_error, lifetime, token, mapped, key) = (
+            a.address_error,
             a.granted_lifetime,
             a.reservation,
             a.flow.remote,
             a.key,
         );
+        let reason = self.config.settings.include_reason;
         let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Success, msg.tid) else {
             return ClientAction::None;
         };
         let written = (|| -> Result<(), CodecError> {
-            w.xor_address(attr::XOR_RELAYED_ADDRESS, &advertised)?;
+            // A dual allocation carries one XOR-RELAYED-ADDRESS per family (§7.2 step 9).
+            for addr in advertised.iter().flatten() {
+                w.xor_address(attr::XOR_RELAYED_ADDRESS, addr)?;
+            }
+            if let Some((family, code)) = address_error {
+                w.address_error_code(family_number(family), code, reason)?;
+            }
             w.attr_u32(attr::LIFETIME, lifetime)?;
             if let Some(t) = token {
                 w.attr(attr::RESERVATION_TOKEN, &t)?;
@@ -294,18 +355,28 @@ impl Server {
         let Some(alloc) = self.slots[slot as usize].as_ref() else {
             return ClientAction::None;
         };
-        let family = Family::of(&alloc.relay_addr);
-        if let Some(f) = attrs.requested_family {
-            if (f == 1) != (family == Family::V4) {
-                return self.error_reply(out, msg, 443, key, fp);
-            }
-        }
+        // A Refresh naming a family acts on that family's relay of a dual allocation only
+        // (RFC 8656 §7.3); naming a family the allocation lacks is 443.
+        let target = match attrs.requested_family {
+            None => None,
+            Some(f) => match family_of_number(f).filter(|f| alloc.relay_index(*f).is_some()) {
+                Some(f) => Some(f),
+                None => return self.error_reply(out, msg, 443, key, fp),
+            },
+        };
+        let whole = match target {
+            None => true,
+            Some(f) => alloc.live_relays().all(|(_, r)| r.family() == f),
+        };
         let lifetime = if attrs.lifetime == Some(0) {
-            self.remove_allocation(slot, now, EndReason::Deleted, binder);
+            match target {
+                Some(f) if !whole => self.drop_family(slot, f, now, binder),
+                _ => self.remove_allocation(slot, now, EndReason::Deleted, binder),
+            }
             0
         } else {
             let granted = self.config.settings.granted_lifetime(attrs.lifetime);
-            self.set_expiry(slot, now + Duration::from_secs(granted.into()));
+            self.refresh_relays(slot, target, now + Duration::from_secs(granted.into()));
             granted
         };
         self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
@@ -393,11 +464,11 @@ impl Server {
 
     /// The error code for a peer the allocation in `slot` may not reach, if any.
     fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<u16> {
-        let relay_family = match self.slots[slot as usize].as_ref() {
-            Some(alloc) => Family::of(&alloc.relay_addr),
+        let has_family = match self.slots[slot as usize].as_ref() {
+            Some(alloc) => alloc.relay_index(Family::of(&peer)).is_some(),
             None => return Some(437),
         };
-        if Family::of(&peer) != relay_family {
+        if !has_family {
             return Some(443);
         }
         let config = &self.config;
@@ -446,7 +517,7 @@ impl Server {
         };
         self.stats.from_clients.count(payload.len());
         let permitted = self.slots[slot as usize].as_ref().is_some_and(|alloc| {
-            Family::of(&peer) == Family::of(&alloc.relay_addr) && alloc.permits(peer.ip(), now)
+            alloc.relay_index(Family::of(&peer)).is_some() && alloc.permits(peer.ip(), now)
         });
         if !permitted {
             self.stats.dropped_no_permission.count(payload.len());

@@ -122,6 +122,24 @@ impl<'b> MessageWriter<'b> {
         })
     }
 
+    /// Appends ADDRESS-ERROR-CODE (RFC 8656 §18.12): the family (1 = IPv4, 2 = IPv6) that was
+    /// not served and why, laid out as ERROR-CODE with the family in the first byte.
+    pub fn address_error_code(
+        &mut self,
+        family: u8,
+        code: u16,
+        reason: bool,
+    ) -> Result<(), CodecError> {
+        let reason = if reason { reason_phrase(code) } else { "" }.as_bytes();
+        self.attr_with(attr::ADDRESS_ERROR_CODE, 4 + reason.len(), |out| {
+            out[0] = family;
+            out[1] = 0;
+            out[2] = (code / 100) as u8;
+            out[3] = (code % 100) as u8;
+            out[4..].copy_from_slice(reason);
+        })
+    }
+
     /// Appends UNKNOWN-ATTRIBUTES.
     pub fn unknown_attributes(&mut self, types: &[u16]) -> Result<(), CodecError> {
         self.attr_with(attr::UNKNOWN_ATTRIBUTES, types.len() * 2, |out| {
