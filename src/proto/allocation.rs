@@ -52,6 +52,18 @@ impl Relay {
     }
 }
 
+/// Why one family of a dual allocation was not served, as its success answers say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressError {
+    /// The family left out.
+    pub family: Family,
+    /// 440 (no relay address of the family) or 508 (no port or socket).
+    pub code: u16,
+    /// The ADDRESS-ERROR-CODE code point: the one matching the request's
+    /// ADDITIONAL-ADDRESS-FAMILY (RFC 8656's, or coturn 4.6's draft one).
+    pub attr: u16,
+}
+
 /// Counters for one allocation, updated per relayed packet (plain integers: one shard owns them).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TrafficCounters {
@@ -86,7 +98,7 @@ pub struct Allocation {
     pub relays: [Option<Relay>; 2],
     /// The ADDRESS-ERROR-CODE of a dual allocation served in one family only (the family
     /// left out and why), resent with a retransmitted success response.
-    pub address_error: Option<(Family, u16)>,
+    pub address_error: Option<AddressError>,
     /// When the next relay lapses unless refreshed: the earliest relay expiry, and the key of
     /// the allocation's one timer entry.
     pub expires: Instant,

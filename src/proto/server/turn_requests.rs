@@ -3,7 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::super::allocation::{Allocation, Relay, TrafficCounters, MAX_PERMISSIONS};
+use super::super::allocation::MAX_PERMISSIONS;
+use super::super::allocation::{AddressError, Allocation, Relay, TrafficCounters};
 use super::super::auth::algorithm::ReplyKey;
 use super::super::auth::Purpose;
 use super::super::bandwidth::TokenBucket;
@@ -206,7 +207,15 @@ impl Server {
             flow,
             transport,
             relays,
-            address_error: bound.address_error,
+            address_error: bound.address_error.map(|(family, code)| AddressError {
+                family,
+                code,
+                attr: if attrs.legacy_additional_family {
+                    attr::LEGACY_ADDRESS_ERROR_CODE
+                } else {
+                    attr::ADDRESS_ERROR_CODE
+                },
+            }),
             expires,
             created: now,
             username: authed.username.into(),
@@ -325,8 +334,8 @@ impl Server {
             for addr in advertised.iter().flatten() {
                 w.xor_address(attr::XOR_RELAYED_ADDRESS, addr)?;
             }
-            if let Some((family, code)) = address_error {
-                w.address_error_code(family_number(family), code, reason)?;
+            if let Some(e) = address_error {
+                w.address_error_code(e.attr, family_number(e.family), e.code, reason)?;
             }
             w.attr_u32(attr::LIFETIME, lifetime)?;
             if let Some(t) = token {

@@ -90,6 +90,9 @@ pub struct Attributes<'a> {
     pub requested_family: Option<u8>,
     /// ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §18.11; only 2 = IPv6 is valid).
     pub additional_family: Option<u8>,
+    /// Whether that ADDITIONAL-ADDRESS-FAMILY came at coturn 4.6's draft code point 0x8032
+    /// (so ADDRESS-ERROR-CODE goes back at 0x8033, where that client looks).
+    pub legacy_additional_family: bool,
     /// EVEN-PORT, with the value of its R (reserve next port) bit.
     pub even_port: Option<bool>,
     /// RESERVATION-TOKEN.
@@ -200,11 +203,14 @@ impl<'a> Attributes<'a> {
                 }
                 self.requested_family.get_or_insert(value[0]);
             }
-            attr::ADDITIONAL_ADDRESS_FAMILY => {
+            attr::ADDITIONAL_ADDRESS_FAMILY | attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY => {
                 if value.len() != 4 {
                     return Err(bad);
                 }
-                self.additional_family.get_or_insert(value[0]);
+                if self.additional_family.is_none() {
+                    self.additional_family = Some(value[0]);
+                    self.legacy_additional_family = typ == attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY;
+                }
             }
             attr::EVEN_PORT => {
                 if value.is_empty() {
@@ -338,7 +344,8 @@ mod tests {
             MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
         w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
             .unwrap();
-        w.address_error_code(2, 508, true).unwrap();
+        w.address_error_code(attr::ADDRESS_ERROR_CODE, 2, 508, true)
+            .unwrap();
         let n = w.finish();
         let msg = Message::parse(&buf[..n]).unwrap();
         let attrs = msg.attributes().unwrap();
@@ -361,6 +368,21 @@ mod tests {
         );
         assert_eq!(address_error_code(&[1, 0, 4]), None);
         assert_eq!(address_error_code(&[1, 0, 4, 100]), None);
+    }
+
+    #[test]
+    fn coturn_4_6_code_point_is_read_as_additional_address_family() {
+        let mut buf = [0u8; 64];
+        let mut w =
+            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
+        w.attr_u32(attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
+            .unwrap();
+        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 1 << 24)
+            .unwrap();
+        let n = w.finish();
+        let attrs = Message::parse(&buf[..n]).unwrap().attributes().unwrap();
+        assert_eq!(attrs.additional_family, Some(2), "the first one counts");
+        assert!(attrs.legacy_additional_family);
     }
 
     #[test]

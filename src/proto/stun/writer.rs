@@ -122,16 +122,18 @@ impl<'b> MessageWriter<'b> {
         })
     }
 
-    /// Appends ADDRESS-ERROR-CODE (RFC 8656 §18.12): the family (1 = IPv4, 2 = IPv6) that was
-    /// not served and why, laid out as ERROR-CODE with the family in the first byte.
+    /// Appends ADDRESS-ERROR-CODE (RFC 8656 §18.12) as attribute `typ` (0x8001, or coturn
+    /// 4.6's 0x8033): the family (1 = IPv4, 2 = IPv6) that was not served and why, laid out as
+    /// ERROR-CODE with the family in the first byte.
     pub fn address_error_code(
         &mut self,
+        typ: u16,
         family: u8,
         code: u16,
         reason: bool,
     ) -> Result<(), CodecError> {
         let reason = if reason { reason_phrase(code) } else { "" }.as_bytes();
-        self.attr_with(attr::ADDRESS_ERROR_CODE, 4 + reason.len(), |out| {
+        self.attr_with(typ, 4 + reason.len(), |out| {
             out[0] = family;
             out[1] = 0;
             out[2] = (code / 100) as u8;

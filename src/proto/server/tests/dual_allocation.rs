@@ -483,3 +483,38 @@ fn a_single_family_allocation_is_unchanged_by_the_dual_machinery() {
     assert_eq!(mismatch.error_code(), Some(443));
     assert_bookkeeping(&h);
 }
+
+#[test]
+fn coturn_4_6_clients_get_a_dual_allocation_at_the_draft_code_points() {
+    // Debian's turnutils_uclient 4.6 sends ADDITIONAL-ADDRESS-FAMILY as 0x8032 (with EVEN-PORT
+    // R=0) and reads ADDRESS-ERROR-CODE at 0x8033.
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let legacy = |w: &mut MessageWriter<'_>| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr(attr::EVEN_PORT, &[0]).unwrap();
+        w.attr_u32(attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
+            .unwrap();
+    };
+    let resp = h.call(&mut c, method::ALLOCATE, legacy);
+    assert_eq!(relayed(&resp).len(), 2);
+    h.binder.relay_ip6 = None;
+    let mut d = Client::rest(4001, "alice", valid_expiry());
+    let resp = h.call(&mut d, method::ALLOCATE, legacy);
+    assert_eq!(relayed(&resp).len(), 1);
+    assert_eq!(resp.attr(attr::ADDRESS_ERROR_CODE), None);
+    let value = resp.attr(attr::LEGACY_ADDRESS_ERROR_CODE).unwrap();
+    assert_eq!(
+        super::super::super::stun::message::address_error_code(value),
+        Some((2, 440))
+    );
+    // The §7.2 rejections apply to the old code point too.
+    let mut e = Client::rest(4002, "alice", valid_expiry());
+    let resp = h.call(&mut e, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY, 1 << 24)
+            .unwrap();
+    });
+    assert_eq!(resp.error_code(), Some(400));
+    assert_bookkeeping(&h);
+}
