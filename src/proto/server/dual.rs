@@ -17,7 +17,7 @@ pub(super) struct DualBind {
 }
 
 /// Index of a family in the per-family counters: 0 = IPv4, 1 = IPv6.
-pub fn family_index(family: Family) -> usize {
+pub(super) fn family_index(family: Family) -> usize {
     match family {
         Family::V4 => 0,
         Family::V6 => 1,
