@@ -147,6 +147,24 @@ async fn without_an_ipv6_relay_address_the_answer_carries_address_error_code_440
 }
 
 #[tokio::test]
+async fn with_only_an_ipv6_relay_address_the_ipv4_half_is_left_out_with_440() {
+    timeout(TEST_TIMEOUT, async {
+        let server = TestServer::start_with(Auth::RestAndStatic, &["--relay-ip", "::1"]).await;
+        let mut c = RawClient::rest(server.addr, SECRET, "alice").await;
+        let res = c.request(|| dual_request(2, &[])).await;
+        assert_eq!(res.class, Class::Success, "{:?}", res.error_code());
+        let addrs = relayed(&res);
+        assert_eq!(addrs.len(), 1, "{addrs:?}");
+        assert!(addrs[0].is_ipv6() && server.in_relay_range(addrs[0]));
+        assert_eq!(address_error(&res), Some((1, 440)));
+        let peer = peer_socket("::1").await;
+        assert_channel_relays(&mut c, 0x4000, &peer, addrs[0]).await;
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
 async fn a_dual_allocation_relays_to_peers_of_both_families() {
     timeout(TEST_TIMEOUT, async {
         let admin_port = free_tcp_port();

@@ -481,6 +481,14 @@ fn a_single_family_allocation_is_unchanged_by_the_dual_machinery() {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap()
     });
     assert_eq!(mismatch.error_code(), Some(443));
+    let unknown = h.call(&mut c, method::REFRESH, |w| {
+        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 3 << 24).unwrap()
+    });
+    assert_eq!(
+        unknown.error_code(),
+        Some(443),
+        "no relay of an unknown family"
+    );
     assert_bookkeeping(&h);
 }
 
