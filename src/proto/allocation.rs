@@ -6,6 +6,7 @@ use std::time::Instant;
 use super::auth::algorithm::ReplyKey;
 use super::bandwidth::TokenBucket;
 use super::flow::{Family, Flow, Transport};
+use super::stun::ErrorCode;
 
 /// Most permissions (peer IP addresses) one allocation may hold at once, and so most
 /// XOR-PEER-ADDRESS attributes one CreatePermission may carry; more earns 508 (RFC 8656 §9).
@@ -58,7 +59,7 @@ pub struct AddressError {
     /// The family left out.
     pub family: Family,
     /// 440 (no relay address of the family) or 508 (no port or socket).
-    pub code: u16,
+    pub code: ErrorCode,
     /// The ADDRESS-ERROR-CODE code point: the one matching the request's
     /// ADDITIONAL-ADDRESS-FAMILY (RFC 8656's, or coturn 4.6's draft one).
     pub attr: u16,

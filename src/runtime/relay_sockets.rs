@@ -9,17 +9,28 @@ use mio::{Interest, Registry, Token};
 
 use super::sockets::{bind_udp, set_dont_fragment};
 use super::udp_batch::{enable_drop_counter, DropMeter};
-use crate::proto::flow::Family;
-use crate::proto::server::{relay_parts, BindError, RelayAt, RelayBinder};
+use crate::proto::flow::{Family, RelayId};
+use crate::proto::server::{BindError, RelayAt, RelayBinder};
 
-/// Relay sockets indexed by the core's relay socket id (the allocation's slot, with
-/// `ADDITIONAL_RELAY` set for the IPv6 half of a dual allocation); the id is also the mio token.
+/// Relay sockets indexed by the core's [`RelayId`], registered under [`relay_token`].
 pub struct RelaySockets {
     registry: Registry,
     addresses: RoundRobin,
     buffer: Option<usize>,
     sockets: Vec<Option<UdpSocket>>,
     drops: Vec<DropMeter>,
+}
+
+/// The event-loop token of relay socket `relay`. Relay sockets take the bottom of a shard's
+/// token space, below every other kind of socket (see `shard.rs`), so the token is the id's
+/// number.
+pub fn relay_token(relay: RelayId) -> Token {
+    Token(relay.index())
+}
+
+/// The relay socket a token below the shard's other token ranges stands for.
+pub fn relay_of_token(token: Token) -> RelayId {
+    RelayId::new(token.0 as u32)
 }
 
 /// The relay addresses of each family, handed out in turn: with several addresses per family,
@@ -69,22 +80,22 @@ impl RelaySockets {
         }
     }
 
-    /// Relay socket `relay`.
-    pub fn get(&self, relay: u32) -> Option<&UdpSocket> {
-        self.sockets.get(index_of(relay)).and_then(Option::as_ref)
+    /// The socket of allocation `relay`.
+    pub fn get(&self, relay: RelayId) -> Option<&UdpSocket> {
+        self.sockets.get(relay.index()).and_then(Option::as_ref)
     }
 
     /// Datagrams the kernel dropped on relay `relay`'s full queue since the last call, given
     /// the running count a receive reported.
-    pub fn queue_drops(&mut self, relay: u32, running: u32) -> u64 {
+    pub fn queue_drops(&mut self, relay: RelayId, running: u32) -> u64 {
         self.drops
-            .get_mut(index_of(relay))
+            .get_mut(relay.index())
             .map_or(0, |m| m.delta(running))
     }
 
     fn open(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         addr: SocketAddr,
         dont_fragment: bool,
     ) -> io::Result<SocketAddr> {
@@ -99,8 +110,8 @@ impl RelaySockets {
         let mut socket = UdpSocket::from_std(std_socket);
         let local = socket.local_addr()?;
         self.registry
-            .register(&mut socket, Token(relay as usize), Interest::READABLE)?;
-        let index = index_of(relay);
+            .register(&mut socket, relay_token(relay), Interest::READABLE)?;
+        let index = relay.index();
         if self.sockets.len() <= index {
             self.sockets.resize_with(index + 1, || None);
             self.drops.resize_with(index + 1, DropMeter::default);
@@ -114,7 +125,7 @@ impl RelaySockets {
 impl RelayBinder for RelaySockets {
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         dont_fragment: bool,
@@ -133,18 +144,11 @@ impl RelayBinder for RelaySockets {
             })
     }
 
-    fn close(&mut self, relay: u32) {
-        if let Some(mut socket) = self.sockets.get_mut(index_of(relay)).and_then(Option::take) {
+    fn close(&mut self, relay: RelayId) {
+        if let Some(mut socket) = self.sockets.get_mut(relay.index()).and_then(Option::take) {
             let _ = self.registry.deregister(&mut socket);
         }
     }
-}
-
-/// Where relay socket `relay` sits in the tables: the two sockets of a slot side by side, so the
-/// tables grow with the slots in use and not with the id's high bit.
-fn index_of(relay: u32) -> usize {
-    let (slot, index) = relay_parts(relay);
-    slot as usize * 2 + index
 }
 
 #[cfg(test)]

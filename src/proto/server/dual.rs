@@ -5,15 +5,16 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use super::super::stun::Attributes;
-use super::{relay_id, EndReason, Family, RelayBinder, Server};
+use super::super::stun::{Attributes, ErrorCode};
+use super::turn_requests::RelayError;
+use super::{relay_of, BindError, EndReason, Family, RelayBinder, Server};
 
 /// The relays an Allocate bound: socket addresses by socket index, the RESERVATION-TOKEN it
 /// earned, and the ADDRESS-ERROR-CODE of a family a dual allocation could not serve.
 pub(super) struct DualBind {
     pub addrs: [Option<SocketAddr>; 2],
     pub token: Option<[u8; 8]>,
-    pub address_error: Option<(Family, u16)>,
+    pub address_error: Option<(Family, ErrorCode)>,
 }
 
 /// Index of a family in the per-family counters: 0 = IPv4, 1 = IPv6.
@@ -52,21 +53,24 @@ impl Server {
         attrs: &Attributes<'_>,
         now: Instant,
         binder: &mut impl RelayBinder,
-    ) -> Result<DualBind, u16> {
-        let v4 = self.bind_relay(relay_id(slot, 0), Family::V4, attrs, now, binder);
-        let v6 = self.bind_relay(relay_id(slot, 1), Family::V6, attrs, now, binder);
+    ) -> Result<DualBind, ErrorCode> {
+        let v4 = self.bind_relay(relay_of(slot, 0), Family::V4, attrs, now, binder);
+        let v6 = self.bind_relay(relay_of(slot, 1), Family::V6, attrs, now, binder);
         // EVEN-PORT with R set is refused next to ADDITIONAL-ADDRESS-FAMILY, so no token.
         let bound = |addrs, address_error| DualBind {
             addrs,
             token: None,
             address_error,
         };
+        let unavailable = RelayError::Bind(BindError::FamilyUnavailable);
         match (v4, v6) {
             (Ok((a, _)), Ok((b, _))) => Ok(bound([Some(a), Some(b)], None)),
-            (Ok((a, _)), Err(code)) => Ok(bound([Some(a), None], Some((Family::V6, code)))),
-            (Err(code), Ok((b, _))) => Ok(bound([None, Some(b)], Some((Family::V4, code)))),
-            (Err(440), Err(440)) => Err(440),
-            (Err(_), Err(_)) => Err(508),
+            (Ok((a, _)), Err(e)) => Ok(bound([Some(a), None], Some((Family::V6, e.stun_code())))),
+            (Err(e), Ok((b, _))) => Ok(bound([None, Some(b)], Some((Family::V4, e.stun_code())))),
+            (Err(a), Err(b)) if a == unavailable && b == unavailable => {
+                Err(ErrorCode::AddressFamilyNotSupported)
+            }
+            (Err(_), Err(_)) => Err(ErrorCode::InsufficientCapacity),
         }
     }
 
@@ -78,7 +82,7 @@ impl Server {
         addr: SocketAddr,
         binder: &mut impl RelayBinder,
     ) {
-        binder.close(relay_id(slot, index));
+        binder.close(relay_of(slot, index));
         self.shared.ports.release(addr.port());
         self.stats.relays_closed[family_index(Family::of(&addr))].inc();
     }

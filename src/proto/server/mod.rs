@@ -9,6 +9,7 @@
 mod auth_check;
 mod dual;
 mod reply;
+mod request;
 mod stats;
 mod turn_requests;
 
@@ -31,10 +32,11 @@ use super::allocation::{Allocation, TrafficCounters};
 use super::bandwidth::{allow, retune, TokenBucket};
 use super::challenge_limit::ChallengeLimiter;
 use super::channel_data;
-use super::flow::{Family, Flow, Transport};
+use super::flow::{Family, Flow, RelayId, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
-use super::stun::{attr, method, Class, CodecError, Message};
+use super::stun::{attr, method, Class, CodecError, ErrorCode, Message};
 
+use request::Request;
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
@@ -46,36 +48,33 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 /// Bind attempts per Allocate when ports turn out to be taken by other processes.
 const BIND_ATTEMPTS: usize = 16;
 
-/// Set in the relay socket id of the second relay of a dual allocation (its IPv6 half); the
-/// first relay's id is the allocation's slot. Slots stay below this bit.
-pub const ADDITIONAL_RELAY: u32 = 1 << 27;
-
-/// The relay socket id of socket `index` (0 or 1) of the allocation in `slot`.
-pub fn relay_id(slot: u32, index: usize) -> u32 {
-    if index == 0 {
-        slot
-    } else {
-        slot | ADDITIONAL_RELAY
-    }
-}
-
-/// The allocation slot and socket index a relay socket id stands for.
-pub fn relay_parts(relay: u32) -> (u32, usize) {
-    (
-        relay & !ADDITIONAL_RELAY,
-        usize::from(relay & ADDITIONAL_RELAY != 0),
-    )
-}
+/// Most allocation slots: their relay ids (two per slot) stay below 2^28, small enough for
+/// the runtime's tables and event-loop tokens.
+const MAX_SLOTS: u32 = 1 << 27;
 
 /// Why the runtime could not open a relay socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
     /// The port is held by someone else: try another.
+    #[error("the relay port is in use")]
     AddrInUse,
     /// No relay address of the requested family is configured.
+    #[error("no relay address of the requested family")]
     FamilyUnavailable,
     /// Anything else (out of file descriptors, ...).
+    #[error("the relay socket could not be opened")]
     Failed,
+}
+
+impl BindError {
+    /// The STUN error code to answer an Allocate with: 440 when the family is not offered,
+    /// 508 (no capacity) otherwise.
+    pub fn stun_code(self) -> ErrorCode {
+        match self {
+            BindError::FamilyUnavailable => ErrorCode::AddressFamilyNotSupported,
+            BindError::AddrInUse | BindError::Failed => ErrorCode::InsufficientCapacity,
+        }
+    }
 }
 
 /// Which address a relay socket goes on.
@@ -89,18 +88,17 @@ pub enum RelayAt {
 
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds relay socket `relay` (see [`relay_id`]: the allocation's slot, with
-    /// [`ADDITIONAL_RELAY`] set for the second socket of a dual allocation) on `port` at `at`;
-    /// returns its local address.
+    /// Binds UDP relay socket `relay` on `port` at `at` (a dual allocation has two, one per
+    /// family); returns its local address.
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;
     /// Closes relay socket `relay`.
-    fn close(&mut self, relay: u32);
+    fn close(&mut self, relay: RelayId);
 }
 
 /// What to do with a client datagram.
@@ -113,7 +111,7 @@ pub enum ClientAction {
     /// Send `input[start..end]` from relay socket `relay` to `peer`.
     Relay {
         /// The relay socket that sends (the allocation's socket of the peer's family).
-        relay: u32,
+        relay: RelayId,
         /// Destination.
         peer: SocketAddr,
         /// Start of the payload within the input datagram.
@@ -299,7 +297,7 @@ impl Server {
         let doomed: Vec<u32> = self
             .allocations()
             .filter(|(_, a)| pred(a))
-            .map(|(slot, _)| slot)
+            .map(|(relay, _)| slot_of(relay).0)
             .collect();
         for slot in &doomed {
             self.remove_allocation(*slot, now, EndReason::Revoked, binder);
@@ -384,7 +382,7 @@ impl Server {
         alloc.traffic.to_peer_bytes += len as u64;
         self.stats.to_peers.count(len);
         ClientAction::Relay {
-            relay: relay_id(slot, index),
+            relay: relay_of(slot, index),
             peer,
             start,
             end,
@@ -412,7 +410,7 @@ impl Server {
             }
             Err(_) if msg.class == Class::Request => {
                 self.stats.dropped_malformed.count(data.len());
-                return self.error_reply(out, &msg, 400, None, false);
+                return self.error_reply(out, &msg, ErrorCode::BadRequest, None, false);
             }
             Err(_) => {
                 self.stats.dropped_malformed.count(data.len());
@@ -430,9 +428,16 @@ impl Server {
                 if self.config.settings.stun_only {
                     return ClientAction::None;
                 }
-                self.handle_turn_request(now, flow, transport, &msg, &attrs, out, binder)
+                let req = Request {
+                    now,
+                    flow,
+                    transport,
+                    msg: &msg,
+                    attrs: &attrs,
+                };
+                self.handle_turn_request(req, out, binder)
             }
-            (Class::Request, _) => self.error_reply(out, &msg, 400, None, false),
+            (Class::Request, _) => self.error_reply(out, &msg, ErrorCode::BadRequest, None, false),
             (Class::Indication, method::SEND) if !self.config.settings.stun_only => {
                 self.handle_send_indication(now, flow, data, &attrs)
             }
@@ -440,18 +445,18 @@ impl Server {
         }
     }
 
-    /// Handles a datagram a peer sent to relay socket `relay` (see [`relay_id`]). The payload
+    /// Handles a datagram a peer sent to relay socket `relay`. The payload
     /// is at `buf[PEER_HEADROOM..PEER_HEADROOM + len]` and `buf` has `PEER_TAILROOM` to spare
     /// after it; the core frames it in place.
     pub fn handle_peer(
         &mut self,
         now: Instant,
-        relay: u32,
+        relay: RelayId,
         from: SocketAddr,
         buf: &mut [u8],
         len: usize,
     ) -> PeerAction {
-        let (slot, index) = relay_parts(relay);
+        let (slot, index) = slot_of(relay);
         let Some(Some(alloc)) = self.slots.get_mut(slot as usize) else {
             return PeerAction::Drop;
         };
@@ -572,12 +577,27 @@ impl Server {
         self.by_flow.len()
     }
 
-    /// Iterates the live allocations (for the admin API and tests).
-    pub fn allocations(&self) -> impl Iterator<Item = (u32, &Allocation)> {
+    /// Iterates the live allocations, each with the id of its first relay socket, which names
+    /// the allocation (for the admin API and tests; [`Self::relay_ids`] gives every socket).
+    pub fn allocations(&self) -> impl Iterator<Item = (RelayId, &Allocation)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
+            .filter_map(|(i, a)| a.as_ref().map(|a| (relay_of(i as u32, 0), a)))
+    }
+
+    /// The open relay sockets of the allocation `allocations` named `first`, with their local
+    /// addresses: one, or two for a dual allocation.
+    pub fn relay_ids(&self, first: RelayId) -> impl Iterator<Item = (RelayId, SocketAddr)> + '_ {
+        let (slot, _) = slot_of(first);
+        self.slots
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .into_iter()
+            .flat_map(move |a| {
+                a.live_relays()
+                    .map(move |(i, r)| (relay_of(slot, i), r.addr))
+            })
     }
 
     fn unix_time(&self, now: Instant) -> u64 {
@@ -615,11 +635,11 @@ impl Server {
         self.slots[slot as usize] = Some(alloc);
     }
 
-    /// A free slot; `None` when the slot space (below [`ADDITIONAL_RELAY`]) is used up.
+    /// A free slot; `None` when all [`MAX_SLOTS`] are in use.
     fn reserve_slot(&mut self) -> Option<u32> {
         match self.free_slots.pop() {
             Some(s) => Some(s),
-            None if (self.slots.len() as u64) < u64::from(ADDITIONAL_RELAY) => {
+            None if (self.slots.len() as u64) < u64::from(MAX_SLOTS) => {
                 self.slots.push(None);
                 Some((self.slots.len() - 1) as u32)
             }
@@ -657,6 +677,20 @@ impl Server {
             reason,
         });
     }
+}
+
+/// Relay socket `index` (0, or 1 for the IPv6 half of a dual allocation) of the allocation in
+/// `slot`. Slots index the core's allocation table and stay private to it; this is the one place
+/// that says which relay ids a slot's sockets get: two per slot, side by side, so the ids stay
+/// dense for the runtime's tables.
+fn relay_of(slot: u32, index: usize) -> RelayId {
+    RelayId::new(slot * 2 + u32::from(index != 0))
+}
+
+/// The slot of the allocation that owns relay socket `relay`, and the socket's index in it.
+fn slot_of(relay: RelayId) -> (u32, usize) {
+    let n = relay.index() as u32;
+    (n / 2, (n % 2) as usize)
 }
 
 fn is_turn_request(m: u16) -> bool {

@@ -334,7 +334,7 @@ pub fn address_error_code(value: &[u8]) -> Option<(u8, u16)> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{method, MessageWriter};
+    use super::super::{method, ErrorCode, MessageWriter};
     use super::*;
 
     #[test]
@@ -344,8 +344,13 @@ mod tests {
             MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
         w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
             .unwrap();
-        w.address_error_code(attr::ADDRESS_ERROR_CODE, 2, 508, true)
-            .unwrap();
+        w.address_error_code(
+            attr::ADDRESS_ERROR_CODE,
+            2,
+            ErrorCode::InsufficientCapacity,
+            true,
+        )
+        .unwrap();
         let n = w.finish();
         let msg = Message::parse(&buf[..n]).unwrap();
         let attrs = msg.attributes().unwrap();

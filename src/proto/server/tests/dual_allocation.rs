@@ -11,6 +11,16 @@ fn peer6() -> SocketAddr {
     "[2a00:1450:4001::1]:5000".parse().unwrap()
 }
 
+/// The relay socket of the IPv6 half of the dual allocation whose first relay is `first`.
+fn ipv6_relay(first: RelayId) -> RelayId {
+    relay_of(slot_of(first).0, 1)
+}
+
+/// A relay id as the harness's `peer_packet` takes it.
+fn num(relay: RelayId) -> u32 {
+    relay.index() as u32
+}
+
 /// An Allocate asking for a dual allocation, plus whatever `extra` adds.
 fn allocate_dual(
     h: &mut Harness,
@@ -49,17 +59,14 @@ fn address_error(resp: &Response) -> Option<(u8, u16)> {
 
 /// The fake binder's open sockets match the core's relays, and nothing else is held.
 fn assert_bookkeeping(h: &Harness) {
-    let mut relays: Vec<(u32, SocketAddr)> = h
+    let mut relays: Vec<(RelayId, SocketAddr)> = h
         .server
         .allocations()
-        .flat_map(|(slot, a)| {
-            a.live_relays()
-                .map(move |(i, r)| (relay_id(slot, i), r.addr))
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|(first, _)| h.server.relay_ids(first).collect::<Vec<_>>())
         .collect();
     relays.sort();
-    let mut open: Vec<(u32, SocketAddr)> = h.binder.open.iter().map(|(k, v)| (*k, *v)).collect();
+    let mut open: Vec<(RelayId, SocketAddr)> =
+        h.binder.open.iter().map(|(k, v)| (*k, *v)).collect();
     open.sort();
     assert_eq!(relays, open, "core relays and open sockets agree");
     assert_eq!(
@@ -99,7 +106,7 @@ fn a_dual_allocation_has_an_ipv4_and_an_ipv6_relay() {
     let (slot, alloc) = h.server.allocations().next().unwrap();
     assert!(alloc.is_dual());
     assert_eq!(h.binder.open[&slot], addrs[0]);
-    assert_eq!(h.binder.open[&(slot | ADDITIONAL_RELAY)], addrs[1]);
+    assert_eq!(h.binder.open[&(ipv6_relay(slot))], addrs[1]);
     assert_eq!(h.server.stats().dual_allocations.get(), 1);
     assert_eq!(h.server.stats().live_relays(0), 1);
     assert_eq!(h.server.stats().live_relays(1), 1);
@@ -259,7 +266,7 @@ fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
     assert_eq!(address_error(&resp), Some((1, 440)));
     // The IPv6 relay keeps its socket id: the allocation's second one.
     let (slot, _) = h.server.allocations().next().unwrap();
-    assert_eq!(h.binder.open[&(slot | ADDITIONAL_RELAY)], addrs[0]);
+    assert_eq!(h.binder.open[&(ipv6_relay(slot))], addrs[0]);
     assert_bookkeeping(&h);
     assert_eq!(h.create_permission(&mut c, peer6()).class, Class::Success);
     assert_eq!(h.create_permission(&mut c, peer4()).error_code(), Some(443));
@@ -302,7 +309,7 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
     let mut c = Client::rest(4000, "alice", valid_expiry());
     allocate_dual(&mut h, &mut c, |_| {});
     let (slot, _) = h.server.allocations().next().unwrap();
-    let relay6 = slot | ADDITIONAL_RELAY;
+    let relay6 = ipv6_relay(slot);
     // One CreatePermission may carry peers of both families.
     let resp = h.call(&mut c, method::CREATE_PERMISSION, |w| {
         w.xor_address(attr::XOR_PEER_ADDRESS, &peer4()).unwrap();
@@ -325,7 +332,7 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
             }
             other => panic!("expected relay, got {other:?}"),
         }
-        let framed = h.peer_packet(relay, peer, b"to client").unwrap();
+        let framed = h.peer_packet(num(relay), peer, b"to client").unwrap();
         let attrs = Message::parse(&framed).unwrap().attributes().unwrap();
         assert_eq!(attrs.data, Some(&b"to client"[..]));
         assert_eq!(attrs.peer_address().unwrap().unwrap(), peer);
@@ -345,7 +352,7 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
             } => assert_eq!((r, to), (relay, peer)),
             other => panic!("expected relay, got {other:?}"),
         }
-        let back = h.peer_packet(relay, peer, b"back").unwrap();
+        let back = h.peer_packet(num(relay), peer, b"back").unwrap();
         assert_eq!(&back[..2], &number.to_be_bytes());
         assert_eq!(&back[4..], b"back");
     }
@@ -360,7 +367,7 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
     let mut c = Client::rest(4000, "alice", valid_expiry());
     allocate_dual(&mut h, &mut c, |_| {});
     let (slot, _) = h.server.allocations().next().unwrap();
-    let relay6 = slot | ADDITIONAL_RELAY;
+    let relay6 = ipv6_relay(slot);
     assert_eq!(h.create_permission(&mut c, peer4()).class, Class::Success);
     assert_eq!(h.create_permission(&mut c, peer6()).class, Class::Success);
     assert_eq!(
@@ -380,8 +387,8 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
     let alloc = h.server.allocations().next().unwrap().1;
     assert!(alloc.permissions.iter().all(|p| p.ip.is_ipv4()));
     assert!(alloc.channels.is_empty());
-    assert!(h.peer_packet(relay6, peer6(), b"late").is_none());
-    assert!(h.peer_packet(slot, peer4(), b"still").is_some());
+    assert!(h.peer_packet(num(relay6), peer6(), b"late").is_none());
+    assert!(h.peer_packet(num(slot), peer4(), b"still").is_some());
     // The IPv6 half is gone: naming it, or an IPv6 peer, is a family mismatch.
     let resp = h.call(&mut c, method::REFRESH, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
@@ -415,11 +422,7 @@ fn each_half_expires_on_its_own_lifetime_with_one_timer_entry() {
     h.advance(499);
     assert_eq!(h.binder.open.len(), 2);
     h.advance(1);
-    assert_eq!(
-        h.binder.closed,
-        vec![slot | ADDITIONAL_RELAY],
-        "IPv6 half lapsed"
-    );
+    assert_eq!(h.binder.closed, vec![ipv6_relay(slot)], "IPv6 half lapsed");
     assert_eq!(h.server.allocation_count(), 1);
     assert_bookkeeping(&h);
     // A Refresh without a family refreshes what is left.
@@ -431,7 +434,7 @@ fn each_half_expires_on_its_own_lifetime_with_one_timer_entry() {
     assert_eq!(h.server.allocation_count(), 1);
     h.advance(1);
     assert_eq!(h.server.allocation_count(), 0);
-    assert_eq!(h.binder.closed, vec![slot | ADDITIONAL_RELAY, slot]);
+    assert_eq!(h.binder.closed, vec![ipv6_relay(slot), slot]);
     assert_bookkeeping(&h);
     let ended = std::iter::from_fn(|| h.server.poll_event())
         .filter(|e| {
@@ -471,7 +474,7 @@ fn a_single_family_allocation_is_unchanged_by_the_dual_machinery() {
     assert_eq!(relayed(&resp).len(), 1);
     assert_eq!(address_error(&resp), None);
     assert_eq!(h.binder.open.len(), 1);
-    assert!(h.binder.open.contains_key(&0));
+    assert!(h.binder.open.contains_key(&RelayId::new(0)));
     // REQUESTED-ADDRESS-FAMILY of its own family on Refresh is fine; the other is 443.
     let ok = h.call(&mut c, method::REFRESH, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 1 << 24).unwrap()
