@@ -93,8 +93,8 @@ pub struct Allocation {
     pub flow: Flow,
     /// Transport between client and server.
     pub transport: Transport,
-    /// The relays, by socket index: index 0 is relay socket `slot`, index 1 (the IPv6 half of
-    /// a dual allocation) is `slot | ADDITIONAL_RELAY`. At least one is live; a Refresh that
+    /// The relays, by socket index (each index has its own relay id): index 1 is the IPv6
+    /// half of a dual allocation, index 0 everything else. At least one is live; a Refresh that
     /// deletes one family of a dual allocation leaves the other.
     pub relays: [Option<Relay>; 2],
     /// The ADDRESS-ERROR-CODE of a dual allocation served in one family only (the family
