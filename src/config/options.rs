@@ -350,7 +350,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("stun-only", Opt::StunOnly, G::Listeners, "Serve STUN only, no TURN relaying").short('S').live(),
     flag("no-stun", Opt::NoStun, G::Listeners, "Serve TURN only, refuse plain STUN Binding requests").live(),
     // Relay
-    value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses)").short('E').list(),
+    value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses); an IPv4 and an IPv6 one allow dual allocations").short('E').list(),
     value("external-ip", "PUBLIC[/PRIVATE]", Opt::ExternalIp, G::Relay, "Public address advertised for relays behind NAT; PRIVATE is the local address it maps to (repeatable)").short('X').list(),
     value("min-port", "PORT", Opt::MinPort, G::Relay, "Lowest relay port").default("49152"),
     value("max-port", "PORT", Opt::MaxPort, G::Relay, "Highest relay port").default("65535"),

@@ -355,8 +355,12 @@ impl Shard {
                 user_id: a.user_id.to_string(),
                 transport: a.transport.as_str(),
                 client: a.flow.remote,
-                relay: a.relay_addr,
-                relayed: a.advertised,
+                relay: a.relay_addr(),
+                relayed: a.advertised(),
+                additional: match a.relays {
+                    [Some(_), Some(r)] => Some((r.addr, r.advertised)),
+                    _ => None,
+                },
                 age_secs: now.saturating_duration_since(a.created).as_secs(),
                 expires_in_secs: a.expires.saturating_duration_since(now).as_secs(),
                 bytes_to_peers: a.traffic.to_peer_bytes,
@@ -757,11 +761,24 @@ impl Shard {
                     username,
                     relay,
                     advertised,
+                    additional,
                     lifetime,
                 } => {
                     // One short line per allocation start and one per end: 100,000
                     // allocations must not write tens of megabytes at INFO.
-                    if relay == advertised {
+                    if let Some((relay6, advertised6)) = additional {
+                        tracing::info!(
+                            client = %flow.remote,
+                            transport = %transport.as_str(),
+                            user = %Escaped(&username),
+                            relay = %relay,
+                            advertised = %advertised,
+                            relay6 = %relay6,
+                            advertised6 = %advertised6,
+                            lifetime,
+                            "dual allocation created"
+                        );
+                    } else if relay == advertised {
                         tracing::info!(
                             client = %flow.remote,
                             transport = %transport.as_str(),

@@ -30,6 +30,7 @@ mod amplification;
 mod authentication;
 mod binding;
 mod config_and_drain;
+mod dual_allocation;
 mod lifetimes;
 mod malformed_input;
 mod password_algorithms;
