@@ -247,6 +247,28 @@ impl Builder {
             Opt::AltListeningPort => c.alt_listening_port = Some(port(v)?),
             Opt::AltTlsListeningPort => c.alt_tls_listening_port = Some(port(v)?),
             Opt::ListeningIp => c.listening_ips.push(ip(v)?),
+            Opt::ProxyProtocolPort => {
+                for p in list_items(v) {
+                    let p = port(p)?;
+                    if !c.proxy_protocol_ports.contains(&p) {
+                        c.proxy_protocol_ports.push(p);
+                    }
+                }
+            }
+            Opt::ProxyProtocolTrusted => {
+                for r in list_items(v) {
+                    c.proxy_protocol_trusted.push(range(r)?);
+                }
+            }
+            Opt::ProxyProtocolTimeout => {
+                let secs: u64 = positive(v)?;
+                if secs > 10 {
+                    return Err(format!(
+                        "{secs} s is too long: a proxy sends the header at once (at most 10, the TLS handshake's own limit)"
+                    ));
+                }
+                c.proxy_protocol_timeout = secs;
+            }
             // Relay
             Opt::RelayIp => c.relay_ips.push(ip(v)?),
             Opt::ExternalIp => {
@@ -513,6 +535,16 @@ impl Builder {
                 "no-tlsv1 / no-tlsv1_1: TLS 1.0 and 1.1 are never offered anyway".to_string(),
             );
         }
+        let proxy = super::proxy_checks::check(c);
+        for e in proxy.errors {
+            let at = self.source_of(e.opt);
+            self.errors.push(format!("{at}{}", e.text));
+        }
+        for w in proxy.warnings {
+            let at = self.source_of(w.opt);
+            self.warnings.push(format!("{at}{}", w.text));
+        }
+        let c = &self.cfg;
         if c.allow_loopback_peers {
             self.warnings.push(format!(
                 "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",
@@ -551,6 +583,12 @@ fn ip(v: &str) -> Result<IpAddr, String> {
     v.trim()
         .parse()
         .map_err(|_| format!("{v:?} is not an IP address"))
+}
+
+/// The items of a value that may list several, separated by commas or whitespace.
+fn list_items(v: &str) -> impl Iterator<Item = &str> {
+    v.split(|ch: char| ch == ',' || ch.is_whitespace())
+        .filter(|s| !s.is_empty())
 }
 
 fn range(v: &str) -> Result<IpRange, String> {
