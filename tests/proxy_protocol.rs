@@ -490,3 +490,60 @@ impl Drop for Pki {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// `--check-config` with the given command-line options (no file).
+fn check_config(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ferroturn"));
+    for (key, _) in std::env::vars() {
+        if key.starts_with("FERROTURN_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd.args([
+        "-n",
+        "--use-auth-secret",
+        "--static-auth-secret=s",
+        "--check-config",
+    ])
+    .args(args)
+    .output()
+    .expect("run ferroturn --check-config")
+}
+
+#[test]
+fn check_config_explains_bad_proxy_protocol_settings() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--proxy-protocol-port=4000", "--proxy-protocol-trusted=10.0.0.1"],
+            "proxy-protocol-port: port 4000 is not a TCP or TLS listening port (those are 3478 (tcp))",
+        ),
+        (
+            &["--proxy-protocol-port=5349", "--proxy-protocol-trusted=10.0.0.1"],
+            "port 5349 is a TLS port but TLS is off (cert and pkey are not both set)",
+        ),
+        (
+            &["--proxy-protocol-port=3478"],
+            "proxy-protocol-port is set but proxy-protocol-trusted is empty",
+        ),
+        (
+            &["--proxy-protocol-port=3478", "--proxy-protocol-trusted=10.0.0.0/99"],
+            "proxy-protocol-trusted: \"10.0.0.0/99\" is not an IP, IP-IP range or CIDR block",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = check_config(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let out = check_config(&[
+        "--proxy-protocol-port=3478",
+        "--proxy-protocol-trusted=10.0.0.0/8",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
