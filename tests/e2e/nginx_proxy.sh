@@ -40,7 +40,15 @@ as_root() {
     if [[ $(id -u) -eq 0 ]]; then "$@"; else sudo "$@"; fi
 }
 
-# A package install may start the system nginx on :80; this test needs none.
+nginx_service_running() {
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+        return 0
+    fi
+    [[ -x /etc/init.d/nginx ]] && /etc/init.d/nginx status >/dev/null 2>&1
+}
+
+# A package install may start the system nginx on :80; this test needs none (one that ran
+# before the install is left alone).
 stop_system_nginx() {
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
         e2e_log "the nginx package started a daemon; stopping it"
@@ -58,10 +66,12 @@ install_missing() {
     command -v turnutils_uclient >/dev/null 2>&1 || need+=(coturn)
     command -v openssl >/dev/null 2>&1 || need+=(openssl)
     ((${#need[@]} == 0)) && return 0
+    local was_running=0
+    nginx_service_running && was_running=1
     e2e_log "installing ${need[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    if [[ " ${need[*]} " == *" nginx "* || " ${need[*]} " == *" libnginx-mod-stream "* ]]; then
+    if ((was_running == 0)); then
         stop_system_nginx
     fi
     if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet coturn 2>/dev/null; then
