@@ -11,7 +11,7 @@ use ferroturn::bench::client::{Plan, State, TurnClient};
 use ferroturn::proto::auth::nonce::NonceKey;
 use ferroturn::proto::auth::rest::rest_password;
 use ferroturn::proto::auth::{AuthSettings, Authenticator};
-use ferroturn::proto::flow::{Flow, Transport};
+use ferroturn::proto::flow::{Flow, RelayId, SocketId, Transport};
 use ferroturn::proto::peer_policy::{PeerPolicy, PeerPolicySettings};
 use ferroturn::proto::ports::{PortPool, Reservations};
 use ferroturn::proto::quota::Quotas;
@@ -25,13 +25,13 @@ pub const PEER: &str = "198.100.1.1:5000";
 /// A binder that hands out addresses without sockets.
 #[derive(Default)]
 pub struct FakeBinder {
-    pub open: HashMap<u32, SocketAddr>,
+    pub open: HashMap<RelayId, SocketAddr>,
 }
 
 impl RelayBinder for FakeBinder {
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         _at: RelayAt,
         port: u16,
         _df: bool,
@@ -41,7 +41,7 @@ impl RelayBinder for FakeBinder {
         Ok(addr)
     }
 
-    fn close(&mut self, relay: u32) {
+    fn close(&mut self, relay: RelayId) {
         self.open.remove(&relay);
     }
 }
@@ -51,12 +51,12 @@ pub struct Bench {
     pub binder: FakeBinder,
     pub now: Instant,
     /// (flow, relay id, channel) of each allocation made.
-    pub allocations: Vec<(Flow, u32, u16)>,
+    pub allocations: Vec<(Flow, RelayId, u16)>,
 }
 
 pub fn flow(i: u32) -> Flow {
     Flow {
-        socket: 0,
+        socket: SocketId::Listener(0),
         remote: SocketAddr::new(
             IpAddr::from([203, 0, 113, (i >> 16) as u8]),
             (i & 0xFFFF) as u16,

@@ -6,6 +6,7 @@ pub mod addresses;
 pub mod auth_log;
 pub mod cert_expiry;
 pub mod client_input;
+pub mod close_reason;
 pub mod connection;
 pub mod connection_limits;
 pub mod control;

@@ -69,15 +69,11 @@ pub fn read_header(
     let limit = MAX_HEADER_LEN.min(rx.len());
     while *rx_end < limit {
         match stream.read(&mut rx[*rx_end..limit]) {
-            Ok(0) => {
-                return Err(HeaderReadError::Io(
-                    "closed by client before the PROXY header",
-                ))
-            }
+            Ok(0) => return Err(HeaderReadError::Io(CloseReason::ClosedBeforeProxyHeader)),
             Ok(n) => *rx_end += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(HeaderReadError::Io("read error")),
+            Err(_) => return Err(HeaderReadError::Io(CloseReason::ReadError)),
         }
     }
     match proxy_protocol::parse(&rx[..*rx_end]) {
@@ -128,10 +124,10 @@ pub fn take_header(
         Err(HeaderReadError::Bad(e)) => {
             let reason = if e == ProxyError::Missing {
                 io.proxy_missing.inc();
-                "no PROXY protocol header"
+                CloseReason::ProxyHeaderMissing
             } else {
                 io.proxy_malformed.inc();
-                "malformed PROXY protocol header"
+                CloseReason::ProxyHeaderMalformed
             };
             tracing::debug!(shard, proxy = %proxy, error = %e, "PROXY protocol header refused");
             return Err(reason);
@@ -140,7 +136,7 @@ pub fn take_header(
     let client = client_address(&header, proxy);
     if !limits.attribute(client.ip()) {
         tracing::debug!(shard, %client, %proxy, "connection refused: limit reached");
-        return Err("connection limit reached");
+        return Err(CloseReason::ConnectionLimit);
     }
     conn.set_proxied_client(client);
     io.proxy_accepted.inc();

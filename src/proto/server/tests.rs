@@ -9,6 +9,7 @@ use super::super::auth::long_term::long_term_key;
 use super::super::auth::nonce::NonceKey;
 use super::super::auth::rest::{rest_password, RestHmac};
 use super::super::auth::{AuthSettings, Authenticator, UserSecret};
+use super::super::flow::SocketId;
 use super::super::peer_policy::{PeerPolicy, PeerPolicySettings, ServerAddresses};
 use super::super::ports::{PortPool, Reservations};
 use super::super::quota::Quotas;
@@ -25,8 +26,8 @@ const SECRET: &str = "north";
 struct FakeBinder {
     relay_ip4: Option<IpAddr>,
     relay_ip6: Option<IpAddr>,
-    open: HashMap<u32, SocketAddr>,
-    closed: Vec<u32>,
+    open: HashMap<RelayId, SocketAddr>,
+    closed: Vec<RelayId>,
     busy: HashSet<u16>,
     /// Every bind request, in order.
     requests: Vec<RelayAt>,
@@ -48,7 +49,7 @@ impl FakeBinder {
 impl RelayBinder for FakeBinder {
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         _df: bool,
@@ -74,7 +75,7 @@ impl RelayBinder for FakeBinder {
         Ok(addr)
     }
 
-    fn close(&mut self, relay: u32) {
+    fn close(&mut self, relay: RelayId) {
         assert!(
             self.open.remove(&relay).is_some(),
             "closing a relay that is not open"
@@ -201,7 +202,7 @@ struct Client {
 
 fn flow(port: u16) -> Flow {
     Flow {
-        socket: 0,
+        socket: SocketId::Listener(0),
         remote: SocketAddr::new("203.0.113.7".parse().unwrap(), port),
     }
 }
@@ -346,13 +347,14 @@ impl Harness {
         })
     }
 
+    /// A datagram from `from` arriving on relay socket number `relay` (`RelayId::new(relay)`).
     fn peer_packet(&mut self, relay: u32, from: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; PEER_HEADROOM + payload.len() + PEER_TAILROOM];
         buf[PEER_HEADROOM..PEER_HEADROOM + payload.len()].copy_from_slice(payload);
         let now = self.now;
         match self
             .server
-            .handle_peer(now, relay, from, &mut buf, payload.len())
+            .handle_peer(now, RelayId::new(relay), from, &mut buf, payload.len())
         {
             PeerAction::Forward { start, end, .. } => Some(buf[start..end].to_vec()),
             PeerAction::Drop => None,
@@ -706,7 +708,7 @@ fn send_and_data_indications_follow_permissions_in_virtual_time() {
             start,
             end,
         } => {
-            assert_eq!((relay, to), (0, peer));
+            assert_eq!((relay, to), (RelayId::new(0), peer));
             assert_eq!(&ind[start..end], b"hello peer");
         }
         other => panic!("expected relay, got {other:?}"),
@@ -768,7 +770,7 @@ fn channels_relay_both_ways_follow_binding_rules_and_expire() {
     assert_eq!(
         h.send_raw(c.flow, &frame),
         ClientAction::Relay {
-            relay: 0,
+            relay: RelayId::new(0),
             peer,
             start: 4,
             end: 7
@@ -820,7 +822,7 @@ fn allocations_expire_and_refresh_extends_or_deletes() {
     assert_eq!(h.server.allocation_count(), 1);
     h.advance(1);
     assert_eq!(h.server.allocation_count(), 0);
-    assert_eq!(h.binder.closed, vec![0]);
+    assert_eq!(h.binder.closed, vec![RelayId::new(0)]);
     assert!(matches!(
         h.server.poll_event(),
         Some(Event::AllocationEnded {
@@ -1602,7 +1604,7 @@ fn a_signed_allocate_replayed_from_another_port_or_ip_is_refused() {
     let mut other_ip = flow(4000);
     other_ip.remote.set_ip("203.0.113.8".parse().unwrap());
     let mut other_socket = flow(4000);
-    other_socket.socket = 1;
+    other_socket.socket = SocketId::Listener(1);
     for f in [other_port, other_ip, other_socket] {
         let resp = h.reply(f, &signed).unwrap();
         assert_eq!(resp.error_code(), Some(438), "{f:?}");
@@ -1633,7 +1635,7 @@ fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
     let mut h = harness(Options::default());
     let v4 = flow(4000);
     let v6 = Flow {
-        socket: 0,
+        socket: SocketId::Listener(0),
         remote: "[2001:db8::7]:4000".parse().unwrap(),
     };
     // A live allocation on a third flow, whose 5-tuple an attacker might spoof.
@@ -1795,7 +1797,7 @@ fn an_unauthenticated_flood_from_10000_ports_is_rate_limited_and_costs_no_state(
         w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
         let n = w.finish();
         let attacker = Flow {
-            socket: 0,
+            socket: SocketId::Listener(0),
             remote: SocketAddr::new("203.0.113.66".parse().unwrap(), 10_000 + port),
         };
         h.send_raw(attacker, &buf[..n]);
@@ -1804,7 +1806,7 @@ fn an_unauthenticated_flood_from_10000_ports_is_rate_limited_and_costs_no_state(
             let now = h.now;
             h.server.handle_timeout(now, &mut h.binder);
             if matches!(h.send_raw(canary.flow, &frame), ClientAction::Relay { .. })
-                && h.peer_packet(relay, peer, b"ok").is_some()
+                && h.peer_packet(relay.index() as u32, peer, b"ok").is_some()
             {
                 relayed += 1;
             }
@@ -2208,7 +2210,7 @@ fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
     assert_eq!(
         h.send_raw(c.flow, &frame),
         ClientAction::Relay {
-            relay: 0,
+            relay: RelayId::new(0),
             peer,
             start: 4,
             end: 7

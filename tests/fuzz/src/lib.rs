@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 use ferroturn::config::from_conf_str;
 use ferroturn::proto::auth::long_term::long_term_key;
 use ferroturn::proto::auth::rest::rest_password;
-use ferroturn::proto::flow::{Family, Flow, Transport};
+use ferroturn::proto::channel_data::MAX_CHANNEL;
+use ferroturn::proto::flow::{Family, Flow, RelayId, SocketId, Transport};
+use ferroturn::proto::peer_policy::ServerAddresses;
 use ferroturn::proto::server::{
     BindError, ClientAction, Event, PeerAction, RelayAt, RelayBinder, Server, PEER_HEADROOM,
     PEER_TAILROOM,
 };
-use ferroturn::proto::channel_data::MAX_CHANNEL;
-use ferroturn::proto::peer_policy::ServerAddresses;
 use ferroturn::proto::settings::CoreConfig;
 use ferroturn::proto::stun::{attr, method, Class, Message, MessageWriter};
 use ferroturn::runtime::core_setup::{core_config_from, shared_from_config, Revocations};
@@ -109,7 +109,7 @@ pub const FLOWS: usize = 6;
 /// none closed that is not open.
 #[derive(Default)]
 pub struct CheckingBinder {
-    open: Vec<(u32, SocketAddr)>,
+    open: Vec<(RelayId, SocketAddr)>,
 }
 
 impl CheckingBinder {
@@ -122,7 +122,7 @@ impl CheckingBinder {
 impl RelayBinder for CheckingBinder {
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         _df: bool,
@@ -149,7 +149,7 @@ impl RelayBinder for CheckingBinder {
         Ok(addr)
     }
 
-    fn close(&mut self, relay: u32) {
+    fn close(&mut self, relay: RelayId) {
         let at = self
             .open
             .iter()
@@ -164,7 +164,12 @@ fn configs() -> &'static [(ferroturn::config::Config, Arc<CoreConfig>); 2] {
     CONFIGS.get_or_init(|| {
         CONFS.map(|text| {
             let config = from_conf_str(text, "fuzz.conf").expect("fuzz configuration loads");
-            let core = Arc::new(core_config_from(&config, 1, &Revocations::default(), &ServerAddresses::default()));
+            let core = Arc::new(core_config_from(
+                &config,
+                1,
+                &Revocations::default(),
+                &ServerAddresses::default(),
+            ));
             (config, core)
         })
     })
@@ -216,7 +221,7 @@ pub struct Script {
 
 fn flow(i: usize) -> Flow {
     Flow {
-        socket: (i % 2) as u32,
+        socket: SocketId::Listener((i % 2) as u32),
         remote: SocketAddr::new([203, 0, 113, 7].into(), 40_000 + i as u16),
     }
 }
@@ -271,7 +276,7 @@ impl Script {
             2 => self.signed(arg, payload),
             3 => self.signed(arg + 32, payload),
             4 => {
-                let relay = (arg % 8) as u32;
+                let relay = RelayId::new((arg % 8) as u32);
                 let from = peer(payload.first().copied().unwrap_or(0) as usize);
                 self.peer(relay, from, payload);
             }
@@ -438,7 +443,7 @@ impl Script {
     }
 
     /// A datagram from `from` to relay socket `relay`.
-    fn peer(&mut self, relay: u32, from: SocketAddr, payload: &[u8]) {
+    fn peer(&mut self, relay: RelayId, from: SocketAddr, payload: &[u8]) {
         let len = payload.len().min(1500);
         self.peer_buf[PEER_HEADROOM..PEER_HEADROOM + len].copy_from_slice(&payload[..len]);
         let now = self.now;
@@ -456,9 +461,8 @@ impl Script {
                 let msg = Message::parse(framed).expect("Data indication is valid STUN");
                 assert_eq!(msg.method, method::DATA);
             } else {
-                let (ch, data) =
-                    ferroturn::proto::channel_data::parse(framed, MAX_CHANNEL)
-                        .expect("valid ChannelData");
+                let (ch, data) = ferroturn::proto::channel_data::parse(framed, MAX_CHANNEL)
+                    .expect("valid ChannelData");
                 // Neither configuration sets rfc5766-channel-numbers.
                 assert!(ferroturn::proto::channel_data::is_valid_channel(
                     ch,
