@@ -2,7 +2,6 @@
 #![allow(dead_code)]
 #![allow(unreachable_pub)] // included by `mod` from each bench binary
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,36 +14,13 @@ use ferroturn::proto::flow::{Flow, RelayId, SocketId, Transport};
 use ferroturn::proto::peer_policy::{PeerPolicy, PeerPolicySettings};
 use ferroturn::proto::ports::{PortPool, Reservations};
 use ferroturn::proto::quota::Quotas;
-use ferroturn::proto::server::{BindError, ClientAction, RelayAt, RelayBinder, Server};
+use ferroturn::proto::server::{ClientAction, Server};
 use ferroturn::proto::settings::{CoreConfig, Settings, Shared};
+use ferroturn_proto::testing::FakeBinder;
 
 pub const SECRET: &str = "bench-secret";
 /// A peer outside every denied range.
 pub const PEER: &str = "198.100.1.1:5000";
-
-/// A binder that hands out addresses without sockets.
-#[derive(Default)]
-pub struct FakeBinder {
-    pub open: HashMap<RelayId, SocketAddr>,
-}
-
-impl RelayBinder for FakeBinder {
-    fn bind(
-        &mut self,
-        relay: RelayId,
-        _at: RelayAt,
-        port: u16,
-        _df: bool,
-    ) -> Result<SocketAddr, BindError> {
-        let addr = SocketAddr::new(IpAddr::from([192, 0, 2, 10]), port);
-        self.open.insert(relay, addr);
-        Ok(addr)
-    }
-
-    fn close(&mut self, relay: RelayId) {
-        self.open.remove(&relay);
-    }
-}
 
 pub struct Bench {
     pub server: Server,
@@ -91,7 +67,7 @@ impl Bench {
             .as_secs();
         Bench {
             server: Server::new(shared, config, now, unix, 7, 0),
-            binder: FakeBinder::default(),
+            binder: FakeBinder::new(),
             now,
             allocations: Vec::new(),
         }

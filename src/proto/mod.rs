@@ -22,3 +22,5 @@ pub mod quota;
 pub mod server;
 pub mod settings;
 pub mod stun;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

@@ -245,6 +245,8 @@ impl Shard {
             if self.flags.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            #[cfg(feature = "fault-injection")]
+            super::fault_injection::maybe_panic(self.id);
             while let Ok(command) = self.commands.try_recv() {
                 self.handle_command(command);
             }
