@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use super::env::parse_bool;
 use super::options::{self, Arity, Opt, OptionSpec};
-use super::values::{alternate_server, external_ip, ip, number, port, positive, range, user};
+use super::values::{
+    alternate_server, external_ip, ip, list_items, number, port, positive, range, user,
+};
 use super::{Config, ConfigError, LogTarget, RawEntry, Setting, Source};
 
 /// RFC 8489 §14.9: REALM must be fewer than 128 characters.
@@ -245,6 +247,28 @@ impl Builder {
             Opt::AltListeningPort => c.alt_listening_port = Some(port(v)?),
             Opt::AltTlsListeningPort => c.alt_tls_listening_port = Some(port(v)?),
             Opt::ListeningIp => c.listening_ips.push(ip(v)?),
+            Opt::ProxyProtocolPort => {
+                for p in list_items(v) {
+                    let p = port(p)?;
+                    if !c.proxy_protocol_ports.contains(&p) {
+                        c.proxy_protocol_ports.push(p);
+                    }
+                }
+            }
+            Opt::ProxyProtocolTrusted => {
+                for r in list_items(v) {
+                    c.proxy_protocol_trusted.push(range(r)?);
+                }
+            }
+            Opt::ProxyProtocolTimeout => {
+                let secs: u64 = positive(v)?;
+                if secs > 10 {
+                    return Err(format!(
+                        "{secs} s is too long: a proxy sends the header at once (at most 10, the TLS handshake's own limit)"
+                    ));
+                }
+                c.proxy_protocol_timeout = secs;
+            }
             // Relay
             Opt::RelayIp => c.relay_ips.push(ip(v)?),
             Opt::ExternalIp => {

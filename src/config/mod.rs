@@ -13,6 +13,7 @@ pub mod help;
 pub mod options;
 mod policy;
 pub mod print;
+mod proxy_checks;
 mod reload;
 mod sections;
 mod values;
@@ -184,6 +185,12 @@ pub struct Config {
     pub stun_only: bool,
     /// `no-stun`.
     pub no_stun: bool,
+    /// `proxy-protocol-port` (ferroturn): TCP/TLS listening ports that expect a PROXY header.
+    pub proxy_protocol_ports: Vec<u16>,
+    /// `proxy-protocol-trusted` (ferroturn): sources allowed to send PROXY headers.
+    pub proxy_protocol_trusted: Vec<IpRange>,
+    /// `proxy-protocol-timeout` (ferroturn): seconds the header may take to arrive.
+    pub proxy_protocol_timeout: u64,
 
     // Relay
     /// `relay-ip`; empty = the listening addresses.
@@ -336,6 +343,9 @@ impl Default for Config {
             dtls: false,
             stun_only: false,
             no_stun: false,
+            proxy_protocol_ports: Vec::new(),
+            proxy_protocol_trusted: Vec::new(),
+            proxy_protocol_timeout: 5,
             relay_ips: Vec::new(),
             external_ips: Vec::new(),
             min_port: 49152,

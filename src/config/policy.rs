@@ -141,6 +141,16 @@ impl Builder {
                 "no-tlsv1 / no-tlsv1_1: TLS 1.0 and 1.1 are never offered anyway".to_string(),
             );
         }
+        let proxy = super::proxy_checks::check(c);
+        for e in proxy.errors {
+            let at = self.source_of(e.opt);
+            self.errors.push(format!("{at}{}", e.text));
+        }
+        for w in proxy.warnings {
+            let at = self.source_of(w.opt);
+            self.warnings.push(format!("{at}{}", w.text));
+        }
+        let c = &self.cfg;
         if c.allow_loopback_peers {
             self.warnings.push(format!(
                 "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",

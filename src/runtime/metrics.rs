@@ -289,6 +289,19 @@ pub fn render(control: &Control) -> String {
         .value(&[("reason", "other")], io_sum(&|s| &s.accept_other))
         .build(),
     );
+    families.push(
+        Family::new(
+            "ferroturn_proxy_protocol_connections_total",
+            "Connections to proxy-protocol-port listeners by outcome (accepted; closed: untrusted source, missing or malformed header, timeout)",
+            MetricType::COUNTER,
+        )
+        .value(&[("result", "accepted")], io_sum(&|s| &s.proxy_accepted))
+        .value(&[("result", "untrusted")], io_sum(&|s| &s.proxy_untrusted))
+        .value(&[("result", "missing")], io_sum(&|s| &s.proxy_missing))
+        .value(&[("result", "malformed")], io_sum(&|s| &s.proxy_malformed))
+        .value(&[("result", "timeout")], io_sum(&|s| &s.proxy_timeout))
+        .build(),
+    );
     families.push(counter(
         "ferroturn_tls_handshakes_deferred_total",
         "Loop turns that left handshake work for the next turn to keep relaying",

@@ -20,6 +20,8 @@ pub mod ops_stats;
 pub mod port_probe;
 pub mod preflight;
 pub mod process_stats;
+pub mod proxy_accept;
+pub mod proxy_protocol;
 pub mod ready;
 pub mod relay_sends;
 pub mod relay_sockets;
@@ -164,6 +166,7 @@ impl Runtime {
             tracing::info!("no cert/pkey configured: TLS listeners are off");
         }
         let listener_buffer = Some(config.sock_buf_size.unwrap_or(DEFAULT_LISTENER_BUFFER));
+        let proxy = Arc::new(proxy_accept::ProxyPolicy::from_config(config));
 
         refuse_taken_ports(&udp_addrs, &tcp_addrs)?;
         // Every shard binds its own socket on each address (SO_REUSEPORT): the kernel spreads
@@ -208,7 +211,8 @@ impl Runtime {
                 })?;
                 if shard == 0 {
                     let tls_too = *kind == StreamPort::Plain && tls.is_some();
-                    tracing::info!(%addr, proto, also_tls = tls_too, "listening on TCP");
+                    let proxy_protocol = proxy.expects_header(addr.port());
+                    tracing::info!(%addr, proto, also_tls = tls_too, proxy_protocol, "listening on TCP");
                 }
                 sockets.tcp.push((listener, *kind));
             }
@@ -271,6 +275,7 @@ impl Runtime {
                     flags: flags.clone(),
                     poll_interval: Duration::from_millis(config.poll_interval_ms),
                     io: io.clone(),
+                    proxy: proxy.clone(),
                 },
                 commands_rx,
             )
