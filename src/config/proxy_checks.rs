@@ -25,7 +25,7 @@ fn stream_ports(c: &Config) -> (Vec<u16>, Vec<u16>, bool) {
         plain.push(c.listening_port);
         plain.extend(c.alt_listening_port);
     }
-    let tls_possible = !c.no_tls && c.cert.is_some() && c.pkey.is_some();
+    let tls_possible = !c.no_tls && c.tls.cert.is_some() && c.tls.pkey.is_some();
     let mut tls = vec![c.tls_listening_port];
     tls.extend(c.alt_tls_listening_port);
     (plain, tls, tls_possible)
