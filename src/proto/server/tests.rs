@@ -231,6 +231,14 @@ impl Client {
         buf.truncate(n);
         buf
     }
+
+    /// A UDP Allocate with a fresh transaction id, signed once the client holds a nonce.
+    fn allocate_request(&mut self) -> Vec<u8> {
+        let tid = self.tid();
+        self.request(method::ALLOCATE, tid, |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
+        })
+    }
 }
 
 impl Harness {
@@ -293,6 +301,12 @@ impl Harness {
             return self.reply(c.flow, &req).expect("a response");
         }
         resp
+    }
+
+    /// Sends one `allocate_request` and returns the answer as it is (no retry when challenged).
+    fn allocate_once(&mut self, c: &mut Client) -> Response {
+        let req = c.allocate_request();
+        self.reply(c.flow, &req).expect("a response")
     }
 
     fn allocate(&mut self, c: &mut Client) -> Response {
@@ -390,11 +404,7 @@ fn signed_request_with(
 }
 
 fn challenge(h: &mut Harness, c: &mut Client) {
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
-    let resp = h.reply(c.flow, &req).unwrap();
+    let resp = h.allocate_once(c);
     assert_eq!(resp.error_code(), Some(401));
     c.nonce = Some(resp.attr(attr::NONCE).unwrap().to_vec());
 }

@@ -210,18 +210,11 @@ fn advisory_a_nonce_from_one_client_ip_is_refused_from_another() {
     challenge(&mut h, &mut c);
     // The same client, same port, but another address: the nonce does not travel.
     c.flow.remote.set_ip("198.51.100.99".parse().unwrap());
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
-    let resp = h.reply(c.flow, &req).unwrap();
+    let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(438));
     assert_eq!(h.server.allocation_count(), 0);
     // With the nonce it is handed there, it authenticates.
     c.nonce = Some(resp.attr(attr::NONCE).unwrap().to_vec());
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
+    let req = c.allocate_request();
     assert_eq!(h.reply(c.flow, &req).unwrap().class, Class::Success);
 }

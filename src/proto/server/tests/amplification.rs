@@ -83,11 +83,7 @@ fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
     // SOFTWARE and no reason phrase; with the SHA-256 offer it grows by the cookie and
     // PASSWORD-ALGORITHMS.
     let mut c = Client::rest(4200, "bob", valid_expiry());
-    let t = c.tid();
-    let req = c.request(method::ALLOCATE, t, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
-    let resp = h.reply(c.flow, &req).unwrap();
+    let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(401));
     assert_eq!(resp.raw.len(), 68);
     assert!(resp.attr(attr::SOFTWARE).is_none());
@@ -95,11 +91,7 @@ fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
     assert_eq!(resp.attr(attr::ERROR_CODE).map(<[u8]>::len), Some(4));
     let mut h = harness(sha256_offered());
     let mut c = Client::rest(4200, "bob", valid_expiry());
-    let t = c.tid();
-    let req = c.request(method::ALLOCATE, t, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
-    let resp = h.reply(c.flow, &req).unwrap();
+    let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(401));
     assert_eq!(resp.raw.len(), 96);
 }

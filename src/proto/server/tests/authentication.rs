@@ -6,11 +6,7 @@ use super::*;
 fn allocate_challenges_then_succeeds_with_rest_credentials() {
     let mut h = harness(Options::default());
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
-    let challenge = h.reply(c.flow, &req).unwrap();
+    let challenge = h.allocate_once(&mut c);
     assert_eq!(challenge.error_code(), Some(401));
     assert!(challenge.attr(attr::NONCE).is_some());
     assert!(challenge.attr(attr::MESSAGE_INTEGRITY).is_none());

@@ -6,11 +6,7 @@ use super::*;
 fn challenges_offer_password_algorithms_behind_the_nonce_cookie() {
     let mut h = harness(sha256_offered());
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
-    let resp = h.reply(c.flow, &req).unwrap();
+    let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(401));
     assert_eq!(resp.attr(attr::PASSWORD_ALGORITHMS), Some(&OFFERED[..]));
     let nonce = resp.attr(attr::NONCE).unwrap();
@@ -31,11 +27,7 @@ fn challenges_offer_password_algorithms_behind_the_nonce_cookie() {
 fn without_sha256_integrity_challenges_offer_nothing_and_md5_keys_sign() {
     let mut h = harness(Options::default());
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
-    let resp = h.reply(c.flow, &req).unwrap();
+    let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(401));
     assert!(resp.attr(attr::PASSWORD_ALGORITHMS).is_none());
     assert!(!resp.attr(attr::NONCE).unwrap().starts_with(NONCE_COOKIE));

@@ -137,10 +137,7 @@ fn channels_relay_both_ways_follow_binding_rules_and_expire() {
 fn stream_channel_data_is_padded() {
     let mut h = harness(Options::default());
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
+    let req = c.allocate_request();
     let now = h.now;
     let action =
         h.server
@@ -150,10 +147,7 @@ fn stream_channel_data_is_padded() {
     };
     let challenge = Message::parse(&h.out[..n]).unwrap().attributes().unwrap();
     c.nonce = challenge.nonce.map(|n| n.to_vec());
-    let tid = c.tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
-    });
+    let req = c.allocate_request();
     let action =
         h.server
             .handle_client(now, c.flow, Transport::Tcp, &req, &mut h.out, &mut h.binder);
