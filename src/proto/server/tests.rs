@@ -352,6 +352,14 @@ impl Harness {
     }
 }
 
+/// A default harness in which alice (REST credentials, port 4000) holds a UDP allocation.
+fn alice_allocated() -> (Harness, Client) {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    assert_eq!(h.allocate(&mut c).class, Class::Success);
+    (h, c)
+}
+
 fn public_peer() -> SocketAddr {
     "198.100.1.1:5000".parse().unwrap()
 }

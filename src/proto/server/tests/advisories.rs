@@ -4,9 +4,7 @@ use super::*;
 
 #[test]
 fn advisory_lifetime_injected_after_message_integrity_is_ignored() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     let tid = c.tid();
     let mut req = c.request(method::REFRESH, tid, |w| {
         w.attr_u32(attr::LIFETIME, 900).unwrap()
@@ -28,9 +26,7 @@ fn advisory_lifetime_injected_after_message_integrity_is_ignored() {
 
 #[test]
 fn advisory_peer_address_injected_after_message_integrity_is_ignored() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     let signed = public_peer();
     let injected: SocketAddr = "198.100.9.9:5000".parse().unwrap();
     let tid = c.tid();
@@ -50,9 +46,7 @@ fn advisory_peer_address_injected_after_message_integrity_is_ignored() {
 
 #[test]
 fn advisory_duplicate_peer_address_in_channel_bind_uses_the_first() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     let first = public_peer();
     let second: SocketAddr = "198.100.9.9:5000".parse().unwrap();
     let resp = h.call(&mut c, method::CHANNEL_BIND, |w| {

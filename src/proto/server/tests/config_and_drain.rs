@@ -4,9 +4,7 @@ use super::*;
 
 #[test]
 fn draining_refuses_new_allocations_and_keeps_old_ones() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     h.server.set_draining(true);
     let mut d = Client::rest(4001, "alice", valid_expiry());
     assert_eq!(h.allocate(&mut d).error_code(), Some(508));

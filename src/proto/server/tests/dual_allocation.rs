@@ -28,11 +28,40 @@ fn allocate_dual(
     extra: impl Fn(&mut MessageWriter<'_>),
 ) -> Response {
     h.call(c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
-            .unwrap();
+        dual_attrs(w);
         extra(w);
     })
+}
+
+/// The attributes of a plain dual Allocate: UDP, and an IPv6 relay besides the IPv4 one.
+fn dual_attrs(w: &mut MessageWriter<'_>) {
+    w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
+        .unwrap();
+}
+
+/// The client's last dual Allocate sent again with the same transaction id.
+fn retransmit_dual(h: &mut Harness, c: &mut Client) -> Response {
+    let tid = c.last_tid();
+    let req = c.request(method::ALLOCATE, tid, dual_attrs);
+    h.reply(c.flow, &req).expect("a response")
+}
+
+/// A default harness holding one dual allocation for alice, and its first relay.
+fn dual_allocated() -> (Harness, Client, RelayId) {
+    let mut h = harness(Options::default());
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    allocate_dual(&mut h, &mut c, |_| {});
+    let (slot, _) = h.server.allocations().next().unwrap();
+    (h, c, slot)
+}
+
+/// A successful dual Allocate that was served with one relay only: that relay's address.
+fn single_relay(resp: &Response) -> SocketAddr {
+    assert_eq!(resp.class, Class::Success);
+    let addrs = relayed(resp);
+    assert_eq!(addrs.len(), 1, "{addrs:?}");
+    addrs[0]
 }
 
 /// Every XOR-RELAYED-ADDRESS of a response, in order.
@@ -117,13 +146,7 @@ fn a_dual_allocation_has_an_ipv4_and_an_ipv6_relay() {
     assert_eq!(h.allocate(&mut d).error_code(), Some(486));
 
     // A retransmitted Allocate is answered with both addresses again.
-    let tid = c.last_tid();
-    let req = c.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
-            .unwrap();
-    });
-    let again = h.reply(c.flow, &req).unwrap();
+    let again = retransmit_dual(&mut h, &mut c);
     assert_eq!(relayed(&again), addrs);
 
     // Deleting it closes both sockets and frees both ports and the quota.
@@ -227,10 +250,8 @@ fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
     h.binder.relay_ip6 = None;
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
-    assert_eq!(resp.class, Class::Success);
-    let addrs = relayed(&resp);
-    assert_eq!(addrs.len(), 1);
-    assert!(addrs[0].is_ipv4());
+    let relay = single_relay(&resp);
+    assert!(relay.is_ipv4());
     assert_eq!(address_error(&resp), Some((2, 440)));
     assert_eq!(h.server.stats().dual_family_refusals[1].get(), 1);
     assert_eq!(h.server.stats().dual_allocations.get(), 0);
@@ -241,14 +262,8 @@ fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
     // A retransmission carries the same ADDRESS-ERROR-CODE.
     let mut d = Client::rest(4001, "alice", valid_expiry());
     allocate_dual(&mut h, &mut d, |_| {});
-    let tid = d.last_tid();
-    let req = d.request(method::ALLOCATE, tid, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
-            .unwrap();
-    });
     assert_eq!(
-        address_error(&h.reply(d.flow, &req).unwrap()),
+        address_error(&retransmit_dual(&mut h, &mut d)),
         Some((2, 440))
     );
 }
@@ -259,14 +274,12 @@ fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
     h.binder.relay_ip4 = None;
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
-    assert_eq!(resp.class, Class::Success);
-    let addrs = relayed(&resp);
-    assert_eq!(addrs.len(), 1);
-    assert!(addrs[0].is_ipv6());
+    let relay = single_relay(&resp);
+    assert!(relay.is_ipv6());
     assert_eq!(address_error(&resp), Some((1, 440)));
     // The IPv6 relay keeps its socket id: the allocation's second one.
     let (slot, _) = h.server.allocations().next().unwrap();
-    assert_eq!(h.binder.open[&(ipv6_relay(slot))], addrs[0]);
+    assert_eq!(h.binder.open[&(ipv6_relay(slot))], relay);
     assert_bookkeeping(&h);
     assert_eq!(h.create_permission(&mut c, peer6()).class, Class::Success);
     assert_eq!(h.create_permission(&mut c, peer4()).error_code(), Some(443));
@@ -289,8 +302,7 @@ fn a_full_port_range_leaves_the_ipv6_half_out_with_508() {
     });
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
-    assert_eq!(resp.class, Class::Success);
-    assert_eq!(relayed(&resp), vec!["192.0.2.10:50000".parse().unwrap()]);
+    assert_eq!(single_relay(&resp), "192.0.2.10:50000".parse().unwrap());
     assert_eq!(address_error(&resp), Some((2, 508)));
     assert_bookkeeping(&h);
     // No port for either family: the request fails with 508.
@@ -305,10 +317,7 @@ fn a_full_port_range_leaves_the_ipv6_half_out_with_508() {
 
 #[test]
 fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    allocate_dual(&mut h, &mut c, |_| {});
-    let (slot, _) = h.server.allocations().next().unwrap();
+    let (mut h, mut c, slot) = dual_allocated();
     let relay6 = ipv6_relay(slot);
     // One CreatePermission may carry peers of both families.
     let resp = h.call(&mut c, method::CREATE_PERMISSION, |w| {
@@ -363,10 +372,7 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
 
 #[test]
 fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    allocate_dual(&mut h, &mut c, |_| {});
-    let (slot, _) = h.server.allocations().next().unwrap();
+    let (mut h, mut c, slot) = dual_allocated();
     let relay6 = ipv6_relay(slot);
     assert_eq!(h.create_permission(&mut c, peer4()).class, Class::Success);
     assert_eq!(h.create_permission(&mut c, peer6()).class, Class::Success);
@@ -407,10 +413,7 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
 
 #[test]
 fn each_half_expires_on_its_own_lifetime_with_one_timer_entry() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    allocate_dual(&mut h, &mut c, |_| {});
-    let (slot, _) = h.server.allocations().next().unwrap();
+    let (mut h, mut c, slot) = dual_allocated();
     h.advance(100);
     // Only the IPv4 half is refreshed; the IPv6 half keeps its 600 s from creation.
     let resp = h.call(&mut c, method::REFRESH, |w| {

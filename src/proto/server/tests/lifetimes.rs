@@ -4,9 +4,7 @@ use super::*;
 
 #[test]
 fn allocations_expire_and_refresh_extends_or_deletes() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     h.server.poll_event();
     h.advance(500);
     assert_eq!(h.server.allocation_count(), 1);

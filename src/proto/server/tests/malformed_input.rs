@@ -4,9 +4,7 @@ use super::*;
 
 #[test]
 fn malformed_input_is_dropped_without_harming_a_live_session() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     h.channel_bind(&mut c, 0x4000, public_peer());
     let stranger = flow(9999);
     let mut rng = 0x1234_5678_u64;

@@ -4,9 +4,7 @@ use super::*;
 
 #[test]
 fn forbidden_peers_get_403_and_are_never_reached() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     for peer in ["10.1.2.3:1", "127.0.0.1:1", "169.254.1.1:1", "100.64.0.1:1"] {
         let peer: SocketAddr = peer.parse().unwrap();
         assert_eq!(
@@ -77,9 +75,7 @@ fn operator_lists_beat_built_in_rules_and_own_listeners_are_refused() {
 #[test]
 fn create_permission_takes_any_count_up_to_the_cap_and_508_past_it() {
     use crate::allocation::MAX_PERMISSIONS;
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     // uclient -G sends 24 peers in one request: every one gets a permission.
     let first: Vec<SocketAddr> = (0..24).map(numbered_peer).collect();
     assert_eq!(
@@ -137,9 +133,7 @@ fn create_permission_takes_any_count_up_to_the_cap_and_508_past_it() {
 
 #[test]
 fn peer_addresses_after_message_integrity_are_ignored() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     let tid = c.tid();
     let mut req = c.request(method::CREATE_PERMISSION, tid, |w| {
         w.xor_address(attr::XOR_PEER_ADDRESS, &numbered_peer(1))

@@ -4,9 +4,7 @@ use super::*;
 
 #[test]
 fn send_and_data_indications_follow_permissions_in_virtual_time() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     let peer = public_peer();
     let send = |c: &mut Client| {
         let tid = c.tid();
@@ -61,9 +59,7 @@ fn send_and_data_indications_follow_permissions_in_virtual_time() {
 
 #[test]
 fn channels_relay_both_ways_follow_binding_rules_and_expire() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     let peer = public_peer();
     let peer2: SocketAddr = "198.100.1.2:5000".parse().unwrap();
     assert_eq!(h.channel_bind(&mut c, 0x3FFF, peer).error_code(), Some(400));
@@ -206,9 +202,7 @@ fn max_bps_limits_each_direction_in_virtual_time() {
 
 #[test]
 fn traffic_counters_are_exact() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     h.channel_bind(&mut c, 0x4000, public_peer());
     for len in [1usize, 100, 1200] {
         let mut frame = vec![0x40, 0x00];
@@ -242,9 +236,7 @@ fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
     let frame = [0x50, 0x00, 0x00, 0x03, b'a', b'b', b'c'];
     // Default (RFC 8656 §12): 0x5000-0x7FFF get 400, and ChannelData there is dropped as
     // malformed even with a permission for the peer.
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let (mut h, mut c) = alice_allocated();
     assert_eq!(h.create_permission(&mut c, peer).class, Class::Success);
     assert_eq!(h.channel_bind(&mut c, 0x5000, peer).error_code(), Some(400));
     assert_eq!(h.channel_bind(&mut c, 0x4FFF, peer).class, Class::Success);
