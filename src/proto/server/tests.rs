@@ -352,6 +352,14 @@ impl Harness {
     }
 }
 
+/// The default harness with these core settings.
+fn harness_with(settings: Settings) -> Harness {
+    harness(Options {
+        settings,
+        ..Options::default()
+    })
+}
+
 /// A default harness in which alice (REST credentials, port 4000) holds a UDP allocation.
 fn alice_allocated() -> (Harness, Client) {
     let mut h = harness(Options::default());
@@ -434,14 +442,11 @@ const MAX_RATIO: [(&str, f64); 6] = [
 ];
 
 /// The harness with `sha256-integrity` on.
-fn sha256_offered() -> Options {
-    Options {
-        settings: Settings {
-            sha256_integrity: true,
-            ..Settings::default()
-        },
-        ..Options::default()
-    }
+fn sha256_offered() -> Harness {
+    harness_with(Settings {
+        sha256_integrity: true,
+        ..Settings::default()
+    })
 }
 
 /// Appends an attribute after whatever the message ends with (MESSAGE-INTEGRITY here) and

@@ -89,7 +89,7 @@ fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
     assert!(resp.attr(attr::SOFTWARE).is_none());
     assert!(resp.attr(attr::PASSWORD_ALGORITHMS).is_none());
     assert_eq!(resp.attr(attr::ERROR_CODE).map(<[u8]>::len), Some(4));
-    let mut h = harness(sha256_offered());
+    let mut h = sha256_offered();
     let mut c = Client::rest(4200, "bob", valid_expiry());
     let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(401));
@@ -102,10 +102,7 @@ fn include_reason_string_puts_the_phrase_back() {
         include_reason: true,
         ..Settings::default()
     };
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_with(settings);
     let mut buf = [0u8; 64];
     let w = MessageWriter::new(&mut buf, method::REFRESH, Class::Request, [5; 12]).unwrap();
     let n = w.finish();
@@ -123,10 +120,7 @@ fn an_unauthenticated_flood_from_10000_ports_is_rate_limited_and_costs_no_state(
         unauthorized_rps: 20,
         ..Settings::default()
     };
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_with(settings);
     // The canary: an established session from another address, relaying through a channel.
     let mut canary = Client::rest(4000, "alice", valid_expiry());
     canary.flow.remote.set_ip("198.51.100.200".parse().unwrap());

@@ -71,10 +71,7 @@ fn stale_nonce_gets_438_and_a_fresh_nonce() {
         stale_nonce_secs: 60,
         ..Settings::default()
     };
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_with(settings);
     let mut c = Client::rest(4000, "alice", valid_expiry());
     assert_eq!(h.allocate(&mut c).class, Class::Success);
     let old_nonce = c.nonce.clone().unwrap();

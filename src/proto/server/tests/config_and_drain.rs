@@ -17,10 +17,7 @@ fn draining_refuses_new_allocations_and_keeps_old_ones() {
         alternate_servers: vec!["198.51.100.9:3478".parse().unwrap()],
         ..Settings::default()
     };
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_with(settings);
     h.server.set_draining(true);
     let mut e = Client::rest(4002, "alice", valid_expiry());
     let resp = h.allocate(&mut e);
@@ -112,10 +109,7 @@ fn draining_redirects_each_transport_to_its_own_alternate_server() {
         "falls back"
     );
     assert_eq!(settings.alternate_for(Transport::Tls), Some(tls_alt));
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_with(settings);
     h.server.set_draining(true);
     let mut c = Client::rest(4002, "alice", valid_expiry());
     let resp = h.allocate(&mut c);

@@ -2,9 +2,23 @@
 
 use super::*;
 
+/// `sha256-integrity` on, and alice (REST credentials) holding the nonce of a first challenge.
+fn alice_challenged() -> (Harness, Client) {
+    let mut h = sha256_offered();
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    challenge(&mut h, &mut c);
+    (h, c)
+}
+
+/// Whether `resp` carries a MESSAGE-INTEGRITY-SHA256 that verifies with `key`.
+fn sha256_verifies(resp: &Response, key: &[u8]) -> bool {
+    let at = attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY_SHA256).expect("MI-SHA256");
+    verify_integrity_sha256(&resp.raw, at, key)
+}
+
 #[test]
 fn challenges_offer_password_algorithms_behind_the_nonce_cookie() {
-    let mut h = harness(sha256_offered());
+    let mut h = sha256_offered();
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(401));
@@ -42,23 +56,19 @@ fn without_sha256_integrity_challenges_offer_nothing_and_md5_keys_sign() {
 
 #[test]
 fn sha256_negotiated_allocation_is_answered_with_message_integrity_sha256() {
-    let mut h = harness(sha256_offered());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    challenge(&mut h, &mut c);
+    let (mut h, mut c) = alice_challenged();
     let (_, sha) = keys_of(&c);
     let s = Signing::sha256_negotiated(&sha);
     let resp = allocate_with(&mut h, &mut c, s);
     assert_eq!(resp.class, Class::Success, "{:?}", resp.error_code());
-    let at = attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY_SHA256).expect("MI-SHA256");
-    assert!(verify_integrity_sha256(&resp.raw, at, &sha));
+    assert!(sha256_verifies(&resp, &sha));
     assert!(resp.attr(attr::MESSAGE_INTEGRITY).is_none());
     // Later requests on the allocation are answered the same way, and SHA-256 with the MD5
     // key does not verify.
     let req = signed_with(&mut c, method::REFRESH, s, |_| {});
     let resp = h.reply(c.flow, &req).unwrap();
     assert_eq!(resp.class, Class::Success);
-    let at = attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY_SHA256).unwrap();
-    assert!(verify_integrity_sha256(&resp.raw, at, &sha));
+    assert!(sha256_verifies(&resp, &sha));
     let (md5, _) = keys_of(&c);
     let wrong_key = Signing {
         mi256: Some((&md5, 32)),
@@ -70,9 +80,7 @@ fn sha256_negotiated_allocation_is_answered_with_message_integrity_sha256() {
 
 #[test]
 fn message_integrity_sha256_alone_uses_the_md5_key_and_may_be_truncated() {
-    let mut h = harness(sha256_offered());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    challenge(&mut h, &mut c);
+    let (mut h, mut c) = alice_challenged();
     let (md5, _) = keys_of(&c);
     // §14.6: MI-SHA256 without MI is fine; without PASSWORD-ALGORITHM the key is MD5's.
     let s = Signing {
@@ -100,9 +108,7 @@ fn message_integrity_sha256_alone_uses_the_md5_key_and_may_be_truncated() {
 
 #[test]
 fn message_integrity_rules_of_rfc_8489_14_6() {
-    let mut h = harness(sha256_offered());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    challenge(&mut h, &mut c);
+    let (mut h, mut c) = alice_challenged();
     let (md5, _) = keys_of(&c);
     let garbage = [0x55u8; 16];
     // A valid MI followed by an invalid MI-SHA256 is refused: MI-SHA256 is the one checked.
@@ -142,9 +148,7 @@ fn message_integrity_rules_of_rfc_8489_14_6() {
 
 #[test]
 fn bid_down_attempts_get_400() {
-    let mut h = harness(sha256_offered());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    challenge(&mut h, &mut c);
+    let (mut h, mut c) = alice_challenged();
     let (md5, sha) = keys_of(&c);
     let md5_only = [0x00, 0x01, 0x00, 0x00];
     let cases: [(&str, Signing<'_>); 5] = [
@@ -212,7 +216,7 @@ fn bid_down_attempts_get_400() {
 
 #[test]
 fn static_users_get_sha256_only_with_a_password() {
-    let mut h = harness(sha256_offered());
+    let mut h = sha256_offered();
     let mut c = Client::static_user(4000);
     challenge(&mut h, &mut c);
     let (_, sha) = keys_of(&c);

@@ -170,10 +170,7 @@ fn max_bps_limits_each_direction_in_virtual_time() {
         max_bps: 10_000,
         ..Settings::default()
     };
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_with(settings);
     let mut c = Client::rest(4000, "alice", valid_expiry());
     h.allocate(&mut c);
     h.channel_bind(&mut c, 0x4000, public_peer());
