@@ -55,6 +55,22 @@ pub struct Service {
     pub port_default: Option<String>,
 }
 
+impl Service {
+    /// A plain STUN service (UDP, no credentials) configured at `label`.
+    fn stun(host: &str, port: u16, label: &str) -> Self {
+        Service {
+            kind: ServiceKind::Stun,
+            host: host.to_string(),
+            port,
+            transport: "udp".into(),
+            ttl: None,
+            uses_secret: false,
+            label: label.to_string(),
+            port_default: None,
+        }
+    }
+}
+
 /// The Prosody side of the pair.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProsodySide {
@@ -160,16 +176,8 @@ impl ProsodySide {
                 }
                 None => 3478,
             };
-            side.services.push(Service {
-                kind: ServiceKind::Stun,
-                host: host.to_string(),
-                port,
-                transport: "udp".into(),
-                ttl: None,
-                uses_secret: false,
-                label: "STUN_HOST/STUN_PORT".into(),
-                port_default: None,
-            });
+            side.services
+                .push(Service::stun(host, port, "STUN_HOST/STUN_PORT"));
         }
         our_hosts.dedup();
         for key in ["JVB_STUN_SERVERS", "P2P_STUN_SERVERS"] {
@@ -187,16 +195,7 @@ impl ProsodySide {
                     ));
                     continue;
                 }
-                side.services.push(Service {
-                    kind: ServiceKind::Stun,
-                    host: host.to_string(),
-                    port,
-                    transport: "udp".into(),
-                    ttl: None,
-                    uses_secret: false,
-                    label: key.to_string(),
-                    port_default: None,
-                });
+                side.services.push(Service::stun(host, port, key));
             }
         }
         side

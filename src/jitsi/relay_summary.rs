@@ -51,12 +51,7 @@ pub fn describe(conf: &Config) -> Vec<String> {
     };
     out.push(format!("listening on {on}, ports {}", ports.join("; ")));
 
-    let specific: Vec<IpAddr> = conf
-        .listening_ips
-        .iter()
-        .copied()
-        .filter(|ip| !ip.is_unspecified())
-        .collect();
+    let specific = specific_listening_ips(conf);
     let relay = if !conf.relay_ips.is_empty() {
         format!("{} (relay-ip)", list(&conf.relay_ips))
     } else if !specific.is_empty() {
@@ -100,15 +95,19 @@ pub fn describe(conf: &Config) -> Vec<String> {
     out
 }
 
-/// A warning when every relay address the configuration names is loopback and no
-/// `external-ip` maps it: relayed packets then never reach a peer on another host.
-pub fn loopback_warning(conf: &Config) -> Option<String> {
-    let specific: Vec<IpAddr> = conf
-        .listening_ips
+/// The `listening-ip` addresses that name one address (not the wildcard).
+fn specific_listening_ips(conf: &Config) -> Vec<IpAddr> {
+    conf.listening_ips
         .iter()
         .copied()
         .filter(|ip| !ip.is_unspecified())
-        .collect();
+        .collect()
+}
+
+/// A warning when every relay address the configuration names is loopback and no
+/// `external-ip` maps it: relayed packets then never reach a peer on another host.
+pub fn loopback_warning(conf: &Config) -> Option<String> {
+    let specific = specific_listening_ips(conf);
     let relay = if conf.relay_ips.is_empty() {
         &specific
     } else {
