@@ -295,11 +295,17 @@ mod tests {
         run(&c)
     }
 
+    /// The one finding of `f`, which must have `severity`.
+    fn sole(f: &[Finding], severity: Severity) -> &Finding {
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert_eq!(f[0].severity, severity, "{f:?}");
+        &f[0]
+    }
+
     #[test]
     fn missing_certificate_file_is_an_error() {
         let f = findings("cert=/nonexistent/c.pem\npkey=/nonexistent/k.pem\n");
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].severity, Severity::Error);
+        sole(&f, Severity::Error);
         assert!(f[0].message.starts_with("t.conf:4: "), "{f:?}");
         assert!(f[0].message.contains("/nonexistent/c.pem"), "{f:?}");
     }
@@ -315,8 +321,7 @@ mod tests {
     #[test]
     fn tls_port_without_certificate_warns() {
         let f = findings("tls-listening-port=5349\n");
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].severity, Severity::Warning);
+        sole(&f, Severity::Warning);
         assert!(
             f[0].message.contains("t.conf:4: tls-listening-port"),
             "{f:?}"
@@ -328,8 +333,7 @@ mod tests {
     #[test]
     fn relay_range_holding_the_listening_port_is_an_error() {
         let f = findings("min-port=3000\nmax-port=4000\n");
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].severity, Severity::Error);
+        sole(&f, Severity::Error);
         assert!(
             f[0].message
                 .contains("contains the UDP listening-port 3478"),
@@ -356,8 +360,7 @@ mod tests {
             )
             .expect("loads");
             let f = run(&c);
-            assert_eq!(f.len(), 1, "{f:?}");
-            assert_eq!(f[0].severity, Severity::Warning);
+            sole(&f, Severity::Warning);
             assert!(f[0].message.starts_with("t.conf:2: "), "{f:?}");
             assert!(f[0].message.contains(why), "{f:?}");
             assert!(!f[0].message.contains(secret), "{f:?}");
@@ -376,15 +379,13 @@ mod tests {
     #[test]
     fn unwritable_log_file_is_an_error_and_pidfile_a_warning() {
         let f = findings("log-file=/nonexistent-dir/turn.log\n");
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].severity, Severity::Error);
+        sole(&f, Severity::Error);
         assert!(
             f[0].message.contains("/nonexistent-dir does not exist"),
             "{f:?}"
         );
         let f = findings("pidfile=/nonexistent-dir/turn.pid\n");
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].severity, Severity::Warning);
+        sole(&f, Severity::Warning);
         let dir = std::env::temp_dir();
         let log = dir.join(format!("ferroturn-preflight-{}.log", std::process::id()));
         assert!(findings(&format!("log-file={}\n", log.display())).is_empty());
@@ -397,8 +398,7 @@ mod tests {
     #[test]
     fn ignored_options_are_warnings() {
         let f = findings("mobility\n");
-        assert_eq!(f.len(), 1, "{f:?}");
-        assert_eq!(f[0].severity, Severity::Warning);
+        sole(&f, Severity::Warning);
         assert!(!has_errors(&f));
     }
 }

@@ -141,38 +141,55 @@ mod tests {
         );
     }
 
+    /// The expiry and user id of a username that must parse.
+    fn expiry_and_user(username: &str, sep: char) -> (u64, &str) {
+        let r = parse_rest_username(username, sep).expect("a REST username");
+        (r.expiry, r.user_id)
+    }
+
     #[test]
     fn timestamp_first() {
-        let r = parse_rest_username("1700000000:alice", ':').unwrap();
-        assert_eq!((r.expiry, r.user_id), (1_700_000_000, "alice"));
+        assert_eq!(
+            expiry_and_user("1700000000:alice", ':'),
+            (1_700_000_000, "alice")
+        );
     }
 
     #[test]
     fn timestamp_last() {
-        let r = parse_rest_username("alice:1700000000", ':').unwrap();
-        assert_eq!((r.expiry, r.user_id), (1_700_000_000, "alice"));
+        assert_eq!(
+            expiry_and_user("alice:1700000000", ':'),
+            (1_700_000_000, "alice")
+        );
     }
 
     #[test]
     fn both_numeric_takes_first_as_expiry() {
-        let r = parse_rest_username("1700000000:42", ':').unwrap();
-        assert_eq!((r.expiry, r.user_id), (1_700_000_000, "42"));
+        assert_eq!(expiry_and_user("1700000000:42", ':'), (1_700_000_000, "42"));
     }
 
     #[test]
     fn separator_inside_user_on_far_side() {
-        let r = parse_rest_username("1700000000:alice:x", ':').unwrap();
-        assert_eq!((r.expiry, r.user_id), (1_700_000_000, "alice:x"));
-        let r = parse_rest_username("alice:x:1700000000", ':').unwrap();
-        assert_eq!((r.expiry, r.user_id), (1_700_000_000, "alice:x"));
+        assert_eq!(
+            expiry_and_user("1700000000:alice:x", ':'),
+            (1_700_000_000, "alice:x")
+        );
+        assert_eq!(
+            expiry_and_user("alice:x:1700000000", ':'),
+            (1_700_000_000, "alice:x")
+        );
     }
 
     #[test]
     fn other_separators() {
-        let r = parse_rest_username("1700000000-alice", '-').unwrap();
-        assert_eq!((r.expiry, r.user_id), (1_700_000_000, "alice"));
-        let r = parse_rest_username("alice_1700000000", '_').unwrap();
-        assert_eq!((r.expiry, r.user_id), (1_700_000_000, "alice"));
+        assert_eq!(
+            expiry_and_user("1700000000-alice", '-'),
+            (1_700_000_000, "alice")
+        );
+        assert_eq!(
+            expiry_and_user("alice_1700000000", '_'),
+            (1_700_000_000, "alice")
+        );
         // With '-' configured, ':' is just part of a non-numeric user.
         assert_eq!(parse_rest_username("1700000000:alice", '-'), None);
     }
