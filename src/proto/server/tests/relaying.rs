@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// What a ChannelData frame with a 3-byte payload becomes when relay 0 sends it to `peer`.
+fn three_bytes_relayed_to(peer: SocketAddr) -> ClientAction {
+    ClientAction::Relay {
+        relay: RelayId::new(0),
+        peer,
+        start: 4,
+        end: 7,
+    }
+}
+
 #[test]
 fn send_and_data_indications_follow_permissions_in_virtual_time() {
     let (mut h, mut c) = alice_allocated();
@@ -90,15 +100,7 @@ fn channels_relay_both_ways_follow_binding_rules_and_expire() {
     assert_eq!(h.channel_bind(&mut c, 0x4001, peer2).class, Class::Success);
 
     let frame = [0x40, 0x00, 0x00, 0x03, b'a', b'b', b'c'];
-    assert_eq!(
-        h.send_raw(c.flow, &frame),
-        ClientAction::Relay {
-            relay: RelayId::new(0),
-            peer,
-            start: 4,
-            end: 7
-        }
-    );
+    assert_eq!(h.send_raw(c.flow, &frame), three_bytes_relayed_to(peer));
     let back = h.peer_packet(0, peer, b"xyz").unwrap();
     assert_eq!(back, [0x40, 0x00, 0x00, 0x03, b'x', b'y', b'z']);
     // An unbound channel number is dropped.
@@ -242,12 +244,9 @@ fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
     assert_eq!(h.server.stats().dropped_malformed.packets.get(), before + 1);
 
     // With rfc5766-channel-numbers the old range binds and relays both ways.
-    let mut h = harness(Options {
-        settings: Settings {
-            rfc5766_channel_numbers: true,
-            ..Settings::default()
-        },
-        ..Options::default()
+    let mut h = harness_with(Settings {
+        rfc5766_channel_numbers: true,
+        ..Settings::default()
     });
     let mut c = Client::rest(4000, "alice", valid_expiry());
     h.allocate(&mut c);
@@ -258,15 +257,7 @@ fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
         h.channel_bind(&mut c, 0x8000, peer2).error_code(),
         Some(400)
     );
-    assert_eq!(
-        h.send_raw(c.flow, &frame),
-        ClientAction::Relay {
-            relay: RelayId::new(0),
-            peer,
-            start: 4,
-            end: 7
-        }
-    );
+    assert_eq!(h.send_raw(c.flow, &frame), three_bytes_relayed_to(peer));
     let back = h.peer_packet(0, peer2, b"xyz").unwrap();
     assert_eq!(back, [0x7F, 0xFF, 0x00, 0x03, b'x', b'y', b'z']);
 }
