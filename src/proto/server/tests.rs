@@ -337,6 +337,21 @@ impl Harness {
         })
     }
 
+    /// Asserts that CreatePermission and ChannelBind both refuse `peer` with 403; `context` is
+    /// added to the failure message.
+    fn assert_peer_forbidden(&mut self, c: &mut Client, peer: SocketAddr, context: &str) {
+        assert_eq!(
+            self.create_permission(c, peer).error_code(),
+            Some(403),
+            "{peer} {context}"
+        );
+        assert_eq!(
+            self.channel_bind(c, 0x4000, peer).error_code(),
+            Some(403),
+            "{peer} {context}"
+        );
+    }
+
     /// A datagram from `from` arriving on relay socket number `relay` (`RelayId::new(relay)`).
     fn peer_packet(&mut self, relay: u32, from: SocketAddr, payload: &[u8]) -> Option<Vec<u8>> {
         let mut buf = vec![0u8; PEER_HEADROOM + payload.len() + PEER_TAILROOM];

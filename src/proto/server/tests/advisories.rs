@@ -148,16 +148,7 @@ fn advisory_mapped_and_compatible_loopback_peers_are_denied() {
         }
         for peer in denied {
             let peer: SocketAddr = peer.parse().unwrap();
-            assert_eq!(
-                h.create_permission(&mut c, peer).error_code(),
-                Some(403),
-                "{peer} allow_loopback={allow_loopback}"
-            );
-            assert_eq!(
-                h.channel_bind(&mut c, 0x4000, peer).error_code(),
-                Some(403),
-                "{peer} allow_loopback={allow_loopback}"
-            );
+            h.assert_peer_forbidden(&mut c, peer, &format!("allow_loopback={allow_loopback}"));
         }
     }
 }

@@ -33,6 +33,15 @@ fn allocate_dual(
     })
 }
 
+/// A UDP Allocate with ADDITIONAL-ADDRESS-FAMILY `family` (only 2, IPv6, is valid) and nothing else.
+fn allocate_additional(h: &mut Harness, c: &mut Client, family: u32) -> Response {
+    h.call(c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, family << 24)
+            .unwrap();
+    })
+}
+
 /// The attributes of a plain dual Allocate: UDP, and an IPv6 relay besides the IPv4 one.
 fn dual_attrs(w: &mut MessageWriter<'_>) {
     w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
@@ -181,18 +190,10 @@ fn requested_and_additional_address_family_together_get_400() {
 fn additional_address_family_ipv4_gets_400() {
     let mut h = harness(Options::default());
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 1 << 24)
-            .unwrap();
-    });
+    let resp = allocate_additional(&mut h, &mut c, 1);
     assert_eq!(resp.error_code(), Some(400));
     // A family number that is neither is not supported (440), as for REQUESTED-ADDRESS-FAMILY.
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 3 << 24)
-            .unwrap();
-    });
+    let resp = allocate_additional(&mut h, &mut c, 3);
     assert_eq!(resp.error_code(), Some(440));
     assert_eq!(h.server.allocation_count(), 0);
     assert_bookkeeping(&h);
