@@ -308,6 +308,15 @@ mod tests {
         buf
     }
 
+    /// A client of user `u`, password `p`, whose plan relays nothing.
+    fn client_without_peer(delete_after_allocate: bool) -> TurnClient {
+        let plan = Plan {
+            peer: None,
+            delete_after_allocate,
+        };
+        TurnClient::new(1, "u".into(), "p".into(), plan)
+    }
+
     #[test]
     fn allocates_binds_and_deletes() {
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
@@ -365,11 +374,7 @@ mod tests {
 
     #[test]
     fn retransmits_then_gives_up() {
-        let plan = Plan {
-            peer: None,
-            delete_after_allocate: false,
-        };
-        let mut c = TurnClient::new(1, "u".into(), "p".into(), plan);
+        let mut c = client_without_peer(false);
         let mut out = [0u8; 512];
         let t0 = Instant::now();
         let n = c.start(t0, &mut out).unwrap();
@@ -392,11 +397,7 @@ mod tests {
 
     #[test]
     fn wrong_credentials_fail_after_one_challenge() {
-        let plan = Plan {
-            peer: None,
-            delete_after_allocate: true,
-        };
-        let mut c = TurnClient::new(1, "u".into(), "p".into(), plan);
+        let mut c = client_without_peer(true);
         let mut out = [0u8; 512];
         let now = Instant::now();
         let challenge = |req: &[u8]| {

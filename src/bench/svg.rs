@@ -5,6 +5,7 @@
 //! logarithmic axis; the fixed-load chart is a CDF whose vertical axis counts "nines"
 //! (0 %, 90 %, 99 %, 99.9 %, ...) so that the median and the tail quantiles each get room.
 
+use plotters::chart::SeriesLabelStyle;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -57,6 +58,19 @@ fn render(
             svg
         }
     }
+}
+
+/// Draws a chart's series legend at `pos`, in the style all these charts share.
+fn draw_legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    mut legend: SeriesLabelStyle<'a, '_, DB, CT>,
+    pos: SeriesLabelPosition,
+) -> Result<(), DrawingAreaErrorKind<DB::ErrorType>> {
+    legend
+        .position(pos)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK.mix(0.4))
+        .label_font((FONT, 12))
+        .draw()
 }
 
 /// Cumulative share `f` (0..1) as "nines": 0.9 -> 1, 0.99 -> 2, 0.999 -> 3.
@@ -182,13 +196,10 @@ pub fn latency_histogram_chart(title: &str, up: &Histogram, down: &Histogram) ->
                 Circle::new((x, nines(*q)), 4, color.filled())
             }))?;
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .label_font((FONT, 12))
-            .draw()?;
+        draw_legend(
+            chart.configure_series_labels(),
+            SeriesLabelPosition::LowerRight,
+        )?;
         Ok(())
     })
 }
@@ -271,13 +282,10 @@ pub fn ramp_chart(title: &str, windows: &[Window]) -> String {
             .label("loss (right axis)")
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], LOSS.stroke_width(2)));
         chart.draw_secondary_series(loss.iter().map(|p| Circle::new(*p, 3, LOSS.filled())))?;
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.9))
-            .border_style(BLACK.mix(0.4))
-            .label_font((FONT, 12))
-            .draw()?;
+        draw_legend(
+            chart.configure_series_labels(),
+            SeriesLabelPosition::UpperLeft,
+        )?;
         Ok(())
     })
 }
