@@ -224,30 +224,8 @@ fn parse_v2(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
     }
     let body = &buf[V2_FIXED..len];
     let (addresses, used) = match buf[13] >> 4 {
-        1 => {
-            let a = body.get(..12).ok_or(ProxyError::V2Truncated)?;
-            let ip = |o: usize| IpAddr::V4(Ipv4Addr::new(a[o], a[o + 1], a[o + 2], a[o + 3]));
-            let port = |o: usize| u16::from_be_bytes([a[o], a[o + 1]]);
-            let addresses = ProxyAddresses::Proxied {
-                source: SocketAddr::new(ip(0), port(8)),
-                destination: SocketAddr::new(ip(4), port(10)),
-            };
-            (addresses, 12)
-        }
-        2 => {
-            let a = body.get(..36).ok_or(ProxyError::V2Truncated)?;
-            let ip = |o: usize| {
-                let mut octets = [0u8; 16];
-                octets.copy_from_slice(&a[o..o + 16]);
-                IpAddr::V6(Ipv6Addr::from(octets))
-            };
-            let port = |o: usize| u16::from_be_bytes([a[o], a[o + 1]]);
-            let addresses = ProxyAddresses::Proxied {
-                source: SocketAddr::new(ip(0), port(32)),
-                destination: SocketAddr::new(ip(16), port(34)),
-            };
-            (addresses, 36)
-        }
+        1 => inet_addresses(body, 4)?,
+        2 => inet_addresses(body, 16)?,
         3 => {
             if body.len() < 216 {
                 return Err(ProxyError::V2Truncated);
@@ -263,6 +241,28 @@ fn parse_v2(buf: &[u8]) -> Result<Option<ProxyHeader>, ProxyError> {
         addresses,
         len,
     }))
+}
+
+/// The INET (`ip_len` 4) or INET6 (16) address block of a v2 header: source and destination
+/// address, then source and destination port. Returns them and the block's length.
+fn inet_addresses(body: &[u8], ip_len: usize) -> Result<(ProxyAddresses, usize), ProxyError> {
+    let used = 2 * ip_len + 4;
+    let a = body.get(..used).ok_or(ProxyError::V2Truncated)?;
+    let ip = |o: usize| {
+        if ip_len == 4 {
+            IpAddr::V4(Ipv4Addr::new(a[o], a[o + 1], a[o + 2], a[o + 3]))
+        } else {
+            let mut octets = [0u8; 16];
+            octets.copy_from_slice(&a[o..o + 16]);
+            IpAddr::V6(Ipv6Addr::from(octets))
+        }
+    };
+    let port = |o: usize| u16::from_be_bytes([a[o], a[o + 1]]);
+    let addresses = ProxyAddresses::Proxied {
+        source: SocketAddr::new(ip(0), port(2 * ip_len)),
+        destination: SocketAddr::new(ip(ip_len), port(2 * ip_len + 2)),
+    };
+    Ok((addresses, used))
 }
 
 /// Families UNSPEC/INET/INET6/UNIX with transport UNSPEC or STREAM; DGRAM cannot arrive on a

@@ -64,15 +64,18 @@ fn sample_request_parses_and_verifies() {
     assert!(!verify_integrity(&raw, at, b"wrong"));
 }
 
+/// The two sample responses of RFC 5769 §2.2 and §2.3, with the mapped address each carries.
+const SAMPLE_RESPONSES: [(&str, &str); 2] = [
+    (SAMPLE_IPV4_RESPONSE, "192.0.2.1:32853"),
+    (
+        SAMPLE_IPV6_RESPONSE,
+        "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
+    ),
+];
+
 #[test]
 fn sample_responses_decode_mapped_address() {
-    for (text, want) in [
-        (SAMPLE_IPV4_RESPONSE, "192.0.2.1:32853"),
-        (
-            SAMPLE_IPV6_RESPONSE,
-            "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
-        ),
-    ] {
+    for (text, want) in SAMPLE_RESPONSES {
         let raw = hex(text);
         let msg = Message::parse(&raw).unwrap();
         assert_eq!(msg.class, Class::Success);
@@ -90,13 +93,7 @@ fn sample_responses_decode_mapped_address() {
 
 #[test]
 fn writer_reproduces_sample_responses_byte_for_byte() {
-    for (text, addr) in [
-        (SAMPLE_IPV4_RESPONSE, "192.0.2.1:32853"),
-        (
-            SAMPLE_IPV6_RESPONSE,
-            "[2001:db8:1234:5678:11:2233:4455:6677]:32853",
-        ),
-    ] {
+    for (text, addr) in SAMPLE_RESPONSES {
         let want = hex(text);
         let mut tid = [0u8; 12];
         tid.copy_from_slice(&hex(TID));
