@@ -264,18 +264,9 @@ fn human(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::from_conf_str;
-    use crate::jitsi::parse_env;
     use crate::jitsi::plan::tests::sample;
+    use crate::jitsi::test_inputs::{conf_of, env_side};
     use crate::jitsi::{render_conf, render_env, render_k8s, render_lua};
-
-    fn conf_of(text: &str) -> Config {
-        from_conf_str(text, "turnserver.conf").unwrap()
-    }
-
-    fn env_side(text: &str) -> ProsodySide {
-        ProsodySide::from_env(&parse_env::parse(text), "jitsi-turn.env")
-    }
 
     /// The generated .env with `key` replaced by `line` (or removed when `line` is empty).
     fn env_with(key: &str, line: &str) -> String {

@@ -19,5 +19,7 @@ pub mod render_env;
 pub mod render_k8s;
 pub mod render_lua;
 pub mod secret;
+#[cfg(test)]
+pub(crate) mod test_inputs;
 
 pub use cli::run;

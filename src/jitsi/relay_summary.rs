@@ -170,22 +170,13 @@ pub fn capacity_warning(conf: &Config, side: &ProsodySide, participants: u32) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::from_conf_str;
-    use crate::jitsi::parse_env;
-
-    fn conf(text: &str) -> Config {
-        from_conf_str(text, "turnserver.conf").unwrap()
-    }
-
-    fn side(env: &str) -> ProsodySide {
-        ProsodySide::from_env(&parse_env::parse(env), ".env")
-    }
+    use crate::jitsi::test_inputs::{conf_of, env_side};
 
     const SEED: &str = "use-auth-secret\nstatic-auth-secret=s\nmin-port=49000\nmax-port=49020\n";
 
     #[test]
     fn describes_the_seed_layout() {
-        let lines = describe(&conf(&format!("{SEED}external-ip=158.101.210.198\n")));
+        let lines = describe(&conf_of(&format!("{SEED}external-ip=158.101.210.198\n")));
         assert_eq!(lines.len(), 4, "{lines:?}");
         assert!(lines[0].contains("every interface address") && lines[0].contains("3478 udp+tcp"));
         assert!(lines[1].contains("every non-loopback"), "{lines:?}");
@@ -201,7 +192,7 @@ mod tests {
 
     #[test]
     fn names_the_configured_addresses() {
-        let lines = describe(&conf(
+        let lines = describe(&conf_of(
             "use-auth-secret\nstatic-auth-secret=s\nlistening-ip=192.0.2.5\nno-tcp\nexternal-ip=203.0.113.7/192.0.2.5\n",
         ));
         assert!(lines[0].contains("192.0.2.5 (listening-ip)") && lines[0].ends_with("3478 udp"));
@@ -213,7 +204,7 @@ mod tests {
             lines[2].contains("203.0.113.7 for relays on 192.0.2.5"),
             "{lines:?}"
         );
-        let lines = describe(&conf(
+        let lines = describe(&conf_of(
             "use-auth-secret\nstatic-auth-secret=s\nlistening-ip=0.0.0.0\nrelay-ip=10.1.1.1\n",
         ));
         assert!(lines[1].contains("10.1.1.1 (relay-ip)"), "{lines:?}");
@@ -223,9 +214,9 @@ mod tests {
     #[test]
     fn loopback_relay_without_external_ip_warns() {
         let base = "use-auth-secret\nstatic-auth-secret=s\n";
-        let w = loopback_warning(&conf(&format!("{base}listening-ip=127.0.0.1\n"))).unwrap();
+        let w = loopback_warning(&conf_of(&format!("{base}listening-ip=127.0.0.1\n"))).unwrap();
         assert!(w.contains("127.0.0.1") && w.contains("external-ip"), "{w}");
-        assert!(loopback_warning(&conf(&format!(
+        assert!(loopback_warning(&conf_of(&format!(
             "{base}relay-ip=::1\nlistening-ip=192.0.2.5\n"
         )))
         .is_some());
@@ -236,7 +227,7 @@ mod tests {
             "listening-ip=127.0.0.1\nrelay-ip=192.0.2.5\n",
         ] {
             assert_eq!(
-                loopback_warning(&conf(&format!("{base}{fine}"))),
+                loopback_warning(&conf_of(&format!("{base}{fine}"))),
                 None,
                 "{fine}"
             );
@@ -247,25 +238,25 @@ mod tests {
     fn small_range_warns_for_the_stated_use() {
         let env =
             "TURN_HOST=t\nTURN_PORT=3478\nTURN_TRANSPORT=udp,tcp\nTURNS_HOST=t\nTURNS_PORT=5349\n";
-        let s = side(env);
+        let s = env_side(env);
         assert_eq!(allocations_per_participant(&s), 3);
-        let w = capacity_warning(&conf(SEED), &s, DEFAULT_PARTICIPANTS).unwrap();
+        let w = capacity_warning(&conf_of(SEED), &s, DEFAULT_PARTICIPANTS).unwrap();
         assert!(
             w.contains("21 ports") && w.contains("about 7 participants"),
             "{w}"
         );
         assert!(w.contains("turn/udp, turn/tcp, turns/tcp"), "{w}");
-        assert_eq!(capacity_warning(&conf(SEED), &s, 7), None);
+        assert_eq!(capacity_warning(&conf_of(SEED), &s, 7), None);
         // The default range (49152-65535) holds thousands.
         assert_eq!(
             capacity_warning(
-                &conf("use-auth-secret\nstatic-auth-secret=s\n"),
+                &conf_of("use-auth-secret\nstatic-auth-secret=s\n"),
                 &s,
                 DEFAULT_PARTICIPANTS
             ),
             None
         );
         // No TURN entry: nothing is relayed, nothing to warn about here.
-        assert_eq!(capacity_warning(&conf(SEED), &side(""), 1000), None);
+        assert_eq!(capacity_warning(&conf_of(SEED), &env_side(""), 1000), None);
     }
 }
