@@ -375,10 +375,16 @@ fn harness_with(settings: Settings) -> Harness {
     })
 }
 
+/// A default harness, and alice (REST credentials, port 4000) who has sent nothing yet.
+fn harness_and_alice() -> (Harness, Client) {
+    let h = harness(Options::default());
+    let c = Client::rest(4000, "alice", valid_expiry());
+    (h, c)
+}
+
 /// A default harness in which alice (REST credentials, port 4000) holds a UDP allocation.
 fn alice_allocated() -> (Harness, Client) {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     assert_eq!(h.allocate(&mut c).class, Class::Success);
     (h, c)
 }

@@ -97,8 +97,7 @@ fn advisory_even_port_without_reserve_leaks_no_port() {
 
 #[test]
 fn advisory_unredeemed_reservation_tokens_release_their_port() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let resp = h.allocate_and(&mut c, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
     });
@@ -190,8 +189,7 @@ fn advisory_ipv6_ranges_crossing_a_64_bit_boundary() {
 
 #[test]
 fn advisory_a_nonce_from_one_client_ip_is_refused_from_another() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     challenge(&mut h, &mut c);
     // The same client, same port, but another address: the nonce does not travel.
     c.flow.remote.set_ip("198.51.100.99".parse().unwrap());

@@ -4,8 +4,7 @@ use super::*;
 
 #[test]
 fn allocate_challenges_then_succeeds_with_rest_credentials() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let challenge = h.allocate_once(&mut c);
     assert_eq!(challenge.error_code(), Some(401));
     assert!(challenge.attr(attr::NONCE).is_some());
@@ -53,8 +52,7 @@ fn every_rest_username_form_and_static_users_authenticate() {
 
 #[test]
 fn wrong_password_and_expired_username_get_401() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     c.password = "not-the-password".into();
     assert_eq!(h.allocate(&mut c).error_code(), Some(401));
 
@@ -159,8 +157,7 @@ fn usernames_over_513_bytes_are_refused_on_every_transport() {
 
 #[test]
 fn a_wrong_or_missing_realm_is_refused() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     challenge(&mut h, &mut c);
     let username = c.username.clone();
     for realm in [Some(&b"other.realm"[..]), Some(&b""[..])] {

@@ -58,8 +58,7 @@ fn retransmit_dual(h: &mut Harness, c: &mut Client) -> Response {
 
 /// A default harness holding one dual allocation for alice, and its first relay.
 fn dual_allocated() -> (Harness, Client, RelayId) {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     allocate_dual(&mut h, &mut c, |_| {});
     let (slot, _) = h.server.allocations().next().unwrap();
     (h, c, slot)
@@ -173,8 +172,7 @@ fn a_dual_allocation_has_an_ipv4_and_an_ipv6_relay() {
 
 #[test]
 fn requested_and_additional_address_family_together_get_400() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     for family in [1u32, 2] {
         let resp = allocate_dual(&mut h, &mut c, |w| {
             w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, family << 24)
@@ -188,8 +186,7 @@ fn requested_and_additional_address_family_together_get_400() {
 
 #[test]
 fn additional_address_family_ipv4_gets_400() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let resp = allocate_additional(&mut h, &mut c, 1);
     assert_eq!(resp.error_code(), Some(400));
     // A family number that is neither is not supported (440), as for REQUESTED-ADDRESS-FAMILY.
@@ -201,8 +198,7 @@ fn additional_address_family_ipv4_gets_400() {
 
 #[test]
 fn even_port_with_the_reserve_bit_and_additional_address_family_gets_400() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let resp = allocate_dual(&mut h, &mut c, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap()
     });
@@ -456,8 +452,7 @@ fn each_half_expires_on_its_own_lifetime_with_one_timer_entry() {
 
 #[test]
 fn the_created_event_names_both_relays() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let addrs = relayed(&allocate_dual(&mut h, &mut c, |_| {}));
     let created = std::iter::from_fn(|| h.server.poll_event())
         .find_map(|e| match e {
@@ -472,8 +467,7 @@ fn the_created_event_names_both_relays() {
 
 #[test]
 fn a_single_family_allocation_is_unchanged_by_the_dual_machinery() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let resp = h.allocate(&mut c);
     assert_eq!(relayed(&resp).len(), 1);
     assert_eq!(address_error(&resp), None);
@@ -503,8 +497,7 @@ fn a_single_family_allocation_is_unchanged_by_the_dual_machinery() {
 fn coturn_4_6_clients_get_a_dual_allocation_at_the_draft_code_points() {
     // Debian's turnutils_uclient 4.6 sends ADDITIONAL-ADDRESS-FAMILY as 0x8032 (with EVEN-PORT
     // R=0) and reads ADDRESS-ERROR-CODE at 0x8033.
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let legacy = |w: &mut MessageWriter<'_>| {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
         w.attr(attr::EVEN_PORT, &[0]).unwrap();

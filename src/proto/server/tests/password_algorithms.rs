@@ -39,8 +39,7 @@ fn challenges_offer_password_algorithms_behind_the_nonce_cookie() {
 
 #[test]
 fn without_sha256_integrity_challenges_offer_nothing_and_md5_keys_sign() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let resp = h.allocate_once(&mut c);
     assert_eq!(resp.error_code(), Some(401));
     assert!(resp.attr(attr::PASSWORD_ALGORITHMS).is_none());

@@ -133,8 +133,7 @@ fn channels_relay_both_ways_follow_binding_rules_and_expire() {
 
 #[test]
 fn stream_channel_data_is_padded() {
-    let mut h = harness(Options::default());
-    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let (mut h, mut c) = harness_and_alice();
     let req = c.allocate_request();
     let now = h.now;
     let action =
