@@ -309,6 +309,20 @@ impl Harness {
         self.reply(c.flow, &req).expect("a response")
     }
 
+    /// Sends a client's first Allocate (no nonce yet) and returns the 401 challenge to it.
+    fn first_challenge(&mut self, c: &mut Client) -> Response {
+        let resp = self.allocate_once(c);
+        assert_eq!(resp.error_code(), Some(401));
+        resp
+    }
+
+    /// Alice (REST credentials, port 4000), once her UDP allocation has succeeded.
+    fn allocated_alice(&mut self) -> Client {
+        let mut c = Client::rest(4000, "alice", valid_expiry());
+        assert_eq!(self.allocate(&mut c).class, Class::Success);
+        c
+    }
+
     fn allocate(&mut self, c: &mut Client) -> Response {
         self.call(c, method::ALLOCATE, |w| {
             w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap()
@@ -384,8 +398,8 @@ fn harness_and_alice() -> (Harness, Client) {
 
 /// A default harness in which alice (REST credentials, port 4000) holds a UDP allocation.
 fn alice_allocated() -> (Harness, Client) {
-    let (mut h, mut c) = harness_and_alice();
-    assert_eq!(h.allocate(&mut c).class, Class::Success);
+    let mut h = harness(Options::default());
+    let c = h.allocated_alice();
     (h, c)
 }
 
@@ -441,8 +455,7 @@ fn signed_request_with(
 }
 
 fn challenge(h: &mut Harness, c: &mut Client) {
-    let resp = h.allocate_once(c);
-    assert_eq!(resp.error_code(), Some(401));
+    let resp = h.first_challenge(c);
     c.nonce = Some(resp.attr(attr::NONCE).unwrap().to_vec());
 }
 

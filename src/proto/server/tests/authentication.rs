@@ -5,8 +5,7 @@ use super::*;
 #[test]
 fn allocate_challenges_then_succeeds_with_rest_credentials() {
     let (mut h, mut c) = harness_and_alice();
-    let challenge = h.allocate_once(&mut c);
-    assert_eq!(challenge.error_code(), Some(401));
+    let challenge = h.first_challenge(&mut c);
     assert!(challenge.attr(attr::NONCE).is_some());
     assert!(challenge.attr(attr::MESSAGE_INTEGRITY).is_none());
 
@@ -70,8 +69,7 @@ fn stale_nonce_gets_438_and_a_fresh_nonce() {
         ..Settings::default()
     };
     let mut h = harness_with(settings);
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    assert_eq!(h.allocate(&mut c).class, Class::Success);
+    let mut c = h.allocated_alice();
     let old_nonce = c.nonce.clone().unwrap();
     h.advance(61);
     let tid = c.tid();

@@ -43,8 +43,7 @@ fn operator_lists_beat_built_in_rules_and_own_listeners_are_refused() {
         },
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let mut c = h.allocated_alice();
     // denied-peer-ip beats allow-loopback-peers; the server's own listener is no peer.
     for peer in ["127.0.0.99:5000", "127.0.0.1:3478", "10.1.1.1:5000"] {
         let peer: SocketAddr = peer.parse().unwrap();

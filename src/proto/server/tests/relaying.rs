@@ -172,8 +172,7 @@ fn max_bps_limits_each_direction_in_virtual_time() {
         ..Settings::default()
     };
     let mut h = harness_with(settings);
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let mut c = h.allocated_alice();
     h.channel_bind(&mut c, 0x4000, public_peer());
     let mut frame = vec![0x40, 0x00, 0x03, 0xE8];
     frame.extend([7u8; 1000]);
@@ -247,8 +246,7 @@ fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
         rfc5766_channel_numbers: true,
         ..Settings::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    h.allocate(&mut c);
+    let mut c = h.allocated_alice();
     assert_eq!(h.channel_bind(&mut c, 0x5000, peer).class, Class::Success);
     let peer2: SocketAddr = "198.100.1.2:5000".parse().unwrap();
     assert_eq!(h.channel_bind(&mut c, 0x7FFF, peer2).class, Class::Success);
