@@ -316,6 +316,15 @@ impl Harness {
         resp
     }
 
+    /// Asserts that the next event the core reports is an allocation being created.
+    fn assert_next_event_is_created(&mut self) {
+        let event = self.server.poll_event();
+        assert!(
+            matches!(event, Some(Event::AllocationCreated { .. })),
+            "{event:?}"
+        );
+    }
+
     /// Alice (REST credentials, port 4000), once her UDP allocation has succeeded.
     fn allocated_alice(&mut self) -> Client {
         let mut c = Client::rest(4000, "alice", valid_expiry());
@@ -474,6 +483,14 @@ const MAX_RATIO: [(&str, f64); 6] = [
     ("ChannelBind", 3.5),
     ("other", 1.5),
 ];
+
+/// The harness with `no-auth`: requests need no credentials.
+fn no_auth_harness() -> Harness {
+    harness(Options {
+        no_auth: true,
+        ..Options::default()
+    })
+}
 
 /// The harness with `sha256-integrity` on.
 fn sha256_offered() -> Harness {

@@ -21,10 +21,7 @@ fn allocate_challenges_then_succeeds_with_rest_credentials() {
     assert_eq!(resp.lifetime(), 600);
     assert!(resp.attr(attr::MESSAGE_INTEGRITY).is_some());
     assert_eq!(h.server.allocation_count(), 1);
-    assert!(matches!(
-        h.server.poll_event(),
-        Some(Event::AllocationCreated { .. })
-    ));
+    h.assert_next_event_is_created();
 }
 
 #[test]
@@ -84,10 +81,7 @@ fn stale_nonce_gets_438_and_a_fresh_nonce() {
 
 #[test]
 fn no_auth_mode_needs_no_credentials() {
-    let mut h = harness(Options {
-        no_auth: true,
-        ..Options::default()
-    });
+    let mut h = no_auth_harness();
     let f = flow(4000);
     let mut buf = [0u8; 64];
     let mut w = MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();

@@ -86,10 +86,7 @@ fn revoking_a_user_or_secret_ends_sessions_and_refuses_new_ones() {
         .end_allocations_where(now, &mut h.binder, |a| a.secret_id == Some(id));
     assert_eq!(ended, 1);
     assert_eq!(h.server.allocation_count(), 0);
-    assert!(matches!(
-        h.server.poll_event(),
-        Some(Event::AllocationCreated { .. })
-    ));
+    h.assert_next_event_is_created();
 }
 
 #[test]

@@ -66,10 +66,7 @@ fn refresh_past_credential_expiry_depends_on_strict_expiry() {
 #[test]
 fn refreshing_in_a_loop_keeps_one_timer_entry_per_allocation() {
     // Without credentials the 100,000 round trips need no HMAC; the expiry path is the same.
-    let mut h = harness(Options {
-        no_auth: true,
-        ..Options::default()
-    });
+    let mut h = no_auth_harness();
     let mut a = Client::rest(4000, "alice", valid_expiry());
     let mut b = Client::rest(4001, "bob", valid_expiry());
     assert_eq!(h.allocate(&mut a).class, Class::Success);
