@@ -232,6 +232,18 @@ impl Client {
         buf
     }
 
+    /// A Send indication carrying `data` to `peer`.
+    fn send_indication(&mut self, peer: SocketAddr, data: &[u8]) -> Vec<u8> {
+        let tid = self.tid();
+        let mut buf = vec![0u8; 256];
+        let mut w = MessageWriter::new(&mut buf, method::SEND, Class::Indication, tid).unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &peer).unwrap();
+        w.attr(attr::DATA, data).unwrap();
+        let n = w.finish();
+        buf.truncate(n);
+        buf
+    }
+
     /// A UDP Allocate with a fresh transaction id, signed once the client holds a nonce.
     fn allocate_request(&mut self) -> Vec<u8> {
         let tid = self.tid();

@@ -114,17 +114,6 @@ fn assert_bookkeeping(h: &Harness) {
     assert!(h.server.timer_entries() == h.server.allocation_count());
 }
 
-fn send_indication(c: &mut Client, peer: SocketAddr, data: &[u8]) -> Vec<u8> {
-    let tid = c.tid();
-    let mut buf = vec![0u8; 256];
-    let mut w = MessageWriter::new(&mut buf, method::SEND, Class::Indication, tid).unwrap();
-    w.xor_address(attr::XOR_PEER_ADDRESS, &peer).unwrap();
-    w.attr(attr::DATA, data).unwrap();
-    let n = w.finish();
-    buf.truncate(n);
-    buf
-}
-
 #[test]
 fn a_dual_allocation_has_an_ipv4_and_an_ipv6_relay() {
     let mut h = harness(Options {
@@ -325,7 +314,7 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
 
     // Send indications leave through the socket of the peer's family.
     for (peer, relay) in [(peer4(), slot), (peer6(), relay6)] {
-        let ind = send_indication(&mut c, peer, b"to peer");
+        let ind = c.send_indication(peer, b"to peer");
         match h.send_raw(c.flow, &ind) {
             ClientAction::Relay {
                 relay: r,

@@ -16,16 +16,7 @@ fn three_bytes_relayed_to(peer: SocketAddr) -> ClientAction {
 fn send_and_data_indications_follow_permissions_in_virtual_time() {
     let (mut h, mut c) = alice_allocated();
     let peer = public_peer();
-    let send = |c: &mut Client| {
-        let tid = c.tid();
-        let mut buf = vec![0u8; 256];
-        let mut w = MessageWriter::new(&mut buf, method::SEND, Class::Indication, tid).unwrap();
-        w.xor_address(attr::XOR_PEER_ADDRESS, &peer).unwrap();
-        w.attr(attr::DATA, b"hello peer").unwrap();
-        let n = w.finish();
-        buf.truncate(n);
-        buf
-    };
+    let send = |c: &mut Client| c.send_indication(peer, b"hello peer");
     let ind = send(&mut c);
     assert_eq!(
         h.send_raw(c.flow, &ind),
