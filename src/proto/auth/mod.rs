@@ -364,6 +364,15 @@ mod tests {
     const REALM: &str = "ferro.test";
     const NOW: u64 = 1_700_000_000;
 
+    /// The MD5 keys `a` would try for `username` at `NOW`.
+    fn md5_keys(
+        a: &Authenticator,
+        username: &str,
+        purpose: Purpose,
+    ) -> Result<KeyCandidates, AuthError> {
+        a.candidate_keys(username, NOW, purpose, Algorithm::Md5)
+    }
+
     fn rest_auth(secrets: &[&[u8]], sep: char, strict: bool) -> Authenticator {
         Authenticator::new(AuthSettings {
             realm: REALM.into(),
@@ -386,9 +395,7 @@ mod tests {
     fn rest_all_three_forms() {
         let a = rest_auth(&[b"north"], ':', false);
         for name in ["1700000100", "1700000100:alice", "alice:1700000100"] {
-            let keys = a
-                .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
-                .unwrap();
+            let keys = md5_keys(&a, name, Purpose::Allocate).unwrap();
             assert_eq!(keys.as_slice(), &[expected(b"north", name)], "{name}");
         }
     }
@@ -397,9 +404,7 @@ mod tests {
     fn every_secret_gives_a_key() {
         let a = rest_auth(&[b"old", b"new", b"old"], ':', false);
         let name = "1700000100:alice";
-        let keys = a
-            .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
-            .unwrap();
+        let keys = md5_keys(&a, name, Purpose::Allocate).unwrap();
         let got: Vec<_> = keys.iter().copied().collect();
         assert_eq!(got, vec![expected(b"old", name), expected(b"new", name)]);
         assert_eq!((&keys).into_iter().count(), 2);
@@ -411,9 +416,7 @@ mod tests {
         let refs: Vec<&[u8]> = secrets.iter().map(|s| s.as_slice()).collect();
         let a = rest_auth(&refs, ':', false);
         assert_eq!(a.ignored_rest_secrets(), 2);
-        let keys = a
-            .candidate_keys("1700000100", NOW, Purpose::Allocate, Algorithm::Md5)
-            .unwrap();
+        let keys = md5_keys(&a, "1700000100", Purpose::Allocate).unwrap();
         assert_eq!(keys.len(), MAX_REST_SECRETS);
         assert_eq!(keys.as_slice()[7], expected(&[7], "1700000100"));
     }
@@ -423,15 +426,12 @@ mod tests {
         for sep in ['-', '_'] {
             let a = rest_auth(&[b"north"], sep, false);
             let name = format!("1700000100{sep}alice");
-            let keys = a
-                .candidate_keys(&name, NOW, Purpose::Allocate, Algorithm::Md5)
-                .unwrap();
+            let keys = md5_keys(&a, &name, Purpose::Allocate).unwrap();
             assert_eq!(keys.as_slice(), &[expected(b"north", &name)]);
             assert_eq!(a.user_id(&name), "alice");
             // The default separator is just an unknown name here.
             assert_eq!(
-                a.candidate_keys("1700000100:alice", NOW, Purpose::Allocate, Algorithm::Md5)
-                    .unwrap_err(),
+                md5_keys(&a, "1700000100:alice", Purpose::Allocate).unwrap_err(),
                 AuthError::UnknownUser
             );
         }
@@ -445,21 +445,14 @@ mod tests {
         let edge = "1700000000:alice";
         for a in [&lax, &strict] {
             assert_eq!(
-                a.candidate_keys(past, NOW, Purpose::Allocate, Algorithm::Md5)
-                    .unwrap_err(),
+                md5_keys(a, past, Purpose::Allocate).unwrap_err(),
                 AuthError::Expired
             );
-            assert!(a
-                .candidate_keys(edge, NOW, Purpose::Allocate, Algorithm::Md5)
-                .is_ok());
+            assert!(md5_keys(a, edge, Purpose::Allocate).is_ok());
         }
-        assert!(lax
-            .candidate_keys(past, NOW, Purpose::Refresh, Algorithm::Md5)
-            .is_ok());
+        assert!(md5_keys(&lax, past, Purpose::Refresh).is_ok());
         assert_eq!(
-            strict
-                .candidate_keys(past, NOW, Purpose::Refresh, Algorithm::Md5)
-                .unwrap_err(),
+            md5_keys(&strict, past, Purpose::Refresh).unwrap_err(),
             AuthError::Expired
         );
         assert_eq!(AuthError::Expired.stun_code(), ErrorCode::Unauthorized);
@@ -480,12 +473,8 @@ mod tests {
             users: vec![("bob".into(), UserSecret::Key(parse_md5_key(hex).unwrap()))],
             ..AuthSettings::default()
         });
-        let a = by_pw
-            .candidate_keys("bob", NOW, Purpose::Allocate, Algorithm::Md5)
-            .unwrap();
-        let b = by_key
-            .candidate_keys("bob", NOW, Purpose::Allocate, Algorithm::Md5)
-            .unwrap();
+        let a = md5_keys(&by_pw, "bob", Purpose::Allocate).unwrap();
+        let b = md5_keys(&by_key, "bob", Purpose::Allocate).unwrap();
         assert_eq!(a.as_slice(), b.as_slice());
         assert_eq!(a.as_slice(), &[CredKey::md5(parse_md5_key(hex).unwrap())]);
         assert_eq!(by_pw.user_id("bob"), "bob");
@@ -501,9 +490,7 @@ mod tests {
             ..AuthSettings::default()
         });
         // Long past its "expiry", yet a static user is never treated as REST.
-        let keys = a
-            .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
-            .unwrap();
+        let keys = md5_keys(&a, name, Purpose::Allocate).unwrap();
         assert_eq!(
             keys.as_slice(),
             &[CredKey::md5(long_term_key(name, REALM, "pw"))]
@@ -515,17 +502,14 @@ mod tests {
     fn unknown_user() {
         let a = rest_auth(&[b"north"], ':', false);
         for name in ["", "alice", "alice:bob"] {
-            let e = a
-                .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
-                .unwrap_err();
+            let e = md5_keys(&a, name, Purpose::Allocate).unwrap_err();
             assert_eq!(e, AuthError::UnknownUser);
             assert_eq!(e.stun_code(), ErrorCode::Unauthorized);
         }
         // A REST-shaped name is unknown when no secret is configured.
         let none = rest_auth(&[], ':', false);
         assert_eq!(
-            none.candidate_keys("1700000100:alice", NOW, Purpose::Allocate, Algorithm::Md5)
-                .unwrap_err(),
+            md5_keys(&none, "1700000100:alice", Purpose::Allocate).unwrap_err(),
             AuthError::UnknownUser
         );
     }
