@@ -162,26 +162,18 @@ mod tests {
             realm.ends_with("| environment variable FERROTURN_REALM"),
             "{realm}"
         );
-        assert!(
-            line_of(&t, "min-port=40000").ends_with("turnserver.conf:3"),
-            "{t}"
-        );
-        assert!(
-            line_of(&t, "max-port=40100").ends_with("| command line"),
-            "{t}"
-        );
-        assert!(
-            line_of(&t, "fingerprint").ends_with("| command line"),
-            "{t}"
-        );
-        assert!(
-            line_of(&t, "listening-port=3478").ends_with("| default"),
-            "{t}"
-        );
-        assert!(line_of(&t, "no-tcp=off").ends_with("| default"), "{t}");
-        assert!(line_of(&t, "#cert=").ends_with("not set (default)"), "{t}");
-        assert!(line_of(&t, "use-auth-secret").ends_with("implied by static-auth-secret"));
-        assert!(line_of(&t, "#proc-user=turn").ends_with("turnserver.conf:4 (ignored)"));
+        for (start, source) in [
+            ("min-port=40000", "turnserver.conf:3"),
+            ("max-port=40100", "| command line"),
+            ("fingerprint", "| command line"),
+            ("listening-port=3478", "| default"),
+            ("no-tcp=off", "| default"),
+            ("#cert=", "not set (default)"),
+            ("use-auth-secret", "implied by static-auth-secret"),
+            ("#proc-user=turn", "turnserver.conf:4 (ignored)"),
+        ] {
+            assert!(line_of(&t, start).ends_with(source), "{start}: {t}");
+        }
         assert!(
             t.contains("realm from environment variable FERROTURN_REALM overrides"),
             "{t}"
