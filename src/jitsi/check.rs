@@ -287,6 +287,12 @@ mod tests {
         check(&conf_of(conf), &env_side(env), CheckOptions::default())
     }
 
+    /// The findings for the sample plan's relay configuration and its .env with `key` set by
+    /// `line` (see `env_with`).
+    fn sample_findings(key: &str, line: &str) -> Vec<String> {
+        run(&render_conf::render(&sample()), &env_with(key, line))
+    }
+
     #[test]
     fn generated_files_agree_in_every_form() {
         let plan = sample();
@@ -314,13 +320,9 @@ mod tests {
 
     #[test]
     fn wrong_secret() {
-        let conf = render_conf::render(&sample());
-        let found = run(
-            &conf,
-            &env_with(
-                "TURN_CREDENTIALS",
-                &format!("TURN_CREDENTIALS={}", "c".repeat(64)),
-            ),
+        let found = sample_findings(
+            "TURN_CREDENTIALS",
+            &format!("TURN_CREDENTIALS={}", "c".repeat(64)),
         );
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(
@@ -329,7 +331,7 @@ mod tests {
         );
         // The secrets themselves are not printed, only their first characters.
         assert!(!found[0].contains(&"c".repeat(64)));
-        let found = run(&conf, &env_with("TURN_CREDENTIALS", ""));
+        let found = sample_findings("TURN_CREDENTIALS", "");
         assert!(found[0].contains("no shared secret"), "{found:?}");
     }
 
@@ -349,13 +351,12 @@ mod tests {
 
     #[test]
     fn turn_port_left_at_docker_default_443() {
-        let conf = render_conf::render(&sample());
-        let found = run(&conf, &env_with("TURN_PORT", ""));
+        let found = sample_findings("TURN_PORT", "");
         assert_eq!(found.len(), 2, "udp and tcp entries: {found:?}");
         assert!(found[0].contains("port 443"), "{found:?}");
         assert!(found[0].contains("TURN_PORT is not set"), "{found:?}");
         assert!(found[0].contains("listening-port is 3478"), "{found:?}");
-        let found = run(&conf, &env_with("TURN_PORT", "TURN_PORT=443"));
+        let found = sample_findings("TURN_PORT", "TURN_PORT=443");
         assert!(
             found[0].contains("port 443") && !found[0].contains("not set"),
             "{found:?}"
@@ -364,8 +365,7 @@ mod tests {
 
     #[test]
     fn tls_port_mismatch() {
-        let conf = render_conf::render(&sample());
-        let found = run(&conf, &env_with("TURNS_PORT", "TURNS_PORT=443"));
+        let found = sample_findings("TURNS_PORT", "TURNS_PORT=443");
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].contains("tls-listening-port is 5349"), "{found:?}");
     }
@@ -429,22 +429,17 @@ mod tests {
 
     #[test]
     fn ttl_shorter_than_a_meeting() {
-        let conf = render_conf::render(&sample());
-        let found = run(&conf, &env_with("TURN_TTL", "TURN_TTL=3600"));
+        let found = sample_findings("TURN_TTL", "TURN_TTL=3600");
         // The udp and tcp entries share one sentence; the TLS entry has its own.
         assert_eq!(found.len(), 2, "{found:?}");
         assert!(
             found[0].contains("3600 s (1 h)") && found[0].contains("reconnect"),
             "{found:?}"
         );
-        let strict = conf + "strict-expiry\n";
+        let strict = render_conf::render(&sample()) + "strict-expiry\n";
         let found = run(&strict, &env_with("TURN_TTL", "TURN_TTL=3600"));
         assert!(found[0].contains("cuts the call"), "{found:?}");
-        assert!(run(
-            &render_conf::render(&sample()),
-            &env_with("TURN_TTL", "TURN_TTL=10800")
-        )
-        .is_empty());
+        assert!(sample_findings("TURN_TTL", "TURN_TTL=10800").is_empty());
     }
 
     #[test]
