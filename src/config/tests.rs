@@ -383,17 +383,10 @@ fn rfc5766_channel_numbers_is_off_by_default_and_a_flag() {
 #[test]
 fn dtls_is_accepted_with_a_warning_and_no_dtls_quietly() {
     let c = run(&format!("{AUTH}dtls\n"), &[], &[]).expect("load");
-    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
-    assert!(
-        c.warnings[0].contains("does not serve DTLS"),
-        "{:?}",
-        c.warnings
-    );
-    assert!(
-        c.warnings[0].contains("turnserver.conf:3"),
-        "{:?}",
-        c.warnings
-    );
+    let w = &c.warnings;
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].contains("does not serve DTLS"), "{w:?}");
+    assert!(w[0].contains("turnserver.conf:3"), "{w:?}");
     let c = run(&format!("{AUTH}no-dtls\n"), &[], &[]).expect("load");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let help = help::render();
