@@ -33,6 +33,12 @@ fn allocate_dual(
     })
 }
 
+/// No allocation is left, and no relay socket or pool port is held for one.
+fn assert_nothing_allocated(h: &Harness) {
+    assert_eq!(h.server.allocation_count(), 0);
+    assert_bookkeeping(h);
+}
+
 /// A UDP Allocate with ADDITIONAL-ADDRESS-FAMILY `family` (only 2, IPv6, is valid) and nothing else.
 fn allocate_additional(h: &mut Harness, c: &mut Client, family: u32) -> Response {
     h.call(c, method::ALLOCATE, |w| {
@@ -64,11 +70,13 @@ fn dual_allocated() -> (Harness, Client, RelayId) {
     (h, c, slot)
 }
 
-/// A successful dual Allocate that was served with one relay only: that relay's address.
-fn single_relay(resp: &Response) -> SocketAddr {
+/// A successful dual Allocate that was served with one relay only, the other family refused
+/// with ADDRESS-ERROR-CODE `refused` (family, code): the relay's address.
+fn half_served(resp: &Response, refused: (u8, u16)) -> SocketAddr {
     assert_eq!(resp.class, Class::Success);
     let addrs = relayed(resp);
     assert_eq!(addrs.len(), 1, "{addrs:?}");
+    assert_eq!(address_error(resp), Some(refused));
     addrs[0]
 }
 
@@ -169,8 +177,7 @@ fn requested_and_additional_address_family_together_get_400() {
         });
         assert_eq!(resp.error_code(), Some(400));
     }
-    assert_eq!(h.server.allocation_count(), 0);
-    assert_bookkeeping(&h);
+    assert_nothing_allocated(&h);
 }
 
 #[test]
@@ -181,8 +188,7 @@ fn additional_address_family_ipv4_gets_400() {
     // A family number that is neither is not supported (440), as for REQUESTED-ADDRESS-FAMILY.
     let resp = allocate_additional(&mut h, &mut c, 3);
     assert_eq!(resp.error_code(), Some(440));
-    assert_eq!(h.server.allocation_count(), 0);
-    assert_bookkeeping(&h);
+    assert_nothing_allocated(&h);
 }
 
 #[test]
@@ -232,13 +238,11 @@ fn reservation_token_and_additional_address_family_get_400() {
 
 #[test]
 fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
-    let mut h = harness(Options::default());
+    let (mut h, mut c) = harness_and_alice();
     h.binder.relay_ip6 = None;
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = single_relay(&resp);
+    let relay = half_served(&resp, (2, 440));
     assert!(relay.is_ipv4());
-    assert_eq!(address_error(&resp), Some((2, 440)));
     assert_eq!(h.server.stats().dual_family_refusals[1].get(), 1);
     assert_eq!(h.server.stats().dual_allocations.get(), 0);
     assert_bookkeeping(&h);
@@ -256,13 +260,11 @@ fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
 
 #[test]
 fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
-    let mut h = harness(Options::default());
+    let (mut h, mut c) = harness_and_alice();
     h.binder.relay_ip4 = None;
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = single_relay(&resp);
+    let relay = half_served(&resp, (1, 440));
     assert!(relay.is_ipv6());
-    assert_eq!(address_error(&resp), Some((1, 440)));
     // The IPv6 relay keeps its socket id: the allocation's second one.
     let (slot, _) = h.server.allocations().next().unwrap();
     assert_eq!(h.binder.open[&(ipv6_relay(slot))], relay);
@@ -288,8 +290,8 @@ fn a_full_port_range_leaves_the_ipv6_half_out_with_508() {
     });
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
-    assert_eq!(single_relay(&resp), "192.0.2.10:50000".parse().unwrap());
-    assert_eq!(address_error(&resp), Some((2, 508)));
+    let relay = half_served(&resp, (2, 508));
+    assert_eq!(relay, "192.0.2.10:50000".parse().unwrap());
     assert_bookkeeping(&h);
     // No port for either family: the request fails with 508.
     let mut d = Client::rest(4001, "alice", valid_expiry());
@@ -393,8 +395,7 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 1 << 24).unwrap();
     });
     assert_eq!(resp.lifetime(), 0);
-    assert_eq!(h.server.allocation_count(), 0);
-    assert_bookkeeping(&h);
+    assert_nothing_allocated(&h);
 }
 
 #[test]
