@@ -8,6 +8,7 @@
 
 mod auth_check;
 mod reply;
+mod routes;
 mod stats;
 mod turn_requests;
 
@@ -32,6 +33,7 @@ use super::flow::{Family, Flow, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
 use super::stun::{attr, method, Class, CodecError, Message};
 
+pub use routes::{ChannelRoute, RouteChange};
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
@@ -199,6 +201,7 @@ pub struct Server {
     draining: bool,
     stats: Arc<CoreStats>,
     challenges: ChallengeLimiter,
+    routes: routes::RouteQueue,
 }
 
 impl Server {
@@ -233,6 +236,7 @@ impl Server {
             draining: false,
             stats: Arc::new(CoreStats::default()),
             challenges: ChallengeLimiter::new(),
+            routes: None,
         }
     }
 
@@ -248,6 +252,7 @@ impl Server {
         retune(&mut self.capacity_to_peers, capacity, now);
         retune(&mut self.capacity_to_clients, capacity, now);
         self.config = config;
+        self.announce_all_routes(now);
     }
 
     /// Ends every allocation `pred` selects; returns how many ended.
@@ -597,6 +602,7 @@ impl Server {
         };
         self.expiries.remove(&(alloc.expires, slot));
         self.by_flow.remove(&alloc.flow);
+        self.withdraw_routes(slot, &alloc);
         binder.close(slot);
         self.shared.ports.release(alloc.relay_addr.port());
         self.shared.quotas.release(&alloc.user_id);

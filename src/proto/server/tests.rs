@@ -2631,3 +2631,5 @@ fn rest_api_hmac_sha256_passwords() {
     c.password = rest_password_with(RestHmac::Sha256, SECRET.as_bytes(), &c.username);
     assert_eq!(h.allocate(&mut c).class, Class::Success);
 }
+
+mod fast_path_routes;

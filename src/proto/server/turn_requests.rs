@@ -306,6 +306,7 @@ impl Server {
         } else {
             let granted = self.config.settings.granted_lifetime(attrs.lifetime);
             self.set_expiry(slot, now + Duration::from_secs(granted.into()));
+            self.announce_routes(slot, now, |_| true);
             granted
         };
         self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
@@ -352,6 +353,7 @@ impl Server {
         for ip in &ips[..n] {
             alloc.add_permission(*ip, expires, now);
         }
+        self.announce_routes(slot, now, |p| ips[..n].contains(&p.ip()));
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 
@@ -388,6 +390,7 @@ impl Server {
             return self.error_reply(out, msg, 508, key, fp);
         }
         alloc.add_permission(peer.ip(), permission_expires, now);
+        self.announce_routes(slot, now, |p| p.ip() == peer.ip());
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 

@@ -1,0 +1,137 @@
+//! Channel routes for a kernel fast path: the core says which channel bindings may be forwarded
+//! without it, and until when; the runtime turns that into map entries (or ignores it).
+//!
+//! A route is announced when a ChannelBind succeeds and again whenever its deadline moves
+//! (a CreatePermission or ChannelBind refreshing the peer's permission, a Refresh), and it is
+//! withdrawn when its allocation ends or a new configuration puts the allocation under a
+//! bandwidth limit (limits are enforced here, not in the kernel). The deadline is the earliest
+//! of the channel's, its permission's and the allocation's expiry, so a forwarder that checks
+//! it stops on time by itself; the runtime still deletes lapsed entries so state stays bounded
+//! by what is live. Nothing is queued until [`Server::enable_routes`] is called.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use super::super::allocation::Allocation;
+use super::super::flow::{Family, Flow, Transport};
+use super::Server;
+
+/// One channel binding, as a forwarder needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ChannelRoute {
+    /// The allocation (relay slot) it belongs to.
+    pub relay: u32,
+    /// The client's flow (UDP listener and client address).
+    pub client: Flow,
+    /// The channel number.
+    pub channel: u16,
+    /// The peer the channel stands for.
+    pub peer: SocketAddr,
+    /// The relay socket's address.
+    pub relay_addr: SocketAddr,
+}
+
+/// A change to what may be forwarded without the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteChange {
+    /// Forward `route` until `until` (replaces an earlier announcement of the same route).
+    Install {
+        /// The binding.
+        route: ChannelRoute,
+        /// When forwarding must stop unless announced again.
+        until: Instant,
+    },
+    /// Stop forwarding `route` now.
+    Remove(ChannelRoute),
+}
+
+/// Routes waiting for the runtime; `None` while no forwarder asked for them.
+pub(super) type RouteQueue = Option<std::collections::VecDeque<RouteChange>>;
+
+impl Server {
+    /// Starts queueing [`RouteChange`]s for [`poll_route`](Self::poll_route).
+    pub fn enable_routes(&mut self) {
+        if self.routes.is_none() {
+            self.routes = Some(Default::default());
+        }
+    }
+
+    /// The next route change, if any.
+    pub fn poll_route(&mut self) -> Option<RouteChange> {
+        self.routes.as_mut()?.pop_front()
+    }
+
+    /// Whether the allocation's channel data may bypass the core: UDP clients only, no
+    /// bandwidth limit to enforce, and the same family on both sides (the forwarder rewrites
+    /// addresses, it does not translate between IPv4 and IPv6).
+    fn may_bypass(&self, alloc: &Allocation) -> bool {
+        alloc.transport == Transport::Udp
+            && alloc.to_peer_limit.is_none()
+            && alloc.to_client_limit.is_none()
+            && self.capacity_to_peers.is_none()
+            && self.capacity_to_clients.is_none()
+            && Family::of(&alloc.flow.remote) == Family::of(&alloc.relay_addr)
+    }
+
+    /// Announces the live channels of the allocation in `slot` whose peer `select` picks,
+    /// with their current deadlines (or withdraws them all when it may not bypass the core).
+    pub(super) fn announce_routes(
+        &mut self,
+        slot: u32,
+        now: Instant,
+        select: impl Fn(&SocketAddr) -> bool,
+    ) {
+        let Some(alloc) = self.slots.get(slot as usize).and_then(Option::as_ref) else {
+            return;
+        };
+        let bypass = self.may_bypass(alloc);
+        let Some(queue) = self.routes.as_mut() else {
+            return;
+        };
+        for c in alloc.channels.iter().filter(|c| select(&c.peer)) {
+            let route = ChannelRoute {
+                relay: slot,
+                client: alloc.flow,
+                channel: c.number,
+                peer: c.peer,
+                relay_addr: alloc.relay_addr,
+            };
+            let permission = alloc
+                .permissions
+                .iter()
+                .find(|p| p.ip == c.peer.ip())
+                .map(|p| p.expires);
+            let until = permission.map(|p| p.min(c.expires).min(alloc.expires));
+            queue.push_back(match until {
+                Some(until) if bypass && until > now => RouteChange::Install { route, until },
+                _ => RouteChange::Remove(route),
+            });
+        }
+    }
+
+    /// Withdraws every channel of `alloc` (it is ending).
+    pub(super) fn withdraw_routes(&mut self, slot: u32, alloc: &Allocation) {
+        let Some(queue) = self.routes.as_mut() else {
+            return;
+        };
+        queue.extend(alloc.channels.iter().map(|c| {
+            RouteChange::Remove(ChannelRoute {
+                relay: slot,
+                client: alloc.flow,
+                channel: c.number,
+                peer: c.peer,
+                relay_addr: alloc.relay_addr,
+            })
+        }));
+    }
+
+    /// Announces (or withdraws) every channel of every allocation: the configuration changed.
+    pub(super) fn announce_all_routes(&mut self, now: Instant) {
+        if self.routes.is_none() {
+            return;
+        }
+        for slot in 0..self.slots.len() as u32 {
+            self.announce_routes(slot, now, |_| true);
+        }
+    }
+}
