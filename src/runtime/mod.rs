@@ -10,6 +10,7 @@ pub mod connection;
 pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
+pub mod fast_path;
 pub mod io_stats;
 pub mod metrics;
 pub mod ops_stats;
@@ -83,6 +84,9 @@ pub enum StartError {
     /// A shard could not be set up.
     #[error("cannot start shard: {0}")]
     Shard(io::Error),
+    /// `kernel-fast-path = on` and the fast path cannot run.
+    #[error("kernel-fast-path = on, but {0}")]
+    FastPath(#[from] fast_path::FastPathError),
 }
 
 /// A running relay: its shard threads and the handles to steer them.
@@ -97,6 +101,8 @@ pub struct Runtime {
     pub tcp_listeners: Vec<(SocketAddr, StreamPort)>,
     /// Relay addresses (several of one family take turns per allocation).
     pub relay_addresses: Vec<IpAddr>,
+    /// The kernel fast path, when it runs (dropped after the shards: detaches the program).
+    fast_path: Option<fast_path::FastPath>,
 }
 
 /// How often certificate files are checked for changes.
@@ -232,6 +238,7 @@ impl Runtime {
             &core_setup::Revocations::default(),
             &server_addresses,
         ));
+        let fast_path = start_fast_path(config, &udp_addrs, &relay_addresses)?;
         let mut handles = control::ShardHandles::default();
         let epoch = Instant::now();
         let epoch_unix = SystemTime::now()
@@ -263,6 +270,10 @@ impl Runtime {
                     flags: flags.clone(),
                     poll_interval: Duration::from_millis(config.poll_interval_ms),
                     io: io.clone(),
+                    routes: match &fast_path {
+                        Some(fp) => Some(fp.shard_routes()?),
+                        None => None,
+                    },
                 },
                 commands_rx,
             )
@@ -284,6 +295,9 @@ impl Runtime {
         );
         if let Some(store) = &certs {
             control.set_certificates(store.clone());
+        }
+        if let Some(fp) = &fast_path {
+            control.set_fast_path(fp.stats());
         }
         control.set_ready();
         let watcher = certs
@@ -308,6 +322,7 @@ impl Runtime {
             udp_listeners: udp_addrs,
             tcp_listeners: tcp_addrs,
             relay_addresses,
+            fast_path,
         })
     }
 
@@ -334,11 +349,50 @@ impl Runtime {
                 Err(_) => tracing::error!("shard panicked"),
             }
         }
+        // The shards removed their map entries as they stopped; now the program goes.
+        if let Some(fp) = self.fast_path {
+            let interfaces = fp.interfaces().join(",");
+            drop(fp);
+            tracing::info!(%interfaces, "kernel fast path detached");
+        }
         if let Some((handle, stop)) = self.watcher {
             stop.store(true, Ordering::Relaxed);
             handle.thread().unpark();
             let _ = handle.join();
         }
+    }
+}
+
+/// Loads the kernel fast path as `kernel-fast-path` asks: `auto` logs why it does not run and
+/// carries on in user space, `on` fails the start.
+fn start_fast_path(
+    config: &Config,
+    udp: &[SocketAddr],
+    relays: &[IpAddr],
+) -> Result<Option<fast_path::FastPath>, StartError> {
+    use crate::config::KernelFastPath;
+    if config.kernel_fast_path == KernelFastPath::Off {
+        tracing::debug!("kernel fast path off (kernel-fast-path = off)");
+        return Ok(None);
+    }
+    let result = if udp.is_empty() {
+        Err(fast_path::FastPathError::NoInterface)
+    } else {
+        fast_path::FastPath::start(udp, relays)
+    };
+    match result {
+        Ok(fp) => {
+            tracing::info!(
+                interfaces = %fp.interfaces().join(","),
+                "kernel fast path attached: UDP channel data is forwarded by the eBPF program"
+            );
+            Ok(Some(fp))
+        }
+        Err(e) if config.kernel_fast_path == KernelFastPath::Auto => {
+            tracing::warn!(reason = %e, "kernel fast path not in use (kernel-fast-path = auto); relaying in user space");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

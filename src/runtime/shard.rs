@@ -27,6 +27,7 @@ use super::client_input::{ClientPath, Input, Replies};
 use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
 use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, ShardFlags};
+use super::fast_path::ShardRoutes;
 use super::io_stats::IoStats;
 use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
@@ -98,6 +99,8 @@ pub struct ShardContext {
     pub poll_interval: Duration,
     /// This shard's I/O counters.
     pub io: Arc<IoStats>,
+    /// This shard's writer of the kernel fast path's maps, when the fast path runs.
+    pub routes: Option<ShardRoutes>,
 }
 
 struct Listener {
@@ -131,6 +134,7 @@ pub struct Shard {
     commands: CommandReceiver,
     io: Arc<IoStats>,
     id: usize,
+    routes: Option<ShardRoutes>,
 }
 
 impl Shard {
@@ -150,7 +154,9 @@ impl Shard {
             flags,
             poll_interval,
             io,
+            mut routes,
         } = context;
+        let mut core = core;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let mut udp = Vec::with_capacity(sockets.udp.len());
@@ -176,6 +182,11 @@ impl Shard {
                 kind,
                 backoff: AcceptBackoff::default(),
             });
+        }
+        if let Some(routes) = routes.as_mut() {
+            let listeners = udp.iter().filter_map(|s| s.local_addr().ok()).collect();
+            routes.set_listeners(id, listeners);
+            core.enable_routes();
         }
         let relays = make_relays(poll.registry().try_clone()?);
         let udp_count = udp.len();
@@ -205,6 +216,7 @@ impl Shard {
                 commands,
                 io,
                 id,
+                routes,
             },
             waker,
         ))
@@ -261,7 +273,11 @@ impl Shard {
             if now >= self.next_sweep {
                 self.next_sweep = now + SWEEP_INTERVAL;
                 self.sweep_connections(now);
+                if let Some(routes) = self.routes.as_mut() {
+                    routes.sweep(now);
+                }
             }
+            self.apply_routes();
             self.log_events();
         }
     }
@@ -325,6 +341,15 @@ impl Shard {
         }
     }
 
+    /// Hands the core's channel route changes to the fast path's maps.
+    fn apply_routes(&mut self) {
+        if let Some(routes) = self.routes.as_mut() {
+            while let Some(change) = self.core.poll_route() {
+                routes.apply(change);
+            }
+        }
+    }
+
     fn handle_command(&mut self, command: ShardCommand) {
         let now = Instant::now();
         match command {
@@ -340,6 +365,7 @@ impl Shard {
                             SessionFilter::User(user) => *a.user_id == **user,
                             SessionFilter::Secret(id) => a.secret_id == Some(*id),
                         });
+                self.apply_routes();
                 self.log_events();
                 let _ = reply.send(ended);
             }
@@ -349,7 +375,8 @@ impl Shard {
     fn sessions(&self, now: Instant) -> Vec<SessionInfo> {
         self.core
             .allocations()
-            .map(|(_, a)| SessionInfo {
+            .map(|(slot, a)| (a, self.kernel_traffic(slot)))
+            .map(|(a, ((kp, kb), (cp, cb)))| SessionInfo {
                 id: a.id,
                 shard: self.id,
                 username: a.username.to_string(),
@@ -360,10 +387,10 @@ impl Shard {
                 relayed: a.advertised,
                 age_secs: now.saturating_duration_since(a.created).as_secs(),
                 expires_in_secs: a.expires.saturating_duration_since(now).as_secs(),
-                bytes_to_peers: a.traffic.to_peer_bytes,
-                bytes_to_client: a.traffic.to_client_bytes,
-                packets_to_peers: a.traffic.to_peer_packets,
-                packets_to_client: a.traffic.to_client_packets,
+                bytes_to_peers: a.traffic.to_peer_bytes + kb,
+                bytes_to_client: a.traffic.to_client_bytes + cb,
+                packets_to_peers: a.traffic.to_peer_packets + kp,
+                packets_to_client: a.traffic.to_client_packets + cp,
                 permissions: a
                     .permissions
                     .iter()
@@ -379,6 +406,13 @@ impl Shard {
                 secret_id: a.secret_id,
             })
             .collect()
+    }
+
+    /// What the kernel fast path forwarded for the allocation in `slot` on its live channels.
+    fn kernel_traffic(&self, slot: u32) -> ((u64, u64), (u64, u64)) {
+        self.routes
+            .as_ref()
+            .map_or(((0, 0), (0, 0)), |r| r.traffic(slot))
     }
 
     /// Reads up to the budget from UDP listener `index`; true when input may be left.
