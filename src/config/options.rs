@@ -410,7 +410,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("cpus", "N", Opt::Cpus, G::Relay, "CPU count to assume instead of the detected one: the number of relay shards when relay-threads is not set (for containers)"),
     value("log-min-level", "debug|info|warning|error", Opt::LogMinLevel, G::Logging, "Lowest level logged; overrides verbose/Verbose (RUST_LOG overrides both)"),
     value("prometheus-path", "PATH", Opt::PrometheusPath, G::Metrics, "HTTP path of the metrics").default("/metrics"),
-    value("kernel-fast-path", "off|auto|on", Opt::KernelFastPath, G::Relay, "Forward UDP channel data in the kernel (eBPF TC program; needs CAP_BPF and CAP_NET_ADMIN): auto = when it loads, else log why and relay in user space; on = refuse to start without it (ferroturn)").default("off"),
+    value("kernel-fast-path", "off|auto|on", Opt::KernelFastPath, G::Relay, "UDP channel data forwarded by an eBPF program (needs CAP_BPF+CAP_NET_ADMIN); auto: if it loads, else say why; on: required (ferroturn)").default("off"),
     flag("stateless-nonce", Opt::AlreadyDefault, G::Compatibility, "Accepted: nonces are always stateless (HMAC of time and 5-tuple); cannot be switched off"),
     flag("drop-invalid-packets", Opt::AlreadyDefault, G::Compatibility, "Accepted: invalid packets are always dropped early and counted; cannot be switched off"),
     flag("udp-recvmmsg", Opt::AlreadyDefault, G::Compatibility, "Accepted: UDP is always received in recvmmsg batches on Linux; cannot be switched off"),
