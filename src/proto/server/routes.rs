@@ -13,14 +13,14 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use super::super::allocation::Allocation;
-use super::super::flow::{Family, Flow, Transport};
-use super::Server;
+use super::super::flow::{Family, Flow, RelayId, Transport};
+use super::{relay_of, Server};
 
 /// One channel binding, as a forwarder needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ChannelRoute {
-    /// The allocation (relay slot) it belongs to.
-    pub relay: u32,
+    /// The allocation (its relay socket) it belongs to.
+    pub relay: RelayId,
     /// The client's flow (UDP listener and client address).
     pub client: Flow,
     /// The channel number.
@@ -90,7 +90,7 @@ impl Server {
         };
         for c in alloc.channels.iter().filter(|c| select(&c.peer)) {
             let route = ChannelRoute {
-                relay: slot,
+                relay: relay_of(slot),
                 client: alloc.flow,
                 channel: c.number,
                 peer: c.peer,
@@ -116,7 +116,7 @@ impl Server {
         };
         queue.extend(alloc.channels.iter().map(|c| {
             RouteChange::Remove(ChannelRoute {
-                relay: slot,
+                relay: relay_of(slot),
                 client: alloc.flow,
                 channel: c.number,
                 peer: c.peer,

@@ -5,14 +5,14 @@ use std::time::Instant;
 
 /// Converts the core's deadlines to kernel nanoseconds.
 #[derive(Debug, Clone, Copy)]
-pub struct MonoClock {
+pub(super) struct MonoClock {
     base: Instant,
     base_ns: u64,
 }
 
 impl MonoClock {
     /// Reads both clocks now.
-    pub fn new() -> MonoClock {
+    pub(super) fn new() -> MonoClock {
         let base = Instant::now();
         MonoClock {
             base,
@@ -21,7 +21,7 @@ impl MonoClock {
     }
 
     /// `t` in CLOCK_MONOTONIC nanoseconds.
-    pub fn ns(&self, t: Instant) -> u64 {
+    pub(super) fn ns(&self, t: Instant) -> u64 {
         match t.checked_duration_since(self.base) {
             Some(d) => self.base_ns.saturating_add(d.as_nanos() as u64),
             None => self

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 /// Names of the non-loopback interfaces that hold one of `ips`, without duplicates, in the
 /// order found. Loopback is left out: a client on this host gains nothing from the program,
 /// and every local connection would pay for it.
-pub fn carrying(ips: &[IpAddr]) -> Vec<String> {
+pub(super) fn carrying(ips: &[IpAddr]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
     // SAFETY: getifaddrs fills `head` with a list we walk read-only and free exactly once;

@@ -160,10 +160,10 @@ pub const TOTAL_HAIRPIN: u32 = 2;
 /// Packets changed and then lost because a helper failed (dropped, counted).
 pub const TOTAL_FAILED: u32 = 3;
 
-const _: () = assert!(std::mem::size_of::<C2pKey>() == 40);
-const _: () = assert!(std::mem::size_of::<P2cKey>() == 40);
-const _: () = assert!(std::mem::size_of::<Route>() == 72);
-const _: () = assert!(std::mem::size_of::<Total>() == 16);
+const _: () = assert!(size_of::<C2pKey>() == 40);
+const _: () = assert!(size_of::<P2cKey>() == 40);
+const _: () = assert!(size_of::<Route>() == 72);
+const _: () = assert!(size_of::<Total>() == 16);
 
 // SAFETY: plain `repr(C)` data without padding the compiler adds (the explicit pad fields
 // fill every gap, checked by the size assertions above), valid for any bit pattern.

@@ -25,7 +25,7 @@ const ANSWER_TIMEOUT: Duration = Duration::from_millis(50);
 
 /// Where the kernel sends to a destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Egress {
+pub(super) enum Egress {
     /// Out of this interface.
     Interface(u32),
     /// The destination is an address of this host.
@@ -35,7 +35,7 @@ pub enum Egress {
 }
 
 /// An rtnetlink socket for route questions.
-pub struct RouteQuery {
+pub(super) struct RouteQuery {
     fd: OwnedFd,
     seq: u32,
     buf: Vec<u8>,
@@ -43,7 +43,7 @@ pub struct RouteQuery {
 
 impl RouteQuery {
     /// Opens the socket.
-    pub fn new() -> io::Result<RouteQuery> {
+    pub(super) fn new() -> io::Result<RouteQuery> {
         // SAFETY: plain socket(2); the descriptor is owned below.
         let fd = unsafe {
             libc::socket(
@@ -68,7 +68,7 @@ impl RouteQuery {
                 libc::SOL_SOCKET,
                 libc::SO_RCVTIMEO,
                 (&tv as *const libc::timeval).cast(),
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+                size_of::<libc::timeval>() as libc::socklen_t,
             )
         };
         if rc != 0 {
@@ -82,7 +82,7 @@ impl RouteQuery {
     }
 
     /// The egress for datagrams from `src` to `dst` (same family).
-    pub fn egress(&mut self, dst: IpAddr, src: IpAddr) -> io::Result<Egress> {
+    pub(super) fn egress(&mut self, dst: IpAddr, src: IpAddr) -> io::Result<Egress> {
         if dst.is_ipv4() != src.is_ipv4() {
             return Ok(Egress::Other);
         }
@@ -98,7 +98,7 @@ impl RouteQuery {
                 request.len(),
                 0,
                 (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+                size_of::<libc::sockaddr_nl>() as libc::socklen_t,
             )
         };
         if sent < 0 {

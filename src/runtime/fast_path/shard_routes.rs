@@ -14,6 +14,7 @@ use aya::maps::{HashMap as BpfHashMap, MapData};
 use super::clock::MonoClock;
 use super::maps::{C2pKey, P2cKey, Route};
 use super::netlink::{Egress, RouteQuery};
+use crate::proto::flow::{RelayId, SocketId};
 use crate::proto::server::{ChannelRoute, RouteChange};
 
 /// Counters every shard's writer adds to (summed on scrape).
@@ -41,7 +42,7 @@ pub struct ShardRoutes {
     query: Option<RouteQuery>,
     /// The shard's UDP listener addresses by index (`Flow::socket`).
     listeners: Vec<SocketAddr>,
-    installed: HashMap<(u32, u16), Installed>,
+    installed: HashMap<(RelayId, u16), Installed>,
     stats: Arc<WriterStats>,
     shard: usize,
 }
@@ -107,7 +108,10 @@ impl ShardRoutes {
     }
 
     fn install(&mut self, route: &ChannelRoute, until: Instant) -> bool {
-        let Some(&listener) = self.listeners.get(route.client.socket as usize) else {
+        let SocketId::Listener(index) = route.client.socket else {
+            return false;
+        };
+        let Some(&listener) = self.listeners.get(index as usize) else {
             return false;
         };
         if listener.ip().is_unspecified() {
@@ -185,7 +189,7 @@ impl ShardRoutes {
         }
     }
 
-    fn delete(&mut self, key: (u32, u16)) {
+    fn delete(&mut self, key: (RelayId, u16)) {
         if let Some(old) = self.installed.remove(&key) {
             let _ = self.c2p.remove(&old.c2p);
             let _ = self.p2c.remove(&old.p2c);
@@ -195,7 +199,7 @@ impl ShardRoutes {
 
     /// Deletes the entries whose deadline passed.
     pub fn sweep(&mut self, now: Instant) {
-        let lapsed: Vec<(u32, u16)> = self
+        let lapsed: Vec<(RelayId, u16)> = self
             .installed
             .iter()
             .filter(|(_, i)| i.until <= now)
@@ -208,7 +212,7 @@ impl ShardRoutes {
 
     /// Packets and payload bytes the program forwarded for allocation `relay` on its live
     /// entries: (to peers, to the client).
-    pub fn traffic(&self, relay: u32) -> ((u64, u64), (u64, u64)) {
+    pub fn traffic(&self, relay: RelayId) -> ((u64, u64), (u64, u64)) {
         let mut to_peer = (0, 0);
         let mut to_client = (0, 0);
         for ((r, _), i) in &self.installed {
@@ -242,7 +246,7 @@ impl Drop for ShardRoutes {
     /// A stopping shard takes its entries with it: nothing is forwarded for allocations
     /// that no longer exist, even before the program is detached.
     fn drop(&mut self) {
-        let keys: Vec<(u32, u16)> = self.installed.keys().copied().collect();
+        let keys: Vec<(RelayId, u16)> = self.installed.keys().copied().collect();
         for key in keys {
             self.delete(key);
         }

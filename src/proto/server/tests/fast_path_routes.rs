@@ -37,7 +37,7 @@ fn channel_bind_installs_until_the_earliest_expiry_and_refreshes_move_it() {
     h.server.enable_routes();
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let lifetime = h.allocate(&mut c).lifetime();
-    let relay_addr = h.binder.open[&0];
+    let relay_addr = h.binder.open[&RelayId::new(0)];
     let peer = public_peer();
     assert!(drain(&mut h).is_empty(), "an allocation alone has no route");
     assert_eq!(h.channel_bind(&mut c, 0x4000, peer).class, Class::Success);
@@ -48,7 +48,7 @@ fn channel_bind_installs_until_the_earliest_expiry_and_refreshes_move_it() {
         changes,
         [RouteChange::Install {
             route: ChannelRoute {
-                relay: 0,
+                relay: RelayId::new(0),
                 client: c.flow,
                 channel: 0x4000,
                 peer,
