@@ -380,7 +380,13 @@ fn start_fast_path(
 ) -> Result<Option<fast_path::FastPath>, StartError> {
     use crate::config::KernelFastPath;
     if config.kernel_fast_path == KernelFastPath::Off {
-        tracing::debug!("kernel fast path off (kernel-fast-path = off)");
+        if fast_path::FastPath::built() {
+            tracing::debug!("kernel fast path off (kernel-fast-path = off)");
+        } else {
+            tracing::info!(
+                "kernel fast path compiled out: this binary was built without clang and libbpf-dev"
+            );
+        }
         return Ok(None);
     }
     let result = if udp.is_empty() {

@@ -15,7 +15,9 @@ mod netlink;
 mod shard_routes;
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+#[cfg(ferroturn_fast_path)]
+use std::sync::Mutex;
 
 use thiserror::Error;
 
@@ -67,6 +69,11 @@ pub struct FastPath {
 }
 
 impl FastPath {
+    /// Whether this binary carries the eBPF program (clang was there when it was built).
+    pub fn built() -> bool {
+        cfg!(ferroturn_fast_path)
+    }
+
     /// Loads the program and attaches it to the ingress of every interface carrying one of
     /// `listeners` or `relays`.
     pub fn start(listeners: &[SocketAddr], relays: &[IpAddr]) -> Result<FastPath, FastPathError> {

@@ -48,6 +48,7 @@ pub struct ShardRoutes {
 }
 
 impl ShardRoutes {
+    #[cfg_attr(not(ferroturn_fast_path), allow(dead_code))]
     pub(super) fn new(
         c2p: BpfHashMap<MapData, C2pKey, Route>,
         p2c: BpfHashMap<MapData, P2cKey, Route>,
