@@ -12,6 +12,8 @@
 #                         (the fast-path counter does not move)
 #   fp-webrtc             headless Chromium, relay-only ICE over UDP: the two allocations'
 #                         channel data goes relay to relay in the kernel (hairpin counter > 0)
+#   fp-padding[-v6]       odd payloads padded with non-zero bytes: stripped in the kernel,
+#                         checksums valid at the peer
 #   fp-permission-expiry, fp-refresh0, fp-revoke, fp-drain [-v6]: a client streams ChannelData
 #                         to an echo peer; after its permission lapses, a Refresh 0, an admin
 #                         API revocation, a drain that ends the process, the peer receives
@@ -198,7 +200,7 @@ stops_within() {
     local name=$1 file=$2 t0=$3 verdict
     verdict=$(python3 - "$file" "$t0" <<'EOF'
 import sys
-times = [float(l) for l in open(sys.argv[1]) if l.strip()]
+times = [float(l.split()[0]) for l in open(sys.argv[1]) if l.strip()]
 t0 = float(sys.argv[2])
 before = sum(1 for t in times if t <= t0)
 late = [t - t0 for t in times if t > t0 + 1.0]
@@ -369,8 +371,18 @@ for family in 4 6; do
         e2e_record "fp-permission-expiry$sfx" FAIL "the kernel forwarded nothing ($(cat "$E2E_DIR/expiry$sfx.client"))"
     fi
 
-    stream_start "refresh0$sfx" "$family" 4 refresh0 2
+    # Odd payloads padded with non-zero bytes: the kernel strips the padding and its checksum
+    # contribution (a wrong checksum would make the peer's kernel drop every datagram).
+    up_before=$(metric ferroturn_fast_path_packets_total 'direction="to_peer"')
+    FP_PAYLOAD=97 FP_PAD=1 stream_start "refresh0$sfx" "$family" 4 refresh0 2
     stream_wait "refresh0$sfx"
+    up=$(($(metric ferroturn_fast_path_packets_total 'direction="to_peer"') - up_before))
+    sizes=$(awk '{print $2}' "$E2E_DIR/refresh0$sfx.sink" | sort -u | tr '\n' ' ')
+    if [[ $sizes == "97 " ]] && ((up > 0)); then
+        e2e_record "fp-padding$sfx" PASS "$up padded 97-byte payloads stripped in the kernel, reached the peer as 97 bytes with valid checksums"
+    else
+        e2e_record "fp-padding$sfx" FAIL "payload sizes at the peer: '${sizes}' (want 97), kernel to_peer packets: $up"
+    fi
     t0=$(json_field "$E2E_DIR/refresh0$sfx.client" acted)
     stops_within "fp-refresh0$sfx" "$E2E_DIR/refresh0$sfx.sink" "$t0"
 

@@ -7,7 +7,10 @@
       Allocates (TURN REST credentials), binds channel 0x4000 to the peer, sends ChannelData
       at RATE per second for SECONDS, and prints JSON: when the binding was made, when ACTION
       happened, packets sent and echoes received. ACTION is `none` or `refresh0` (Refresh
-      with lifetime 0 at WHEN seconds after the binding). Everything is bounded in time.
+      with lifetime 0 at WHEN seconds after the binding). With FP_PAYLOAD=N the payload is N
+      bytes, and with FP_PAD=1 the frame is padded to a multiple of four with 0xAB bytes (RFC
+      8656 allows padding over UDP; the relay must strip it and fix the checksum). The sink
+      writes "arrival-time length" per datagram. Everything is bounded in time.
 """
 import base64
 import hashlib
@@ -127,8 +130,11 @@ def client(server, port, secret, peer, peer_port, seconds, rate, action, when):
                 attr(XOR_PEER_ADDRESS, xor_address(peer, int(peer_port), tid))]
     check(*t.request(CHANNEL_BIND, bind), "ChannelBind")
     bound = time.time()
-    payload = b"fast-path-probe!" * 6
+    size = int(os.environ.get("FP_PAYLOAD", "96"))
+    payload = (b"fast-path-probe!" * (size // 16 + 1))[:size]
     frame = struct.pack("!HH", CHANNEL, len(payload)) + payload
+    if os.environ.get("FP_PAD") == "1":
+        frame += b"\xab" * ((4 - len(frame) % 4) % 4)
     interval = 1.0 / float(rate)
     sent = received = 0
     acted = None
@@ -173,7 +179,7 @@ def sink(addr, port, out, seconds):
                 data, src = s.recvfrom(4096)
             except socket.timeout:
                 continue
-            f.write(f"{time.time():.6f}\n")
+            f.write(f"{time.time():.6f} {len(data)}\n")
             f.flush()
             s.sendto(data, src)
 
