@@ -6,6 +6,7 @@
 #     bash benches/fast-path-netns.sh                    # 20k pps each way, 3 rounds
 #     TURNSERVER=/path/to/coturn/bin/turnserver bash benches/fast-path-netns.sh
 #     ROUNDS=1 DURATION=5 bash benches/fast-path-netns.sh
+#     RAMP=1 bash benches/fast-path-netns.sh              # also each server's saturation
 #
 # Why namespaces: the fast path forwards in softirq context, charged to whichever CPU receives
 # the packet, never to the server process; on loopback that is the sender's CPU. Here the load
@@ -146,6 +147,21 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
+# Saturation (RAMP=1): add 20 participants x 500 pps (10k pps each way) per 3 s step until loss
+# > 1 % or p99 > 1 s, at most 200 participants (100k pps each way) and 90 s per server.
+if [[ -n "${RAMP:-}" ]]; then
+    for name in $SERVERS; do
+        start_server "$name"
+        echo "== ramp: $name"
+        ip netns exec "$NS_GEN" taskset -c "$GEN_CPU" "$BIN" bench --mode ramp \
+            --server "$SRV_IP:3478" --allow-non-loopback --secret "$SECRET" \
+            --server-pid "$SERVER_PID" --server-core "$SERVER_CPU" --profile custom --rate 500 \
+            --size 100 --start 20 --step 20 --max-participants 200 --step-duration 3 \
+            --max-p99-ms 1000 --time-limit 90 --json "$OUT/fast-path-$name-ramp.json" | tail -n 3 | cut -c1-300
+        stop_server
+    done
+fi
+
 python3 - "$OUT" "$ROUNDS" "$SERVERS" <<'PY' | tee "$OUT/fast-path-summary.md"
 import json, os, sys
 out, rounds, servers = sys.argv[1], int(sys.argv[2]), sys.argv[3].split()
@@ -192,6 +208,19 @@ for name in servers:
     print(f"| {name}{flag} | {rng(s['core'])} | {rng(s['net'])} | {rng(s['own'])} | {rng(s['proc'])} | {rng(s['busy'], '{:.0f}')} | "
           f"{rng(s['pps'], '{:.0f}')} | {rng(s['loss'], '{:.3f}')} | {rng(s['p50'], '{:.3f}')} | "
           f"{rng(s['p99'], '{:.3f}')} | {rng(s['gen'], '{:.0f}')} | {rng(s['steal'], '{:.1f}')} |")
+ramps = []
+for name in servers:
+    path = os.path.join(out, f"fast-path-{name}-ramp.json")
+    if os.environ.get("RAMP") and os.path.exists(path):
+        c = json.load(open(path))["capacity"]
+        pps = c.get("pps_each_way")
+        where = f"{pps:.0f} pps each way" if pps else "below the first step"
+        how = "reached" if c.get("reached") else "not reached (≥)"
+        flag = ", generator-bound" if c.get("client_limited") else ""
+        ramps.append(f"- {name}: {how} {where}, stop: {c.get('stop_reason')}{flag}")
+if ramps:
+    print("\nSaturation (ramp of 10k pps each way per step, loss > 1 % or p99 > 1 s ends it):")
+    print("\n".join(ramps))
 if "coturn" in stats and "ferroturn-fast" in stats:
     for what in ("core", "net", "own"):
         pairs = [(f, c) for f, c in zip(stats["ferroturn-fast"][what], stats["coturn"][what]) if f and c]

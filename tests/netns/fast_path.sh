@@ -14,7 +14,7 @@
 #                         channel data goes relay to relay in the kernel (hairpin counter > 0)
 #   fp-padding[-v6]       odd payloads padded with non-zero bytes: stripped in the kernel,
 #                         checksums valid at the peer
-#   fp-permission-expiry, fp-refresh0, fp-revoke, fp-drain [-v6]: a client streams ChannelData
+#   fp-permission-expiry, fp-refresh0, fp-revoke [-v6], fp-drain: a client streams ChannelData
 #                         to an echo peer; after its permission lapses, a Refresh 0, an admin
 #                         API revocation, a drain that ends the process, the peer receives
 #                         nothing more than 1 s later
