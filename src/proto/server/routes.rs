@@ -3,9 +3,10 @@
 //!
 //! A route is announced when a ChannelBind succeeds and again whenever its deadline moves
 //! (a CreatePermission or ChannelBind refreshing the peer's permission, a Refresh), and it is
-//! withdrawn when its allocation ends or a new configuration puts the allocation under a
-//! bandwidth limit (limits are enforced here, not in the kernel). The deadline is the earliest
-//! of the channel's, its permission's and the allocation's expiry, so a forwarder that checks
+//! withdrawn when its relay socket closes (the allocation ends, or one half of a dual allocation
+//! does) or a new configuration puts the allocation under a bandwidth limit (limits are
+//! enforced here, not in the kernel). The deadline is the earliest of the channel's, its
+//! permission's and its relay's expiry, so a forwarder that checks
 //! it stops on time by itself; the runtime still deletes lapsed entries so state stays bounded
 //! by what is live. Nothing is queued until [`Server::enable_routes`] is called.
 
@@ -43,6 +44,8 @@ pub enum RouteChange {
     },
     /// Stop forwarding `route` now.
     Remove(ChannelRoute),
+    /// The relay socket closed: stop forwarding every channel of it now.
+    RelayClosed(RelayId),
 }
 
 /// Routes waiting for the runtime; `None` while no forwarder asked for them.
@@ -61,20 +64,18 @@ impl Server {
         self.routes.as_mut()?.pop_front()
     }
 
-    /// Whether the allocation's channel data may bypass the core: UDP clients only, no
-    /// bandwidth limit to enforce, and the same family on both sides (the forwarder rewrites
-    /// addresses, it does not translate between IPv4 and IPv6).
+    /// Whether the allocation's channel data may bypass the core: UDP clients only, and no
+    /// bandwidth limit to enforce.
     fn may_bypass(&self, alloc: &Allocation) -> bool {
         alloc.transport == Transport::Udp
             && alloc.to_peer_limit.is_none()
             && alloc.to_client_limit.is_none()
             && self.capacity_to_peers.is_none()
             && self.capacity_to_clients.is_none()
-            && Family::of(&alloc.flow.remote) == Family::of(&alloc.relay_addr)
     }
 
     /// Announces the live channels of the allocation in `slot` whose peer `select` picks,
-    /// with their current deadlines (or withdraws them all when it may not bypass the core).
+    /// with their current deadlines (or withdraws them when they may not bypass the core).
     pub(super) fn announce_routes(
         &mut self,
         slot: u32,
@@ -88,41 +89,45 @@ impl Server {
         let Some(queue) = self.routes.as_mut() else {
             return;
         };
+        let client_family = Family::of(&alloc.flow.remote);
         for c in alloc.channels.iter().filter(|c| select(&c.peer)) {
+            // A channel goes out of the relay of its peer's family (one of two when dual).
+            let family = Family::of(&c.peer);
+            let Some(index) = alloc.relay_index(family) else {
+                continue;
+            };
+            let Some(relay) = alloc.relays[index].as_ref() else {
+                continue;
+            };
             let route = ChannelRoute {
-                relay: relay_of(slot),
+                relay: relay_of(slot, index),
                 client: alloc.flow,
                 channel: c.number,
                 peer: c.peer,
-                relay_addr: alloc.relay_addr,
+                relay_addr: relay.addr,
             };
             let permission = alloc
                 .permissions
                 .iter()
                 .find(|p| p.ip == c.peer.ip())
                 .map(|p| p.expires);
-            let until = permission.map(|p| p.min(c.expires).min(alloc.expires));
+            let until = permission.map(|p| p.min(c.expires).min(relay.expires));
+            // The forwarder rewrites addresses; it does not translate between families.
+            let same_family = family == client_family;
             queue.push_back(match until {
-                Some(until) if bypass && until > now => RouteChange::Install { route, until },
+                Some(until) if bypass && same_family && until > now => {
+                    RouteChange::Install { route, until }
+                }
                 _ => RouteChange::Remove(route),
             });
         }
     }
 
-    /// Withdraws every channel of `alloc` (it is ending).
-    pub(super) fn withdraw_routes(&mut self, slot: u32, alloc: &Allocation) {
-        let Some(queue) = self.routes.as_mut() else {
-            return;
-        };
-        queue.extend(alloc.channels.iter().map(|c| {
-            RouteChange::Remove(ChannelRoute {
-                relay: relay_of(slot),
-                client: alloc.flow,
-                channel: c.number,
-                peer: c.peer,
-                relay_addr: alloc.relay_addr,
-            })
-        }));
+    /// Withdraws every channel of relay socket `relay` (it is closing).
+    pub(super) fn withdraw_relay(&mut self, relay: RelayId) {
+        if let Some(queue) = self.routes.as_mut() {
+            queue.push_back(RouteChange::RelayClosed(relay));
+        }
     }
 
     /// Announces (or withdraws) every channel of every allocation: the configuration changed.

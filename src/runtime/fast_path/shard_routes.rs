@@ -28,6 +28,7 @@ pub struct WriterStats {
 }
 
 struct Installed {
+    channel: u16,
     c2p: C2pKey,
     p2c: P2cKey,
     peer: SocketAddr,
@@ -42,7 +43,8 @@ pub struct ShardRoutes {
     query: Option<RouteQuery>,
     /// The shard's UDP listener addresses by index (`Flow::socket`).
     listeners: Vec<SocketAddr>,
-    installed: HashMap<(RelayId, u16), Installed>,
+    /// What this shard put into the maps, by relay socket (at most a few channels each).
+    installed: HashMap<RelayId, Vec<Installed>>,
     stats: Arc<WriterStats>,
     shard: usize,
 }
@@ -83,6 +85,13 @@ impl ShardRoutes {
                 }
             }
             RouteChange::Remove(route) => self.remove(&route),
+            RouteChange::RelayClosed(relay) => {
+                if let Some(gone) = self.installed.remove(&relay) {
+                    for old in gone {
+                        self.delete(&old);
+                    }
+                }
+            }
         }
     }
 
@@ -145,8 +154,9 @@ impl ShardRoutes {
             to_client_route.packets = old.packets;
             to_client_route.bytes = old.bytes;
         }
-        let key = (route.relay, route.channel);
-        if let Some(old) = self.installed.get(&key) {
+        let entries = self.installed.entry(route.relay).or_default();
+        let at = entries.iter().position(|i| i.channel == route.channel);
+        if let Some(old) = at.map(|at| &entries[at]) {
             if old.peer != route.peer {
                 // The number went to another peer after the old binding lapsed.
                 let _ = self.p2c.remove(&old.p2c);
@@ -161,53 +171,63 @@ impl ShardRoutes {
             let _ = self.p2c.remove(&p2c);
             return false;
         }
-        let fresh = self
-            .installed
-            .insert(
-                key,
-                Installed {
-                    c2p,
-                    p2c,
-                    peer: route.peer,
-                    until,
-                },
-            )
-            .is_none();
-        if fresh {
-            self.stats.installed.fetch_add(1, Ordering::Relaxed);
+        let entry = Installed {
+            channel: route.channel,
+            c2p,
+            p2c,
+            peer: route.peer,
+            until,
+        };
+        match at {
+            Some(at) => entries[at] = entry,
+            None => {
+                entries.push(entry);
+                self.stats.installed.fetch_add(1, Ordering::Relaxed);
+            }
         }
         true
     }
 
     fn remove(&mut self, route: &ChannelRoute) {
-        let key = (route.relay, route.channel);
-        if self
-            .installed
-            .get(&key)
-            .is_some_and(|i| i.peer == route.peer)
-        {
-            self.delete(key);
+        let Some(entries) = self.installed.get_mut(&route.relay) else {
+            return;
+        };
+        let Some(at) = entries
+            .iter()
+            .position(|i| i.channel == route.channel && i.peer == route.peer)
+        else {
+            return;
+        };
+        let old = entries.swap_remove(at);
+        if entries.is_empty() {
+            self.installed.remove(&route.relay);
         }
+        self.delete(&old);
     }
 
-    fn delete(&mut self, key: (RelayId, u16)) {
-        if let Some(old) = self.installed.remove(&key) {
-            let _ = self.c2p.remove(&old.c2p);
-            let _ = self.p2c.remove(&old.p2c);
-            self.stats.installed.fetch_sub(1, Ordering::Relaxed);
-        }
+    /// Deletes one binding's two entries.
+    fn delete(&mut self, old: &Installed) {
+        let _ = self.c2p.remove(&old.c2p);
+        let _ = self.p2c.remove(&old.p2c);
+        self.stats.installed.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Deletes the entries whose deadline passed.
     pub fn sweep(&mut self, now: Instant) {
-        let lapsed: Vec<(RelayId, u16)> = self
-            .installed
-            .iter()
-            .filter(|(_, i)| i.until <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        for key in lapsed {
-            self.delete(key);
+        let mut lapsed = Vec::new();
+        for entries in self.installed.values_mut() {
+            let mut i = 0;
+            while i < entries.len() {
+                if entries[i].until <= now {
+                    lapsed.push(entries.swap_remove(i));
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        self.installed.retain(|_, e| !e.is_empty());
+        for old in &lapsed {
+            self.delete(old);
         }
     }
 
@@ -216,10 +236,7 @@ impl ShardRoutes {
     pub fn traffic(&self, relay: RelayId) -> ((u64, u64), (u64, u64)) {
         let mut to_peer = (0, 0);
         let mut to_client = (0, 0);
-        for ((r, _), i) in &self.installed {
-            if *r != relay {
-                continue;
-            }
+        for i in self.installed.get(&relay).into_iter().flatten() {
             if let Ok(v) = self.c2p.get(&i.c2p, 0) {
                 to_peer.0 += v.packets;
                 to_peer.1 += v.bytes;
@@ -234,7 +251,7 @@ impl ShardRoutes {
 
     /// Entries this shard holds.
     pub fn len(&self) -> usize {
-        self.installed.len()
+        self.installed.values().map(Vec::len).sum()
     }
 
     /// Whether the shard holds none.
@@ -247,9 +264,9 @@ impl Drop for ShardRoutes {
     /// A stopping shard takes its entries with it: nothing is forwarded for allocations
     /// that no longer exist, even before the program is detached.
     fn drop(&mut self) {
-        let keys: Vec<(RelayId, u16)> = self.installed.keys().copied().collect();
-        for key in keys {
-            self.delete(key);
+        let all: Vec<Installed> = self.installed.drain().flat_map(|(_, e)| e).collect();
+        for old in &all {
+            self.delete(old);
         }
     }
 }

@@ -13,6 +13,17 @@ fn installed_until(changes: &[RouteChange], channel: u16) -> Option<Instant> {
     })
 }
 
+fn installed_relay(changes: &[RouteChange], channel: u16) -> Option<RelayId> {
+    changes.iter().find_map(|c| match c {
+        RouteChange::Install { route, .. } if route.channel == channel => Some(route.relay),
+        _ => None,
+    })
+}
+
+fn closed(changes: &[RouteChange], relay: RelayId) -> bool {
+    changes.contains(&RouteChange::RelayClosed(relay))
+}
+
 fn removed(changes: &[RouteChange], channel: u16) -> bool {
     changes
         .iter()
@@ -88,7 +99,7 @@ fn channel_bind_installs_until_the_earliest_expiry_and_refreshes_move_it() {
         w.attr_u32(attr::LIFETIME, 0).unwrap()
     });
     assert_eq!(resp.class, Class::Success);
-    assert!(removed(&drain(&mut h), 0x4000));
+    assert!(closed(&drain(&mut h), RelayId::new(0)));
 }
 
 #[test]
@@ -101,14 +112,19 @@ fn routes_go_when_allocations_expire_or_are_revoked() {
     h.allocate(&mut b);
     h.channel_bind(&mut a, 0x4000, public_peer());
     h.channel_bind(&mut b, 0x4001, public_peer());
-    drain(&mut h);
+    let installs = drain(&mut h);
+    let (ra, rb) = (
+        installed_relay(&installs, 0x4000).unwrap(),
+        installed_relay(&installs, 0x4001).unwrap(),
+    );
+    assert_ne!(ra, rb);
     let now = h.now;
     h.server
         .end_allocations_where(now, &mut h.binder, |x| &*x.user_id == "bob");
     let changes = drain(&mut h);
-    assert!(removed(&changes, 0x4001) && !removed(&changes, 0x4000));
+    assert!(closed(&changes, rb) && !closed(&changes, ra), "{changes:?}");
     h.advance(3600);
-    assert!(removed(&drain(&mut h), 0x4000), "expiry withdraws too");
+    assert!(closed(&drain(&mut h), ra), "expiry withdraws too");
 }
 
 #[test]
@@ -168,4 +184,40 @@ fn a_family_change_between_client_and_relay_stays_in_user_space() {
     assert_eq!(h.channel_bind(&mut c, 0x4000, peer6).class, Class::Success);
     let changes = drain(&mut h);
     assert!(installed_until(&changes, 0x4000).is_none() && removed(&changes, 0x4000));
+}
+
+#[test]
+fn a_dual_allocation_routes_each_channel_through_its_family_and_drops_a_half_alone() {
+    let mut h = harness(Options::default());
+    h.server.enable_routes();
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
+            .unwrap();
+    });
+    assert_eq!(resp.class, Class::Success);
+    let peer6: SocketAddr = "[2a00:1450:4001::1]:5000".parse().unwrap();
+    assert_eq!(
+        h.channel_bind(&mut c, 0x4000, public_peer()).class,
+        Class::Success
+    );
+    assert_eq!(h.channel_bind(&mut c, 0x4001, peer6).class, Class::Success);
+    let changes = drain(&mut h);
+    // The IPv4 client's IPv4 channel goes through the IPv4 relay; the IPv6 one would need a
+    // family translation, so it stays in user space.
+    let v4 = installed_relay(&changes, 0x4000).expect("IPv4 channel installed");
+    assert_eq!(v4, relay_of(0, 0));
+    assert!(installed_until(&changes, 0x4001).is_none() && removed(&changes, 0x4001));
+    // Refresh 0 naming IPv6 closes that half only.
+    let resp = h.call(&mut c, method::REFRESH, |w| {
+        w.attr_u32(attr::LIFETIME, 0).unwrap();
+        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
+    });
+    assert_eq!(resp.class, Class::Success);
+    let changes = drain(&mut h);
+    assert!(
+        closed(&changes, relay_of(0, 1)) && !closed(&changes, v4),
+        "{changes:?}"
+    );
 }
