@@ -15,3 +15,4 @@ pub mod quota;
 pub mod server;
 pub mod settings;
 pub mod stun;
+pub mod tcp_conns;

@@ -9,6 +9,7 @@
 mod auth_check;
 mod reply;
 mod stats;
+mod tcp_relay;
 mod turn_requests;
 
 #[cfg(test)]
@@ -31,8 +32,10 @@ use super::channel_data;
 use super::flow::{Family, Flow, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
 use super::stun::{attr, method, Class, CodecError, Message};
+use super::tcp_conns::TcpConns;
 
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
+pub use tcp_relay::{TcpCommand, BIND_TIMEOUT, CONNECT_TIMEOUT};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
 /// Data indication header (20 header + 24 XOR-PEER-ADDRESS + 4 DATA) without copying.
@@ -74,7 +77,13 @@ pub trait RelayBinder {
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;
-    /// Closes the relay socket of allocation `relay`.
+    /// Opens a TCP relay listener (RFC 6062) for allocation `relay` on `port` at `at`;
+    /// returns its local address. Binders without TCP relaying refuse.
+    fn bind_tcp(&mut self, relay: u32, at: RelayAt, port: u16) -> Result<SocketAddr, BindError> {
+        let _ = (relay, at, port);
+        Err(BindError::Failed)
+    }
+    /// Closes the relay socket (UDP or TCP listener) of allocation `relay`.
     fn close(&mut self, relay: u32);
 }
 
@@ -199,6 +208,8 @@ pub struct Server {
     draining: bool,
     stats: Arc<CoreStats>,
     challenges: ChallengeLimiter,
+    tcp: TcpConns,
+    tcp_commands: VecDeque<tcp_relay::TcpCommand>,
 }
 
 impl Server {
@@ -233,6 +244,8 @@ impl Server {
             draining: false,
             stats: Arc::new(CoreStats::default()),
             challenges: ChallengeLimiter::new(),
+            tcp: TcpConns::new(shard),
+            tcp_commands: VecDeque::new(),
         }
     }
 
@@ -457,10 +470,11 @@ impl Server {
 
     /// The next time `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Instant {
-        match self.expiries.first() {
+        let next = match self.expiries.first() {
             Some((t, _)) => (*t).min(self.next_housekeeping),
             None => self.next_housekeeping,
-        }
+        };
+        self.tcp_deadline().map_or(next, |t| t.min(next))
     }
 
     /// Ends allocations whose lifetime ran out and frees lapsed port reservations.
@@ -472,6 +486,7 @@ impl Server {
             self.expiries.pop_first();
             self.remove_allocation(slot, now, EndReason::Expired, binder);
         }
+        self.expire_tcp(now);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
             let unix = self.unix_time(now);
@@ -597,6 +612,9 @@ impl Server {
         };
         self.expiries.remove(&(alloc.expires, slot));
         self.by_flow.remove(&alloc.flow);
+        if alloc.tcp {
+            self.close_tcp_of(slot);
+        }
         binder.close(slot);
         self.shared.ports.release(alloc.relay_addr.port());
         self.shared.quotas.release(&alloc.user_id);
@@ -618,7 +636,12 @@ impl Server {
 fn is_turn_request(m: u16) -> bool {
     matches!(
         m,
-        method::ALLOCATE | method::REFRESH | method::CREATE_PERMISSION | method::CHANNEL_BIND
+        method::ALLOCATE
+            | method::REFRESH
+            | method::CREATE_PERMISSION
+            | method::CHANNEL_BIND
+            | method::CONNECT
+            | method::CONNECTION_BIND
     )
 }
 

@@ -16,6 +16,8 @@ use super::super::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 use super::super::stun::{attr, method, xor_addr, Class, Message, MessageWriter};
 use super::*;
 
+mod tcp_relay;
+
 const UNIX_START: u64 = 1_800_000_000;
 const REALM: &str = "ferroturn.test";
 const SECRET: &str = "north";
@@ -70,6 +72,10 @@ impl RelayBinder for FakeBinder {
             "relay id reused while open"
         );
         Ok(addr)
+    }
+
+    fn bind_tcp(&mut self, relay: u32, at: RelayAt, port: u16) -> Result<SocketAddr, BindError> {
+        self.bind(relay, at, port, false)
     }
 
     fn close(&mut self, relay: u32) {

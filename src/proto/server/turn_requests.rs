@@ -17,6 +17,8 @@ use super::{
 };
 
 const UDP: u8 = 17;
+/// REQUESTED-TRANSPORT value for TCP (RFC 6062 §6.1).
+const TCP: u8 = 6;
 
 impl Server {
     #[allow(clippy::too_many_arguments)]
@@ -44,7 +46,10 @@ impl Server {
             if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
                 return self.error_reply(out, msg, 400, None, fp);
             }
-            if purpose == Purpose::Refresh && !self.by_flow.contains_key(&flow) {
+            if purpose == Purpose::Refresh
+                && msg.method != method::CONNECTION_BIND
+                && !self.by_flow.contains_key(&flow)
+            {
                 return self.error_reply(out, msg, 437, None, fp);
             }
         }
@@ -66,6 +71,9 @@ impl Server {
         if msg.method == method::ALLOCATE {
             return self.allocate(now, flow, transport, msg, attrs, authed, out, binder);
         }
+        if msg.method == method::CONNECTION_BIND {
+            return self.connection_bind(flow, transport, msg, attrs, &authed, out);
+        }
         let Some(&slot) = self.by_flow.get(&flow) else {
             return self.error_reply(out, msg, 437, key.as_ref(), fp);
         };
@@ -79,6 +87,7 @@ impl Server {
         match msg.method {
             method::REFRESH => self.refresh(now, slot, msg, attrs, key, out, binder),
             method::CREATE_PERMISSION => self.create_permission(now, slot, msg, attrs, key, out),
+            method::CONNECT => self.connect(now, slot, flow, msg, attrs, key, out),
             _ => self.channel_bind(now, slot, msg, attrs, key, out),
         }
     }
@@ -115,10 +124,21 @@ impl Server {
                 None => self.error_reply(out, msg, 508, key.as_ref(), fp),
             };
         }
-        match attrs.requested_transport {
+        let tcp = match attrs.requested_transport {
             None => return self.error_reply(out, msg, 400, key.as_ref(), fp),
-            Some(UDP) if !self.config.settings.no_udp_relay => {}
+            Some(UDP) if !self.config.settings.no_udp_relay => false,
+            Some(TCP) if !self.config.settings.no_tcp_relay => true,
             Some(_) => return self.error_reply(out, msg, 442, key.as_ref(), fp),
+        };
+        // RFC 6062 §5.1: a TCP relay is for clients on TCP or TLS, and the UDP-only
+        // attributes make no sense with it.
+        if tcp
+            && (!transport.is_stream()
+                || attrs.dont_fragment
+                || attrs.even_port.is_some()
+                || attrs.reservation_token.is_some())
+        {
+            return self.error_reply(out, msg, 400, key.as_ref(), fp);
         }
         if attrs.reservation_token.is_some()
             && (attrs.even_port.is_some() || attrs.requested_family.is_some())
@@ -138,7 +158,8 @@ impl Server {
             return self.error_reply(out, msg, 486, key.as_ref(), fp);
         }
         let slot = self.reserve_slot();
-        let (relay_addr, reservation) = match self.bind_relay(slot, family, attrs, now, binder) {
+        let (relay_addr, reservation) = match self.bind_relay(slot, family, tcp, attrs, now, binder)
+        {
             Ok(bound) => bound,
             Err(code) => {
                 shared.quotas.release(user_id);
@@ -171,6 +192,7 @@ impl Server {
             permissions: Vec::new(),
             channels: Vec::new(),
             traffic: TrafficCounters::default(),
+            tcp,
         };
         self.insert_allocation(alloc, slot);
         self.stats.allocations_created[transport_index(transport)].inc();
@@ -191,6 +213,7 @@ impl Server {
         &mut self,
         slot: u32,
         family: Family,
+        tcp: bool,
         attrs: &Attributes<'_>,
         now: Instant,
         binder: &mut impl RelayBinder,
@@ -198,6 +221,22 @@ impl Server {
         let shared = self.shared.clone();
         let unix = self.unix_time(now);
         let df = attrs.dont_fragment;
+        if tcp {
+            for _ in 0..BIND_ATTEMPTS {
+                let hint = self.next_random() as u32;
+                let port = shared.ports.take_any(hint).ok_or(508u16)?;
+                match binder.bind_tcp(slot, RelayAt::Family(family), port) {
+                    Ok(addr) => return Ok((addr, None)),
+                    Err(e) => {
+                        shared.ports.release(port);
+                        if e != BindError::AddrInUse {
+                            return Err(bind_error_code(e));
+                        }
+                    }
+                }
+            }
+            return Err(508);
+        }
         if let Some(token) = attrs.reservation_token {
             let reserved = shared.reservations.take(&token, unix).ok_or(508u16)?;
             let port = reserved.port;
@@ -370,6 +409,10 @@ impl Server {
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
             return self.error_reply(out, msg, 400, key, fp);
         };
+        // RFC 6062 §5.1: channels and Send belong to UDP relays only.
+        if self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp) {
+            return self.error_reply(out, msg, 400, key, fp);
+        }
         if let Some(code) = self.check_peer(slot, peer) {
             return self.error_reply(out, msg, code, key, fp);
         }
@@ -392,7 +435,7 @@ impl Server {
     }
 
     /// The error code for a peer the allocation in `slot` may not reach, if any.
-    fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<u16> {
+    pub(super) fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<u16> {
         let relay_family = match self.slots[slot as usize].as_ref() {
             Some(alloc) => Family::of(&alloc.relay_addr),
             None => return Some(437),
@@ -446,7 +489,9 @@ impl Server {
         };
         self.stats.from_clients.count(payload.len());
         let permitted = self.slots[slot as usize].as_ref().is_some_and(|alloc| {
-            Family::of(&peer) == Family::of(&alloc.relay_addr) && alloc.permits(peer.ip(), now)
+            !alloc.tcp
+                && Family::of(&peer) == Family::of(&alloc.relay_addr)
+                && alloc.permits(peer.ip(), now)
         });
         if !permitted {
             self.stats.dropped_no_permission.count(payload.len());
