@@ -12,9 +12,9 @@ use super::flow::Flow;
 
 /// Most peer connections (pending or bound) one TCP allocation may hold; a Connect past it
 /// gets 508 and an incoming peer is refused.
-pub const MAX_CONNECTIONS_PER_ALLOCATION: usize = 32;
+pub const MAX_CONNECTIONS_PER_ALLOCATION: usize = 64;
 /// Most connections of one allocation waiting for their peer connect or for ConnectionBind.
-pub const MAX_PENDING_PER_ALLOCATION: usize = 8;
+pub const MAX_PENDING_PER_ALLOCATION: usize = 32;
 /// Bits of a CONNECTION-ID below the shard number.
 const ID_BITS: u32 = 24;
 

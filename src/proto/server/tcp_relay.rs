@@ -209,6 +209,20 @@ impl Server {
         self.tcp.next_deadline()
     }
 
+    /// The control connection of the allocation a ConnectionBind names, whose nonce the
+    /// request may carry.
+    pub(super) fn tcp_bind_owner_flow(
+        &self,
+        msg: &Message<'_>,
+        attrs: &Attributes<'_>,
+    ) -> Option<Flow> {
+        if msg.method != method::CONNECTION_BIND {
+            return None;
+        }
+        let conn = self.tcp.get(attrs.connection_id?)?;
+        self.slots.get(conn.slot as usize)?.as_ref().map(|a| a.flow)
+    }
+
     fn insert_tcp(&mut self, conn: TcpConn) -> u32 {
         let mut rng = self.rng;
         let id = self.tcp.insert(conn, || {

@@ -578,3 +578,41 @@ impl Harness {
         .unwrap()
     }
 }
+
+#[test]
+fn connection_bind_accepts_the_control_connections_nonce_only() {
+    let (mut h, mut c, slot) = allocated();
+    h.create_permission_on(&mut c, peer(1));
+    let now = h.now;
+    let a = h.server.handle_tcp_incoming(now, slot, peer(9000)).unwrap();
+    let b = h.server.handle_tcp_incoming(now, slot, peer(9001)).unwrap();
+    h.commands();
+    // The control connection's nonce on a new data connection: accepted without a round
+    // trip, as turnutils_uclient sends it.
+    let mut data = tcp_client(2, 4500);
+    data.nonce = c.nonce.clone();
+    let tid = data.tid();
+    let req = data.request(method::CONNECTION_BIND, tid, |w| {
+        w.attr(attr::CONNECTION_ID, &a.to_be_bytes()).unwrap()
+    });
+    let resp = h.reply_on(data.flow, Transport::Tcp, &req).unwrap();
+    assert_eq!(resp.class, Class::Success);
+    // A nonce issued to some other connection is not.
+    let mut other = tcp_client(3, 4501);
+    let challenge = h.reply_on(
+        other.flow,
+        Transport::Tcp,
+        &other.request(method::ALLOCATE, [9; 12], |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, TCP).unwrap()
+        }),
+    );
+    other.nonce = Some(challenge.unwrap().attr(attr::NONCE).unwrap().to_vec());
+    let mut third = tcp_client(4, 4502);
+    third.nonce = other.nonce.clone();
+    let tid = third.tid();
+    let req = third.request(method::CONNECTION_BIND, tid, |w| {
+        w.attr(attr::CONNECTION_ID, &b.to_be_bytes()).unwrap()
+    });
+    let resp = h.reply_on(third.flow, Transport::Tcp, &req).unwrap();
+    assert_eq!(resp.error_code(), Some(438));
+}
