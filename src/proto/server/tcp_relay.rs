@@ -149,9 +149,16 @@ impl Server {
     /// A peer or data connection of `id` closed (or failed): forget it. The runtime closes
     /// both sides itself.
     pub fn handle_tcp_closed(&mut self, id: u32) {
-        if self.tcp.remove(id).is_some() {
+        self.forget_tcp(id);
+    }
+
+    /// Removes connection `id`, counting the close of one that was opened.
+    fn forget_tcp(&mut self, id: u32) -> Option<TcpConn> {
+        let conn = self.tcp.remove(id)?;
+        if !matches!(conn.state, TcpConnState::Connecting { .. }) {
             self.stats.tcp_connections_closed.inc();
         }
+        Some(conn)
     }
 
     /// Counts bytes a data connection pair of allocation `relay` relayed.
@@ -174,10 +181,9 @@ impl Server {
     /// Ends peer connections whose Connect or ConnectionBind took too long.
     pub(super) fn expire_tcp(&mut self, now: Instant) {
         while let Some(id) = self.tcp.expired(now) {
-            let Some(conn) = self.tcp.remove(id) else {
+            let Some(conn) = self.forget_tcp(id) else {
                 break;
             };
-            self.stats.tcp_connections_closed.inc();
             match conn.state {
                 TcpConnState::Connecting {
                     flow,
@@ -198,8 +204,7 @@ impl Server {
     pub(super) fn close_tcp_of(&mut self, slot: u32) {
         let ids: Vec<u32> = self.tcp.of_slot(slot).to_vec();
         for id in ids {
-            self.tcp.remove(id);
-            self.stats.tcp_connections_closed.inc();
+            self.forget_tcp(id);
             self.tcp_commands.push_back(TcpCommand::Close { id });
         }
     }
