@@ -330,7 +330,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("external-ip", "PUBLIC[/PRIVATE]", Opt::ExternalIp, G::Relay, "Public address advertised for relays behind NAT; PRIVATE is the local address it maps to (repeatable)").short('X').list(),
     value("min-port", "PORT", Opt::MinPort, G::Relay, "Lowest relay port").default("49152"),
     value("max-port", "PORT", Opt::MaxPort, G::Relay, "Highest relay port").default("65535"),
-    value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards; 0 = one per CPU core").short('m').default("0"),
+    value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards (at most 256); 0 = one per CPU core").short('m').default("0"),
     flag("no-udp-relay", Opt::NoUdpRelay, G::Relay, "Refuse UDP relay allocations"),
     flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)"),
     value("sock-buf-size", "BYTES", Opt::SockBufSize, G::Relay, "Socket send/receive buffer size (ferroturn extension; default: the kernel's)"),
