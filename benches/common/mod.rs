@@ -1,5 +1,6 @@
 //! A protocol core with allocations made through real STUN exchanges, for the benches.
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // included by `mod` from each bench binary
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};

@@ -95,7 +95,7 @@ pub fn recv_batch(sock: &impl AsRawFd, batch: &mut Batch, with_addrs: bool) -> i
         msgs[i].msg_hdr.msg_iovlen = 1;
         if with_addrs {
             msgs[i].msg_hdr.msg_name = &mut batch.raw_addrs[i] as *mut _ as *mut libc::c_void;
-            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
+            msgs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
         }
     }
     // SAFETY: every pointer in msgs points into buffers that outlive the call.

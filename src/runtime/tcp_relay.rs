@@ -2,7 +2,7 @@
 //! TCP relay listener) and, once ConnectionBind paired them, their client data connections.
 //! The core decides; this moves bytes. Each direction is bounded: client → peer bytes wait in
 //! the data connection's receive buffer, peer → client bytes in its send backlog up to
-//! [`TO_CLIENT_LIMIT`]; a side whose buffer is full is simply not read until the other side
+//! 64 KiB; a side whose buffer is full is simply not read until the other side
 //! drains (TCP's own flow control pushes back on the sender), so nothing grows without bound.
 
 use std::collections::HashMap;

@@ -27,7 +27,7 @@ pub fn enable_drop_counter(fd: RawFd) -> io::Result<()> {
             libc::SOL_SOCKET,
             libc::SO_RXQ_OVFL,
             (&on as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
+            size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -99,10 +99,9 @@ impl RecvBatch {
             hdrs[i].msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
             hdrs[i].msg_hdr.msg_iovlen = 1;
             hdrs[i].msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdrs[i].msg_hdr.msg_namelen =
-                mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdrs[i].msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
             hdrs[i].msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
-            hdrs[i].msg_hdr.msg_controllen = mem::size_of::<ControlBuf>() as _;
+            hdrs[i].msg_hdr.msg_controllen = size_of::<ControlBuf>() as _;
         }
         // SAFETY: the headers point at live buffers owned by self for the duration of the call.
         let n = unsafe {
@@ -360,7 +359,7 @@ fn std_to_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> l
             out.sin_addr = libc::in_addr {
                 s_addr: u32::from(*a.ip()).to_be(),
             };
-            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
             // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in6.
@@ -373,7 +372,7 @@ fn std_to_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> l
                 s6_addr: a.ip().octets(),
             };
             out.sin6_scope_id = a.scope_id();
-            mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
     }
 }

@@ -12,11 +12,11 @@ use std::net::IpAddr;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
+use rand::{CryptoRng, RngCore};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-use crate::proto::flow::Flow;
+use crate::flow::Flow;
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -35,10 +35,11 @@ const FUTURE_SKEW_SECS: u64 = 5;
 pub struct NonceKey([u8; 32]);
 
 impl NonceKey {
-    /// A fresh key from the operating system's random source.
-    pub fn random() -> Self {
+    /// A fresh key drawn from `rng`; the runtime passes the operating system's source
+    /// (`rand::rngs::OsRng`), the core itself never reaches for one.
+    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let mut k = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut k);
+        rng.fill_bytes(&mut k);
         Self(k)
     }
 
@@ -261,7 +262,7 @@ mod tests {
 
     #[test]
     fn other_key_is_invalid() {
-        let n = NonceKey::random().issue(NOW, flow());
+        let n = NonceKey::generate(&mut rand::rngs::OsRng).issue(NOW, flow());
         assert_eq!(
             key().check(n.as_bytes(), NOW, flow(), LIFE),
             NonceCheck::Invalid

@@ -13,7 +13,7 @@ use super::{ClientAction, Flow, Server};
 /// Longest USERNAME accepted, in bytes (RFC 5389 §15.3: "less than 513 bytes"; RFC 8489
 /// tightened it to 509 after OpaqueString processing, which clients do not all apply). Longer
 /// ones get 400 before any key is derived, on every transport.
-pub const MAX_USERNAME_LEN: usize = 513;
+pub(crate) const MAX_USERNAME_LEN: usize = 513;
 
 /// A request that passed authentication.
 pub(super) struct Authed<'a> {

@@ -22,6 +22,8 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use ahash::RandomState;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 
 use std::sync::Arc;
 
@@ -203,20 +205,24 @@ pub struct Server {
     /// removals delete it, so a client refreshing in a loop cannot grow the table.
     expiries: BTreeSet<(Instant, u32)>,
     next_housekeeping: Instant,
-    rng: u64,
+    /// The server's own generator (ChaCha12, a cryptographic one): port hints, transaction ids
+    /// of Data indications, RESERVATION-TOKENs and hash keys all come from it, so a test that
+    /// passes the same seed sees the same run.
+    rng: StdRng,
     events: VecDeque<Event>,
     draining: bool,
     stats: Arc<CoreStats>,
     challenges: ChallengeLimiter,
     tcp: TcpConns,
-    tcp_commands: VecDeque<tcp_relay::TcpCommand>,
+    tcp_commands: VecDeque<TcpCommand>,
 }
 
 impl Server {
     /// A server whose clock starts at `epoch`, which corresponds to `epoch_unix` seconds of wall
     /// time (nonces and REST expiries are in wall time; everything else is monotonic).
-    /// `seed` feeds the generator for port hints and indication transaction ids; `shard` keeps
-    /// session ids unique across shards.
+    /// `seed` seeds the server's generator, the core's only source of randomness (port hints,
+    /// indication transaction ids, RESERVATION-TOKENs, hash keys): the runtime passes a fresh
+    /// random value, tests a fixed one. `shard` keeps session ids unique across shards.
     pub fn new(
         shared: SharedRef,
         config: CoreConfigRef,
@@ -226,6 +232,14 @@ impl Server {
         shard: u16,
     ) -> Self {
         let capacity = config.settings.bps_capacity_per_shard;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let flow_keys = RandomState::with_seeds(
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+        );
+        let challenges = ChallengeLimiter::new(&mut rng);
         Server {
             shared,
             capacity_to_peers: TokenBucket::limit(capacity, epoch),
@@ -236,14 +250,14 @@ impl Server {
             epoch_unix,
             slots: Vec::new(),
             free_slots: Vec::new(),
-            by_flow: HashMap::with_hasher(RandomState::new()),
+            by_flow: HashMap::with_hasher(flow_keys),
             expiries: BTreeSet::new(),
             next_housekeeping: epoch + HOUSEKEEPING_INTERVAL,
-            rng: seed | 1,
+            rng,
             events: VecDeque::new(),
             draining: false,
             stats: Arc::new(CoreStats::default()),
-            challenges: ChallengeLimiter::new(),
+            challenges,
             tcp: TcpConns::new(shard),
             tcp_commands: VecDeque::new(),
         }
@@ -551,21 +565,12 @@ impl Server {
     }
 
     fn next_random(&mut self) -> u64 {
-        // xorshift64: cheap, and nothing here needs unpredictability.
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        self.rng.next_u64()
     }
 
     fn next_tid(&mut self) -> [u8; 12] {
-        let a = self.next_random().to_le_bytes();
-        let b = self.next_random().to_le_bytes();
         let mut tid = [0u8; 12];
-        tid[..8].copy_from_slice(&a);
-        tid[8..].copy_from_slice(&b[..4]);
+        self.rng.fill_bytes(&mut tid);
         tid
     }
 

@@ -6,6 +6,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use rand::RngCore;
+
 use super::super::auth::algorithm::ReplyKey;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
 use super::super::tcp_conns::{TcpConn, TcpConnState};
@@ -228,16 +230,11 @@ impl Server {
         self.slots.get(conn.slot as usize)?.as_ref().map(|a| a.flow)
     }
 
+    /// Inserts `conn` under a new id whose low bits come from the server's CSPRNG, so ids
+    /// are not guessable (ConnectionBind also needs the allocation's credentials).
     fn insert_tcp(&mut self, conn: TcpConn) -> u32 {
-        let mut rng = self.rng;
-        let id = self.tcp.insert(conn, || {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            rng as u32
-        });
-        self.rng = rng;
-        id
+        let rng = &mut self.rng;
+        self.tcp.insert(conn, || rng.next_u32())
     }
 
     /// Connect (RFC 6062 §5.2) on the allocation in `slot`; the answer follows the attempt.

@@ -16,6 +16,7 @@ use super::super::settings::{CoreConfig, ExternalMapping, Settings, Shared};
 use super::super::stun::{attr, method, xor_addr, Class, Message, MessageWriter};
 use super::*;
 
+mod seeded;
 mod tcp_relay;
 
 const UNIX_START: u64 = 1_800_000_000;
@@ -96,6 +97,8 @@ struct Options {
     no_auth: bool,
     peers: PeerPolicySettings,
     rest_hmac: RestHmac,
+    /// Seed of the server's generator.
+    seed: u64,
 }
 
 impl Default for Options {
@@ -109,6 +112,7 @@ impl Default for Options {
             no_auth: false,
             peers: PeerPolicySettings::default(),
             rest_hmac: RestHmac::Sha1,
+            seed: 42,
         }
     }
 }
@@ -146,7 +150,7 @@ fn harness(opts: Options) -> Harness {
     });
     let start = Instant::now();
     Harness {
-        server: Server::new(shared, config, start, UNIX_START, 42, 0),
+        server: Server::new(shared, config, start, UNIX_START, opts.seed, 0),
         binder: FakeBinder::new(),
         start,
         now: start,

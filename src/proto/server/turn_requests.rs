@@ -266,7 +266,7 @@ impl Server {
                             port: port + 1,
                             ip: addr.ip(),
                         };
-                        shared.reservations.reserve(next, unix)
+                        shared.reservations.reserve(next, unix, &mut self.rng)
                     });
                     return Ok((addr, token));
                 }

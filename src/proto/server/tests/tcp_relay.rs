@@ -217,7 +217,7 @@ fn connect_then_connection_bind_pairs_a_data_connection() {
         (method::CONNECTION_BIND, Class::Success)
     );
     let key = long_term_key("alice", REALM, "wonderland");
-    let mi = super::attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY).unwrap();
+    let mi = attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY).unwrap();
     assert!(
         verify_integrity(&resp.raw, mi, &key),
         "signed with the user's key"
