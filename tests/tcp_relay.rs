@@ -621,3 +621,52 @@ async fn quotas_and_connection_limits_count_tcp_relay_connections() {
     .unwrap();
     drop(server);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_waits_in_bounded_buffers_for_a_slow_reader_on_either_side() {
+    let _serial = SERIAL.lock().await;
+    let (server, _) = start(&[]).await;
+    let addr = server.addr;
+    tokio::task::spawn_blocking(move || {
+        const BURST: usize = 2 << 20;
+        let burst: Vec<u8> = (0..BURST as u32).map(|i| (i % 253) as u8).collect();
+        let mut ctl = Client::connect(addr, "tcp-relay");
+        let relayed = ctl.allocate_tcp();
+        ctl.permit(SocketAddr::from(([127, 0, 0, 1], 1)));
+        let mut peer = TcpStream::connect(relayed).unwrap();
+        let attempt = ctl.wait_for(|m| m.method == CONNECTION_ATTEMPT);
+        let mut data = Client::connect(addr, "tcp-relay");
+        assert_eq!(data.bind(connection_id(&attempt)).class, Class::Success);
+
+        // Peer → client: the peer sends it all at once and then waits; the client starts
+        // reading late. The relay holds at most its backlog and must resume by itself.
+        let mut p = peer.try_clone().unwrap();
+        let sent = burst.clone();
+        let w = thread::spawn(move || p.write_all(&sent).unwrap());
+        thread::sleep(Duration::from_millis(300));
+        let mut got = vec![0u8; BURST];
+        data.s
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        data.s
+            .read_exact(&mut got)
+            .expect("the whole burst reaches the client");
+        w.join().unwrap();
+        assert!(got == burst);
+
+        // Client → peer, the peer reading late.
+        let mut d = data.s.try_clone().unwrap();
+        let sent = burst.clone();
+        let w = thread::spawn(move || d.write_all(&sent).unwrap());
+        thread::sleep(Duration::from_millis(300));
+        peer.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        peer.read_exact(&mut got)
+            .expect("the whole burst reaches the peer");
+        w.join().unwrap();
+        assert!(got == burst);
+    })
+    .await
+    .unwrap();
+    drop(server);
+}

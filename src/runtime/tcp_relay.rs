@@ -376,9 +376,11 @@ fn pump(pair: &mut Pair, scratch: &mut [u8]) -> Result<(bool, usize, usize), (us
     }
 
     // Peer → client: into the data connection's send backlog, never past TO_CLIENT_LIMIT.
+    let mut stopped_full = false;
     while !closed {
         let held = client.received_and_backlog().1.len();
         if held >= TO_CLIENT_LIMIT {
+            stopped_full = true;
             break;
         }
         let room = (TO_CLIENT_LIMIT - held).min(scratch.len());
@@ -402,6 +404,11 @@ fn pump(pair: &mut Pair, scratch: &mut [u8]) -> Result<(bool, usize, usize), (us
     }
     if client.flush().is_err() {
         closed = true;
+    }
+    // The peer was left unread for a full backlog that the flush has since drained: no
+    // readiness event will come for what the peer already sent, so come back next turn.
+    if stopped_full && client.received_and_backlog().1.len() < TO_CLIENT_LIMIT {
+        more = true;
     }
     if closed {
         Err((to_peer, to_client))
