@@ -335,9 +335,17 @@ pub fn free_tcp_port() -> u16 {
     l.local_addr().expect("local addr").port()
 }
 
+/// A port free for UDP on 127.0.0.1 whose TCP twin is free too (the server listens on both;
+/// ephemeral TCP ports of other connections on the host must not hold it).
 fn free_udp_port() -> u16 {
-    let s = StdUdpSocket::bind("127.0.0.1:0").expect("bind port 0");
-    s.local_addr().expect("local addr").port()
+    for _ in 0..100 {
+        let s = StdUdpSocket::bind("127.0.0.1:0").expect("bind port 0");
+        let port = s.local_addr().expect("local addr").port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP found");
 }
 
 /// Picks `len` consecutive free UDP ports on 127.0.0.1. Candidates are spread by pid and
