@@ -154,9 +154,15 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run "${NEXTEST_ARGS[@]}" -E "not ($LOADED_TESTS)"
     step "cargo nextest run (flood and overload tests, one at a time)"
     cargo nextest run "${NEXTEST_ARGS[@]}" -E "$LOADED_TESTS" --test-threads 1
+    # A dying relay thread must stop the process; the test makes a shard panic through the
+    # test-only feature (never in the release build below).
+    step "cargo nextest run --features fault-injection --test shard_death"
+    cargo nextest run --features fault-injection --test shard_death
 else
     step "cargo test --workspace"
     cargo test --workspace -- --test-threads 2
+    step "cargo test --features fault-injection --test shard_death"
+    cargo test --features fault-injection --test shard_death
 fi
 
 step "cargo build --release"

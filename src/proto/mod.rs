@@ -23,3 +23,5 @@ pub mod server;
 pub mod settings;
 pub mod stun;
 pub mod tcp_conns;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;

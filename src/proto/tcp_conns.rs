@@ -252,7 +252,7 @@ mod tests {
 
     fn flow() -> Flow {
         Flow {
-            socket: 1,
+            socket: super::super::flow::SocketId::Connection(1),
             remote: "203.0.113.1:1".parse().unwrap(),
         }
     }

@@ -9,16 +9,17 @@ use mio::{Interest, Registry, Token};
 
 use super::sockets::{bind_udp, listen_tcp_relay, set_dont_fragment};
 use super::udp_batch::{enable_drop_counter, DropMeter};
-use crate::proto::flow::Family;
+use crate::proto::flow::{Family, RelayId};
 use crate::proto::server::{BindError, RelayAt, RelayBinder};
 
-/// Mio tokens of TCP relay listeners (RFC 6062) start here: `TCP_LISTENER_TOKEN + slot`.
-/// UDP relay sockets use the slot itself, below it.
+/// Mio tokens of TCP relay listeners (RFC 6062) start here: `TCP_LISTENER_TOKEN + relay`.
+/// UDP relay sockets use the relay's number itself, below it.
 pub const TCP_LISTENER_TOKEN: usize = 1 << 27;
 /// Pending connections a TCP relay listener's kernel queue holds.
 const TCP_RELAY_BACKLOG: i32 = 16;
 
-/// Relay sockets indexed by the core's allocation slot; the slot is also the mio token.
+/// Relay sockets indexed by the core's [`RelayId`], registered under [`relay_token`] (UDP) or
+/// `TCP_LISTENER_TOKEN + relay` (TCP relay listeners).
 pub struct RelaySockets {
     registry: Registry,
     addresses: RoundRobin,
@@ -26,6 +27,18 @@ pub struct RelaySockets {
     sockets: Vec<Option<UdpSocket>>,
     drops: Vec<DropMeter>,
     tcp: Vec<Option<TcpListener>>,
+}
+
+/// The event-loop token of relay socket `relay`. Relay sockets take the bottom of a shard's
+/// token space, below every other kind of socket (see `shard.rs`), so the token is the id's
+/// number.
+pub fn relay_token(relay: RelayId) -> Token {
+    Token(relay.index())
+}
+
+/// The relay socket a token below the shard's other token ranges stands for.
+pub fn relay_of_token(token: Token) -> RelayId {
+    RelayId::new(token.0 as u32)
 }
 
 /// The relay addresses of each family, handed out in turn: with several addresses per family,
@@ -77,19 +90,19 @@ impl RelaySockets {
     }
 
     /// The TCP relay listener of allocation `relay` (RFC 6062).
-    pub fn tcp_listener(&self, relay: u32) -> Option<&TcpListener> {
-        self.tcp.get(relay as usize).and_then(Option::as_ref)
+    pub fn tcp_listener(&self, relay: RelayId) -> Option<&TcpListener> {
+        self.tcp.get(relay.index()).and_then(Option::as_ref)
     }
 
-    fn open_tcp(&mut self, relay: u32, addr: SocketAddr) -> io::Result<SocketAddr> {
+    fn open_tcp(&mut self, relay: RelayId, addr: SocketAddr) -> io::Result<SocketAddr> {
         let mut listener = TcpListener::from_std(listen_tcp_relay(addr, TCP_RELAY_BACKLOG)?);
         let local = listener.local_addr()?;
         self.registry.register(
             &mut listener,
-            Token(TCP_LISTENER_TOKEN + relay as usize),
+            Token(TCP_LISTENER_TOKEN + relay.index()),
             Interest::READABLE,
         )?;
-        let index = relay as usize;
+        let index = relay.index();
         if self.tcp.len() <= index {
             self.tcp.resize_with(index + 1, || None);
         }
@@ -98,21 +111,21 @@ impl RelaySockets {
     }
 
     /// The socket of allocation `relay`.
-    pub fn get(&self, relay: u32) -> Option<&UdpSocket> {
-        self.sockets.get(relay as usize).and_then(Option::as_ref)
+    pub fn get(&self, relay: RelayId) -> Option<&UdpSocket> {
+        self.sockets.get(relay.index()).and_then(Option::as_ref)
     }
 
     /// Datagrams the kernel dropped on relay `relay`'s full queue since the last call, given
     /// the running count a receive reported.
-    pub fn queue_drops(&mut self, relay: u32, running: u32) -> u64 {
+    pub fn queue_drops(&mut self, relay: RelayId, running: u32) -> u64 {
         self.drops
-            .get_mut(relay as usize)
+            .get_mut(relay.index())
             .map_or(0, |m| m.delta(running))
     }
 
     fn open(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         addr: SocketAddr,
         dont_fragment: bool,
     ) -> io::Result<SocketAddr> {
@@ -127,8 +140,8 @@ impl RelaySockets {
         let mut socket = UdpSocket::from_std(std_socket);
         let local = socket.local_addr()?;
         self.registry
-            .register(&mut socket, Token(relay as usize), Interest::READABLE)?;
-        let index = relay as usize;
+            .register(&mut socket, relay_token(relay), Interest::READABLE)?;
+        let index = relay.index();
         if self.sockets.len() <= index {
             self.sockets.resize_with(index + 1, || None);
             self.drops.resize_with(index + 1, DropMeter::default);
@@ -142,7 +155,7 @@ impl RelaySockets {
 impl RelayBinder for RelaySockets {
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         dont_fragment: bool,
@@ -161,12 +174,17 @@ impl RelayBinder for RelaySockets {
             })
     }
 
-    fn bind_tcp(&mut self, relay: u32, at: RelayAt, port: u16) -> Result<SocketAddr, BindError> {
+    fn bind_tcp(
+        &mut self,
+        relay: RelayId,
+        at: RelayAt,
+        port: u16,
+    ) -> Result<SocketAddr, BindError> {
         let ip = self
             .addresses
             .pick(at)
             .ok_or(BindError::FamilyUnavailable)?;
-        if TCP_LISTENER_TOKEN + relay as usize >= super::tcp_relay::PAIR_TOKEN {
+        if TCP_LISTENER_TOKEN + relay.index() >= super::tcp_relay::PAIR_TOKEN {
             return Err(BindError::Failed);
         }
         self.open_tcp(relay, SocketAddr::new(ip, port))
@@ -179,11 +197,11 @@ impl RelayBinder for RelaySockets {
             })
     }
 
-    fn close(&mut self, relay: u32) {
-        if let Some(mut socket) = self.sockets.get_mut(relay as usize).and_then(Option::take) {
+    fn close(&mut self, relay: RelayId) {
+        if let Some(mut socket) = self.sockets.get_mut(relay.index()).and_then(Option::take) {
             let _ = self.registry.deregister(&mut socket);
         }
-        if let Some(mut listener) = self.tcp.get_mut(relay as usize).and_then(Option::take) {
+        if let Some(mut listener) = self.tcp.get_mut(relay.index()).and_then(Option::take) {
             let _ = self.registry.deregister(&mut listener);
         }
     }

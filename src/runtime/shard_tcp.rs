@@ -6,7 +6,8 @@ use mio::{Interest, Token};
 
 use super::super::tcp_handover::Handover;
 use super::super::tcp_relay::{TcpContext, PAIR_TOKEN};
-use super::{Shard, CONN_BASE, CONN_FLOW_BASE};
+use super::{Shard, CONN_BASE};
+use crate::proto::flow::{RelayId, SocketId};
 use crate::proto::server::TcpCommand;
 use crate::proto::stun::{method, Class, Message};
 use crate::proto::tcp_conns::owner_shard;
@@ -45,7 +46,7 @@ impl Shard {
             io: &self.io,
         };
         if token.0 < PAIR_TOKEN {
-            let relay = (token.0 - TCP_LISTENER_TOKEN) as u32;
+            let relay = RelayId::new((token.0 - TCP_LISTENER_TOKEN) as u32);
             return self.tcp_relay.accept(&mut ctx, &self.relays, relay);
         }
         let (more, closed) = self.tcp_relay.serve(&mut ctx, token);
@@ -71,7 +72,7 @@ impl Shard {
                         .connect(&mut ctx, &self.relays, id, relay, peer);
                 }
                 TcpCommand::SendToClient { flow, message } => {
-                    let Some(slot) = flow.socket.checked_sub(CONN_FLOW_BASE) else {
+                    let SocketId::Connection(slot) = flow.socket else {
                         continue;
                     };
                     let slot = slot as usize;
@@ -103,10 +104,12 @@ impl Shard {
     }
 
     /// Moves the client connection on `socket` out of the shard's connections into pair `id`.
-    fn bind_data_connection(&mut self, id: u32, socket: u32) {
-        let Some(slot) = socket.checked_sub(CONN_FLOW_BASE).map(|s| s as usize) else {
+    fn bind_data_connection(&mut self, id: u32, socket: SocketId) {
+        let SocketId::Connection(slot) = socket else {
+            self.core.handle_tcp_closed(id);
             return;
         };
+        let slot = slot as usize;
         let Some(mut conn) = self
             .conns
             .get_mut(slot)

@@ -19,6 +19,7 @@ use super::connection_limits::ConnectionLimits;
 use super::io_stats::IoStats;
 use super::relay_sockets::{RelaySockets, TCP_LISTENER_TOKEN};
 use super::sockets::connect_tcp_from;
+use crate::proto::flow::RelayId;
 use crate::proto::server::Server;
 
 /// Mio tokens of pair sockets start here: `PAIR_TOKEN + 2 * pair + side` (0 peer, 1 client).
@@ -38,7 +39,7 @@ const ACCEPTS_PER_TURN: usize = 16;
 /// One peer connection and, once bound, its client data connection.
 struct Pair {
     id: u32,
-    relay: u32,
+    relay: RelayId,
     peer: TcpStream,
     peer_ip: std::net::IpAddr,
     /// The connect for a Connect request is still in progress.
@@ -128,7 +129,7 @@ impl TcpRelay {
         ctx: &mut TcpContext<'_>,
         relays: &RelaySockets,
         id: u32,
-        relay: u32,
+        relay: RelayId,
         peer: SocketAddr,
     ) {
         let now = Instant::now();
@@ -165,7 +166,12 @@ impl TcpRelay {
     }
 
     /// Accepts peers on the TCP relay listener of allocation `relay`; true when more may wait.
-    pub fn accept(&mut self, ctx: &mut TcpContext<'_>, relays: &RelaySockets, relay: u32) -> bool {
+    pub fn accept(
+        &mut self,
+        ctx: &mut TcpContext<'_>,
+        relays: &RelaySockets,
+        relay: RelayId,
+    ) -> bool {
         for _ in 0..ACCEPTS_PER_TURN {
             let Some(listener) = relays.tcp_listener(relay) else {
                 return false;

@@ -8,6 +8,7 @@
 
 mod auth_check;
 mod reply;
+mod request;
 mod stats;
 mod tcp_relay;
 mod turn_requests;
@@ -31,11 +32,12 @@ use super::allocation::{Allocation, TrafficCounters};
 use super::bandwidth::{allow, retune, TokenBucket};
 use super::challenge_limit::ChallengeLimiter;
 use super::channel_data;
-use super::flow::{Family, Flow, Transport};
+use super::flow::{Family, Flow, RelayId, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
-use super::stun::{attr, method, Class, CodecError, Message};
+use super::stun::{attr, method, Class, CodecError, ErrorCode, Message};
 use super::tcp_conns::TcpConns;
 
+use request::Request;
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
 pub use tcp_relay::{TcpCommand, BIND_TIMEOUT, CONNECT_TIMEOUT};
 
@@ -49,14 +51,28 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 const BIND_ATTEMPTS: usize = 16;
 
 /// Why the runtime could not open a relay socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
     /// The port is held by someone else: try another.
+    #[error("the relay port is in use")]
     AddrInUse,
     /// No relay address of the requested family is configured.
+    #[error("no relay address of the requested family")]
     FamilyUnavailable,
     /// Anything else (out of file descriptors, ...).
+    #[error("the relay socket could not be opened")]
     Failed,
+}
+
+impl BindError {
+    /// The STUN error code to answer an Allocate with: 440 when the family is not offered,
+    /// 508 (no capacity) otherwise.
+    pub fn stun_code(self) -> ErrorCode {
+        match self {
+            BindError::FamilyUnavailable => ErrorCode::AddressFamilyNotSupported,
+            BindError::AddrInUse | BindError::Failed => ErrorCode::InsufficientCapacity,
+        }
+    }
 }
 
 /// Which address a relay socket goes on.
@@ -70,23 +86,27 @@ pub enum RelayAt {
 
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds a UDP relay socket for allocation `relay` on `port` at `at`; returns its local
-    /// address.
+    /// Binds UDP relay socket `relay` on `port` at `at`; returns its local address.
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;
     /// Opens a TCP relay listener (RFC 6062) for allocation `relay` on `port` at `at`;
     /// returns its local address. Binders without TCP relaying refuse.
-    fn bind_tcp(&mut self, relay: u32, at: RelayAt, port: u16) -> Result<SocketAddr, BindError> {
+    fn bind_tcp(
+        &mut self,
+        relay: RelayId,
+        at: RelayAt,
+        port: u16,
+    ) -> Result<SocketAddr, BindError> {
         let _ = (relay, at, port);
         Err(BindError::Failed)
     }
-    /// Closes the relay socket (UDP or TCP listener) of allocation `relay`.
-    fn close(&mut self, relay: u32);
+    /// Closes relay socket `relay` (UDP, or the TCP relay listener).
+    fn close(&mut self, relay: RelayId);
 }
 
 /// What to do with a client datagram.
@@ -98,8 +118,8 @@ pub enum ClientAction {
     Reply(usize),
     /// Send `input[start..end]` from relay socket `relay` to `peer`.
     Relay {
-        /// The allocation whose relay socket sends.
-        relay: u32,
+        /// The relay socket that sends.
+        relay: RelayId,
         /// Destination.
         peer: SocketAddr,
         /// Start of the payload within the input datagram.
@@ -287,7 +307,7 @@ impl Server {
         let doomed: Vec<u32> = self
             .allocations()
             .filter(|(_, a)| pred(a))
-            .map(|(slot, _)| slot)
+            .map(|(relay, _)| slot_of(relay))
             .collect();
         for slot in &doomed {
             self.remove_allocation(*slot, now, EndReason::Revoked, binder);
@@ -366,7 +386,7 @@ impl Server {
         alloc.traffic.to_peer_bytes += len as u64;
         self.stats.to_peers.count(len);
         ClientAction::Relay {
-            relay: slot,
+            relay: relay_of(slot),
             peer,
             start,
             end,
@@ -394,7 +414,7 @@ impl Server {
             }
             Err(_) if msg.class == Class::Request => {
                 self.stats.dropped_malformed.count(data.len());
-                return self.error_reply(out, &msg, 400, None, false);
+                return self.error_reply(out, &msg, ErrorCode::BadRequest, None, false);
             }
             Err(_) => {
                 self.stats.dropped_malformed.count(data.len());
@@ -412,9 +432,16 @@ impl Server {
                 if self.config.settings.stun_only {
                     return ClientAction::None;
                 }
-                self.handle_turn_request(now, flow, transport, &msg, &attrs, out, binder)
+                let req = Request {
+                    now,
+                    flow,
+                    transport,
+                    msg: &msg,
+                    attrs: &attrs,
+                };
+                self.handle_turn_request(req, out, binder)
             }
-            (Class::Request, _) => self.error_reply(out, &msg, 400, None, false),
+            (Class::Request, _) => self.error_reply(out, &msg, ErrorCode::BadRequest, None, false),
             (Class::Indication, method::SEND) if !self.config.settings.stun_only => {
                 self.handle_send_indication(now, flow, data, &attrs)
             }
@@ -428,12 +455,12 @@ impl Server {
     pub fn handle_peer(
         &mut self,
         now: Instant,
-        relay: u32,
+        relay: RelayId,
         from: SocketAddr,
         buf: &mut [u8],
         len: usize,
     ) -> PeerAction {
-        let Some(Some(alloc)) = self.slots.get_mut(relay as usize) else {
+        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay) as usize) else {
             return PeerAction::Drop;
         };
         self.stats.from_peers.count(len);
@@ -552,12 +579,12 @@ impl Server {
         self.by_flow.len()
     }
 
-    /// Iterates the live allocations (for the admin API and tests).
-    pub fn allocations(&self) -> impl Iterator<Item = (u32, &Allocation)> {
+    /// Iterates the live allocations with their relay sockets (for the admin API and tests).
+    pub fn allocations(&self) -> impl Iterator<Item = (RelayId, &Allocation)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
+            .filter_map(|(i, a)| a.as_ref().map(|a| (relay_of(i as u32), a)))
     }
 
     fn unix_time(&self, now: Instant) -> u64 {
@@ -620,7 +647,7 @@ impl Server {
         if alloc.tcp {
             self.close_tcp_of(slot);
         }
-        binder.close(slot);
+        binder.close(relay_of(slot));
         self.shared.ports.release(alloc.relay_addr.port());
         self.shared.quotas.release(&alloc.user_id);
         self.free_slots.push(slot);
@@ -636,6 +663,17 @@ impl Server {
             reason,
         });
     }
+}
+
+/// The relay socket of the allocation in `slot`. Slots index the core's allocation table and
+/// stay private to it; this is the one place that says which relay id a slot's socket gets.
+fn relay_of(slot: u32) -> RelayId {
+    RelayId::new(slot)
+}
+
+/// The slot of the allocation that owns relay socket `relay`.
+fn slot_of(relay: RelayId) -> u32 {
+    relay.index() as u32
 }
 
 fn is_turn_request(m: u16) -> bool {

@@ -9,10 +9,13 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 
 use super::super::auth::algorithm::ReplyKey;
-use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
+use super::super::flow::RelayId;
+use super::super::stun::MessageWriter;
+use super::super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode, Message};
 use super::super::tcp_conns::{TcpConn, TcpConnState};
 use super::auth_check::Authed;
-use super::{ClientAction, Flow, Server, Transport};
+use super::request::Request;
+use super::{relay_of, slot_of, ClientAction, Flow, Server};
 
 /// Time the relay gives a Connect to reach the peer before answering 447.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -29,8 +32,8 @@ pub enum TcpCommand {
     Connect {
         /// The connection id.
         id: u32,
-        /// The allocation (relay slot) whose address the connection starts from.
-        relay: u32,
+        /// The allocation (relay) whose address the connection starts from.
+        relay: RelayId,
         /// Where to connect.
         peer: SocketAddr,
     },
@@ -96,7 +99,13 @@ impl Server {
         } else {
             self.tcp.remove(id);
             self.stats.tcp_connect_failures.inc();
-            self.send_connect_answer(flow, tid, key.as_ref(), fingerprint, Err(447));
+            self.send_connect_answer(
+                flow,
+                tid,
+                key.as_ref(),
+                fingerprint,
+                Err(ErrorCode::ConnectionTimeoutOrFailure),
+            );
         }
     }
 
@@ -106,9 +115,10 @@ impl Server {
     pub fn handle_tcp_incoming(
         &mut self,
         now: Instant,
-        relay: u32,
+        relay: RelayId,
         from: SocketAddr,
     ) -> Option<u32> {
+        let relay = slot_of(relay);
         let Some(Some(alloc)) = self.slots.get(relay as usize) else {
             return None;
         };
@@ -164,8 +174,8 @@ impl Server {
     }
 
     /// Counts bytes a data connection pair of allocation `relay` relayed.
-    pub fn count_tcp_traffic(&mut self, relay: u32, to_peer: usize, to_client: usize) {
-        let Some(Some(alloc)) = self.slots.get_mut(relay as usize) else {
+    pub fn count_tcp_traffic(&mut self, relay: RelayId, to_peer: usize, to_client: usize) {
+        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay) as usize) else {
             return;
         };
         if to_peer > 0 {
@@ -194,7 +204,13 @@ impl Server {
                     fingerprint,
                 } => {
                     self.stats.tcp_connect_failures.inc();
-                    self.send_connect_answer(flow, tid, key.as_ref(), fingerprint, Err(447));
+                    self.send_connect_answer(
+                        flow,
+                        tid,
+                        key.as_ref(),
+                        fingerprint,
+                        Err(ErrorCode::ConnectionTimeoutOrFailure),
+                    );
                 }
                 _ => self.stats.tcp_bind_timeouts.inc(),
             }
@@ -238,40 +254,43 @@ impl Server {
     }
 
     /// Connect (RFC 6062 §5.2) on the allocation in `slot`; the answer follows the attempt.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn connect(
         &mut self,
-        now: Instant,
+        req: Request<'_>,
         slot: u32,
-        flow: Flow,
-        msg: &Message<'_>,
-        attrs: &Attributes<'_>,
         key: Option<&ReplyKey>,
         out: &mut [u8],
     ) -> ClientAction {
+        let Request {
+            now,
+            flow,
+            msg,
+            attrs,
+            ..
+        } = req;
         let fp = attrs.fingerprint;
         let is_tcp = self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp);
         if !is_tcp {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         }
         let Some(Ok(peer)) = attrs.peer_address() else {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         };
         if let Some(code) = self.check_peer(slot, peer) {
             return self.error_reply(out, msg, code, key, fp);
         }
         if self.tcp.has_peer(slot, peer) {
-            return self.error_reply(out, msg, 446, key, fp);
+            return self.error_reply(out, msg, ErrorCode::ConnectionAlreadyExists, key, fp);
         }
         if !self.tcp.has_room(slot) {
-            return self.error_reply(out, msg, 508, key, fp);
+            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
         }
         let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
             return ClientAction::None;
         };
         if !alloc.add_permission(peer.ip(), expires, now) {
-            return self.error_reply(out, msg, 508, key, fp);
+            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
         }
         let conn = TcpConn {
             slot,
@@ -287,43 +306,46 @@ impl Server {
         let id = self.insert_tcp(conn);
         self.tcp_commands.push_back(TcpCommand::Connect {
             id,
-            relay: slot,
+            relay: relay_of(slot),
             peer,
         });
         ClientAction::None
     }
 
-    /// ConnectionBind (RFC 6062 §5.4) on a new client connection `flow`.
-    #[allow(clippy::too_many_arguments)]
+    /// ConnectionBind (RFC 6062 §5.4) on a new client connection.
     pub(super) fn connection_bind(
         &mut self,
-        flow: Flow,
-        transport: Transport,
-        msg: &Message<'_>,
-        attrs: &Attributes<'_>,
+        req: Request<'_>,
         authed: &Authed<'_>,
         out: &mut [u8],
     ) -> ClientAction {
+        let Request {
+            flow,
+            transport,
+            msg,
+            attrs,
+            ..
+        } = req;
         let fp = attrs.fingerprint;
         let key = authed.key.as_ref();
         // A data connection is a fresh TCP/TLS connection that holds no allocation.
         if !transport.is_stream() || self.by_flow.contains_key(&flow) {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         }
         let Some(id) = attrs.connection_id else {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         };
         let Some(conn) = self.tcp.get(id).copied() else {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         };
         if conn.state != TcpConnState::AwaitingBind {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         }
         let same_user = self.slots[conn.slot as usize]
             .as_ref()
             .is_some_and(|a| key.is_none() || *a.username == *authed.username);
         if !same_user {
-            return self.error_reply(out, msg, 441, key, fp);
+            return self.error_reply(out, msg, ErrorCode::WrongCredentials, key, fp);
         }
         self.tcp.set_state(id, TcpConnState::Bound { flow }, None);
         self.stats.tcp_connections_bound.inc();
@@ -340,7 +362,7 @@ impl Server {
         tid: [u8; 12],
         key: Option<&ReplyKey>,
         fingerprint: bool,
-        result: Result<u32, u16>,
+        result: Result<u32, ErrorCode>,
     ) {
         let mut buf = [0u8; ASYNC_MESSAGE_LEN];
         let class = if result.is_ok() {

@@ -23,7 +23,7 @@
 //! Connect succeeds unless its id is a multiple of 3, every message for a client must be valid
 //! STUN, and the CONNECTION-IDs they carry become values signed requests can bind.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -31,15 +31,15 @@ use ferroturn::config::from_conf_str;
 use ferroturn::proto::auth::long_term::long_term_key;
 use ferroturn::proto::auth::rest::rest_password;
 use ferroturn::proto::channel_data::MAX_CHANNEL;
-use ferroturn::proto::flow::{Family, Flow, Transport};
+use ferroturn::proto::flow::{Flow, RelayId, SocketId, Transport};
 use ferroturn::proto::peer_policy::ServerAddresses;
 use ferroturn::proto::server::{
-    BindError, ClientAction, Event, PeerAction, RelayAt, RelayBinder, Server, TcpCommand,
-    PEER_HEADROOM, PEER_TAILROOM,
+    ClientAction, Event, PeerAction, Server, TcpCommand, PEER_HEADROOM, PEER_TAILROOM,
 };
 use ferroturn::proto::settings::CoreConfig;
 use ferroturn::proto::stun::{attr, method, Class, Message, MessageWriter};
 use ferroturn::runtime::core_setup::{core_config_from, shared_from_config, Revocations};
+use ferroturn_proto::testing::FakeBinder;
 
 /// Realm of the fuzzed relay.
 pub const REALM: &str = "fuzz.test";
@@ -109,62 +109,13 @@ const METHODS: [u16; 8] = [
 /// Number of client 5-tuples the script can use.
 pub const FLOWS: usize = 6;
 
-/// A relay binder without sockets that checks the core's bookkeeping: no relay id bound twice,
-/// none closed that is not open.
-#[derive(Default)]
-pub struct CheckingBinder {
-    open: Vec<(u32, SocketAddr)>,
-}
-
-impl CheckingBinder {
-    /// Relay sockets currently open.
-    pub fn open_count(&self) -> usize {
-        self.open.len()
-    }
-}
-
-impl RelayBinder for CheckingBinder {
-    fn bind(
-        &mut self,
-        relay: u32,
-        at: RelayAt,
-        port: u16,
-        _df: bool,
-    ) -> Result<SocketAddr, BindError> {
-        assert!(
-            self.open.iter().all(|(r, _)| *r != relay),
-            "relay id {relay} bound while open"
-        );
-        // Every 7th port is taken by someone else, so the retry path runs too.
-        if port % 7 == 3 {
-            return Err(BindError::AddrInUse);
-        }
-        let v4: IpAddr = [192, 0, 2, 10].into();
-        let v6: IpAddr = "2001:db8::10".parse().expect("literal");
-        let ip = match at {
-            RelayAt::Family(Family::V4) => v4,
-            RelayAt::Family(Family::V6) => v6,
-            // A reserved port belongs to the relay address that reserved it.
-            RelayAt::Ip(ip) if ip == v4 || ip == v6 => ip,
-            RelayAt::Ip(ip) => panic!("asked for relay address {ip}, which is not ours"),
-        };
-        let addr = SocketAddr::new(ip, port);
-        self.open.push((relay, addr));
-        Ok(addr)
-    }
-
-    fn bind_tcp(&mut self, relay: u32, at: RelayAt, port: u16) -> Result<SocketAddr, BindError> {
-        self.bind(relay, at, port, false)
-    }
-
-    fn close(&mut self, relay: u32) {
-        let at = self
-            .open
-            .iter()
-            .position(|(r, _)| *r == relay)
-            .unwrap_or_else(|| panic!("closing relay {relay}, which is not open"));
-        self.open.swap_remove(at);
-    }
+/// The shared fake binder (it checks the core's bookkeeping: no relay id bound twice, none
+/// closed that is not open), with every 7th port of the relay range taken by "someone else" so
+/// the retry path runs too.
+fn checking_binder() -> FakeBinder {
+    let mut b = FakeBinder::new();
+    b.busy = (50_000..=50_015).filter(|p| p % 7 == 3).collect();
+    b
 }
 
 fn configs() -> &'static [(ferroturn::config::Config, Arc<CoreConfig>); 2] {
@@ -218,7 +169,7 @@ pub struct Outcome {
 pub struct Script {
     outcome: Outcome,
     server: Server,
-    binder: CheckingBinder,
+    binder: FakeBinder,
     now: Instant,
     nonces: [Option<Vec<u8>>; FLOWS],
     tid: u32,
@@ -238,7 +189,7 @@ const CONNECTION_BIND: u16 = 0x00B;
 
 fn flow(i: usize) -> Flow {
     Flow {
-        socket: (i % 2) as u32,
+        socket: SocketId::Listener((i % 2) as u32),
         remote: SocketAddr::new([203, 0, 113, 7].into(), 40_000 + i as u16),
     }
 }
@@ -256,7 +207,7 @@ impl Script {
         Script {
             outcome: Outcome::default(),
             server: Server::new(shared, core.clone(), now, UNIX_START, 7, 0),
-            binder: CheckingBinder::default(),
+            binder: checking_binder(),
             now,
             nonces: Default::default(),
             tid: 0,
@@ -294,7 +245,7 @@ impl Script {
             2 => self.signed(arg, payload),
             3 => self.signed(arg + 32, payload),
             4 => {
-                let relay = (arg % 8) as u32;
+                let relay = RelayId::new((arg % 8) as u32);
                 let first = payload.first().copied().unwrap_or(0);
                 let from = peer(first as usize);
                 if first & 0x80 != 0 {
@@ -523,7 +474,7 @@ impl Script {
     }
 
     /// A datagram from `from` to relay socket `relay`.
-    fn peer(&mut self, relay: u32, from: SocketAddr, payload: &[u8]) {
+    fn peer(&mut self, relay: RelayId, from: SocketAddr, payload: &[u8]) {
         let len = payload.len().min(1500);
         self.peer_buf[PEER_HEADROOM..PEER_HEADROOM + len].copy_from_slice(&payload[..len]);
         let now = self.now;
@@ -556,7 +507,7 @@ impl Script {
     fn check(&self) {
         assert_eq!(
             self.server.allocation_count(),
-            self.binder.open_count(),
+            self.binder.open.len(),
             "allocations and open relay sockets disagree"
         );
         assert!(
@@ -576,7 +527,7 @@ impl Script {
             0,
             "allocations outlived their lifetime"
         );
-        assert_eq!(self.binder.open_count(), 0, "relay sockets left open");
+        assert_eq!(self.binder.open.len(), 0, "relay sockets left open");
         self.run_tcp_commands();
         assert_eq!(
             self.server.tcp_connection_count(),

@@ -1,6 +1,7 @@
 //! RFC 6062 in virtual time: TCP allocations, Connect, ConnectionAttempt, ConnectionBind, the
 //! timers and the bounds, with the runtime's part played by hand.
 
+use super::super::super::flow::{RelayId, SocketId};
 use super::super::super::peer_policy::PeerPolicySettings;
 use super::super::super::stun::integrity::verify_integrity;
 use super::super::super::tcp_conns::{
@@ -12,7 +13,7 @@ const TCP: u32 = 6 << 24;
 
 fn tcp_flow(socket: u32, port: u16) -> Flow {
     Flow {
-        socket,
+        socket: SocketId::Connection(socket),
         remote: SocketAddr::new("203.0.113.7".parse().unwrap(), port),
     }
 }
@@ -107,7 +108,7 @@ fn connection_id(r: &Response) -> u32 {
 
 /// A harness with a TCP allocation for `c` (on connection socket 1) and a permission for the
 /// public peer's IP.
-fn allocated() -> (Harness, Client, u32) {
+fn allocated() -> (Harness, Client, RelayId) {
     let mut h = harness(Options::default());
     let mut c = tcp_client(1, 4000);
     let resp = h.tcp_allocate(&mut c, Transport::Tcp);
@@ -454,7 +455,8 @@ fn incoming_peers_need_a_permission_and_get_30_seconds_to_be_bound() {
     assert_eq!(h.server.handle_tcp_incoming(now, slot, peer(9000)), None);
     // An unknown relay slot refuses.
     assert_eq!(
-        h.server.handle_tcp_incoming(now, slot + 9, peer(9001)),
+        h.server
+            .handle_tcp_incoming(now, RelayId::new(slot.index() as u32 + 9), peer(9001)),
         None
     );
 
