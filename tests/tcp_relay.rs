@@ -47,6 +47,15 @@ impl Client {
         }
     }
 
+    /// A second connection with `other`'s credentials (a REST username names its expiry, so
+    /// two made a second apart would differ: ConnectionBind needs the allocation's own).
+    fn connect_like(server: SocketAddr, other: &Client) -> Client {
+        let mut c = Client::connect(server, "unused");
+        c.user = other.user.clone();
+        c.pass = other.pass.clone();
+        c
+    }
+
     fn read_message(&mut self) -> io::Result<Message> {
         let mut head = [0u8; 20];
         self.s.read_exact(&mut head)?;
@@ -210,7 +219,7 @@ fn connect_and_bind(server: SocketAddr, ctl: &mut Client, peer: SocketAddr) -> C
         resp.error_code()
     );
     let id = connection_id(&resp);
-    let mut data = Client::connect(server, "tcp-relay");
+    let mut data = Client::connect_like(server, ctl);
     let bound = data.bind(id);
     assert_eq!(
         (bound.method, bound.class),
@@ -297,7 +306,7 @@ async fn an_incoming_peer_gets_a_connection_attempt_and_closes_propagate() {
             Some(peer.local_addr().unwrap()),
             "the indication names the peer"
         );
-        let mut data = Client::connect(addr, "tcp-relay");
+        let mut data = Client::connect_like(addr, &ctl);
         let bound = data.bind(connection_id(&attempt));
         assert_eq!(bound.class, Class::Success, "{:?}", bound.error_code());
 
@@ -403,7 +412,7 @@ async fn connect_and_connection_bind_refusals() {
 
         // ConnectionBind: an unknown id, no id, on the control connection, another user.
         let id = connection_id(&ok);
-        let mut data = Client::connect(addr, "tcp-relay");
+        let mut data = Client::connect_like(addr, &ctl);
         assert_eq!(code(data.bind(id ^ 0x0000_0101)), Some(400));
         assert_eq!(
             code(data.transact(|| Message::request(CONNECTION_BIND))),
@@ -538,7 +547,7 @@ async fn data_connections_reach_the_owning_shard_whichever_shard_accepts_them() 
             let attempt = ctls[i % 3].wait_for(|m| {
                 m.method == CONNECTION_ATTEMPT && m.xor_addr(attr::XOR_PEER_ADDRESS) == Some(me)
             });
-            let mut data = Client::connect(addr, "tcp-relay");
+            let mut data = Client::connect_like(addr, &ctls[i % 3]);
             let bound = data.bind(connection_id(&attempt));
             assert_eq!(
                 bound.class,
@@ -635,7 +644,7 @@ async fn a_burst_waits_in_bounded_buffers_for_a_slow_reader_on_either_side() {
         ctl.permit(SocketAddr::from(([127, 0, 0, 1], 1)));
         let mut peer = TcpStream::connect(relayed).unwrap();
         let attempt = ctl.wait_for(|m| m.method == CONNECTION_ATTEMPT);
-        let mut data = Client::connect(addr, "tcp-relay");
+        let mut data = Client::connect_like(addr, &ctl);
         assert_eq!(data.bind(connection_id(&attempt)).class, Class::Success);
 
         // Peer → client: the peer sends it all at once and then waits; the client starts
