@@ -201,6 +201,7 @@ run_suite() {
 BIN=target/release/ferroturn
 run_suite uclient bash tests/e2e/uclient.sh "$BIN" ferroturn
 run_suite prosody bash tests/e2e/prosody.sh "$BIN"
+run_suite nginx-proxy bash tests/e2e/nginx_proxy.sh "$BIN"
 run_suite webrtc bash tests/e2e/webrtc/run.sh "$BIN"
 run_suite deploy bash tests/deploy/run.sh "$BIN"
 run_suite deb bash tests/deploy/deb_package.sh "$BIN"

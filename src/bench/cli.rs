@@ -130,17 +130,9 @@ pub struct Args {
 
 /// Entry point: `args` are the words after `bench`.
 pub fn main(args: &[String]) -> ExitCode {
-    let argv = std::iter::once("ferroturn bench".to_string()).chain(args.iter().cloned());
-    let args = match Args::try_parse_from(argv) {
+    let args: Args = match crate::subcommand::parse("ferroturn bench", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(status) => return status,
     };
     match run(&args) {
         Ok(report) => {

@@ -28,6 +28,9 @@ pub enum Opt {
     Dtls,
     StunOnly,
     NoStun,
+    ProxyProtocolPort,
+    ProxyProtocolTrusted,
+    ProxyProtocolTimeout,
     // Relay
     RelayIp,
     ExternalIp,
@@ -349,8 +352,11 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("dtls", Opt::Dtls, G::Listeners, "coturn 4.17's DTLS opt-in: accepted with a warning, DTLS is not served (no browser uses TURN over DTLS)"),
     flag("stun-only", Opt::StunOnly, G::Listeners, "Serve STUN only, no TURN relaying").short('S').live(),
     flag("no-stun", Opt::NoStun, G::Listeners, "Serve TURN only, refuse plain STUN Binding requests").live(),
+    value("proxy-protocol-port", "PORT[,PORT]", Opt::ProxyProtocolPort, G::Listeners, "TCP/TLS ports behind a load balancer: connections start with a PROXY v1/v2 header (before TLS) naming the client (ferroturn; repeatable)").list(),
+    value("proxy-protocol-trusted", "RANGE[,RANGE]", Opt::ProxyProtocolTrusted, G::Listeners, "Load balancers (IP, IP-IP or CIDR) allowed to connect to a proxy-protocol-port; other sources are closed (ferroturn; repeatable)").list(),
+    value("proxy-protocol-timeout", "SECONDS", Opt::ProxyProtocolTimeout, G::Listeners, "Time the PROXY header may take to arrive before the connection is closed (ferroturn)").default("5"),
     // Relay
-    value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses)").short('E').list(),
+    value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses); an IPv4 and an IPv6 one allow dual allocations").short('E').list(),
     value("external-ip", "PUBLIC[/PRIVATE]", Opt::ExternalIp, G::Relay, "Public address advertised for relays behind NAT; PRIVATE is the local address it maps to (repeatable)").short('X').list(),
     value("min-port", "PORT", Opt::MinPort, G::Relay, "Lowest relay port").default("49152"),
     value("max-port", "PORT", Opt::MaxPort, G::Relay, "Highest relay port").default("65535"),
@@ -444,7 +450,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     // Compatibility: recognised coturn options that ferroturn ignores with a warning.
     unsupported("listening-device", R, "Bind listeners to a network device").short('d'),
     unsupported("relay-device", R, "Bind relay sockets to a network device").short('i'),
-    unsupported("tcp-proxy-port", R, "Port for connections behind a proxy (PROXY protocol)"),
+    unsupported("tcp-proxy-port", R, "Extra port for connections behind a proxy (ferroturn: set proxy-protocol-port and proxy-protocol-trusted on a listening port instead)"),
     unsupported("aux-server", R, "Auxiliary STUN/TURN server endpoint"),
     unsupported("udp-self-balance", F, "Balance UDP load across aux servers"),
     unsupported("secure-stun", F, "Require authentication for STUN Binding"),

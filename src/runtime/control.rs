@@ -43,6 +43,8 @@ pub struct SessionInfo {
     pub relay: SocketAddr,
     /// Advertised relayed address.
     pub relayed: SocketAddr,
+    /// The IPv6 relay of a dual allocation: relay socket address and advertised address.
+    pub additional: Option<(SocketAddr, SocketAddr)>,
     /// Seconds since it was created.
     pub age_secs: u64,
     /// Seconds until it expires unless refreshed.

@@ -28,4 +28,14 @@ pub struct IoStats {
     pub tcp_relay_dropped: Counter,
     /// ConnectionBind connections handed to the shard that owns their allocation.
     pub tcp_relay_handovers: Counter,
+    /// PROXY protocol connections whose header was accepted.
+    pub proxy_accepted: Counter,
+    /// Connections to a PROXY protocol port from a source not in `proxy-protocol-trusted`.
+    pub proxy_untrusted: Counter,
+    /// Trusted connections that did not start with a PROXY header.
+    pub proxy_missing: Counter,
+    /// Trusted connections with a malformed PROXY header.
+    pub proxy_malformed: Counter,
+    /// Trusted connections whose PROXY header did not arrive in time.
+    pub proxy_timeout: Counter,
 }

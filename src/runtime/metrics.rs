@@ -194,6 +194,7 @@ pub fn render(control: &Control) -> String {
     families.push(created.build());
     families.push(ended.build());
     families.push(lifetime_histogram(&stats));
+    families.extend(dual_allocation_metrics(&stats));
     let mut auth = Family::new(
         "ferroturn_auth_failures_total",
         "Refused credentials by reason",
@@ -286,6 +287,19 @@ pub fn render(control: &Control) -> String {
         )
         .value(&[("reason", "fd_limit")], io_sum(&|s| &s.accept_fd_limit))
         .value(&[("reason", "other")], io_sum(&|s| &s.accept_other))
+        .build(),
+    );
+    families.push(
+        Family::new(
+            "ferroturn_proxy_protocol_connections_total",
+            "Connections to proxy-protocol-port listeners by outcome (accepted; closed: untrusted source, missing or malformed header, timeout)",
+            MetricType::COUNTER,
+        )
+        .value(&[("result", "accepted")], io_sum(&|s| &s.proxy_accepted))
+        .value(&[("result", "untrusted")], io_sum(&|s| &s.proxy_untrusted))
+        .value(&[("result", "missing")], io_sum(&|s| &s.proxy_missing))
+        .value(&[("result", "malformed")], io_sum(&|s| &s.proxy_malformed))
+        .value(&[("result", "timeout")], io_sum(&|s| &s.proxy_timeout))
         .build(),
     );
     families.push(counter(
@@ -400,6 +414,37 @@ fn tcp_relay_families(stats: &[Arc<CoreStats>], io: &[Arc<IoStats>]) -> Vec<Metr
             "ConnectionBind connections handed to the shard that owns their allocation",
             io_sum(&|s| &s.tcp_relay_handovers),
         ),
+    ]
+}
+
+/// Relay sockets by family and dual allocations (RFC 8656 §7.2): a dual allocation counts once
+/// in the allocation metrics and once per family here.
+fn dual_allocation_metrics(stats: &[Arc<CoreStats>]) -> Vec<MetricFamily> {
+    let mut sockets = Family::new(
+        "ferroturn_relay_sockets",
+        "Live relay sockets by address family (a dual allocation holds one of each)",
+        MetricType::GAUGE,
+    );
+    let mut refused = Family::new(
+        "ferroturn_dual_allocation_family_refusals_total",
+        "Dual allocations served in one family only (ADDRESS-ERROR-CODE), by the family left out",
+        MetricType::COUNTER,
+    );
+    for (i, family) in ["ipv4", "ipv6"].into_iter().enumerate() {
+        let live: u64 = stats.iter().map(|s| s.live_relays(i)).sum();
+        let partial: u64 = stats.iter().map(|s| s.dual_family_refusals[i].get()).sum();
+        sockets = sockets.value(&[("family", family)], live as f64);
+        refused = refused.value(&[("family", family)], partial as f64);
+    }
+    let dual: u64 = stats.iter().map(|s| s.dual_allocations.get()).sum();
+    vec![
+        sockets.build(),
+        counter(
+            "ferroturn_dual_allocations_total",
+            "Dual allocations (ADDITIONAL-ADDRESS-FAMILY) served in both families",
+            dual as f64,
+        ),
+        refused.build(),
     ]
 }
 

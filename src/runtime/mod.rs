@@ -20,6 +20,8 @@ pub mod ops_stats;
 pub mod port_probe;
 pub mod preflight;
 pub mod process_stats;
+pub mod proxy_accept;
+pub mod proxy_protocol;
 pub mod ready;
 pub mod relay_sends;
 pub mod relay_sockets;
@@ -147,7 +149,7 @@ impl Runtime {
         }
         let relay_addresses = plan.relay_ips();
 
-        let certs = match (&config.cert, &config.pkey) {
+        let certs = match (&config.tls.cert, &config.tls.pkey) {
             (Some(cert), Some(key)) if !(config.no_tls && config.no_tcp) => {
                 let store = CertStore::load(cert, key)?;
                 tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate loaded");
@@ -157,16 +159,20 @@ impl Runtime {
         };
         let tls = certs
             .as_ref()
-            .map(|c| tls_config::server_config(c.clone(), config.no_tlsv1_2));
+            .map(|c| tls_config::server_config(c.clone(), config.tls.no_tlsv1_2));
 
         let (udp_addrs, tcp_addrs) = listener_addresses(config, &listen_ips, tls.is_some());
         if udp_addrs.is_empty() && tcp_addrs.is_empty() {
             return Err(StartError::NoListeners);
         }
-        if !config.no_tls && tls.is_none() && (config.cert.is_none() || config.pkey.is_none()) {
+        if !config.no_tls
+            && tls.is_none()
+            && (config.tls.cert.is_none() || config.tls.pkey.is_none())
+        {
             tracing::info!("no cert/pkey configured: TLS listeners are off");
         }
         let listener_buffer = Some(config.sock_buf_size.unwrap_or(DEFAULT_LISTENER_BUFFER));
+        let proxy = Arc::new(proxy_accept::ProxyPolicy::from_config(config));
 
         refuse_taken_ports(&udp_addrs, &tcp_addrs)?;
         // Every shard binds its own socket on each address (SO_REUSEPORT): the kernel spreads
@@ -211,7 +217,8 @@ impl Runtime {
                 })?;
                 if shard == 0 {
                     let tls_too = *kind == StreamPort::Plain && tls.is_some();
-                    tracing::info!(%addr, proto, also_tls = tls_too, "listening on TCP");
+                    let proxy_protocol = proxy.expects_header(addr.port());
+                    tracing::info!(%addr, proto, also_tls = tls_too, proxy_protocol, "listening on TCP");
                 }
                 sockets.tcp.push((listener, *kind));
             }
@@ -276,6 +283,7 @@ impl Runtime {
                     poll_interval: Duration::from_millis(config.poll_interval_ms),
                     io: io.clone(),
                     handover: handovers.next().expect("one hand-over end per shard"),
+                    proxy: proxy.clone(),
                 },
                 commands_rx,
             )

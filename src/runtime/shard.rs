@@ -28,6 +28,7 @@ use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
 use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, ShardFlags};
 use super::io_stats::IoStats;
+use super::proxy_accept::{self, ProxyPolicy, RefusalLog};
 use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
 use super::relay_sockets::{relay_of_token, RelaySockets};
@@ -103,12 +104,16 @@ pub struct ShardContext {
     pub io: Arc<IoStats>,
     /// The way to hand RFC 6062 data connections to the shard that owns their allocation.
     pub handover: Handover,
+    /// Which listeners expect a PROXY protocol header, and from whom.
+    pub proxy: Arc<ProxyPolicy>,
 }
 
 struct Listener {
     socket: TcpListener,
     kind: StreamPort,
     backoff: AcceptBackoff,
+    /// Connections start with a PROXY protocol header.
+    proxy: bool,
 }
 
 /// The state of one shard's thread.
@@ -135,6 +140,8 @@ pub struct Shard {
     poll_interval: Duration,
     commands: CommandReceiver,
     io: Arc<IoStats>,
+    proxy: Arc<ProxyPolicy>,
+    proxy_refusals: RefusalLog,
     id: usize,
     tcp_relay: TcpRelay,
     handover: Handover,
@@ -158,6 +165,7 @@ impl Shard {
             poll_interval,
             io,
             handover,
+            proxy,
         } = context;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -174,6 +182,7 @@ impl Shard {
         }
         let mut tcp = Vec::with_capacity(sockets.tcp.len());
         for (i, (l, kind)) in sockets.tcp.into_iter().enumerate() {
+            let expects_header = l.local_addr().is_ok_and(|a| proxy.expects_header(a.port()));
             let mut socket = TcpListener::from_std(l);
             poll.registry().register(
                 &mut socket,
@@ -184,6 +193,7 @@ impl Shard {
                 socket,
                 kind,
                 backoff: AcceptBackoff::default(),
+                proxy: expects_header,
             });
         }
         let relays = make_relays(poll.registry().try_clone()?);
@@ -213,6 +223,8 @@ impl Shard {
                 poll_interval,
                 commands,
                 io,
+                proxy,
+                proxy_refusals: RefusalLog::default(),
                 id,
                 tcp_relay: TcpRelay::new(),
                 handover,
@@ -378,8 +390,12 @@ impl Shard {
                 user_id: a.user_id.to_string(),
                 transport: a.transport.as_str(),
                 client: a.flow.remote,
-                relay: a.relay_addr,
-                relayed: a.advertised,
+                relay: a.relay_addr(),
+                relayed: a.advertised(),
+                additional: match a.relays {
+                    [Some(_), Some(r)] => Some((r.addr, r.advertised)),
+                    _ => None,
+                },
                 age_secs: now.saturating_duration_since(a.created).as_secs(),
                 expires_in_secs: a.expires.saturating_duration_since(now).as_secs(),
                 bytes_to_peers: a.traffic.to_peer_bytes,
@@ -550,6 +566,7 @@ impl Shard {
                 return false;
             }
             let kind = listener.kind;
+            let expects_header = listener.proxy;
             let (stream, remote) = match listener.socket.accept() {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -575,10 +592,28 @@ impl Shard {
                 }
             };
             let remote = canonical(remote);
-            if !self.limits.try_open(remote.ip()) {
-                tracing::debug!(shard = self.id, client = %remote, "connection refused: limit reached");
-                continue;
-            }
+            // Behind a PROXY protocol balancer the client (and the per-IP cap that applies) is
+            // known only once the header is read.
+            let counted = if expects_header {
+                if !self.proxy.trusts(remote.ip()) {
+                    self.io.proxy_untrusted.inc();
+                    if let Some(suppressed) = self.proxy_refusals.note(now) {
+                        tracing::debug!(shard = self.id, source = %remote, suppressed, "connection to a proxy-protocol-port from a source not in proxy-protocol-trusted closed");
+                    }
+                    continue;
+                }
+                if !self.limits.try_open_unattributed() {
+                    tracing::debug!(shard = self.id, proxy = %remote, "connection refused: limit reached");
+                    continue;
+                }
+                None
+            } else {
+                if !self.limits.try_open(remote.ip()) {
+                    tracing::debug!(shard = self.id, client = %remote, "connection refused: limit reached");
+                    continue;
+                }
+                Some(remote.ip())
+            };
             let _ = stream.set_nodelay(true);
             let conn = match (kind, &self.tls) {
                 (StreamPort::Plain, tls) => {
@@ -588,13 +623,13 @@ impl Shard {
                     match Connection::tls_port(stream, remote, tls.clone(), now) {
                         Ok(c) => c,
                         Err(_) => {
-                            self.limits.close(remote.ip());
+                            self.limits.release(counted);
                             continue;
                         }
                     }
                 }
                 (StreamPort::Tls, None) => {
-                    self.limits.close(remote.ip());
+                    self.limits.release(counted);
                     continue;
                 }
             };
@@ -603,13 +638,16 @@ impl Shard {
                 self.conns.len() - 1
             });
             let mut conn = conn;
+            if expects_header {
+                conn.expect_proxy_header(now + self.proxy.timeout());
+            }
             if let Err(e) = self.poll.registry().register(
                 conn.stream_mut(),
                 Token(CONN_BASE + slot),
                 Interest::READABLE,
             ) {
                 tracing::warn!(error = %e, "cannot register connection");
-                self.limits.close(remote.ip());
+                self.limits.release(counted);
                 self.free_conns.push(slot);
                 continue;
             }
@@ -648,6 +686,11 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return Ok(false);
         };
+        if conn.awaiting_proxy_header()
+            && !proxy_accept::take_header(conn, &self.limits, &self.io, self.id)?
+        {
+            return Ok(false);
+        }
         let filled = conn.fill(now)?;
         let transport = conn.transport();
         let remote = conn.remote();
@@ -750,7 +793,7 @@ impl Shard {
         };
         let _ = self.poll.registry().deregister(conn.stream_mut());
         let remote = conn.remote();
-        self.limits.close(remote.ip());
+        self.limits.release(conn.counted_ip());
         let flow = Flow {
             socket: SocketId::Connection(slot as u32),
             remote,
@@ -773,7 +816,10 @@ impl Shard {
                 socket: SocketId::Connection(slot as u32),
                 remote: conn.remote(),
             };
-            let reason = if !conn.established()
+            let reason = if conn.proxy_header_overdue(now) {
+                self.io.proxy_timeout.inc();
+                Some(CloseReason::ProxyHeaderTimeout)
+            } else if !conn.established()
                 && now.saturating_duration_since(conn.opened) > HANDSHAKE_TIMEOUT
             {
                 Some(CloseReason::HandshakeTimeout)
@@ -804,11 +850,24 @@ impl Shard {
                     username,
                     relay,
                     advertised,
+                    additional,
                     lifetime,
                 } => {
                     // One short line per allocation start and one per end: 100,000
                     // allocations must not write tens of megabytes at INFO.
-                    if relay == advertised {
+                    if let Some((relay6, advertised6)) = additional {
+                        tracing::info!(
+                            client = %flow.remote,
+                            transport = %transport.as_str(),
+                            user = %Escaped(&username),
+                            relay = %relay,
+                            advertised = %advertised,
+                            relay6 = %relay6,
+                            advertised6 = %advertised6,
+                            lifetime,
+                            "dual allocation created"
+                        );
+                    } else if relay == advertised {
                         tracing::info!(
                             client = %flow.remote,
                             transport = %transport.as_str(),

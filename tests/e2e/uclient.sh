@@ -168,6 +168,29 @@ uclient_passive() {
     e2e_record "$name" PASS "$nums"
 }
 
+# dual_allocation_checks NAME...: the -Z scenarios got dual allocations (ferroturn logs each
+# one) and uclient logged no error answer (a Refresh naming the family a single-family
+# allocation lacks would get 443).
+dual_allocation_checks() {
+    local name errors dual
+    for name in "$@"; do
+        errors=$(grep -E 'error [0-9]{3}' "$E2E_DIR/uclient-$name.log" | sort | uniq -c | head -n 3 || true)
+        if [[ -n "$errors" ]]; then
+            e2e_record "$name-no-errors" FAIL "uclient logged: ${errors//$'\n'/; }"
+        else
+            e2e_record "$name-no-errors" PASS "no error answers in the log"
+        fi
+    done
+    if [[ "$KIND" == ferroturn ]]; then
+        dual=$(grep -c 'dual allocation created' "$E2E_DIR/$E2E_SERVER.log" || true)
+        if ((dual > 0)); then
+            e2e_record dual-allocations-made PASS "$dual dual allocations in the server log"
+        else
+            e2e_record dual-allocations-made FAIL "no 'dual allocation created' in the server log"
+        fi
+    fi
+}
+
 V4=(-e 127.0.0.1 -r "$PEER_PORT")
 V6=(-e ::1 -r "$PEER_PORT")
 
@@ -190,6 +213,14 @@ e2e_uclient dont-fragment "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -g "${V4[
 e2e_uclient ipv6-all "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" ::1 || true
 e2e_uclient ipv4-client-ipv6-relay "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" 127.0.0.1 || true
 e2e_uclient ipv6-client-ipv4-relay "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -X "${V4[@]}" ::1 || true
+# -Z: dual allocations (RFC 8656 §7.2, ADDITIONAL-ADDRESS-FAMILY; Debian's 4.6 client sends it
+# at the draft's code point 0x8032). Each holds an IPv4 and an IPv6 relay: the peer's family
+# picks the relay, and the client's Refreshes name either family at random.
+e2e_uclient dual-allocation "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -Z "${V4[@]}" 127.0.0.1 || true
+e2e_uclient dual-allocation-ipv6-peer "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -Z "${V6[@]}" 127.0.0.1 || true
+e2e_uclient dual-allocation-send "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -Z -s "${V6[@]}" ::1 || true
+e2e_uclient dual-allocation-tcp "${P[@]}" "${LOAD[@]}" -t -W "$SECRET" -u alice -Z "${V6[@]}" 127.0.0.1 || true
+dual_allocation_checks dual-allocation dual-allocation-ipv6-peer dual-allocation-send dual-allocation-tcp
 # TURN over TCP and TLS (the transports Jitsi's videobridge path uses); relaying is UDP.
 e2e_uclient tcp-channels "${P[@]}" "${LOAD[@]}" -t -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
 e2e_uclient tcp-send "${P[@]}" "${LOAD[@]}" -t -s -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true

@@ -118,7 +118,7 @@ impl Server {
         relay: RelayId,
         from: SocketAddr,
     ) -> Option<u32> {
-        let relay = slot_of(relay);
+        let relay = slot_of(relay).0;
         let Some(Some(alloc)) = self.slots.get(relay as usize) else {
             return None;
         };
@@ -175,7 +175,7 @@ impl Server {
 
     /// Counts bytes a data connection pair of allocation `relay` relayed.
     pub fn count_tcp_traffic(&mut self, relay: RelayId, to_peer: usize, to_client: usize) {
-        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay) as usize) else {
+        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay).0 as usize) else {
             return;
         };
         if to_peer > 0 {
@@ -306,7 +306,7 @@ impl Server {
         let id = self.insert_tcp(conn);
         self.tcp_commands.push_back(TcpCommand::Connect {
             id,
-            relay: relay_of(slot),
+            relay: relay_of(slot, 0),
             peer,
         });
         ClientAction::None
