@@ -311,6 +311,7 @@ pub fn render(control: &Control) -> String {
         "Loop turns that left handshake work for the next turn to keep relaying",
         io_sum(&|s| &s.tls_handshakes_deferred),
     ));
+    families.extend(tcp_relay_families(&stats, &io));
     let mut per_shard = Family::new(
         "ferroturn_shard_packets_total",
         "Relayed packets per shard and direction",
@@ -369,6 +370,56 @@ pub fn render(control: &Control) -> String {
     // Writing into a Vec cannot fail.
     let _ = TextEncoder::new().encode(&families, &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// RFC 6062 TCP relay: connections by event, bytes by direction, drops.
+fn tcp_relay_families(stats: &[Arc<CoreStats>], io: &[Arc<IoStats>]) -> Vec<MetricFamily> {
+    let sum = |f: &dyn Fn(&CoreStats) -> &Counter| -> f64 {
+        stats.iter().map(|s| f(s).get() as f64).sum()
+    };
+    let io_sum =
+        |f: &dyn Fn(&IoStats) -> &Counter| -> f64 { io.iter().map(|s| f(s).get() as f64).sum() };
+    let opened = sum(&|s| &s.tcp_connections_opened);
+    let closed = sum(&|s| &s.tcp_connections_closed);
+    vec![
+        Family::new(
+            "ferroturn_tcp_relay_connections_total",
+            "RFC 6062 peer connections by event: opened (Connect succeeded or a permitted peer connected), bound (ConnectionBind), closed, refused (no permission or over the per-allocation bounds), connect_failed (447), bind_timeout (no ConnectionBind in 30 s), dropped (connection limits, hand-over queue full)",
+            MetricType::COUNTER,
+        )
+        .value(&[("event", "opened")], opened)
+        .value(&[("event", "bound")], sum(&|s| &s.tcp_connections_bound))
+        .value(&[("event", "closed")], closed)
+        .value(&[("event", "refused")], sum(&|s| &s.tcp_connections_refused))
+        .value(&[("event", "connect_failed")], sum(&|s| &s.tcp_connect_failures))
+        .value(&[("event", "bind_timeout")], sum(&|s| &s.tcp_bind_timeouts))
+        .value(&[("event", "dropped")], io_sum(&|s| &s.tcp_relay_dropped))
+        .build(),
+        gauge(
+            "ferroturn_tcp_relay_connections",
+            "Live RFC 6062 peer connections (pending and bound)",
+            (opened - closed).max(0.0),
+        ),
+        Family::new(
+            "ferroturn_tcp_relay_bytes_total",
+            "Bytes relayed over RFC 6062 data connections by direction",
+            MetricType::COUNTER,
+        )
+        .value(
+            &[("direction", "to_peer")],
+            stats.iter().map(|s| s.tcp_to_peers.bytes.get() as f64).sum(),
+        )
+        .value(
+            &[("direction", "to_client")],
+            stats.iter().map(|s| s.tcp_to_clients.bytes.get() as f64).sum(),
+        )
+        .build(),
+        counter(
+            "ferroturn_tcp_relay_handovers_total",
+            "ConnectionBind connections handed to the shard that owns their allocation",
+            io_sum(&|s| &s.tcp_relay_handovers),
+        ),
+    ]
 }
 
 /// Relay sockets by family and dual allocations (RFC 8656 §7.2): a dual allocation counts once

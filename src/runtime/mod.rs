@@ -30,6 +30,8 @@ pub mod shard;
 pub mod shard_health;
 pub mod sockets;
 pub mod stream_framing;
+pub mod tcp_handover;
+pub mod tcp_relay;
 pub mod tls_config;
 pub mod tx_backlog;
 pub mod udp_batch;
@@ -119,6 +121,8 @@ const CERT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 /// request at net.core.rmem_max.
 const DEFAULT_LISTENER_BUFFER: usize = 4 << 20;
 const TCP_BACKLOG: i32 = 1024;
+/// Most shards (relay threads) the runtime starts.
+const MAX_SHARDS: usize = 256;
 
 impl Runtime {
     /// Opens every socket and starts one shard per relay thread.
@@ -127,7 +131,9 @@ impl Runtime {
             .relay_threads
             .filter(|n| *n > 0)
             .or(config.cpus)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            // RFC 6062 connection ids name their shard in 8 bits.
+            .min(MAX_SHARDS);
         let plan = address_plan(config)?;
         let listen_ips = plan.listening.clone();
         for skipped in &plan.skipped {
@@ -258,6 +264,7 @@ impl Runtime {
             .map_or(0, |d| d.as_secs());
         let relay_buffer = config.sock_buf_size;
         let mut shards = Vec::with_capacity(threads);
+        let mut handovers = tcp_handover::Handover::channels(threads).into_iter();
         for (id, sockets) in per_shard.into_iter().enumerate() {
             let seed = rand::random::<u64>();
             let core = Server::new(
@@ -282,6 +289,7 @@ impl Runtime {
                     flags: flags.clone(),
                     poll_interval: Duration::from_millis(config.poll_interval_ms),
                     io: io.clone(),
+                    handover: handovers.next().expect("one hand-over end per shard"),
                     proxy: proxy.clone(),
                     routes: match &fast_path {
                         Some(fp) => Some(fp.shard_routes()?),

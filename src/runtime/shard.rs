@@ -34,6 +34,8 @@ use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
 use super::relay_sockets::{relay_of_token, RelaySockets};
 use super::stream_framing::{next_frame, Frame};
+use super::tcp_handover::Handover;
+use super::tcp_relay::TcpRelay;
 use super::udp_batch::{enable_drop_counter, DropMeter, RecvBatch, SendQueue, BATCH};
 use crate::proto::flow::{Flow, RelayId, SocketId, Transport};
 use crate::proto::log_escape::Escaped;
@@ -67,6 +69,10 @@ const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+// RFC 6062 glue: relay listeners, peer/data connection pairs, ConnectionBind hand-over.
+#[path = "shard_tcp.rs"]
+mod shard_tcp;
+
 /// What a TCP listener accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamPort {
@@ -97,6 +103,8 @@ pub struct ShardContext {
     pub poll_interval: Duration,
     /// This shard's I/O counters.
     pub io: Arc<IoStats>,
+    /// The way to hand RFC 6062 data connections to the shard that owns their allocation.
+    pub handover: Handover,
     /// Which listeners expect a PROXY protocol header, and from whom.
     pub proxy: Arc<ProxyPolicy>,
     /// This shard's writer of the kernel fast path's maps, when the fast path runs.
@@ -139,6 +147,8 @@ pub struct Shard {
     proxy_refusals: RefusalLog,
     id: usize,
     routes: Option<ShardRoutes>,
+    tcp_relay: TcpRelay,
+    handover: Handover,
 }
 
 impl Shard {
@@ -158,12 +168,14 @@ impl Shard {
             flags,
             poll_interval,
             io,
+            handover,
             proxy,
             mut routes,
         } = context;
         let mut core = core;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        handover.set_waker(waker.clone());
         let mut udp = Vec::with_capacity(sockets.udp.len());
         for (i, s) in sockets.udp.into_iter().enumerate() {
             if let Err(e) = enable_drop_counter(s.as_raw_fd()) {
@@ -226,6 +238,8 @@ impl Shard {
                 proxy_refusals: RefusalLog::default(),
                 id,
                 routes,
+                tcp_relay: TcpRelay::new(),
+                handover,
             },
             waker,
         ))
@@ -262,6 +276,7 @@ impl Shard {
             while let Ok(command) = self.commands.try_recv() {
                 self.handle_command(command);
             }
+            self.receive_handovers();
             let want_drain = self.flags.draining.load(Ordering::Relaxed);
             if want_drain != draining {
                 draining = want_drain;
@@ -289,6 +304,7 @@ impl Shard {
                 }
             }
             self.apply_routes();
+            self.apply_tcp_commands();
             self.log_events();
         }
     }
@@ -306,6 +322,12 @@ impl Shard {
     fn note_event(&mut self, event: &MioEvent) {
         let token = event.token();
         if token == WAKER {
+            return;
+        }
+        if TcpRelay::owns(token) {
+            // Pair sockets want both edges: writable frees a blocked direction or ends a
+            // connect, readable brings data.
+            self.ready.push(token);
             return;
         }
         let conn_slot = (CONN_BASE..UDP_LISTENER_BASE)
@@ -341,6 +363,7 @@ impl Shard {
                     deferred_handshakes |= deferred;
                     more
                 }
+                t if TcpRelay::owns(Token(t)) => self.serve_tcp_relay(Token(t)),
                 _ => self.read_relay(relay_of_token(token)),
             };
             if more {
@@ -712,10 +735,24 @@ impl Shard {
         let filled = conn.fill(now)?;
         let transport = conn.transport();
         let remote = conn.remote();
+        let flow = Flow {
+            socket: SocketId::Connection(slot as u32),
+            remote,
+        };
+        if let Some(owner) = shard_tcp::foreign_bind(conn.received(), self.id, &self.handover) {
+            if !self.core.has_allocation(flow) {
+                self.hand_over(slot, owner);
+                return Ok(false);
+            }
+        }
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
         let (input, backlog) = conn.received_and_backlog();
         self.inputs.clear();
         let mut at = 0;
-        while self.inputs.len() < FRAMES_PER_TURN {
+        let mut bind_seen = false;
+        while self.inputs.len() < FRAMES_PER_TURN && !bind_seen {
             match next_frame(&input[at..]) {
                 Frame::Complete(n) => {
                     self.inputs.push(Input {
@@ -723,6 +760,8 @@ impl Shard {
                         end: at + n,
                         remote,
                     });
+                    // What follows a ConnectionBind may be raw relayed data, not frames.
+                    bind_seen = shard_tcp::is_connection_bind(&input[at..at + n]);
                     at += n;
                 }
                 Frame::Partial => break,
@@ -747,6 +786,14 @@ impl Shard {
             );
             conn.consume_frames(at);
         }
+        if bind_seen {
+            // A successful ConnectionBind turns this into a data connection now, before its
+            // raw bytes are mistaken for frames.
+            self.apply_tcp_commands();
+        }
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
         // Starts the slow-loris clock on an incomplete frame, and says whether whole frames
         // are left over for the next turn.
         let frames_left = conn.next_frame(now)?.is_some();
@@ -909,7 +956,7 @@ impl Shard {
 
 /// IPv6 sockets are V6ONLY, so this only strips a mapped form a peer could not have sent;
 /// kept so permission checks always compare like with like.
-fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(v4.into(), v6.port()),

@@ -38,6 +38,7 @@ mod password_algorithms;
 mod permissions;
 mod relaying;
 mod seeded;
+mod tcp_relay;
 
 const UNIX_START: u64 = 1_800_000_000;
 
