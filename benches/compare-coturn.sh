@@ -6,12 +6,19 @@
 #     QUICK=1 bash benches/compare-coturn.sh    # shorter windows, for trying the script
 #     TURNSERVER=.../bin/turnserver UCLIENT=.../bin/turnutils_uclient bash benches/compare-coturn.sh
 #         # against a coturn built from source, with its unpaced flood (-Y packet) row
+#     NETNS=1 bash benches/compare-coturn.sh   # (root) the kernel fast path's measurement
+#         # instead: server-core busy time per packet for coturn, ferroturn in user space and
+#         # ferroturn's fast path, in namespaces (benches/fast-path-netns.sh)
 #
 # Server pinned to CPU 0 with one relay thread, load tool pinned to CPU 1, loopback only.
 # Raw JSON goes to benches/results/, the table to benches/results/summary.md.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -n "${NETNS:-}" ]]; then
+    # Loopback cannot show a kernel fast path's cost (see benches/fast-path-netns.sh).
+    exec bash "$ROOT/benches/fast-path-netns.sh"
+fi
 OUT="$ROOT/benches/results"
 WORK=$(mktemp -d /tmp/ferroturn-compare.XXXXXX)
 SECRET="compare-$(date +%s)-secret"

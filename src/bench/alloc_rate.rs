@@ -81,7 +81,7 @@ pub fn run(
                     peer: None,
                     delete_after_allocate: true,
                 };
-                let local = udp::loopback_like(target.server);
+                let local = udp::local_for(target.server);
                 let mut socket = udp::open(local, Some(target.server), None)?;
                 poll.registry()
                     .register(&mut socket, Token(k), Interest::READABLE)?;

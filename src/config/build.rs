@@ -383,6 +383,14 @@ impl Builder {
             }
             Opt::DrainMinAllocations => c.drain_min_allocations = number(v)?,
             Opt::Cpus => c.cpus = Some(positive::<usize>(v)?),
+            Opt::KernelFastPath => {
+                c.kernel_fast_path = match v.trim() {
+                    "off" => super::KernelFastPath::Off,
+                    "auto" => super::KernelFastPath::Auto,
+                    "on" => super::KernelFastPath::On,
+                    other => return Err(format!("{other:?} is not off, auto or on")),
+                }
+            }
             Opt::LogMinLevel => {
                 c.log.min_level = Some(match v.trim().to_ascii_lowercase().as_str() {
                     "debug" => "debug",

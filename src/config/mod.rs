@@ -295,6 +295,8 @@ pub struct Config {
     pub cpus: Option<usize>,
     /// `rest-api-hmac`: the HMAC of REST passwords.
     pub rest_api_hmac: crate::proto::auth::rest::RestHmac,
+    /// `kernel-fast-path`: whether channel data is forwarded by the eBPF program.
+    pub kernel_fast_path: KernelFastPath,
 
     // Endpoints, TLS and logging, each as a group
     /// `cert`, `pkey` and the TLS options.
@@ -398,6 +400,7 @@ impl Default for Config {
             metrics: MetricsSettings::default(),
             admin: AdminSettings::default(),
             credential_endpoint: CredentialEndpointSettings::default(),
+            kernel_fast_path: KernelFastPath::Off,
             check_config: false,
             strict: false,
             print_config: false,
@@ -648,3 +651,26 @@ fn read_file(path: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// `kernel-fast-path`: whether UDP channel data is forwarded by the kernel (eBPF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelFastPath {
+    /// User space relays everything.
+    #[default]
+    Off,
+    /// Use the kernel program when it loads; otherwise log why and relay in user space.
+    Auto,
+    /// Refuse to start unless the kernel program loads and attaches.
+    On,
+}
+
+impl KernelFastPath {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelFastPath::Off => "off",
+            KernelFastPath::Auto => "auto",
+            KernelFastPath::On => "on",
+        }
+    }
+}

@@ -116,6 +116,7 @@ pub enum Opt {
     AlternateServer,
     AlreadyDefault,
     Unsupported,
+    KernelFastPath,
 }
 
 /// Whether a value follows the option name.
@@ -360,9 +361,9 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("external-ip", "PUBLIC[/PRIVATE]", Opt::ExternalIp, G::Relay, "Public address advertised for relays behind NAT; PRIVATE is the local address it maps to (repeatable)").short('X').list(),
     value("min-port", "PORT", Opt::MinPort, G::Relay, "Lowest relay port").default("49152"),
     value("max-port", "PORT", Opt::MaxPort, G::Relay, "Highest relay port").default("65535"),
-    value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards; 0 = one per CPU core").short('m').default("0"),
+    value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards (at most 256); 0 = one per CPU core").short('m').default("0"),
     flag("no-udp-relay", Opt::NoUdpRelay, G::Relay, "Refuse UDP relay allocations").live(),
-    flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)"),
+    flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)").live(),
     value("sock-buf-size", "BYTES", Opt::SockBufSize, G::Relay, "Socket send/receive buffer size (ferroturn extension; default: the kernel's)"),
     // Authentication
     value("realm", "REALM", Opt::Realm, G::Authentication, "Default realm for long-term credentials").short('r').default("ferroturn.local").live(),
@@ -399,8 +400,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("rest-api-port", "PORT", Opt::RestApiPort, G::Authentication, "Port of the credential endpoint (ferroturn)").default("9643"),
     value("rest-api-host", "HOST", Opt::RestApiHost, G::Authentication, "Host name or IP put in the URIs the credential endpoint hands out (ferroturn; default: external-ip, else realm)").live(),
     flag("log-json", Opt::LogJson, G::Logging, "Write logs as JSON lines (ferroturn)"),
-    value("max-tcp-connections", "N", Opt::MaxTcpConnections, G::Limits, "Maximum open TCP/TLS client connections (ferroturn); 0 = unlimited").default("20000"),
-    value("max-tcp-connections-per-ip", "N", Opt::MaxTcpConnectionsPerIp, G::Limits, "Maximum TCP/TLS connections from one client address (ferroturn); 0 = unlimited").default("256"),
+    value("max-tcp-connections", "N", Opt::MaxTcpConnections, G::Limits, "Maximum open TCP/TLS client connections, RFC 6062 peer and data connections included (ferroturn); 0 = unlimited").default("20000"),
+    value("max-tcp-connections-per-ip", "N", Opt::MaxTcpConnectionsPerIp, G::Limits, "Maximum TCP/TLS connections from one address, RFC 6062 peers included (ferroturn); 0 = unlimited").default("256"),
     value("max-bps", "BYTES/S", Opt::MaxBps, G::Limits, "Bandwidth limit per allocation in bytes per second; 0 = unlimited").short('s').default("0").live(),
     value("bps-capacity", "BYTES/S", Opt::BpsCapacity, G::Limits, "Total bandwidth of the server in bytes per second; 0 = unlimited").short('B').default("0").live(),
     value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600").live(),
@@ -439,6 +440,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("cpus", "N", Opt::Cpus, G::Relay, "CPU count to assume instead of the detected one: the number of relay shards when relay-threads is not set (for containers)"),
     value("log-min-level", "debug|info|warning|error", Opt::LogMinLevel, G::Logging, "Lowest level logged; overrides verbose/Verbose (RUST_LOG overrides both)").live(),
     value("prometheus-path", "PATH", Opt::PrometheusPath, G::Metrics, "HTTP path of the metrics").default("/metrics"),
+    value("kernel-fast-path", "off|auto|on", Opt::KernelFastPath, G::Relay, "UDP channel data forwarded by an eBPF program (needs CAP_BPF+CAP_NET_ADMIN); auto: if it loads, else say why; on: required (ferroturn)").default("off"),
     flag("stateless-nonce", Opt::AlreadyDefault, G::Compatibility, "Accepted: nonces are always stateless (HMAC of time and 5-tuple); cannot be switched off"),
     flag("drop-invalid-packets", Opt::AlreadyDefault, G::Compatibility, "Accepted: invalid packets are always dropped early and counted; cannot be switched off"),
     flag("udp-recvmmsg", Opt::AlreadyDefault, G::Compatibility, "Accepted: UDP is always received in recvmmsg batches on Linux; cannot be switched off"),

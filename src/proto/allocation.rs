@@ -123,6 +123,8 @@ pub struct Allocation {
     pub channels: Vec<Channel>,
     /// Traffic counters.
     pub traffic: TrafficCounters,
+    /// Relays TCP (RFC 6062: Connect, ConnectionBind) instead of UDP.
+    pub tcp: bool,
 }
 
 impl Allocation {

@@ -82,6 +82,7 @@ impl Server {
         addr: SocketAddr,
         binder: &mut impl RelayBinder,
     ) {
+        self.withdraw_relay(relay_of(slot, index));
         binder.close(relay_of(slot, index));
         self.shared.ports.release(addr.port());
         self.stats.relays_closed[family_index(Family::of(&addr))].inc();

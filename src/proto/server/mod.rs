@@ -10,7 +10,9 @@ mod auth_check;
 mod dual;
 mod reply;
 mod request;
+mod routes;
 mod stats;
+mod tcp_relay;
 mod turn_requests;
 
 #[cfg(test)]
@@ -35,9 +37,12 @@ use super::channel_data;
 use super::flow::{Family, Flow, RelayId, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
 use super::stun::{attr, method, Class, CodecError, ErrorCode, Message};
+use super::tcp_conns::TcpConns;
 
 use request::Request;
+pub use routes::{ChannelRoute, RouteChange};
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
+pub use tcp_relay::{TcpCommand, BIND_TIMEOUT, CONNECT_TIMEOUT};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
 /// Data indication header (20 header + 24 XOR-PEER-ADDRESS + 4 DATA) without copying.
@@ -97,7 +102,18 @@ pub trait RelayBinder {
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;
-    /// Closes relay socket `relay`.
+    /// Opens a TCP relay listener (RFC 6062) for allocation `relay` on `port` at `at`;
+    /// returns its local address. Binders without TCP relaying refuse.
+    fn bind_tcp(
+        &mut self,
+        relay: RelayId,
+        at: RelayAt,
+        port: u16,
+    ) -> Result<SocketAddr, BindError> {
+        let _ = (relay, at, port);
+        Err(BindError::Failed)
+    }
+    /// Closes relay socket `relay` (UDP, or the TCP relay listener).
     fn close(&mut self, relay: RelayId);
 }
 
@@ -227,6 +243,9 @@ pub struct Server {
     draining: bool,
     stats: Arc<CoreStats>,
     challenges: ChallengeLimiter,
+    routes: routes::RouteQueue,
+    tcp: TcpConns,
+    tcp_commands: VecDeque<TcpCommand>,
 }
 
 impl Server {
@@ -270,6 +289,9 @@ impl Server {
             draining: false,
             stats: Arc::new(CoreStats::default()),
             challenges,
+            routes: None,
+            tcp: TcpConns::new(shard),
+            tcp_commands: VecDeque::new(),
         }
     }
 
@@ -285,6 +307,7 @@ impl Server {
         retune(&mut self.capacity_to_peers, capacity, now);
         retune(&mut self.capacity_to_clients, capacity, now);
         self.config = config;
+        self.announce_all_routes(now);
     }
 
     /// Ends every allocation `pred` selects; returns how many ended.
@@ -520,10 +543,11 @@ impl Server {
 
     /// The next time `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Instant {
-        match self.expiries.first() {
+        let next = match self.expiries.first() {
             Some((t, _)) => (*t).min(self.next_housekeeping),
             None => self.next_housekeeping,
-        }
+        };
+        self.tcp_deadline().map_or(next, |t| t.min(next))
     }
 
     /// Ends allocations whose lifetime ran out and frees lapsed port reservations.
@@ -535,6 +559,7 @@ impl Server {
             self.expiries.pop_first();
             self.expire_relays(slot, now, binder);
         }
+        self.expire_tcp(now);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
             let unix = self.unix_time(now);
@@ -668,6 +693,9 @@ impl Server {
         };
         self.expiries.remove(&(alloc.expires, slot));
         self.by_flow.remove(&alloc.flow);
+        if alloc.tcp {
+            self.close_tcp_of(slot);
+        }
         let relay = alloc.relay_addr();
         for (index, r) in alloc.live_relays() {
             self.close_relay(slot, index, r.addr, binder);
@@ -705,7 +733,12 @@ fn slot_of(relay: RelayId) -> (u32, usize) {
 fn is_turn_request(m: u16) -> bool {
     matches!(
         m,
-        method::ALLOCATE | method::REFRESH | method::CREATE_PERMISSION | method::CHANNEL_BIND
+        method::ALLOCATE
+            | method::REFRESH
+            | method::CREATE_PERMISSION
+            | method::CHANNEL_BIND
+            | method::CONNECT
+            | method::CONNECTION_BIND
     )
 }
 

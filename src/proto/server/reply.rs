@@ -92,6 +92,7 @@ impl Server {
         extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
     ) -> ClientAction {
         self.stats.error_responses.inc();
+        tracing::trace!(code = code.code(), method = msg.method, "error response");
         if msg.method == method::BINDING {
             self.stats.binding_errors.inc();
         }

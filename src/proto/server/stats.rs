@@ -69,6 +69,22 @@ pub struct CoreStats {
     pub from_peers: Traffic,
     /// Data relayed to clients.
     pub to_clients: Traffic,
+    /// RFC 6062 peer connections opened (Connect succeeded or a permitted peer connected).
+    pub tcp_connections_opened: Counter,
+    /// Peer connections paired with a client data connection (ConnectionBind succeeded).
+    pub tcp_connections_bound: Counter,
+    /// Peer connections closed (either side closed, allocation ended, timeout).
+    pub tcp_connections_closed: Counter,
+    /// Incoming peer connections refused: no permission, or over the per-allocation bounds.
+    pub tcp_connections_refused: Counter,
+    /// Connect requests that failed or timed out (447).
+    pub tcp_connect_failures: Counter,
+    /// Peer connections dropped because no ConnectionBind came within 30 s (RFC 6062 §5.3).
+    pub tcp_bind_timeouts: Counter,
+    /// Bytes relayed client → peer over TCP relay data connections (packets = reads).
+    pub tcp_to_peers: Traffic,
+    /// Bytes relayed peer → client over TCP relay data connections (packets = reads).
+    pub tcp_to_clients: Traffic,
 }
 
 impl CoreStats {

@@ -31,12 +31,14 @@ mod authentication;
 mod binding;
 mod config_and_drain;
 mod dual_allocation;
+mod fast_path_routes;
 mod lifetimes;
 mod malformed_input;
 mod password_algorithms;
 mod permissions;
 mod relaying;
 mod seeded;
+mod tcp_relay;
 
 const UNIX_START: u64 = 1_800_000_000;
 

@@ -21,6 +21,8 @@ use super::{
 };
 
 const UDP: u8 = 17;
+/// REQUESTED-TRANSPORT value for TCP (RFC 6062 §6.1).
+const TCP: u8 = 6;
 
 impl Server {
     pub(super) fn handle_turn_request(
@@ -46,7 +48,10 @@ impl Server {
             if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
                 return self.error_reply(out, msg, ErrorCode::BadRequest, None, fp);
             }
-            if purpose == Purpose::Refresh && !self.by_flow.contains_key(&flow) {
+            if purpose == Purpose::Refresh
+                && msg.method != method::CONNECTION_BIND
+                && !self.by_flow.contains_key(&flow)
+            {
                 return self.error_reply(out, msg, ErrorCode::AllocationMismatch, None, fp);
             }
         }
@@ -62,6 +67,9 @@ impl Server {
         if msg.method == method::ALLOCATE {
             return self.allocate(req, authed, out, binder);
         }
+        if msg.method == method::CONNECTION_BIND {
+            return self.connection_bind(req, &authed, out);
+        }
         let Some(&slot) = self.by_flow.get(&flow) else {
             return self.error_reply(out, msg, ErrorCode::AllocationMismatch, key.as_ref(), fp);
         };
@@ -75,6 +83,7 @@ impl Server {
         match msg.method {
             method::REFRESH => self.refresh(req, slot, key, out, binder),
             method::CREATE_PERMISSION => self.create_permission(req, slot, key, out),
+            method::CONNECT => self.connect(req, slot, key, out),
             _ => self.channel_bind(req, slot, key, out),
         }
     }
@@ -120,9 +129,10 @@ impl Server {
                 }
             };
         }
-        match attrs.requested_transport {
+        let tcp = match attrs.requested_transport {
             None => return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp),
-            Some(UDP) if !self.config.settings.no_udp_relay => {}
+            Some(UDP) if !self.config.settings.no_udp_relay => false,
+            Some(TCP) if !self.config.settings.no_tcp_relay => true,
             Some(_) => {
                 return self.error_reply(
                     out,
@@ -132,6 +142,17 @@ impl Server {
                     fp,
                 )
             }
+        };
+        // RFC 6062 §5.1: a TCP relay is for clients on TCP or TLS, and the UDP-only
+        // attributes make no sense with it (coturn answers the same); nor does a second family.
+        if tcp
+            && (!transport.is_stream()
+                || attrs.dont_fragment
+                || attrs.even_port.is_some()
+                || attrs.reservation_token.is_some()
+                || attrs.additional_family.is_some())
+        {
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
         }
         // RFC 8656 §7.2 steps 5-9, in the RFC's order.
         if attrs.reservation_token.is_some()
@@ -188,7 +209,15 @@ impl Server {
         };
         let lifetime = config.settings.granted_lifetime(attrs.lifetime);
         let expires = now + Duration::from_secs(lifetime.into());
-        let bound = if dual {
+        let bound = if tcp {
+            self.bind_tcp_relay(relay_of(slot, 0), family, binder)
+                .map(|addr| DualBind {
+                    addrs: [Some(addr), None],
+                    token: None,
+                    address_error: None,
+                })
+                .map_err(RelayError::stun_code)
+        } else if dual {
             self.bind_dual(slot, attrs, now, binder)
         } else {
             self.bind_relay(relay_of(slot, 0), family, attrs, now, binder)
@@ -254,6 +283,7 @@ impl Server {
             permissions: Vec::new(),
             channels: Vec::new(),
             traffic: TrafficCounters::default(),
+            tcp,
         };
         let (relay, advertised) = (alloc.relay_addr(), alloc.advertised());
         let additional = match relays {
@@ -276,6 +306,31 @@ impl Server {
 
     /// Picks a port from the shared pool and has the runtime bind it; returns the relay
     /// address and the RESERVATION-TOKEN for the next port when EVEN-PORT asked for one.
+    /// Picks a port from the shared pool and has the runtime open a TCP relay listener on it
+    /// (RFC 6062).
+    fn bind_tcp_relay(
+        &mut self,
+        relay: RelayId,
+        family: Family,
+        binder: &mut impl RelayBinder,
+    ) -> Result<SocketAddr, RelayError> {
+        let shared = self.shared.clone();
+        for _ in 0..BIND_ATTEMPTS {
+            let hint = self.next_random() as u32;
+            let port = shared.ports.take_any(hint).ok_or(RelayError::NoFreePort)?;
+            match binder.bind_tcp(relay, RelayAt::Family(family), port) {
+                Ok(addr) => return Ok(addr),
+                Err(e) => {
+                    shared.ports.release(port);
+                    if e != BindError::AddrInUse {
+                        return Err(RelayError::Bind(e));
+                    }
+                }
+            }
+        }
+        Err(RelayError::PortsBusy)
+    }
+
     pub(super) fn bind_relay(
         &mut self,
         relay: RelayId,
@@ -419,6 +474,7 @@ impl Server {
         } else {
             let granted = self.config.settings.granted_lifetime(attrs.lifetime);
             self.refresh_relays(slot, target, now + Duration::from_secs(granted.into()));
+            self.announce_routes(slot, now, |_| true);
             granted
         };
         self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
@@ -468,6 +524,7 @@ impl Server {
         for ip in &ips[..n] {
             alloc.add_permission(*ip, expires, now);
         }
+        self.announce_routes(slot, now, |p| ips[..n].contains(&p.ip()));
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 
@@ -483,6 +540,10 @@ impl Server {
         } = req;
         let fp = attrs.fingerprint;
         let max = self.config.settings.max_channel();
+        // RFC 6062 §5.1: channels and Send belong to UDP relays only.
+        if self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp) {
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+        }
         let number = attrs.channel_number.filter(|n| is_valid_channel(*n, max));
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
             return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
@@ -505,11 +566,12 @@ impl Server {
             return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
         }
         alloc.add_permission(peer.ip(), permission_expires, now);
+        self.announce_routes(slot, now, |p| p.ip() == peer.ip());
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 
     /// The error code for a peer the allocation in `slot` may not reach, if any.
-    fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<ErrorCode> {
+    pub(super) fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<ErrorCode> {
         let has_family = match self.slots[slot as usize].as_ref() {
             Some(alloc) => alloc.relay_index(Family::of(&peer)).is_some(),
             None => return Some(ErrorCode::AllocationMismatch),
@@ -561,7 +623,9 @@ impl Server {
             return ClientAction::None;
         };
         let permitted = self.slots[slot as usize].as_ref().is_some_and(|alloc| {
-            alloc.relay_index(Family::of(&peer)).is_some() && alloc.permits(peer.ip(), now)
+            !alloc.tcp
+                && alloc.relay_index(Family::of(&peer)).is_some()
+                && alloc.permits(peer.ip(), now)
         });
         if !permitted {
             self.stats.dropped_no_permission.count(payload.len());

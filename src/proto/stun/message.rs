@@ -103,6 +103,8 @@ pub struct Attributes<'a> {
     pub channel_number: Option<u16>,
     /// DATA.
     pub data: Option<&'a [u8]>,
+    /// CONNECTION-ID (RFC 6062 §6.2.1).
+    pub connection_id: Option<u32>,
     /// Whether any address attribute failed to decode.
     pub bad_peer_address: bool,
     /// The message, for walking its XOR-PEER-ADDRESS attributes again (any number of them).
@@ -240,6 +242,10 @@ impl<'a> Attributes<'a> {
                 }
                 self.channel_number
                     .get_or_insert(u16::from_be_bytes([value[0], value[1]]));
+            }
+            attr::CONNECTION_ID => {
+                let v: [u8; 4] = value.try_into().map_err(|_| bad)?;
+                self.connection_id.get_or_insert(u32::from_be_bytes(v));
             }
             attr::XOR_PEER_ADDRESS => {
                 if self.peer_count == 0 {

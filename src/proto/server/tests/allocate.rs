@@ -8,10 +8,16 @@ fn allocate_attribute_errors() {
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let missing = h.call(&mut c, method::ALLOCATE, |_| {});
     assert_eq!(missing.error_code(), Some(400));
+    // TCP over a UDP control connection is RFC 6062's 400 (tests/tcp_relay.rs); an unknown
+    // protocol is 442.
     let tcp = h.call(&mut c, method::ALLOCATE, |w| {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 6 << 24).unwrap()
     });
-    assert_eq!(tcp.error_code(), Some(442));
+    assert_eq!(tcp.error_code(), Some(400));
+    let sctp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 132 << 24).unwrap()
+    });
+    assert_eq!(sctp.error_code(), Some(442));
     let bad_family = h.allocate_and(&mut c, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 3 << 24).unwrap();
     });
