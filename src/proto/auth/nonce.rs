@@ -189,6 +189,13 @@ mod tests {
         }
     }
 
+    /// `flow()` from the same port of another address.
+    fn flow_from(ip: IpAddr) -> Flow {
+        let mut f = flow();
+        f.remote.set_ip(ip);
+        f
+    }
+
     #[test]
     fn shape() {
         let n = key().issue(NOW, flow());
@@ -229,10 +236,7 @@ mod tests {
     #[test]
     fn other_address_port_or_socket_is_invalid() {
         let n = key().issue(NOW, flow());
-        let mut other_ip = flow();
-        other_ip
-            .remote
-            .set_ip(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)));
+        let other_ip = flow_from(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 8)));
         let mut other_port = flow();
         other_port.remote.set_port(40001);
         let mut other_socket = flow();
@@ -249,17 +253,12 @@ mod tests {
     #[test]
     fn mapped_v6_is_same_client() {
         let n = key().issue(NOW, flow());
-        let mut mapped = flow();
-        mapped
-            .remote
-            .set_ip(IpAddr::V6(Ipv4Addr::new(198, 51, 100, 7).to_ipv6_mapped()));
+        let mapped = flow_from(IpAddr::V6(Ipv4Addr::new(198, 51, 100, 7).to_ipv6_mapped()));
         assert_eq!(
             key().check(n.as_bytes(), NOW, mapped, LIFE),
             NonceCheck::Valid
         );
-        let mut v6 = flow();
-        v6.remote
-            .set_ip(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)));
+        let v6 = flow_from(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)));
         let n6 = key().issue(NOW, v6);
         assert_eq!(key().check(n6.as_bytes(), NOW, v6, LIFE), NonceCheck::Valid);
     }
