@@ -21,6 +21,7 @@ pub mod relay_sends;
 pub mod relay_sockets;
 pub mod shard;
 pub mod sockets;
+pub mod stream_flush;
 pub mod stream_framing;
 pub mod tls_config;
 pub mod tx_backlog;

@@ -31,6 +31,7 @@ use super::io_stats::IoStats;
 use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
 use super::relay_sockets::RelaySockets;
+use super::stream_flush::PendingFlush;
 use super::stream_framing::{next_frame, Frame};
 use super::udp_batch::{enable_drop_counter, DropMeter, RecvBatch, SendQueue, BATCH};
 use crate::proto::flow::{Flow, Transport};
@@ -115,6 +116,8 @@ pub struct Shard {
     tcp: Vec<Listener>,
     conns: Vec<Option<Connection>>,
     free_conns: Vec<usize>,
+    /// Connections with relayed frames queued this round, written once at its end.
+    pending_flush: PendingFlush,
     relays: RelaySockets,
     tls: Option<Arc<ServerConfig>>,
     limits: Arc<ConnectionLimits>,
@@ -189,6 +192,7 @@ impl Shard {
                 tcp,
                 conns: Vec::new(),
                 free_conns: Vec::new(),
+                pending_flush: PendingFlush::default(),
                 relays,
                 tls,
                 limits,
@@ -254,6 +258,7 @@ impl Shard {
                 }
             }
             self.serve_round();
+            self.flush_pending_connections();
             let now = Instant::now();
             if self.core.poll_timeout() <= now {
                 self.core.handle_timeout(now, &mut self.relays);
@@ -502,19 +507,28 @@ impl Shard {
         true
     }
 
-    /// Sends `rx` slot `i`'s `[start..end]` to the TCP/TLS client on `flow`.
+    /// Queues `rx` slot `i`'s `[start..end]` for the TCP/TLS client on `flow`; the round's
+    /// end writes it with whatever else that connection got.
     fn deliver_to_connection(&mut self, flow: Flow, i: usize, start: usize, end: usize) {
         let slot = (flow.socket - CONN_FLOW_BASE) as usize;
-        let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
-            Some(conn) => {
-                if !conn.queue(&self.rx.slot(i)[start..end]) {
-                    self.io.dropped_client_backlog.count(end - start);
-                }
-                conn.flush()
+        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+            if conn.queue(&self.rx.slot(i)[start..end]) {
+                self.pending_flush.mark(slot);
+            } else {
+                self.io.dropped_client_backlog.count(end - start);
             }
-            None => return,
-        };
-        self.after_io(slot, result);
+        }
+    }
+
+    /// Writes every connection that had frames queued this round: one write each.
+    fn flush_pending_connections(&mut self) {
+        while let Some(slot) = self.pending_flush.pop() {
+            let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
+                Some(conn) => conn.flush(),
+                None => continue,
+            };
+            self.after_io(slot, result);
+        }
     }
 
     /// Accepts up to the budget from TCP listener `index`; true when more may be waiting.
