@@ -731,7 +731,7 @@ impl Shard {
     }
 
     /// Closes connections that never finished their handshake, stalled mid-frame, or sit idle
-    /// without an allocation.
+    /// without an allocation; trims the buffers of the others that are silent.
     fn sweep_connections(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conns[slot].as_ref() else {
@@ -759,6 +759,9 @@ impl Shard {
             };
             if let Some(reason) = reason {
                 self.close_connection(slot, reason);
+            } else if let Some(conn) = self.conns[slot].as_mut() {
+                // Silent for a whole sweep interval: hold no buffers until it speaks again.
+                conn.trim_idle(now.checked_sub(SWEEP_INTERVAL).unwrap_or(now));
             }
         }
     }

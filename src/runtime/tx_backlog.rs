@@ -71,6 +71,13 @@ impl TxBacklog {
         Ok(total)
     }
 
+    /// Frees the ring's memory when nothing waits (an idle connection keeps no buffer).
+    pub fn release_if_empty(&mut self) {
+        if self.ring.is_empty() && self.ring.capacity() > 0 {
+            self.ring = VecDeque::new();
+        }
+    }
+
     fn consume(&mut self, n: usize) {
         // Advancing the head of a ring of bytes moves nothing.
         self.ring.drain(..n.min(self.ring.len()));
