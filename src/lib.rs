@@ -6,6 +6,6 @@ pub mod config;
 pub mod http;
 pub mod jitsi;
 pub mod logging;
-pub mod proto;
+pub use ferroturn_proto as proto;
 pub mod runtime;
 pub mod signals;

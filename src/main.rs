@@ -3,15 +3,17 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferroturn::config::{self, Config, LoadOutcome};
 use ferroturn::http::api;
-use ferroturn::http::credentials::{self, CredentialIssuer};
+use ferroturn::http::credentials::{self, CredentialIssuer, LiveIssuer};
 use ferroturn::http::server::HttpServer;
 use ferroturn::logging::{self, LogControl};
 use ferroturn::runtime::address_report::address_report;
 use ferroturn::runtime::auth_log::{self, RefusalLog, Refusals};
+use ferroturn::runtime::control::Control;
 use ferroturn::runtime::preflight::{self, Severity};
 use ferroturn::runtime::Runtime;
 use ferroturn::signals::{Signal, SignalSet};
@@ -139,67 +141,15 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
         }
     };
     let control = runtime.control().clone();
-    let mut http = Vec::new();
-    if config.prometheus {
-        let ip = config
-            .prometheus_address
-            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
-        let addr = SocketAddr::new(ip, config.prometheus_port);
-        match HttpServer::start(
-            addr,
-            "metrics",
-            api::metrics_handler(control.clone(), config.prometheus_path.clone()),
-        ) {
-            Ok(server) => {
-                tracing::info!(addr = %server.addr, path = %config.prometheus_path, "metrics on the path, health on /healthz, /readyz");
-                http.push(server);
-            }
-            Err(e) => {
-                eprintln!("ferroturn: cannot listen for metrics on {addr}: {e}");
-                runtime.stop();
-                return ExitCode::from(1);
-            }
+    let issuer = CredentialIssuer::from_config(&config).map(LiveIssuer::new);
+    let http = match start_http_listeners(&config, &control, issuer.as_ref()) {
+        Ok(http) => http,
+        Err(message) => {
+            eprintln!("ferroturn: {message}");
+            runtime.stop();
+            return ExitCode::from(1);
         }
-    }
-    if let Some(token) = &config.admin_token {
-        let addr = SocketAddr::new(config.admin_address, config.admin_port);
-        match HttpServer::start(
-            addr,
-            "admin",
-            api::admin_handler(control.clone(), token.clone()),
-        ) {
-            Ok(server) => {
-                tracing::info!(addr = %server.addr, "admin API on /admin/...");
-                http.push(server);
-            }
-            Err(e) => {
-                eprintln!("ferroturn: cannot listen for the admin API on {addr}: {e}");
-                runtime.stop();
-                return ExitCode::from(1);
-            }
-        }
-    }
-    if let Some(token) = &config.rest_api_token {
-        let addr = SocketAddr::new(config.rest_api_address, config.rest_api_port);
-        // Config validation guarantees a secret when the token is set.
-        let issuer =
-            CredentialIssuer::from_config(&config).expect("validated: a REST secret exists");
-        match HttpServer::start(
-            addr,
-            "credentials",
-            credentials::handler(issuer, token.clone()),
-        ) {
-            Ok(server) => {
-                tracing::info!(addr = %server.addr, "TURN REST credential endpoint on /credentials");
-                http.push(server);
-            }
-            Err(e) => {
-                eprintln!("ferroturn: cannot listen for the credential endpoint on {addr}: {e}");
-                runtime.stop();
-                return ExitCode::from(1);
-            }
-        }
-    }
+    };
     if let Some(path) = &config.pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write pidfile");
@@ -210,7 +160,19 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
     let mut announced_idle = false;
     let refusal_totals = || Refusals::sum(control.shard_stats().iter().map(|s| s.as_ref()));
     let mut refusals = RefusalLog::new(auth_log::SUMMARY_INTERVAL, refusal_totals());
+    let mut exit = ExitCode::SUCCESS;
     loop {
+        // A dead shard leaves part of the clients unanswered: stop, and exit non-zero so the
+        // supervisor restarts the relay (the shard already turned /readyz red).
+        if let Some(failure) = control.shard_failure() {
+            tracing::error!(
+                shard = failure.shard,
+                cause = %failure.cause,
+                "a relay thread died; stopping (exit status 1) so the relay is restarted"
+            );
+            exit = ExitCode::from(1);
+            break;
+        }
         if let Some(line) = refusals.poll(Instant::now(), refusal_totals()) {
             tracing::info!("{line}");
         }
@@ -243,7 +205,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
                 );
                 control.set_draining(true);
             }
-            Some(Signal::Hangup) => reload(&control, args, log),
+            Some(Signal::Hangup) => reload(&control, args, log, issuer.as_deref()),
             Some(Signal::User2) => runtime.reload_certificates(),
             None => {}
         }
@@ -282,11 +244,73 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
         let _ = std::fs::remove_file(path);
     }
     tracing::info!("stopped");
-    ExitCode::SUCCESS
+    exit
+}
+
+/// One HTTP listener to open: what it is called in logs and errors, where, and what it serves.
+struct Listener {
+    name: &'static str,
+    what: &'static str,
+    addr: SocketAddr,
+    handler: ferroturn::http::server::Handler,
+    serves: String,
+}
+
+/// Opens the HTTP listeners the configuration enables (metrics and health, admin API, TURN REST
+/// credential endpoint); the error names the one that could not listen.
+fn start_http_listeners(
+    config: &Config,
+    control: &Control,
+    issuer: Option<&Arc<LiveIssuer>>,
+) -> Result<Vec<HttpServer>, String> {
+    let mut wanted = Vec::new();
+    if config.prometheus {
+        let ip = config
+            .prometheus_address
+            .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
+        wanted.push(Listener {
+            name: "metrics",
+            what: "metrics",
+            addr: SocketAddr::new(ip, config.prometheus_port),
+            handler: api::metrics_handler(control.clone(), config.prometheus_path.clone()),
+            serves: format!(
+                "metrics on {}, health on /healthz, /readyz",
+                config.prometheus_path
+            ),
+        });
+    }
+    if let Some(token) = &config.admin_token {
+        wanted.push(Listener {
+            name: "admin",
+            what: "the admin API",
+            addr: SocketAddr::new(config.admin_address, config.admin_port),
+            handler: api::admin_handler(control.clone(), token.clone()),
+            serves: "admin API on /admin/...".to_string(),
+        });
+    }
+    if let Some(token) = &config.rest_api_token {
+        // Config validation guarantees a secret when the token is set.
+        let issuer = issuer.ok_or("rest-api-token is set but there is no static-auth-secret")?;
+        wanted.push(Listener {
+            name: "credentials",
+            what: "the credential endpoint",
+            addr: SocketAddr::new(config.rest_api_address, config.rest_api_port),
+            handler: credentials::handler(issuer.clone(), token.clone()),
+            serves: "TURN REST credential endpoint on /credentials".to_string(),
+        });
+    }
+    let mut started = Vec::new();
+    for l in wanted {
+        let server = HttpServer::start(l.addr, l.name, l.handler)
+            .map_err(|e| format!("cannot listen for {} on {}: {e}", l.what, l.addr))?;
+        tracing::info!(addr = %server.addr, "{}", l.serves);
+        started.push(server);
+    }
+    Ok(started)
 }
 
 /// SIGHUP: reads the configuration again; applies it whole, or keeps the old one.
-fn reload(control: &ferroturn::runtime::control::Control, args: &[String], log: &LogControl) {
+fn reload(control: &Control, args: &[String], log: &LogControl, issuer: Option<&LiveIssuer>) {
     let env: Vec<(String, String)> = std::env::vars().collect();
     let new = match config::load(args, &env) {
         Ok(LoadOutcome::Run(c)) => c,
@@ -298,51 +322,31 @@ fn reload(control: &ferroturn::runtime::control::Control, args: &[String], log: 
         }
     };
     control.ops().config_reload(true);
-    let old = control.config();
-    for (what, changed) in [
-        (
-            "listening addresses or ports",
-            old.listening_ips != new.listening_ips
-                || old.listening_port != new.listening_port
-                || old.tls_listening_port != new.tls_listening_port
-                || old.alt_listening_port != new.alt_listening_port
-                || old.alt_tls_listening_port != new.alt_tls_listening_port
-                || (old.no_udp, old.no_tcp, old.no_tls) != (new.no_udp, new.no_tcp, new.no_tls),
-        ),
-        (
-            "relay addresses or port range",
-            old.relay_ips != new.relay_ips
-                || (old.min_port, old.max_port) != (new.min_port, new.max_port),
-        ),
-        (
-            "TLS certificate paths",
-            old.cert != new.cert || old.pkey != new.pkey,
-        ),
-        ("relay-threads", old.relay_threads != new.relay_threads),
-        (
-            "metrics or admin listeners",
-            (old.prometheus, old.prometheus_port, old.prometheus_address)
-                != (new.prometheus, new.prometheus_port, new.prometheus_address)
-                || (old.admin_address, old.admin_port, &old.admin_token)
-                    != (new.admin_address, new.admin_port, &new.admin_token),
-        ),
-    ] {
-        if changed {
-            tracing::warn!("SIGHUP: a change to {what} needs a restart; it was not applied");
-        }
+    // The option table says which options the running relay takes over (`Reload::Live`);
+    // every other changed option is named here, so no change goes unmentioned.
+    let plan = config::reload_plan(&control.config(), &new);
+    if !plan.needs_restart.is_empty() {
+        tracing::warn!(
+            "SIGHUP: changes to {} need a restart; they were not applied",
+            plan.needs_restart.join(", ")
+        );
     }
     for warning in &new.warnings {
         tracing::warn!("{warning}");
     }
-    let changed = config::changed_options(&old, &new);
     log.apply(&new);
+    if let Some(issuer) = issuer {
+        issuer.update(&new);
+    }
     control.apply_config(new);
-    if changed.is_empty() {
+    if plan.applied.is_empty() && plan.needs_restart.is_empty() {
         tracing::info!("SIGHUP: configuration reloaded; nothing changed");
+    } else if plan.applied.is_empty() {
+        tracing::info!("SIGHUP: configuration reloaded; no option that applies live changed");
     } else {
         tracing::info!(
             "SIGHUP: configuration reloaded; changed: {}",
-            changed.join(", ")
+            plan.applied.join(", ")
         );
     }
 }

@@ -1,7 +1,7 @@
 //! Process signals, received synchronously by the control thread.
 //!
 //! The signals are blocked before any shard thread starts, so every thread inherits the mask
-//! and only the thread calling [`SignalSet::wait`] ever sees them.
+//! and only the thread calling [`SignalSet::wait_timeout`] ever sees them.
 
 use std::time::Duration;
 

@@ -36,6 +36,19 @@ async fn scrape_async(addr: SocketAddr) -> Scrape {
         .expect("scrape task")
 }
 
+/// CPU seconds (user + system) of process `pid` from `/proc/PID/stat`.
+fn proc_cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // The command name may contain spaces; fields after it are space-separated.
+    let rest = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    // SAFETY: sysconf only reads a system constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    ticks / hz
+}
+
 /// `after - before` of one sample.
 fn delta(before: &Scrape, after: &Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
     after.get(name, labels) - before.get(name, labels)
@@ -403,7 +416,9 @@ async fn process_build_quota_and_reload_metrics() {
         let (server, metrics) = server_with_metrics(&["--total-quota", "40"]).await;
         let _session = Session::open(server.addr, SECRET, "alice").await;
         tokio::time::sleep(SETTLE).await;
+        let cpu_before = proc_cpu_seconds(server.pid());
         let s = scrape_async(metrics).await;
+        let cpu_after = proc_cpu_seconds(server.pid());
         assert_eq!(
             s.get(
                 "ferroturn_build_info",
@@ -416,7 +431,12 @@ async fn process_build_quota_and_reload_metrics() {
         assert!(s.get("process_resident_memory_bytes", &[]) > 1e5);
         assert!(s.get("process_open_fds", &[]) >= 3.0);
         assert!(s.get("process_max_fds", &[]) >= s.get("process_open_fds", &[]));
-        assert!(s.get("process_cpu_seconds_total", &[]) >= 0.0);
+        // What the kernel says the process used, read around the scrape (0.01 s ticks).
+        let cpu = s.get("process_cpu_seconds_total", &[]);
+        assert!(
+            cpu_before - 0.011 <= cpu && cpu <= cpu_after + 0.011,
+            "process_cpu_seconds_total {cpu} outside [{cpu_before}, {cpu_after}] from /proc"
+        );
         assert_eq!(
             s.types.get("process_cpu_seconds_total").map(String::as_str),
             Some("counter")

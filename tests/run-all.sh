@@ -4,7 +4,7 @@
 #
 #   tests/run-all.sh [--quick] [--soak]
 #
-#   --quick   skip `cargo fmt --check` and `cargo clippy`
+#   --quick   skip `cargo fmt --check` and `cargo clippy` (`cargo doc` still runs)
 #   --soak    also the long runs (exported to the test scripts as E2E_SOAK=1):
 #             the 10-minute soak (tests/e2e/soak.sh: 10,000 allocations, churn,
 #             relay load, flat RSS/fds) and 10^7 fuzz inputs per target
@@ -130,11 +130,16 @@ ensure_tools
 if ((QUICK == 0)); then
     step "cargo fmt --all -- --check"
     cargo fmt --all -- --check
-    step "cargo clippy --all-targets -- -D warnings"
-    cargo clippy --all-targets -- -D warnings
+    step "cargo clippy --workspace --all-targets -- -D warnings"
+    cargo clippy --workspace --all-targets -- -D warnings
 else
     echo "run-all: --quick: skipping fmt and clippy" >&2
 fi
+
+# The API docs of every crate, with broken links and missing docs as errors (the core crate
+# denies missing docs itself; this also catches the server crate's intra-doc links).
+step "cargo doc --no-deps --workspace (RUSTDOCFLAGS=-D warnings)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace
 
 LOADED_TESTS='binary(overload) | binary(hardening) | binary(bench_overload) | binary(http_hardening)'
 if cargo nextest --version >/dev/null 2>&1; then
@@ -149,9 +154,15 @@ if cargo nextest --version >/dev/null 2>&1; then
     cargo nextest run "${NEXTEST_ARGS[@]}" -E "not ($LOADED_TESTS)"
     step "cargo nextest run (flood and overload tests, one at a time)"
     cargo nextest run "${NEXTEST_ARGS[@]}" -E "$LOADED_TESTS" --test-threads 1
+    # A dying relay thread must stop the process; the test makes a shard panic through the
+    # test-only feature (never in the release build below).
+    step "cargo nextest run --features fault-injection --test shard_death"
+    cargo nextest run --features fault-injection --test shard_death
 else
     step "cargo test --workspace"
     cargo test --workspace -- --test-threads 2
+    step "cargo test --features fault-injection --test shard_death"
+    cargo test --features fault-injection --test shard_death
 fi
 
 step "cargo build --release"

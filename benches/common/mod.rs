@@ -1,7 +1,7 @@
 //! A protocol core with allocations made through real STUN exchanges, for the benches.
 #![allow(dead_code)]
+#![allow(unreachable_pub)] // included by `mod` from each bench binary
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,52 +10,29 @@ use ferroturn::bench::client::{Plan, State, TurnClient};
 use ferroturn::proto::auth::nonce::NonceKey;
 use ferroturn::proto::auth::rest::rest_password;
 use ferroturn::proto::auth::{AuthSettings, Authenticator};
-use ferroturn::proto::flow::{Flow, Transport};
+use ferroturn::proto::flow::{Flow, RelayId, SocketId, Transport};
 use ferroturn::proto::peer_policy::{PeerPolicy, PeerPolicySettings};
 use ferroturn::proto::ports::{PortPool, Reservations};
 use ferroturn::proto::quota::Quotas;
-use ferroturn::proto::server::{BindError, ClientAction, RelayAt, RelayBinder, Server};
+use ferroturn::proto::server::{ClientAction, Server};
 use ferroturn::proto::settings::{CoreConfig, Settings, Shared};
+use ferroturn_proto::testing::FakeBinder;
 
 pub const SECRET: &str = "bench-secret";
 /// A peer outside every denied range.
 pub const PEER: &str = "198.100.1.1:5000";
-
-/// A binder that hands out addresses without sockets.
-#[derive(Default)]
-pub struct FakeBinder {
-    pub open: HashMap<u32, SocketAddr>,
-}
-
-impl RelayBinder for FakeBinder {
-    fn bind(
-        &mut self,
-        relay: u32,
-        _at: RelayAt,
-        port: u16,
-        _df: bool,
-    ) -> Result<SocketAddr, BindError> {
-        let addr = SocketAddr::new(IpAddr::from([192, 0, 2, 10]), port);
-        self.open.insert(relay, addr);
-        Ok(addr)
-    }
-
-    fn close(&mut self, relay: u32) {
-        self.open.remove(&relay);
-    }
-}
 
 pub struct Bench {
     pub server: Server,
     pub binder: FakeBinder,
     pub now: Instant,
     /// (flow, relay id, channel) of each allocation made.
-    pub allocations: Vec<(Flow, u32, u16)>,
+    pub allocations: Vec<(Flow, RelayId, u16)>,
 }
 
 pub fn flow(i: u32) -> Flow {
     Flow {
-        socket: 0,
+        socket: SocketId::Listener(0),
         remote: SocketAddr::new(
             IpAddr::from([203, 0, 113, (i >> 16) as u8]),
             (i & 0xFFFF) as u16,
@@ -90,7 +67,7 @@ impl Bench {
             .as_secs();
         Bench {
             server: Server::new(shared, config, now, unix, 7, 0),
-            binder: FakeBinder::default(),
+            binder: FakeBinder::new(),
             now,
             allocations: Vec::new(),
         }

@@ -17,7 +17,7 @@ const SESSION_COLUMNS: &[(&str, &str)] = &[
 ];
 
 /// `body` (the API's answer to `command`) as text; text that is not JSON is returned as is.
-pub fn render(command: &str, body: &str) -> String {
+pub(crate) fn render(command: &str, body: &str) -> String {
     let Ok(value) = serde_json::from_str::<Value>(body) else {
         return format!("{}\n", body.trim_end());
     };

@@ -296,7 +296,7 @@ impl TurnClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::stun::{attr, method, Message, MessageWriter};
+    use crate::proto::stun::{attr, method, ErrorCode, Message, MessageWriter};
 
     fn answer(req: &[u8], class: Class, fill: impl FnOnce(&mut MessageWriter<'_>)) -> Vec<u8> {
         let msg = Message::parse(req).unwrap();
@@ -326,7 +326,7 @@ mod tests {
             .username
             .is_none());
         let resp = answer(&out[..n], Class::Error, |w| {
-            w.error_code(401).unwrap();
+            w.error_code(ErrorCode::Unauthorized).unwrap();
             w.attr(attr::REALM, b"r").unwrap();
             w.attr(attr::NONCE, b"n").unwrap();
         });
@@ -401,7 +401,7 @@ mod tests {
         let now = Instant::now();
         let challenge = |req: &[u8]| {
             answer(req, Class::Error, |w| {
-                w.error_code(401).unwrap();
+                w.error_code(ErrorCode::Unauthorized).unwrap();
                 w.attr(attr::REALM, b"r").unwrap();
                 w.attr(attr::NONCE, b"n").unwrap();
             })

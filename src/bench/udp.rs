@@ -1,11 +1,12 @@
 //! Non-blocking UDP sockets for the generator, with recvmmsg/sendmmsg batching.
 
 use std::io;
-use std::mem::MaybeUninit;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::runtime::mmsg::{self, Received, Slots};
 
 /// Datagrams moved per recvmmsg/sendmmsg call.
 pub const BATCH: usize = 64;
@@ -49,18 +50,16 @@ pub struct Batch {
     pub lens: [usize; BATCH],
     /// Source addresses of the datagrams received.
     pub addrs: Vec<SocketAddr>,
-    raw_addrs: Vec<libc::sockaddr_storage>,
+    received: [Received; BATCH],
 }
 
 impl Default for Batch {
     fn default() -> Self {
-        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
-        let zero: libc::sockaddr_storage = unsafe { MaybeUninit::zeroed().assume_init() };
         Batch {
             data: vec![0; BATCH * MAX_DATAGRAM],
             lens: [0; BATCH],
             addrs: vec![SocketAddr::from(([0, 0, 0, 0], 0)); BATCH],
-            raw_addrs: vec![zero; BATCH],
+            received: [Received::default(); BATCH],
         }
     }
 }
@@ -77,127 +76,49 @@ impl Batch {
     }
 }
 
-/// Receives up to `BATCH` datagrams (recvmmsg); 0 when nothing is waiting. A result below
-/// `BATCH` means the queue was empty, so an edge-triggered socket need not be read again.
+/// Receives up to `BATCH` datagrams (recvmmsg, through the relay's own
+/// [`mmsg`] layer); 0 when nothing is waiting. A result below `BATCH`
+/// means the queue was empty, so an edge-triggered socket need not be read again.
 pub fn recv_batch(sock: &impl AsRawFd, batch: &mut Batch, with_addrs: bool) -> io::Result<usize> {
-    let base = batch.data.as_mut_ptr();
-    let mut iov: [libc::iovec; BATCH] = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; BATCH];
-    // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { MaybeUninit::zeroed().assume_init() };
-    for i in 0..BATCH {
-        // SAFETY: slot i lies within `data`, which holds BATCH * MAX_DATAGRAM bytes.
-        iov[i].iov_base = unsafe { base.add(i * MAX_DATAGRAM) } as *mut libc::c_void;
-        iov[i].iov_len = MAX_DATAGRAM;
-        msgs[i].msg_hdr.msg_iov = &mut iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        if with_addrs {
-            msgs[i].msg_hdr.msg_name = &mut batch.raw_addrs[i] as *mut _ as *mut libc::c_void;
-            msgs[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as u32;
-        }
-    }
-    // SAFETY: every pointer in msgs points into buffers that outlive the call.
-    let n = unsafe {
-        libc::recvmmsg(
-            sock.as_raw_fd(),
-            msgs.as_mut_ptr(),
-            BATCH as u32,
-            libc::MSG_DONTWAIT,
-            std::ptr::null_mut(),
-        )
+    let slots = Slots {
+        slot_len: MAX_DATAGRAM,
+        offset: 0,
+        capacity: MAX_DATAGRAM,
     };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return match e.kind() {
-            io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted => Ok(0),
-            // A peer's ICMP error surfaces here on connected sockets; skip it.
-            io::ErrorKind::ConnectionRefused => Ok(0),
-            _ => Err(e),
-        };
-    }
-    let n = n as usize;
-    for (i, msg) in msgs.iter().enumerate().take(n) {
-        batch.lens[i] = msg.msg_len as usize;
-        if with_addrs {
-            batch.addrs[i] = from_storage(&batch.raw_addrs[i]).unwrap_or(batch.addrs[i]);
+    let n = match mmsg::recv(
+        sock.as_raw_fd(),
+        &mut batch.data,
+        slots,
+        with_addrs,
+        &mut batch.received,
+    ) {
+        Ok(n) => n,
+        Err(e) => {
+            return match e.kind() {
+                io::ErrorKind::Interrupted => Ok(0),
+                // A peer's ICMP error surfaces here on connected sockets; skip it.
+                io::ErrorKind::ConnectionRefused => Ok(0),
+                _ => Err(e),
+            };
+        }
+    };
+    for (i, r) in batch.received[..n].iter().enumerate() {
+        batch.lens[i] = r.len;
+        if let Some(from) = r.from {
+            batch.addrs[i] = from;
         }
     }
     Ok(n)
 }
 
 /// Sends datagrams `bufs[i]` (to `to[i]` when given, else on the connected socket) with
-/// sendmmsg; returns how many the kernel took (those after a full buffer are not sent).
+/// sendmmsg; returns how many the kernel took (a full buffer drops the rest of the batch).
 pub fn send_batch(sock: &impl AsRawFd, bufs: &[&[u8]], to: Option<&[SocketAddr]>) -> usize {
     let count = bufs.len().min(BATCH);
-    let mut iov: [libc::iovec; BATCH] = [libc::iovec {
-        iov_base: std::ptr::null_mut(),
-        iov_len: 0,
-    }; BATCH];
-    // SAFETY: mmsghdr is plain old data; all-zero is a valid value.
-    let mut msgs: [libc::mmsghdr; BATCH] = unsafe { MaybeUninit::zeroed().assume_init() };
-    let names: Vec<SockAddr> = to
-        .map(|t| t.iter().take(count).map(|a| SockAddr::from(*a)).collect())
-        .unwrap_or_default();
-    for i in 0..count {
-        iov[i].iov_base = bufs[i].as_ptr() as *mut libc::c_void;
-        iov[i].iov_len = bufs[i].len();
-        msgs[i].msg_hdr.msg_iov = &mut iov[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-        if let Some(name) = names.get(i) {
-            msgs[i].msg_hdr.msg_name = name.as_ptr() as *mut libc::c_void;
-            msgs[i].msg_hdr.msg_namelen = name.len();
-        }
-    }
-    let mut done = 0;
-    while done < count {
-        // SAFETY: the headers point at buffers and addresses that outlive the call.
-        let n = unsafe {
-            libc::sendmmsg(
-                sock.as_raw_fd(),
-                msgs[done..].as_mut_ptr(),
-                (count - done) as u32,
-                0,
-            )
-        };
-        if n <= 0 {
-            let e = io::Error::last_os_error();
-            if n < 0 && e.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            // A full buffer (EAGAIN) or an ICMP error from earlier: drop the rest of the batch.
-            break;
-        }
-        done += n as usize;
-    }
-    done
-}
-
-fn from_storage(s: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match s.ss_family as i32 {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let a: &libc::sockaddr_in = unsafe { &*(s as *const _ as *const libc::sockaddr_in) };
-            let ip = Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr));
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a: &libc::sockaddr_in6 = unsafe { &*(s as *const _ as *const libc::sockaddr_in6) };
-            let ip = Ipv6Addr::from(a.sin6_addr.s6_addr);
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                ip,
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
+    mmsg::send(sock.as_raw_fd(), count, |i| {
+        (bufs[i], to.and_then(|t| t.get(i)))
+    })
+    .sent
 }
 
 #[cfg(test)]

@@ -148,7 +148,7 @@ pub fn parse_response(raw: &[u8]) -> Result<Response<'_>, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::stun::method;
+    use crate::proto::stun::{method, ErrorCode};
 
     #[test]
     fn requests_parse_back_with_the_codec() {
@@ -189,7 +189,7 @@ mod tests {
     fn reads_error_and_success_responses() {
         let mut buf = [0u8; 512];
         let mut w = MessageWriter::new(&mut buf, method::ALLOCATE, Class::Error, [2; 12]).unwrap();
-        w.error_code(401).unwrap();
+        w.error_code(ErrorCode::Unauthorized).unwrap();
         w.attr(attr::REALM, b"realm").unwrap();
         w.attr(attr::NONCE, b"abc").unwrap();
         let n = w.finish();

@@ -1,20 +1,17 @@
-//! Turns raw entries (file, then environment, then command line) into a validated [`Config`].
+//! Turns raw entries (file, then environment, then command line) into a validated [`Config`]:
+//! the dispatch of each option to its field. Values are parsed by [`super::values`], and the
+//! rules between options are checked by [`super::policy`] once every entry is applied.
 //!
 //! Every problem is collected rather than returned at the first one, so an operator sees all of
 //! them at once; each message names its source and option.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use super::env::parse_bool;
 use super::options::{self, Arity, Opt, OptionSpec};
-use super::{
-    AlternateServer, Config, ConfigError, ExternalIp, LogTarget, RawEntry, Setting, Source,
-    StaticUser, UserKey,
-};
-use crate::proto::peer_policy::IpRange;
+use super::values::{alternate_server, external_ip, ip, number, port, positive, range, user};
+use super::{Config, ConfigError, LogTarget, RawEntry, Setting, Source};
 
 /// RFC 8489 §14.9: REALM must be fewer than 128 characters.
 const MAX_REALM_CHARS: usize = 127;
@@ -52,13 +49,14 @@ pub(super) fn build(
     }
 }
 
-struct Builder {
-    cfg: Config,
-    errors: Vec<String>,
-    warnings: Vec<String>,
-    notices: Vec<String>,
+/// The configuration being built, with what the load has to say about it so far.
+pub(super) struct Builder {
+    pub(super) cfg: Config,
+    pub(super) errors: Vec<String>,
+    pub(super) warnings: Vec<String>,
+    pub(super) notices: Vec<String>,
     /// Where each option was last set, for cross-field messages.
-    last: HashMap<Opt, Source>,
+    pub(super) last: HashMap<Opt, Source>,
     /// Source of the `external-ip` without a private part, per family (IPv4, IPv6).
     bare_external: [Option<Source>; 2],
     /// Every entry that was applied, for `--print-config`.
@@ -381,252 +379,13 @@ impl Builder {
         }
         Ok(())
     }
-
-    fn source_of(&self, opt: Opt) -> String {
-        self.last
-            .get(&opt)
-            .map(|s| format!("{s}: "))
-            .unwrap_or_default()
-    }
-
-    fn cross_checks(&mut self) {
-        // Settings coturn implies: a static-auth-secret means use-auth-secret, and users
-        // without lt-cred-mech mean lt-cred-mech (with a warning). Kept for drop-in configs.
-        if !self.cfg.static_auth_secrets.is_empty() && !self.cfg.use_auth_secret {
-            self.cfg.use_auth_secret = true;
-            self.notices.push(
-                "static-auth-secret is set without use-auth-secret; enabling use-auth-secret, as coturn does"
-                    .to_string(),
-            );
-        }
-        if !self.cfg.users.is_empty()
-            && !self.cfg.lt_cred_mech
-            && !self.cfg.no_auth
-            && !self.cfg.use_auth_secret
-        {
-            self.cfg.lt_cred_mech = true;
-            self.warnings.push(format!(
-                "{}user is given without lt-cred-mech; turning lt-cred-mech on, as coturn does",
-                self.source_of(Opt::User)
-            ));
-        }
-
-        let c = &self.cfg;
-        if c.min_port > c.max_port {
-            let at = match (self.last.get(&Opt::MinPort), self.last.get(&Opt::MaxPort)) {
-                (_, Some(s)) | (Some(s), None) => format!("{s}: "),
-                (None, None) => String::new(),
-            };
-            self.errors.push(format!(
-                "{at}min-port {} is greater than max-port {}",
-                c.min_port, c.max_port
-            ));
-        }
-        if c.no_udp && c.no_tcp && c.no_tls {
-            self.errors.push(
-                "no-udp, no-tcp and no-tls are all set: there is nothing to listen on".to_string(),
-            );
-        }
-        if c.stun_only && c.no_stun {
-            self.errors
-                .push("stun-only and no-stun are both set: there is nothing to serve".to_string());
-        }
-        if c.no_udp_relay && c.no_tcp_relay {
-            self.errors.push(
-                "no-udp-relay and no-tcp-relay are both set: no allocation could be made"
-                    .to_string(),
-            );
-        }
-        if c.bps_capacity > 0 && c.max_bps == 0 {
-            self.errors.push(format!(
-                "{}bps-capacity needs max-bps as well (as in coturn)",
-                self.source_of(Opt::BpsCapacity)
-            ));
-        }
-
-        let c = &self.cfg;
-        if c.no_auth && (c.use_auth_secret || c.lt_cred_mech) {
-            self.errors.push(
-                "no-auth cannot be combined with use-auth-secret or lt-cred-mech".to_string(),
-            );
-        } else if c.use_auth_secret && c.static_auth_secrets.is_empty() {
-            self.errors.push(format!(
-                "{}use-auth-secret is set but no static-auth-secret is configured (ferroturn has no secret database)",
-                self.source_of(Opt::UseAuthSecret)
-            ));
-        } else if c.lt_cred_mech && c.users.is_empty() && !c.use_auth_secret {
-            self.errors.push(format!(
-                "{}lt-cred-mech is set but no user is configured (ferroturn has no user database)",
-                self.source_of(Opt::LtCredMech)
-            ));
-        } else if !c.no_auth && !c.use_auth_secret && !c.lt_cred_mech {
-            self.errors.push(
-                "refusing to start as an open relay: configure use-auth-secret + static-auth-secret or lt-cred-mech + user, or set no-auth explicitly"
-                    .to_string(),
-            );
-        }
-        if c.use_auth_secret && c.lt_cred_mech && !c.users.is_empty() {
-            self.warnings.push(
-                "both use-auth-secret and lt-cred-mech are set: REST API credentials take precedence and the static users are not used, as in coturn"
-                    .to_string(),
-            );
-        }
-
-        if c.dtls {
-            self.warnings.push(format!(
-                "{}dtls: ferroturn does not serve DTLS; TLS clients use TCP (turns:), UDP clients plain TURN",
-                self.source_of(Opt::Dtls)
-            ));
-        }
-        if c.cert.is_some() && c.pkey.is_none() {
-            self.warnings.push(format!(
-                "{}cert is set without pkey; TLS needs both",
-                self.source_of(Opt::Cert)
-            ));
-        }
-        if c.pkey.is_some() && c.cert.is_none() {
-            self.warnings.push(format!(
-                "{}pkey is set without cert; TLS needs both",
-                self.source_of(Opt::Pkey)
-            ));
-        }
-        if c.rest_api_token.is_some() && (!c.use_auth_secret || c.static_auth_secrets.is_empty()) {
-            self.errors.push(format!(
-                "{}rest-api-token needs use-auth-secret and a static-auth-secret to sign credentials with",
-                self.source_of(Opt::RestApiToken)
-            ));
-        }
-        if c.cipher_list.is_some() {
-            self.warnings.push(format!(
-                "{}cipher-list is ignored: ferroturn's TLS (rustls) offers only modern AEAD suites",
-                self.source_of(Opt::CipherList)
-            ));
-        }
-        if c.dh_file.is_some() {
-            self.warnings.push(format!(
-                "{}dh-file is ignored: finite-field Diffie-Hellman is never offered (ECDHE only)",
-                self.source_of(Opt::DhFile)
-            ));
-        }
-        if c.no_tlsv1 || c.no_tlsv1_1 {
-            self.notices.push(
-                "no-tlsv1 / no-tlsv1_1: TLS 1.0 and 1.1 are never offered anyway".to_string(),
-            );
-        }
-        if c.allow_loopback_peers {
-            self.warnings.push(format!(
-                "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",
-                self.source_of(Opt::AllowLoopbackPeers)
-            ));
-        }
-    }
-}
-
-fn port(v: &str) -> Result<u16, String> {
-    match v.trim().parse::<u16>() {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(format!("{v:?} is not a port number")),
-    }
-}
-
-fn number<T: FromStr>(v: &str) -> Result<T, String> {
-    let t = v.trim();
-    // Integer FromStr accepts a leading '+'; only plain digits are allowed so that "-1" is
-    // reported instead of being read the way coturn's atoi would.
-    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("{v:?} is not a number"));
-    }
-    t.parse::<T>().map_err(|_| format!("{v:?} is too large"))
-}
-
-fn positive<T: FromStr + PartialEq + Default>(v: &str) -> Result<T, String> {
-    let n = number::<T>(v)?;
-    if n == T::default() {
-        return Err("must be greater than 0".to_string());
-    }
-    Ok(n)
-}
-
-fn ip(v: &str) -> Result<IpAddr, String> {
-    v.trim()
-        .parse()
-        .map_err(|_| format!("{v:?} is not an IP address"))
-}
-
-fn range(v: &str) -> Result<IpRange, String> {
-    v.parse::<IpRange>()
-        .map_err(|e| format!("{v:?} is not an IP, IP-IP range or CIDR block ({e})"))
-}
-
-/// Parses `NAME:PASSWORD` or `NAME:0x<32 hex>`. Messages never echo the secret: they are logged.
-fn user(v: &str) -> Result<StaticUser, String> {
-    let Some((name, secret)) = v.split_once(':') else {
-        return Err("expected NAME:PASSWORD, found no \":\"".to_string());
-    };
-    if name.is_empty() {
-        return Err("user name is empty".to_string());
-    }
-    if secret.is_empty() {
-        return Err(format!("user {name:?} has an empty password"));
-    }
-    let key =
-        match secret.strip_prefix("0x") {
-            Some(hex) => UserKey::Md5Key(parse_md5_hex(hex).ok_or_else(|| {
-                format!("user {name:?}: a key must be 0x followed by 32 hex digits")
-            })?),
-            None => UserKey::Password(secret.to_string()),
-        };
-    Ok(StaticUser {
-        name: name.to_string(),
-        key,
-    })
-}
-
-fn external_ip(v: &str) -> Result<ExternalIp, String> {
-    let (public, private) = match v.split_once('/') {
-        Some((p, q)) => (ip(p)?, Some(ip(q)?)),
-        None => (ip(v)?, None),
-    };
-    if private.is_some_and(|q| q.is_ipv4() != public.is_ipv4()) {
-        return Err(format!(
-            "{v:?}: public and private addresses are of different families"
-        ));
-    }
-    Ok(ExternalIp { public, private })
-}
-
-fn alternate_server(v: &str) -> Result<AlternateServer, String> {
-    let t = v.trim();
-    if let Ok(sa) = t.parse::<SocketAddr>() {
-        return Ok(AlternateServer {
-            ip: sa.ip(),
-            port: Some(sa.port()).filter(|p| *p > 0),
-        });
-    }
-    if let Ok(ip) = t.trim_start_matches('[').trim_end_matches(']').parse() {
-        return Ok(AlternateServer { ip, port: None });
-    }
-    Err(format!("{v:?} is not IP, IP:PORT or [IPv6]:PORT"))
-}
-
-fn parse_md5_hex(hex: &str) -> Option<[u8; 16]> {
-    let bytes = hex.as_bytes();
-    if bytes.len() != 32 {
-        return None;
-    }
-    let mut key = [0u8; 16];
-    for (i, pair) in bytes.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        key[i] = (hi * 16 + lo) as u8;
-    }
-    Some(key)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::from_conf_str;
+    use crate::config::{from_conf_str, UserKey};
+    use std::net::IpAddr;
 
     const AUTH: &str = "use-auth-secret\nstatic-auth-secret=s\n";
 
@@ -769,6 +528,17 @@ mod tests {
                 0xee, 0xff
             ])
         );
+        // One key parser for the file and the core: the 0X spelling is a key too.
+        let c = ok("lt-cred-mech\nuser=carol:0X00112233445566778899aabbccddeeff");
+        assert_eq!(c.users[0].key, UserKey::Md5Key(sample_key()));
+        assert!(one_err("lt-cred-mech\nuser=dave:0X0011").contains("32 hex digits"));
+    }
+
+    fn sample_key() -> [u8; 16] {
+        [
+            0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
+            0xee, 0xff,
+        ]
     }
 
     #[test]

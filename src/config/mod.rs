@@ -11,7 +11,10 @@ pub mod conf_file;
 pub mod env;
 pub mod help;
 pub mod options;
+mod policy;
 pub mod print;
+mod reload;
+mod values;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -19,6 +22,7 @@ use std::path::{Path, PathBuf};
 
 use crate::proto::peer_policy::{IpRange, PeerPolicySettings};
 use options::OptionSpec;
+pub use reload::{changed_options, reload_plan, ReloadPlan};
 
 /// Where a setting came from, so every message can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -679,32 +683,6 @@ fn override_lines(layers: &[Vec<RawEntry>]) -> Vec<String> {
         }
     }
     lines
-}
-
-/// The options whose values differ between two loads, by name, in table order (secrets are
-/// named, never shown): what a reload line reports.
-pub fn changed_options(old: &Config, new: &Config) -> Vec<&'static str> {
-    let values = |c: &Config, name: &str| -> Vec<Option<String>> {
-        c.settings
-            .iter()
-            .filter(|s| !s.ignored && s.name == name)
-            .map(|s| s.value.clone())
-            .collect()
-    };
-    options::OPTIONS
-        .iter()
-        .filter(|o| o.is_supported() && !o.cli_only)
-        .filter(|o| {
-            let (a, b) = (values(old, o.name), values(new, o.name));
-            // Single options: only the last setting applies.
-            if o.list {
-                a != b
-            } else {
-                a.last() != b.last()
-            }
-        })
-        .map(|o| o.name)
-        .collect()
 }
 
 /// Builds a configuration from `turnserver.conf` text alone (no environment, no command line).

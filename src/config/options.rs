@@ -127,6 +127,16 @@ pub enum Arity {
     Optional,
 }
 
+/// What a SIGHUP reload does with a changed value of the option.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reload {
+    /// Applied to the running relay (and to live sessions where that makes sense).
+    Live,
+    /// Read only at start-up (sockets, threads, files opened once): a change is logged as
+    /// needing a restart and does not apply.
+    Restart,
+}
+
 /// Section of `--help` an option is listed under.
 #[allow(missing_docs)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,6 +208,8 @@ pub struct OptionSpec {
     pub group: Group,
     /// What the option does in ferroturn.
     pub opt: Opt,
+    /// Whether SIGHUP applies a changed value or only names it as needing a restart.
+    pub reload: Reload,
     /// One-line help.
     pub help: &'static str,
 }
@@ -240,6 +252,13 @@ const fn base(name: &'static str, opt: Opt, group: Group, help: &'static str) ->
         default: None,
         group,
         opt,
+        // Conservative: a row applies live only where it says so, so an option nobody thought
+        // about is reported as needing a restart instead of silently ignored. Options that do
+        // nothing in ferroturn have nothing to apply.
+        reload: match opt {
+            Opt::AlreadyDefault | Opt::Unsupported => Reload::Live,
+            _ => Reload::Restart,
+        },
         help,
     }
 }
@@ -299,6 +318,11 @@ impl OptionSpec {
         self.aliases = a;
         self
     }
+    /// SIGHUP applies a changed value (see [`Reload::Live`]).
+    const fn live(mut self) -> Self {
+        self.reload = Reload::Live;
+        self
+    }
 }
 
 use Arity::{Flag as F, Required as R};
@@ -323,62 +347,62 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("no-tls", Opt::NoTls, G::Listeners, "Do not listen on TLS"),
     flag("no-dtls", Opt::NoDtls, G::Listeners, "Accepted for coturn compatibility: ferroturn never serves DTLS"),
     flag("dtls", Opt::Dtls, G::Listeners, "coturn 4.17's DTLS opt-in: accepted with a warning, DTLS is not served (no browser uses TURN over DTLS)"),
-    flag("stun-only", Opt::StunOnly, G::Listeners, "Serve STUN only, no TURN relaying").short('S'),
-    flag("no-stun", Opt::NoStun, G::Listeners, "Serve TURN only, refuse plain STUN Binding requests"),
+    flag("stun-only", Opt::StunOnly, G::Listeners, "Serve STUN only, no TURN relaying").short('S').live(),
+    flag("no-stun", Opt::NoStun, G::Listeners, "Serve TURN only, refuse plain STUN Binding requests").live(),
     // Relay
     value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses)").short('E').list(),
     value("external-ip", "PUBLIC[/PRIVATE]", Opt::ExternalIp, G::Relay, "Public address advertised for relays behind NAT; PRIVATE is the local address it maps to (repeatable)").short('X').list(),
     value("min-port", "PORT", Opt::MinPort, G::Relay, "Lowest relay port").default("49152"),
     value("max-port", "PORT", Opt::MaxPort, G::Relay, "Highest relay port").default("65535"),
     value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards; 0 = one per CPU core").short('m').default("0"),
-    flag("no-udp-relay", Opt::NoUdpRelay, G::Relay, "Refuse UDP relay allocations"),
+    flag("no-udp-relay", Opt::NoUdpRelay, G::Relay, "Refuse UDP relay allocations").live(),
     flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)"),
     value("sock-buf-size", "BYTES", Opt::SockBufSize, G::Relay, "Socket send/receive buffer size (ferroturn extension; default: the kernel's)"),
     // Authentication
-    value("realm", "REALM", Opt::Realm, G::Authentication, "Default realm for long-term credentials").short('r').default("ferroturn.local"),
-    value("server-name", "NAME", Opt::ServerName, G::Authentication, "Server name (used as the realm's host part by some clients)"),
-    flag("use-auth-secret", Opt::UseAuthSecret, G::Authentication, "Use TURN REST API time-limited credentials (HMAC of a shared secret)"),
-    value("static-auth-secret", "SECRET", Opt::StaticAuthSecret, G::Authentication, "Shared secret for TURN REST API credentials (repeatable, for rotation)").list(),
-    value("rest-api-hmac", "sha1|sha256", Opt::RestApiHmac, G::Authentication, "HMAC that makes TURN REST passwords from static-auth-secret; Prosody mints sha1").default("sha1"),
-    value("rest-api-separator", "CHAR", Opt::RestApiSeparator, G::Authentication, "Separator between expiry timestamp and user name in REST user names").short('C').default(":"),
-    flag("lt-cred-mech", Opt::LtCredMech, G::Authentication, "Use the long-term credential mechanism with the users given by --user").short('a'),
-    value("user", "NAME:PASSWORD", Opt::User, G::Authentication, "Long-term user; the password may be 0x followed by 32 hex digits (MD5 key) (repeatable)").short('u').list(),
-    flag("no-auth", Opt::NoAuth, G::Authentication, "Allow unauthenticated use (an open relay; ferroturn refuses to start without auth unless this is set)").short('z'),
-    value("stale-nonce", "SECONDS", Opt::StaleNonce, G::Authentication, "Nonce lifetime; a nonce older than this is answered with 438 Stale Nonce").optional().default("600"),
-    flag("strict-expiry", Opt::StrictExpiry, G::Authentication, "Check REST credential expiry on every Refresh, not only on Allocate (ferroturn extension)"),
-    flag("fingerprint", Opt::Fingerprint, G::Authentication, "Add FINGERPRINT to every response").short('f'),
-    flag("no-software-attribute", Opt::NoSoftwareAttribute, G::Authentication, "Do not send the SOFTWARE attribute"),
-    flag("include-reason-string", Opt::IncludeReasonString, G::Authentication, "Put the reason phrase into error responses (default: the code alone, which keeps answers to unauthenticated sources small)"),
-    flag("sha256-integrity", Opt::Sha256Integrity, G::Authentication, "Offer SHA-256 integrity (RFC 8489 9.2) in every 401/438, 28 bytes more each; off by default: browsers use SHA-1"),
+    value("realm", "REALM", Opt::Realm, G::Authentication, "Default realm for long-term credentials").short('r').default("ferroturn.local").live(),
+    value("server-name", "NAME", Opt::ServerName, G::Authentication, "Server name (used as the realm's host part by some clients)").live(),
+    flag("use-auth-secret", Opt::UseAuthSecret, G::Authentication, "Use TURN REST API time-limited credentials (HMAC of a shared secret)").live(),
+    value("static-auth-secret", "SECRET", Opt::StaticAuthSecret, G::Authentication, "Shared secret for TURN REST API credentials (repeatable, for rotation)").list().live(),
+    value("rest-api-hmac", "sha1|sha256", Opt::RestApiHmac, G::Authentication, "HMAC that makes TURN REST passwords from static-auth-secret; Prosody mints sha1").default("sha1").live(),
+    value("rest-api-separator", "CHAR", Opt::RestApiSeparator, G::Authentication, "Separator between expiry timestamp and user name in REST user names").short('C').default(":").live(),
+    flag("lt-cred-mech", Opt::LtCredMech, G::Authentication, "Use the long-term credential mechanism with the users given by --user").short('a').live(),
+    value("user", "NAME:PASSWORD", Opt::User, G::Authentication, "Long-term user; the password may be 0x followed by 32 hex digits (MD5 key) (repeatable)").short('u').list().live(),
+    flag("no-auth", Opt::NoAuth, G::Authentication, "Allow unauthenticated use (an open relay; ferroturn refuses to start without auth unless this is set)").short('z').live(),
+    value("stale-nonce", "SECONDS", Opt::StaleNonce, G::Authentication, "Nonce lifetime; a nonce older than this is answered with 438 Stale Nonce").optional().default("600").live(),
+    flag("strict-expiry", Opt::StrictExpiry, G::Authentication, "Check REST credential expiry on every Refresh, not only on Allocate (ferroturn extension)").live(),
+    flag("fingerprint", Opt::Fingerprint, G::Authentication, "Add FINGERPRINT to every response").short('f').live(),
+    flag("no-software-attribute", Opt::NoSoftwareAttribute, G::Authentication, "Do not send the SOFTWARE attribute").live(),
+    flag("include-reason-string", Opt::IncludeReasonString, G::Authentication, "Put the reason phrase into error responses (default: the code alone, which keeps answers to unauthenticated sources small)").live(),
+    flag("sha256-integrity", Opt::Sha256Integrity, G::Authentication, "Offer SHA-256 integrity (RFC 8489 9.2) in every 401/438, 28 bytes more each; off by default: browsers use SHA-1").live(),
     // Peer policy
-    value("allowed-peer-ip", "RANGE", Opt::AllowedPeerIp, G::PeerPolicy, "Allow peers in IP, IP-IP or CIDR even inside a denied range (repeatable)").list(),
-    value("denied-peer-ip", "RANGE", Opt::DeniedPeerIp, G::PeerPolicy, "Deny peers in IP, IP-IP or CIDR, in addition to the built-in special-purpose ranges (repeatable)").list(),
-    flag("allow-loopback-peers", Opt::AllowLoopbackPeers, G::PeerPolicy, "Allow peers on 127.0.0.0/8 and ::1 (for tests; unsafe in production)"),
+    value("allowed-peer-ip", "RANGE", Opt::AllowedPeerIp, G::PeerPolicy, "Allow peers in IP, IP-IP or CIDR even inside a denied range (repeatable)").list().live(),
+    value("denied-peer-ip", "RANGE", Opt::DeniedPeerIp, G::PeerPolicy, "Deny peers in IP, IP-IP or CIDR, in addition to the built-in special-purpose ranges (repeatable)").list().live(),
+    flag("allow-loopback-peers", Opt::AllowLoopbackPeers, G::PeerPolicy, "Allow peers on 127.0.0.0/8 and ::1 (for tests; unsafe in production)").live(),
     flag("no-loopback-peers", Opt::AlreadyDefault, G::PeerPolicy, "Accepted for coturn compatibility; loopback peers are denied unless allow-loopback-peers"),
-    flag("no-multicast-peers", Opt::NoMulticastPeers, G::PeerPolicy, "Accepted for coturn compatibility; multicast peers are always denied"),
+    flag("no-multicast-peers", Opt::NoMulticastPeers, G::PeerPolicy, "Accepted for coturn compatibility; multicast peers are always denied").live(),
     // Limits
-    value("user-quota", "N", Opt::UserQuota, G::Limits, "Maximum simultaneous allocations per user; 0 = unlimited").short('q').default("0"),
-    value("total-quota", "N", Opt::TotalQuota, G::Limits, "Maximum simultaneous allocations in total; 0 = unlimited").short('Q').default("0"),
+    value("user-quota", "N", Opt::UserQuota, G::Limits, "Maximum simultaneous allocations per user; 0 = unlimited").short('q').default("0").live(),
+    value("total-quota", "N", Opt::TotalQuota, G::Limits, "Maximum simultaneous allocations in total; 0 = unlimited").short('Q').default("0").live(),
     value("poll-interval-ms", "MS", Opt::PollIntervalMs, G::Relay, "Drain sockets on a timer of this many ms instead of on every wake-up: less CPU per packet for up to this much added latency (ferroturn); 0 = off").default("0"),
-    value("drain-timeout", "SECONDS", Opt::DrainTimeout, G::Limits, "On SIGTERM, wait this long for allocations to end before exiting (ferroturn)").default("30"),
+    value("drain-timeout", "SECONDS", Opt::DrainTimeout, G::Limits, "On SIGTERM, wait this long for allocations to end before exiting (ferroturn)").default("30").live(),
     value("admin-address", "IP", Opt::AdminAddress, G::Metrics, "Address of the admin API (ferroturn; off unless admin-token is set)").default("127.0.0.1"),
     value("admin-port", "PORT", Opt::AdminPort, G::Metrics, "Port of the admin API (ferroturn)").default("9642"),
     value("admin-token", "TOKEN", Opt::AdminToken, G::Metrics, "Bearer token of the admin API; setting it turns the API on (ferroturn)"),
     value("rest-api-token", "TOKEN", Opt::RestApiToken, G::Authentication, "Bearer token of the TURN REST credential endpoint; setting it turns the endpoint on (ferroturn)"),
     value("rest-api-address", "IP", Opt::RestApiAddress, G::Authentication, "Address of the credential endpoint (ferroturn)").default("127.0.0.1"),
     value("rest-api-port", "PORT", Opt::RestApiPort, G::Authentication, "Port of the credential endpoint (ferroturn)").default("9643"),
-    value("rest-api-host", "HOST", Opt::RestApiHost, G::Authentication, "Host name or IP put in the URIs the credential endpoint hands out (ferroturn; default: external-ip, else realm)"),
+    value("rest-api-host", "HOST", Opt::RestApiHost, G::Authentication, "Host name or IP put in the URIs the credential endpoint hands out (ferroturn; default: external-ip, else realm)").live(),
     flag("log-json", Opt::LogJson, G::Logging, "Write logs as JSON lines (ferroturn)"),
     value("max-tcp-connections", "N", Opt::MaxTcpConnections, G::Limits, "Maximum open TCP/TLS client connections (ferroturn); 0 = unlimited").default("20000"),
     value("max-tcp-connections-per-ip", "N", Opt::MaxTcpConnectionsPerIp, G::Limits, "Maximum TCP/TLS connections from one client address (ferroturn); 0 = unlimited").default("256"),
-    value("max-bps", "BYTES/S", Opt::MaxBps, G::Limits, "Bandwidth limit per allocation in bytes per second; 0 = unlimited").short('s').default("0"),
-    value("bps-capacity", "BYTES/S", Opt::BpsCapacity, G::Limits, "Total bandwidth of the server in bytes per second; 0 = unlimited").short('B').default("0"),
-    value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600"),
-    value("channel-lifetime", "SECONDS", Opt::ChannelLifetime, G::Limits, "Channel binding lifetime").default("600"),
-    value("permission-lifetime", "SECONDS", Opt::PermissionLifetime, G::Limits, "Permission lifetime").default("300"),
-    flag("unauthorized-ratelimit", Opt::UnauthorizedRatelimit, G::Limits, "Limit 401/438 answers per source address (per /64 for IPv6) and relay thread to unauthorized-ratelimit-rps; excess requests are dropped and counted"),
-    flag("rfc5766-channel-numbers", Opt::Rfc5766ChannelNumbers, G::Relay, "Also accept channels 0x5000-0x7FFF (RFC 5766) for old clients; default: 0x4000-0x4FFF only (RFC 8656)"),
-    value("unauthorized-ratelimit-rps", "N", Opt::UnauthorizedRatelimitRps, G::Limits, "401/438 answers per second and source address (burst: the same number) when unauthorized-ratelimit is on").default("20"),
+    value("max-bps", "BYTES/S", Opt::MaxBps, G::Limits, "Bandwidth limit per allocation in bytes per second; 0 = unlimited").short('s').default("0").live(),
+    value("bps-capacity", "BYTES/S", Opt::BpsCapacity, G::Limits, "Total bandwidth of the server in bytes per second; 0 = unlimited").short('B').default("0").live(),
+    value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600").live(),
+    value("channel-lifetime", "SECONDS", Opt::ChannelLifetime, G::Limits, "Channel binding lifetime").default("600").live(),
+    value("permission-lifetime", "SECONDS", Opt::PermissionLifetime, G::Limits, "Permission lifetime").default("300").live(),
+    flag("unauthorized-ratelimit", Opt::UnauthorizedRatelimit, G::Limits, "Limit 401/438 answers per source address (per /64 for IPv6) and relay thread to unauthorized-ratelimit-rps; excess requests are dropped and counted").live(),
+    flag("rfc5766-channel-numbers", Opt::Rfc5766ChannelNumbers, G::Relay, "Also accept channels 0x5000-0x7FFF (RFC 5766) for old clients; default: 0x4000-0x4FFF only (RFC 8656)").live(),
+    value("unauthorized-ratelimit-rps", "N", Opt::UnauthorizedRatelimitRps, G::Limits, "401/438 answers per second and source address (burst: the same number) when unauthorized-ratelimit is on").default("20").live(),
     // TLS
     value("cert", "FILE", Opt::Cert, G::Tls, "PEM certificate chain for TLS"),
     value("pkey", "FILE", Opt::Pkey, G::Tls, "PEM private key for TLS"),
@@ -390,8 +414,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("no-tlsv1_2", Opt::NoTlsv1_2, G::Tls, "Disable TLS 1.2"),
     // Logging
     value("log-file", "stdout|syslog|FILE", Opt::LogFile, G::Logging, "Where to log").short('l').default("stdout"),
-    flag("verbose", Opt::Verbose, G::Logging, "Verbose logging").short('v'),
-    flag("Verbose", Opt::VeryVerbose, G::Logging, "Very verbose logging (environment: FERROTURN_VERY_VERBOSE)").short('V'),
+    flag("verbose", Opt::Verbose, G::Logging, "Verbose logging").short('v').live(),
+    flag("Verbose", Opt::VeryVerbose, G::Logging, "Very verbose logging (environment: FERROTURN_VERY_VERBOSE)").short('V').live(),
     flag("simple-log", Opt::SimpleLog, G::Logging, "Log to one file without a date suffix"),
     value("pidfile", "FILE", Opt::Pidfile, G::Logging, "Write the process id to this file"),
     // Metrics
@@ -399,21 +423,21 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("prometheus-port", "PORT", Opt::PrometheusPort, G::Metrics, "Port of the metrics endpoint").default("9641"),
     value("prometheus-address", "IP", Opt::PrometheusAddress, G::Metrics, "Address of the metrics endpoint (default: all interfaces)"),
     // Compatibility: implemented
-    value("alternate-server", "IP[:PORT]", Opt::AlternateServer, G::Compatibility, "Redirect Allocate requests to this server with 300 Try Alternate (repeatable)").list(),
+    value("alternate-server", "IP[:PORT]", Opt::AlternateServer, G::Compatibility, "Redirect Allocate requests to this server with 300 Try Alternate (repeatable)").list().live(),
     flag("no-cli", Opt::AlreadyDefault, G::Compatibility, "Accepted for coturn compatibility; ferroturn has no telnet CLI"),
     // Compatibility: coturn 4.7-4.17 options with a meaning in ferroturn.
-    value("udp-alternate-server", "IP[:PORT]", Opt::UdpAlternateServer, G::Compatibility, "While draining, redirect UDP clients' Allocate here instead of to alternate-server (repeatable)").list(),
-    value("tcp-alternate-server", "IP[:PORT]", Opt::TcpAlternateServer, G::Compatibility, "While draining, redirect TCP clients' Allocate here instead of to alternate-server (repeatable)").list(),
-    value("tls-alternate-server", "IP[:PORT]", Opt::TlsAlternateServer, G::Compatibility, "While draining, redirect TLS clients' Allocate here instead of to alternate-server (repeatable)").list(),
-    value("drain-min-allocations", "N", Opt::DrainMinAllocations, G::Limits, "While draining (SIGUSR1 or SIGTERM), stop once N or fewer allocations are left").default("0"),
+    value("udp-alternate-server", "IP[:PORT]", Opt::UdpAlternateServer, G::Compatibility, "While draining, redirect UDP clients' Allocate here instead of to alternate-server (repeatable)").list().live(),
+    value("tcp-alternate-server", "IP[:PORT]", Opt::TcpAlternateServer, G::Compatibility, "While draining, redirect TCP clients' Allocate here instead of to alternate-server (repeatable)").list().live(),
+    value("tls-alternate-server", "IP[:PORT]", Opt::TlsAlternateServer, G::Compatibility, "While draining, redirect TLS clients' Allocate here instead of to alternate-server (repeatable)").list().live(),
+    value("drain-min-allocations", "N", Opt::DrainMinAllocations, G::Limits, "While draining (SIGUSR1 or SIGTERM), stop once N or fewer allocations are left").default("0").live(),
     value("cpus", "N", Opt::Cpus, G::Relay, "CPU count to assume instead of the detected one: the number of relay shards when relay-threads is not set (for containers)"),
-    value("log-min-level", "debug|info|warning|error", Opt::LogMinLevel, G::Logging, "Lowest level logged; overrides verbose/Verbose (RUST_LOG overrides both)"),
+    value("log-min-level", "debug|info|warning|error", Opt::LogMinLevel, G::Logging, "Lowest level logged; overrides verbose/Verbose (RUST_LOG overrides both)").live(),
     value("prometheus-path", "PATH", Opt::PrometheusPath, G::Metrics, "HTTP path of the metrics").default("/metrics"),
     flag("stateless-nonce", Opt::AlreadyDefault, G::Compatibility, "Accepted: nonces are always stateless (HMAC of time and 5-tuple); cannot be switched off"),
     flag("drop-invalid-packets", Opt::AlreadyDefault, G::Compatibility, "Accepted: invalid packets are always dropped early and counted; cannot be switched off"),
     flag("udp-recvmmsg", Opt::AlreadyDefault, G::Compatibility, "Accepted: UDP is always received in recvmmsg batches on Linux; cannot be switched off"),
     // Removed by coturn 4.17 but common in 4.6-era files.
-    flag("prod", Opt::NoSoftwareAttribute, G::Compatibility, "Removed in coturn 4.17; as in 4.6, the same as no-software-attribute"),
+    flag("prod", Opt::NoSoftwareAttribute, G::Compatibility, "Removed in coturn 4.17; as in 4.6, the same as no-software-attribute").live(),
     flag("no-sslv2", Opt::AlreadyDefault, G::Compatibility, "Removed in coturn 4.17; accepted: SSL is never offered (TLS 1.2 and 1.3 only)"),
     flag("no-sslv3", Opt::AlreadyDefault, G::Compatibility, "Removed in coturn 4.17; accepted: SSL is never offered (TLS 1.2 and 1.3 only)"),
     value("secret-ts-exp-time", "SECONDS", Opt::AlreadyDefault, G::Compatibility, "Deprecated in coturn 4.6, removed in 4.17; accepted and ignored: REST usernames carry their own expiry").optional(),
@@ -473,7 +497,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     unsupported("ne", R, "Network engine version"),
     // General, ferroturn extensions
     flag("strict", Opt::Strict, G::General, "With --check-config: warnings count as errors (exit 1)").cli_only(),
-    flag("stay-up-after-drain", Opt::StayUpAfterDrain, G::Limits, "When a SIGUSR1/admin drain has no allocations left, stay up and unready instead of exiting 0; SIGTERM still stops it (ferroturn)"),
+    flag("stay-up-after-drain", Opt::StayUpAfterDrain, G::Limits, "When a SIGUSR1/admin drain has no allocations left, stay up and unready instead of exiting 0; SIGTERM still stops it (ferroturn)").live(),
     flag("print-config", Opt::PrintConfig, G::General, "Print the effective configuration with the source of every value (default, file:line, environment variable, command line) and exit").cli_only(),
     // coturn 4.7-4.17 options ferroturn does not implement.
     unsupported("stateless-nonce-secret", R, "Shared nonce key across servers (ferroturn's nonce key is per process)"),

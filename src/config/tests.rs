@@ -396,7 +396,7 @@ fn dtls_is_accepted_with_a_warning_and_no_dtls_quietly() {
     );
     let c = run(&format!("{AUTH}no-dtls\n"), &[], &[]).expect("load");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    let help = crate::config::help::render();
+    let help = help::render();
     assert!(help.contains("DTLS is not served"));
     assert!(!help.contains("(and DTLS)"));
 }

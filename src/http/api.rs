@@ -29,6 +29,9 @@ pub fn metrics_handler(control: Control, metrics_path: String) -> Handler {
             },
             ("GET", "/healthz") => Response::text(200, "ok\n"),
             ("GET", "/readyz") if control.is_ready() => Response::text(200, "ready\n"),
+            ("GET", "/readyz") if control.shard_failure().is_some() => {
+                Response::text(503, "a relay thread died\n")
+            }
             ("GET", "/readyz") => Response::text(503, "draining\n"),
             (_, "/metrics" | "/healthz" | "/readyz") => Response::text(405, "method not allowed\n"),
             _ => Response::text(404, "not found\n"),

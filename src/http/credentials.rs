@@ -2,7 +2,7 @@
 //! Prosody ask `GET /?service=turn&username=U&ttl=S` (or `/credentials?...`) with a bearer token
 //! and get `{username, password, ttl, uris}` signed with the relay's own secret.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -17,7 +17,7 @@ const DEFAULT_TTL: u64 = 86_400;
 /// Longest lifetime handed out.
 const MAX_TTL: u64 = 7 * 86_400;
 
-/// What the endpoint hands out, fixed when the relay starts.
+/// What the endpoint hands out: the secret that signs, its HMAC and the URIs.
 #[derive(Debug, Clone)]
 pub struct CredentialIssuer {
     secret: String,
@@ -85,8 +85,33 @@ pub struct Answer<'a> {
     pub uris: &'a [String],
 }
 
+/// The issuer the endpoint signs with now: built at start-up and replaced on SIGHUP, so a
+/// rotated `static-auth-secret`, `rest-api-hmac`, `rest-api-host` or realm apply to the next
+/// answer (the relay itself checks with the new secret from then on too).
+#[derive(Debug)]
+pub struct LiveIssuer(RwLock<CredentialIssuer>);
+
+impl LiveIssuer {
+    /// Starts with `issuer`.
+    pub fn new(issuer: CredentialIssuer) -> Arc<Self> {
+        Arc::new(LiveIssuer(RwLock::new(issuer)))
+    }
+
+    /// Switches to what `config` asks for; keeps the current issuer when `config` has no REST
+    /// secret (validation refuses that while the endpoint is on).
+    pub fn update(&self, config: &Config) {
+        if let Some(issuer) = CredentialIssuer::from_config(config) {
+            *self.0.write().unwrap_or_else(|e| e.into_inner()) = issuer;
+        }
+    }
+
+    fn current(&self) -> CredentialIssuer {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
 /// The endpoint's handler.
-pub fn handler(issuer: CredentialIssuer, token: String) -> Handler {
+pub fn handler(issuer: Arc<LiveIssuer>, token: String) -> Handler {
     Arc::new(move |req: &Request| {
         if !req.has_bearer(&token) {
             return Response::error(401, "missing or wrong bearer token");
@@ -117,6 +142,7 @@ pub fn handler(issuer: CredentialIssuer, token: String) -> Handler {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let issuer = issuer.current();
         Response::json(200, &issuer.answer(username.as_deref(), ttl, now))
     })
 }
@@ -162,7 +188,10 @@ mod tests {
     fn refuses_without_token_and_checks_parameters() {
         let c =
             config("use-auth-secret\nstatic-auth-secret=north\nrealm=turn.example.org\nno-tcp\n");
-        let h = handler(CredentialIssuer::from_config(&c).unwrap(), "t".repeat(16));
+        let h = handler(
+            LiveIssuer::new(CredentialIssuer::from_config(&c).unwrap()),
+            "t".repeat(16),
+        );
         let ask = |query: &str, bearer: Option<&str>| {
             h(&Request {
                 method: "GET".into(),
@@ -188,5 +217,43 @@ mod tests {
         assert_eq!(ask("ttl=0", Some(&token)).status, 400);
         assert_eq!(ask("ttl=99999999", Some(&token)).status, 400);
         assert_eq!(ask("username=a:b", Some(&token)).status, 400);
+    }
+
+    #[test]
+    fn a_reload_switches_secret_hmac_and_host_for_the_next_answer() {
+        let before = config("use-auth-secret\nstatic-auth-secret=north\nrealm=a.example\n");
+        let live = LiveIssuer::new(CredentialIssuer::from_config(&before).unwrap());
+        let token = "t".repeat(16);
+        let h = handler(live.clone(), token.clone());
+        let ask = || {
+            let r = h(&Request {
+                method: "GET".into(),
+                path: "/credentials".into(),
+                query: "username=bob&ttl=60".into(),
+                bearer: Some(token.clone()),
+                body: Vec::new(),
+            });
+            serde_json::from_slice::<serde_json::Value>(&r.body).unwrap()
+        };
+        let first = ask();
+        let user = first["username"].as_str().unwrap().to_string();
+        assert_eq!(first["password"], rest_password(b"north", &user));
+        assert!(first["uris"][0].as_str().unwrap().contains("a.example"));
+
+        live.update(&config(
+            "use-auth-secret\nstatic-auth-secret=south\nstatic-auth-secret=north\n\
+             rest-api-hmac=sha256\nrest-api-host=b.example\n",
+        ));
+        let second = ask();
+        let user = second["username"].as_str().unwrap().to_string();
+        assert_eq!(
+            second["password"],
+            rest_password_with(RestHmac::Sha256, b"south", &user)
+        );
+        assert!(second["uris"][0].as_str().unwrap().contains("b.example"));
+
+        // A configuration without a secret leaves the issuer as it was.
+        live.update(&config("lt-cred-mech\nuser=alice:wonderland\n"));
+        assert!(ask()["uris"][0].as_str().unwrap().contains("b.example"));
     }
 }

@@ -104,7 +104,7 @@ pub(crate) mod tests {
     use super::*;
 
     /// A plan like an operator's: public name, NAT, UDP + TCP + TLS, a private videobridge.
-    pub fn sample() -> Plan {
+    pub(crate) fn sample() -> Plan {
         Plan {
             host: "turn.example.org".into(),
             external_ip: Some("203.0.113.7".parse().unwrap()),

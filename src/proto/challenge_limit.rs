@@ -7,9 +7,11 @@
 //! sources. Sources that share a cell share its budget, which only errs towards answering
 //! less.
 
-use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::net::IpAddr;
+
+use ahash::RandomState;
+use rand::RngCore;
 
 /// Cells in the table: 8 bytes each, 64 KiB per shard.
 pub const SLOTS: usize = 8192;
@@ -21,18 +23,18 @@ pub struct ChallengeLimiter {
     keys: RandomState,
 }
 
-impl Default for ChallengeLimiter {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl ChallengeLimiter {
-    /// An empty table with a fresh random hash key.
-    pub fn new() -> Self {
+    /// An empty table whose hash key is drawn from `rng` (the server's own generator, so a
+    /// seeded test sees the same cells every run).
+    pub fn new(rng: &mut impl RngCore) -> Self {
         Self {
             cells: vec![0u64; SLOTS].into_boxed_slice(),
-            keys: RandomState::new(),
+            keys: RandomState::with_seeds(
+                rng.next_u64(),
+                rng.next_u64(),
+                rng.next_u64(),
+                rng.next_u64(),
+            ),
         }
     }
 
@@ -64,7 +66,7 @@ impl ChallengeLimiter {
 
     /// Memory held by the table, in bytes (constant).
     pub fn footprint(&self) -> usize {
-        std::mem::size_of_val(&*self.cells)
+        size_of_val(&*self.cells)
     }
 }
 
@@ -78,7 +80,7 @@ mod tests {
 
     #[test]
     fn burst_then_rate() {
-        let mut l = ChallengeLimiter::new();
+        let mut l = ChallengeLimiter::new(&mut rand::rngs::mock::StepRng::new(1, 7));
         let a = ip("198.51.100.1");
         let allowed = (0..100).filter(|_| l.allow(a, 5_000_000, 20)).count();
         assert_eq!(allowed, 20);
@@ -92,13 +94,13 @@ mod tests {
 
     #[test]
     fn zero_is_unlimited() {
-        let mut l = ChallengeLimiter::new();
+        let mut l = ChallengeLimiter::new(&mut rand::rngs::mock::StepRng::new(1, 7));
         assert!((0..10_000).all(|_| l.allow(ip("198.51.100.1"), 0, 0)));
     }
 
     #[test]
     fn sources_are_separate_and_ipv6_counts_per_64() {
-        let mut l = ChallengeLimiter::new();
+        let mut l = ChallengeLimiter::new(&mut rand::rngs::mock::StepRng::new(1, 7));
         let a = ip("198.51.100.1");
         while l.allow(a, 0, 5) {}
         // Another address has its own budget unless it happens to share the cell.
@@ -115,7 +117,7 @@ mod tests {
 
     #[test]
     fn fixed_size() {
-        let mut l = ChallengeLimiter::new();
+        let mut l = ChallengeLimiter::new(&mut rand::rngs::mock::StepRng::new(1, 7));
         let before = l.footprint();
         for i in 0..100_000u32 {
             l.allow(IpAddr::from(i.to_be_bytes()), u64::from(i), 10);

@@ -7,10 +7,58 @@ use std::net::SocketAddr;
 /// and the transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Flow {
-    /// The runtime's id of the listening socket (UDP) or the connection (TCP/TLS).
-    pub socket: u32,
+    /// The runtime's socket the packets arrived on.
+    pub socket: SocketId,
     /// The client's address as the server sees it.
     pub remote: SocketAddr,
+}
+
+/// The runtime's socket a client's packets arrive on: one of its UDP listeners, or one TCP/TLS
+/// connection. The core only compares these; the numbers are the runtime's own indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SocketId {
+    /// UDP listener number `n` of the shard.
+    Listener(u32),
+    /// TCP/TLS connection number `n` of the shard.
+    Connection(u32),
+}
+
+impl SocketId {
+    /// Five bytes that tell any two ids apart (for MACs over a flow).
+    pub fn to_bytes(self) -> [u8; 5] {
+        let (tag, n) = match self {
+            SocketId::Listener(n) => (0, n),
+            SocketId::Connection(n) => (1, n),
+        };
+        let n = n.to_be_bytes();
+        [tag, n[0], n[1], n[2], n[3]]
+    }
+}
+
+/// One relay socket as core and runtime name it: the core chooses the id when it asks the
+/// runtime to open the socket ([`RelayBinder::bind`](crate::server::RelayBinder::bind)), and
+/// uses it in every action that sends through it; the runtime hands it back with each datagram
+/// a peer sent there. Ids are small and reused after close, so the runtime may keep its sockets
+/// in a table indexed by [`index`](Self::index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RelayId(u32);
+
+impl RelayId {
+    /// The id with this number (the runtime gets numbers back from its event loop).
+    pub const fn new(n: u32) -> Self {
+        RelayId(n)
+    }
+
+    /// The number, for tables and event-loop registrations.
+    pub const fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl std::fmt::Display for RelayId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "relay#{}", self.0)
+    }
 }
 
 /// Transport between client and server.

@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use rand::RngCore;
+use rand::{CryptoRng, RngCore};
 
 /// Why a port range was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -256,12 +256,18 @@ impl Reservations {
         Self::default()
     }
 
-    /// Holds `port` for [`RESERVATION_LIFETIME_SECS`] and returns the random
-    /// token the client must present to claim it.
-    pub fn reserve(&self, port: ReservedPort, unix_now: u64) -> [u8; 8] {
+    /// Holds `port` for [`RESERVATION_LIFETIME_SECS`] and returns the token, drawn from
+    /// `rng`, that the client must present to claim it. A token is a capability (whoever
+    /// presents it gets the port), so `rng` must be unpredictable from outside: the server
+    /// passes its own cryptographic generator.
+    pub fn reserve(
+        &self,
+        port: ReservedPort,
+        unix_now: u64,
+        rng: &mut (impl RngCore + CryptoRng),
+    ) -> [u8; 8] {
         let expires = unix_now.saturating_add(RESERVATION_LIFETIME_SECS);
         let mut map = self.lock();
-        let mut rng = rand::thread_rng();
         loop {
             let mut token = [0u8; 8];
             rng.fill_bytes(&mut token);
@@ -329,8 +335,58 @@ mod tests {
     }
 
     use super::*;
+    use rand::rngs::StdRng;
+    use rand::SeedableRng;
     use std::collections::HashSet;
     use std::sync::Arc;
+
+    fn rng() -> StdRng {
+        StdRng::seed_from_u64(5)
+    }
+
+    #[test]
+    fn reservation_tokens_come_from_the_given_generator() {
+        let (a, b) = (Reservations::new(), Reservations::new());
+        let ta = a.reserve(v4(5002), 100, &mut rng());
+        let tb = b.reserve(v4(5002), 100, &mut rng());
+        assert_eq!(ta, tb, "one seed, one token");
+        let other = b.reserve(v4(5004), 100, &mut StdRng::seed_from_u64(6));
+        assert_ne!(ta, other);
+    }
+
+    #[test]
+    fn a_colliding_token_is_drawn_again() {
+        // A generator that repeats itself: the second reservation must not reuse the first
+        // reservation's token (that would hand one client another's port).
+        struct Repeating(u8);
+        impl RngCore for Repeating {
+            fn next_u32(&mut self) -> u32 {
+                self.next_u64() as u32
+            }
+            fn next_u64(&mut self) -> u64 {
+                let mut b = [0; 8];
+                self.fill_bytes(&mut b);
+                u64::from_le_bytes(b)
+            }
+            fn fill_bytes(&mut self, dest: &mut [u8]) {
+                // 0, 0, 1, 2, ...: the first two draws collide.
+                dest.fill(self.0.saturating_sub(1));
+                self.0 += 1;
+            }
+            fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+                self.fill_bytes(dest);
+                Ok(())
+            }
+        }
+        impl CryptoRng for Repeating {}
+        let r = Reservations::new();
+        let mut g = Repeating(0);
+        let a = r.reserve(v4(5002), 100, &mut g);
+        let b = r.reserve(v4(5004), 100, &mut g);
+        assert_eq!(a, [0; 8]);
+        assert_eq!(b, [1; 8]);
+        assert_eq!(r.len(), 2);
+    }
 
     #[test]
     fn rejects_bad_ranges() {
@@ -495,7 +551,7 @@ mod tests {
     #[test]
     fn reservation_lifecycle() {
         let r = Reservations::new();
-        let t = r.reserve(v4(5002), 100);
+        let t = r.reserve(v4(5002), 100, &mut rng());
         assert_eq!(r.len(), 1);
         assert_eq!(r.take(&[0; 8], 101), None);
         assert_eq!(r.take(&t, 129), Some(v4(5002)));
@@ -506,8 +562,9 @@ mod tests {
     #[test]
     fn reservation_expiry() {
         let r = Reservations::new();
-        let a = r.reserve(v4(5002), 100);
-        let b = r.reserve(v4(5004), 110);
+        let mut rng = rng();
+        let a = r.reserve(v4(5002), 100, &mut rng);
+        let b = r.reserve(v4(5004), 110, &mut rng);
         assert_ne!(a, b);
         assert!(r.expire(129).is_empty());
         // Lapsed: refused, but kept so expire() returns the port.

@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 
+use crate::stun::ErrorCode;
+
 /// Why an allocation was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum QuotaError {
@@ -21,8 +23,8 @@ pub enum QuotaError {
 
 impl QuotaError {
     /// The STUN error code to answer with (486 Allocation Quota Reached).
-    pub fn stun_code(&self) -> u16 {
-        486
+    pub fn stun_code(&self) -> ErrorCode {
+        ErrorCode::AllocationQuotaReached
     }
 }
 
@@ -174,7 +176,7 @@ mod tests {
         let _ = q.try_acquire("a").unwrap();
         let e = q.try_acquire("a").unwrap_err();
         assert_eq!(e, QuotaError::User);
-        assert_eq!(e.stun_code(), 486);
+        assert_eq!(e.stun_code(), ErrorCode::AllocationQuotaReached);
         // The refused attempt must not leak a slot in the total.
         assert_eq!(q.total_in_use(), 2);
         let _ = q.try_acquire("b").unwrap();

@@ -12,7 +12,7 @@ use super::io_stats::IoStats;
 use super::relay_sends::RelaySends;
 use super::relay_sockets::RelaySockets;
 use super::tx_backlog::TxBacklog;
-use crate::proto::flow::{Flow, Transport};
+use crate::proto::flow::{Flow, SocketId, Transport};
 use crate::proto::server::{ClientAction, Server};
 
 /// One datagram or frame: `buf[start..end]` of the input buffer, from `remote`.
@@ -49,12 +49,11 @@ pub struct ClientPath<'a> {
 }
 
 impl ClientPath<'_> {
-    /// Handles every input of a batch arriving on `socket` (a `Flow::socket` value), then sends
-    /// what it relays.
+    /// Handles every input of a batch arriving on `socket`, then sends what it relays.
     pub fn handle(
         &mut self,
         now: Instant,
-        socket: u32,
+        socket: SocketId,
         transport: Transport,
         buf: &[u8],
         inputs: &[Input],

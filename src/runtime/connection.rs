@@ -23,8 +23,7 @@ const RX_INITIAL: usize = 4 * 1024;
 /// (media tolerates loss; a stuck reader must not grow memory without bound).
 const TX_BACKLOG_LIMIT: usize = 512 * 1024;
 
-/// Why a connection is being closed.
-pub type CloseReason = &'static str;
+pub use super::close_reason::CloseReason;
 
 enum Mode {
     /// On the plain port, before the first byte says whether this is TLS.
@@ -172,14 +171,14 @@ impl Connection {
                 Mode::Detect | Mode::Plain => {
                     let asked = self.rx.len() - self.rx_end;
                     match self.stream.read(&mut self.rx[self.rx_end..]) {
-                        Ok(0) => return Err("closed by client"),
+                        Ok(0) => return Err(CloseReason::ClosedByClient),
                         Ok(n) => {
                             self.rx_end += n;
                             (true, n < asked)
                         }
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => (true, false),
-                        Err(_) => return Err("read error"),
+                        Err(_) => return Err(CloseReason::ReadError),
                     }
                 }
             };
@@ -209,12 +208,15 @@ impl Connection {
         match self.rx[0] {
             0x16 => {
                 let Some(config) = self.tls_config.take() else {
-                    return Err("TLS on a port without certificate");
+                    return Err(CloseReason::TlsWithoutCertificate);
                 };
-                let mut session = ServerConnection::new(config).map_err(|_| "TLS setup failed")?;
+                let mut session =
+                    ServerConnection::new(config).map_err(|_| CloseReason::TlsSetupFailed)?;
                 let mut hello = &self.rx[..self.rx_end];
                 while !hello.is_empty() {
-                    session.read_tls(&mut hello).map_err(|_| "bad TLS record")?;
+                    session
+                        .read_tls(&mut hello)
+                        .map_err(|_| CloseReason::BadTlsRecord)?;
                 }
                 self.rx_end = 0;
                 self.mode = Mode::Tls(Box::new(session));
@@ -228,7 +230,7 @@ impl Connection {
                 self.mode = Mode::Plain;
                 Ok(())
             }
-            _ => Err("neither STUN, ChannelData nor TLS"),
+            _ => Err(CloseReason::UnknownProtocol),
         }
     }
 
@@ -245,7 +247,7 @@ impl Connection {
                 }
                 Ok(None)
             }
-            Frame::Invalid => Err("invalid or oversized frame"),
+            Frame::Invalid => Err(CloseReason::InvalidFrame),
         }
     }
 
@@ -309,7 +311,7 @@ impl Connection {
             Mode::Detect | Mode::Plain => {
                 self.tx
                     .write_to(&mut self.stream)
-                    .map_err(|_| "write error")?;
+                    .map_err(|_| CloseReason::WriteError)?;
             }
             Mode::Tls(tls) => loop {
                 let mut progressed = false;
@@ -317,16 +319,16 @@ impl Connection {
                     let n = self
                         .tx
                         .write_to(&mut tls.writer())
-                        .map_err(|_| "TLS write failed")?;
+                        .map_err(|_| CloseReason::TlsWriteFailed)?;
                     progressed |= n > 0;
                 }
                 while tls.wants_write() {
                     match tls.write_tls(&mut self.stream) {
-                        Ok(0) => return Err("write returned 0"),
+                        Ok(0) => return Err(CloseReason::WriteReturnedZero),
                         Ok(_) => progressed = true,
                         Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                        Err(_) => return Err("write error"),
+                        Err(_) => return Err(CloseReason::WriteError),
                     }
                 }
                 if !progressed || (self.tx.is_empty() && !tls.wants_write()) {
@@ -361,14 +363,14 @@ fn read_tls(
         short: false,
     };
     match tls.read_tls(&mut probe) {
-        Ok(0) => Err("closed by client"),
+        Ok(0) => Err(CloseReason::ClosedByClient),
         Ok(_) => {
             drain_plaintext(tls, rx, rx_end)?;
             Ok((true, probe.short))
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((false, true)),
         Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok((true, false)),
-        Err(_) => Err("read error"),
+        Err(_) => Err(CloseReason::ReadError),
     }
 }
 
@@ -392,13 +394,14 @@ fn drain_plaintext(
     rx: &mut [u8],
     rx_end: &mut usize,
 ) -> Result<(), CloseReason> {
-    tls.process_new_packets().map_err(|_| "TLS error")?;
+    tls.process_new_packets()
+        .map_err(|_| CloseReason::TlsError)?;
     while *rx_end < rx.len() {
         match tls.reader().read(&mut rx[*rx_end..]) {
-            Ok(0) => return Err("TLS session closed"),
+            Ok(0) => return Err(CloseReason::TlsSessionClosed),
             Ok(n) => *rx_end += n,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-            Err(_) => return Err("TLS read error"),
+            Err(_) => return Err(CloseReason::TlsReadError),
         }
     }
     Ok(())

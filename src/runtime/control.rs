@@ -13,6 +13,7 @@ use super::connection_limits::ConnectionLimits;
 use super::core_setup::{core_config_from, Revocations};
 use super::io_stats::IoStats;
 use super::ops_stats::OpsStats;
+use super::shard_health::{ShardFailure, ShardHealth};
 use super::tls_config::CertStore;
 use crate::config::Config;
 use crate::proto::auth::secret_id;
@@ -93,6 +94,8 @@ pub struct ShardFlags {
     pub stop: AtomicBool,
     /// Refuse new allocations.
     pub draining: AtomicBool,
+    /// Which shard threads died.
+    pub health: ShardHealth,
 }
 
 struct ShardHandle {
@@ -164,9 +167,16 @@ impl Control {
         self.inner.ready.store(true, Ordering::Relaxed);
     }
 
-    /// Listeners bound and not draining.
+    /// Listeners bound, every shard thread alive, and not draining.
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Relaxed) && !self.is_draining()
+        self.inner.ready.load(Ordering::Relaxed)
+            && !self.is_draining()
+            && self.inner.flags.health.all_alive()
+    }
+
+    /// The first shard thread that died, if one did (the relay then exits non-zero).
+    pub fn shard_failure(&self) -> Option<ShardFailure> {
+        self.inner.flags.health.failure()
     }
 
     /// Whether new allocations are refused.
@@ -215,8 +225,9 @@ impl Control {
     }
 
     /// Applies a new (already validated) configuration to every shard: credentials, realm,
-    /// peer lists, quotas, bandwidth limits, lifetimes. Listening addresses and ports, the
-    /// relay range and TLS files need a restart; the caller warns about those.
+    /// peer lists, quotas, bandwidth limits, lifetimes. Options marked `Reload::Restart` in the
+    /// option table (listeners, relay range, TLS files, ...) do not take effect; the caller
+    /// names those (`config::reload_plan`).
     pub fn apply_config(&self, config: Config) {
         self.inner
             .shared

@@ -122,7 +122,7 @@ pub fn server_addresses(
 /// The fixed state all shards share, built from `config`.
 pub fn shared_from_config(config: &Config) -> Result<Shared, PortRangeError> {
     Ok(Shared {
-        nonce_key: NonceKey::random(),
+        nonce_key: NonceKey::generate(&mut rand::rngs::OsRng),
         quotas: Quotas::new(config.user_quota, config.total_quota),
         ports: PortPool::new(config.min_port, config.max_port)?,
         reservations: Reservations::new(),

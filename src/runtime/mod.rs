@@ -6,12 +6,16 @@ pub mod addresses;
 pub mod auth_log;
 pub mod cert_expiry;
 pub mod client_input;
+pub mod close_reason;
 pub mod connection;
 pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection;
 pub mod io_stats;
 pub mod metrics;
+pub mod mmsg;
 pub mod ops_stats;
 pub mod port_probe;
 pub mod preflight;
@@ -20,6 +24,7 @@ pub mod ready;
 pub mod relay_sends;
 pub mod relay_sockets;
 pub mod shard;
+pub mod shard_health;
 pub mod sockets;
 pub mod stream_flush;
 pub mod stream_framing;
@@ -271,7 +276,10 @@ impl Runtime {
             handles.add(commands_tx, waker, stats, io);
             let handle = std::thread::Builder::new()
                 .name(format!("ferroturn-shard-{id}"))
-                .spawn(move || shard.run())
+                .spawn({
+                    let flags = flags.clone();
+                    move || shard_health::supervise(id, &flags.health, &flags.stop, || shard.run())
+                })
                 .map_err(StartError::Shard)?;
             shards.push(handle);
         }

@@ -8,10 +8,11 @@ use std::os::fd::AsRawFd;
 use super::io_stats::IoStats;
 use super::relay_sockets::RelaySockets;
 use super::udp_batch::{send_many, Outgoing, BATCH};
+use crate::proto::flow::RelayId;
 
 /// Pending sends to peers, each through its allocation's relay socket.
 pub struct RelaySends {
-    items: Vec<(u32, Outgoing)>,
+    items: Vec<(RelayId, Outgoing)>,
     run: Vec<Outgoing>,
 }
 
@@ -25,7 +26,7 @@ impl RelaySends {
     }
 
     /// Queues `buf[start..end]` to `peer` through relay `relay`.
-    pub fn push(&mut self, relay: u32, start: usize, end: usize, peer: SocketAddr) {
+    pub fn push(&mut self, relay: RelayId, start: usize, end: usize, peer: SocketAddr) {
         self.items.push((
             relay,
             Outgoing {

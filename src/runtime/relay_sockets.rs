@@ -9,16 +9,28 @@ use mio::{Interest, Registry, Token};
 
 use super::sockets::{bind_udp, set_dont_fragment};
 use super::udp_batch::{enable_drop_counter, DropMeter};
-use crate::proto::flow::Family;
+use crate::proto::flow::{Family, RelayId};
 use crate::proto::server::{BindError, RelayAt, RelayBinder};
 
-/// Relay sockets indexed by the core's allocation slot; the slot is also the mio token.
+/// Relay sockets indexed by the core's [`RelayId`], registered under [`relay_token`].
 pub struct RelaySockets {
     registry: Registry,
     addresses: RoundRobin,
     buffer: Option<usize>,
     sockets: Vec<Option<UdpSocket>>,
     drops: Vec<DropMeter>,
+}
+
+/// The event-loop token of relay socket `relay`. Relay sockets take the bottom of a shard's
+/// token space, below every other kind of socket (see `shard.rs`), so the token is the id's
+/// number.
+pub fn relay_token(relay: RelayId) -> Token {
+    Token(relay.index())
+}
+
+/// The relay socket a token below the shard's other token ranges stands for.
+pub fn relay_of_token(token: Token) -> RelayId {
+    RelayId::new(token.0 as u32)
 }
 
 /// The relay addresses of each family, handed out in turn: with several addresses per family,
@@ -69,21 +81,21 @@ impl RelaySockets {
     }
 
     /// The socket of allocation `relay`.
-    pub fn get(&self, relay: u32) -> Option<&UdpSocket> {
-        self.sockets.get(relay as usize).and_then(Option::as_ref)
+    pub fn get(&self, relay: RelayId) -> Option<&UdpSocket> {
+        self.sockets.get(relay.index()).and_then(Option::as_ref)
     }
 
     /// Datagrams the kernel dropped on relay `relay`'s full queue since the last call, given
     /// the running count a receive reported.
-    pub fn queue_drops(&mut self, relay: u32, running: u32) -> u64 {
+    pub fn queue_drops(&mut self, relay: RelayId, running: u32) -> u64 {
         self.drops
-            .get_mut(relay as usize)
+            .get_mut(relay.index())
             .map_or(0, |m| m.delta(running))
     }
 
     fn open(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         addr: SocketAddr,
         dont_fragment: bool,
     ) -> io::Result<SocketAddr> {
@@ -98,8 +110,8 @@ impl RelaySockets {
         let mut socket = UdpSocket::from_std(std_socket);
         let local = socket.local_addr()?;
         self.registry
-            .register(&mut socket, Token(relay as usize), Interest::READABLE)?;
-        let index = relay as usize;
+            .register(&mut socket, relay_token(relay), Interest::READABLE)?;
+        let index = relay.index();
         if self.sockets.len() <= index {
             self.sockets.resize_with(index + 1, || None);
             self.drops.resize_with(index + 1, DropMeter::default);
@@ -113,7 +125,7 @@ impl RelaySockets {
 impl RelayBinder for RelaySockets {
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         dont_fragment: bool,
@@ -132,8 +144,8 @@ impl RelayBinder for RelaySockets {
             })
     }
 
-    fn close(&mut self, relay: u32) {
-        if let Some(mut socket) = self.sockets.get_mut(relay as usize).and_then(Option::take) {
+    fn close(&mut self, relay: RelayId) {
+        if let Some(mut socket) = self.sockets.get_mut(relay.index()).and_then(Option::take) {
             let _ = self.registry.deregister(&mut socket);
         }
     }

@@ -30,22 +30,19 @@ use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, 
 use super::io_stats::IoStats;
 use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
-use super::relay_sockets::RelaySockets;
+use super::relay_sockets::{relay_of_token, RelaySockets};
 use super::stream_flush::PendingFlush;
 use super::stream_framing::{next_frame, Frame};
 use super::udp_batch::{enable_drop_counter, DropMeter, RecvBatch, SendQueue, BATCH};
-use crate::proto::flow::{Flow, Transport};
+use crate::proto::flow::{Flow, RelayId, SocketId, Transport};
 use crate::proto::log_escape::Escaped;
 use crate::proto::server::{Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM};
 
-// Token space: relay slots, then connections, then listeners, then the waker.
+// Token space: relay sockets (`relay_token`), then connections, then listeners, then the waker.
 const CONN_BASE: usize = 1 << 28;
 const UDP_LISTENER_BASE: usize = 1 << 29;
 const TCP_LISTENER_BASE: usize = UDP_LISTENER_BASE + (1 << 16);
 const WAKER: Token = Token(usize::MAX);
-/// `Flow::socket` values at and above this name a connection (slot = value - base); below it, a
-/// UDP listener index.
-const CONN_FLOW_BASE: u32 = 1 << 16;
 
 /// Largest datagram relayed. Batched receives need a slot per datagram; media stays far below
 /// this, and larger datagrams are dropped and counted as malformed.
@@ -240,6 +237,8 @@ impl Shard {
             if self.flags.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            #[cfg(feature = "fault-injection")]
+            super::fault_injection::maybe_panic(self.id);
             while let Ok(command) = self.commands.try_recv() {
                 self.handle_command(command);
             }
@@ -319,7 +318,7 @@ impl Shard {
                     deferred_handshakes |= deferred;
                     more
                 }
-                t => self.read_relay(t as u32),
+                _ => self.read_relay(relay_of_token(token)),
             };
             if more {
                 self.ready.push(token);
@@ -432,7 +431,7 @@ impl Shard {
             }
             .handle(
                 Instant::now(),
-                index as u32,
+                SocketId::Listener(index as u32),
                 Transport::Udp,
                 self.rx.all(),
                 &self.inputs,
@@ -446,7 +445,7 @@ impl Shard {
     }
 
     /// Reads up to the budget from relay socket `relay`; true when input may be left.
-    fn read_relay(&mut self, relay: u32) -> bool {
+    fn read_relay(&mut self, relay: RelayId) -> bool {
         for _ in 0..UDP_BATCHES_PER_TURN {
             let Some(fd) = self.relays.get(relay).map(|s| s.as_raw_fd()) else {
                 return false;
@@ -456,7 +455,7 @@ impl Shard {
                 Ok(n) => n,
                 Err(e) => {
                     // ICMP errors (port unreachable) surface here; they concern one peer only.
-                    tracing::trace!(shard = self.id, relay, error = %e, "relay receive error");
+                    tracing::trace!(shard = self.id, %relay, error = %e, "relay receive error");
                     continue;
                 }
             };
@@ -481,16 +480,17 @@ impl Shard {
                     .handle_peer(now, relay, canonical(from), slot, len)
                 {
                     PeerAction::Drop => {}
-                    PeerAction::Forward { flow, start, end } => {
-                        if flow.socket < CONN_FLOW_BASE {
+                    PeerAction::Forward { flow, start, end } => match flow.socket {
+                        SocketId::Listener(index) => {
                             let base = self.rx.slot_offset(i);
-                            if let Some(queue) = self.to_clients.get_mut(flow.socket as usize) {
+                            if let Some(queue) = self.to_clients.get_mut(index as usize) {
                                 queue.push(base + start, base + end, flow.remote);
                             }
-                        } else {
-                            self.deliver_to_connection(flow, i, start, end);
                         }
-                    }
+                        SocketId::Connection(slot) => {
+                            self.deliver_to_connection(slot as usize, i, start, end)
+                        }
+                    },
                 }
             }
             for (index, queue) in self.to_clients.iter_mut().enumerate() {
@@ -507,10 +507,9 @@ impl Shard {
         true
     }
 
-    /// Queues `rx` slot `i`'s `[start..end]` for the TCP/TLS client on `flow`; the round's
-    /// end writes it with whatever else that connection got.
-    fn deliver_to_connection(&mut self, flow: Flow, i: usize, start: usize, end: usize) {
-        let slot = (flow.socket - CONN_FLOW_BASE) as usize;
+    /// Queues `rx` slot `i`'s `[start..end]` for the TCP/TLS client on connection `slot`; the
+    /// round's end writes it with whatever else that connection got.
+    fn deliver_to_connection(&mut self, slot: usize, i: usize, start: usize, end: usize) {
         if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
             if conn.queue(&self.rx.slot(i)[start..end]) {
                 self.pending_flush.mark(slot);
@@ -657,7 +656,7 @@ impl Shard {
                     at += n;
                 }
                 Frame::Partial => break,
-                Frame::Invalid => return Err("invalid or oversized frame"),
+                Frame::Invalid => return Err(CloseReason::InvalidFrame),
             }
         }
         if !self.inputs.is_empty() {
@@ -670,7 +669,7 @@ impl Shard {
             }
             .handle(
                 now,
-                CONN_FLOW_BASE + slot as u32,
+                SocketId::Connection(slot as u32),
                 transport,
                 input,
                 &self.inputs,
@@ -720,14 +719,14 @@ impl Shard {
         let remote = conn.remote();
         self.limits.close(remote.ip());
         let flow = Flow {
-            socket: CONN_FLOW_BASE + slot as u32,
+            socket: SocketId::Connection(slot as u32),
             remote,
         };
         self.core
             .handle_flow_closed(Instant::now(), flow, &mut self.relays);
         self.free_conns.push(slot);
         self.ready.remove(Token(CONN_BASE + slot));
-        tracing::debug!(shard = self.id, client = %remote, reason, "connection closed");
+        tracing::debug!(shard = self.id, client = %remote, %reason, "connection closed");
     }
 
     /// Closes connections that never finished their handshake, stalled mid-frame, or sit idle
@@ -738,22 +737,22 @@ impl Shard {
                 continue;
             };
             let flow = Flow {
-                socket: CONN_FLOW_BASE + slot as u32,
+                socket: SocketId::Connection(slot as u32),
                 remote: conn.remote(),
             };
             let reason = if !conn.established()
                 && now.saturating_duration_since(conn.opened) > HANDSHAKE_TIMEOUT
             {
-                Some("handshake timeout")
+                Some(CloseReason::HandshakeTimeout)
             } else if conn
                 .partial_since
                 .is_some_and(|t| now.saturating_duration_since(t) > PARTIAL_FRAME_TIMEOUT)
             {
-                Some("incomplete frame timeout")
+                Some(CloseReason::IncompleteFrameTimeout)
             } else if now.saturating_duration_since(conn.last_rx) > IDLE_TIMEOUT
                 && !self.core.has_allocation(flow)
             {
-                Some("idle timeout")
+                Some(CloseReason::IdleTimeout)
             } else {
                 None
             };

@@ -63,7 +63,7 @@ pub fn set_dont_fragment(socket: &impl std::os::fd::AsRawFd, ipv6: bool) -> io::
             level,
             name,
             &value as *const i32 as *const libc::c_void,
-            std::mem::size_of::<i32>() as libc::socklen_t,
+            size_of::<i32>() as libc::socklen_t,
         )
     };
     if rc == 0 {

@@ -4,17 +4,15 @@
 //! (a batch of one is an ordinary receive).
 
 use std::io;
-use std::mem::{self, MaybeUninit};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
 use super::io_stats::IoStats;
+pub use super::mmsg::SendOutcome;
+use super::mmsg::{self, Received, Slots};
 
 /// Datagrams per system call.
 pub const BATCH: usize = 32;
-
-/// Room for one `SO_RXQ_OVFL` control message (a `cmsghdr` and a `u32`), 8-byte aligned.
-type ControlBuf = [u64; 4];
 
 /// Asks the kernel to report, with each datagram received, how many datagrams it has dropped
 /// on this socket for lack of receive-queue room (`SO_RXQ_OVFL`).
@@ -27,7 +25,7 @@ pub fn enable_drop_counter(fd: RawFd) -> io::Result<()> {
             libc::SOL_SOCKET,
             libc::SO_RXQ_OVFL,
             (&on as *const libc::c_int).cast(),
-            mem::size_of::<libc::c_int>() as libc::socklen_t,
+            size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -57,12 +55,8 @@ impl DropMeter {
 pub struct RecvBatch {
     slots: Vec<u8>,
     slot_len: usize,
-    lens: [usize; BATCH],
-    truncated: [bool; BATCH],
-    addrs: [libc::sockaddr_storage; BATCH],
-    control: [ControlBuf; BATCH],
+    received: [Received; BATCH],
     dropped: Option<u32>,
-    count: usize,
 }
 
 impl RecvBatch {
@@ -71,68 +65,23 @@ impl RecvBatch {
         RecvBatch {
             slots: vec![0; slot_len * BATCH],
             slot_len,
-            lens: [0; BATCH],
-            truncated: [false; BATCH],
-            // SAFETY: sockaddr_storage is plain data; all-zero is a valid value.
-            addrs: unsafe { mem::zeroed() },
-            control: [[0; 4]; BATCH],
+            received: [Received::default(); BATCH],
             dropped: None,
-            count: 0,
         }
     }
 
     /// Receives up to [`BATCH`] datagrams into the slots at `offset`, leaving `tail` bytes free
     /// after the largest datagram a slot accepts. Returns how many arrived (0 = would block).
     pub fn recv(&mut self, fd: RawFd, offset: usize, tail: usize) -> io::Result<usize> {
-        let capacity = self.slot_len - offset - tail;
-        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [MaybeUninit::uninit(); BATCH];
-        // SAFETY: mmsghdr is plain data; every field used is set below.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        let base = self.slots.as_mut_ptr();
-        for i in 0..BATCH {
-            // SAFETY: slot i starts at i * slot_len inside `slots`, and offset + capacity fits.
-            let ptr = unsafe { base.add(i * self.slot_len + offset) };
-            iovecs[i].write(libc::iovec {
-                iov_base: ptr.cast(),
-                iov_len: capacity,
-            });
-            hdrs[i].msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
-            hdrs[i].msg_hdr.msg_iovlen = 1;
-            hdrs[i].msg_hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdrs[i].msg_hdr.msg_namelen =
-                mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-            hdrs[i].msg_hdr.msg_control = self.control[i].as_mut_ptr().cast();
-            hdrs[i].msg_hdr.msg_controllen = mem::size_of::<ControlBuf>() as _;
-        }
-        // SAFETY: the headers point at live buffers owned by self for the duration of the call.
-        let n = unsafe {
-            libc::recvmmsg(
-                fd,
-                hdrs.as_mut_ptr(),
-                BATCH as libc::c_uint,
-                libc::MSG_DONTWAIT,
-                std::ptr::null_mut(),
-            )
+        let slots = Slots {
+            slot_len: self.slot_len,
+            offset,
+            capacity: self.slot_len - offset - tail,
         };
         self.dropped = None;
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            self.count = 0;
-            return if e.kind() == io::ErrorKind::WouldBlock {
-                Ok(0)
-            } else {
-                Err(e)
-            };
-        }
-        self.count = n as usize;
-        for (i, hdr) in hdrs.iter().take(self.count).enumerate() {
-            self.lens[i] = hdr.msg_len as usize;
-            self.truncated[i] = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            if let Some(d) = drop_count(&hdr.msg_hdr) {
-                self.dropped = Some(self.dropped.map_or(d, |p| p.max(d)));
-            }
-        }
-        Ok(self.count)
+        let n = mmsg::recv(fd, &mut self.slots, slots, true, &mut self.received)?;
+        self.dropped = self.received[..n].iter().filter_map(|r| r.dropped).max();
+        Ok(n)
     }
 
     /// The socket's running count of queue-overflow drops, as of the last batch (absent when
@@ -143,11 +92,8 @@ impl RecvBatch {
 
     /// Length, sender and truncation flag of datagram `i` of the last batch.
     pub fn meta(&self, i: usize) -> (usize, Option<SocketAddr>, bool) {
-        (
-            self.lens[i],
-            sockaddr_to_std(&self.addrs[i]),
-            self.truncated[i],
-        )
+        let r = &self.received[i];
+        (r.len, r.from, r.truncated)
     }
 
     /// The whole slot `i` (headroom, datagram, tail).
@@ -173,22 +119,6 @@ impl RecvBatch {
     }
 }
 
-/// The running drop count carried by a received message's `SO_RXQ_OVFL` control message.
-fn drop_count(hdr: &libc::msghdr) -> Option<u32> {
-    // SAFETY: the kernel filled msg_control up to msg_controllen; the CMSG macros stay inside.
-    unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(hdr);
-        while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_SOCKET && (*cmsg).cmsg_type == libc::SO_RXQ_OVFL {
-                let data = libc::CMSG_DATA(cmsg).cast::<u32>();
-                return Some(data.read_unaligned());
-            }
-            cmsg = libc::CMSG_NXTHDR(hdr, cmsg);
-        }
-    }
-    None
-}
-
 /// One datagram to send: `buf[start..end]` of the buffer the queue is flushed with, to `dest`.
 #[derive(Debug, Clone, Copy)]
 pub struct Outgoing {
@@ -198,17 +128,6 @@ pub struct Outgoing {
     pub end: usize,
     /// Destination.
     pub dest: SocketAddr,
-}
-
-/// What became of a batch of sends.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct SendOutcome {
-    /// Datagrams the kernel took.
-    pub sent: usize,
-    /// Dropped because the send buffer was full (EAGAIN/ENOBUFS): packets, bytes.
-    pub again: (u64, u64),
-    /// Dropped for another error: packets, bytes.
-    pub failed: (u64, u64),
 }
 
 impl SendOutcome {
@@ -229,61 +148,10 @@ impl SendOutcome {
 /// A full send buffer drops the rest of the batch at once (retrying each would cost a system
 /// call per datagram and fail the same way); another error drops only the datagram it concerns.
 pub fn send_many(fd: RawFd, buf: &[u8], items: &[Outgoing]) -> SendOutcome {
-    let mut outcome = SendOutcome::default();
-    for chunk in items.chunks(BATCH) {
-        let mut iovecs: [MaybeUninit<libc::iovec>; BATCH] = [MaybeUninit::uninit(); BATCH];
-        // SAFETY: plain data, filled below.
-        let mut addrs: [libc::sockaddr_storage; BATCH] = unsafe { mem::zeroed() };
-        // SAFETY: plain data, filled below.
-        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { mem::zeroed() };
-        for (i, item) in chunk.iter().enumerate() {
-            let data = &buf[item.start..item.end];
-            iovecs[i].write(libc::iovec {
-                iov_base: data.as_ptr() as *mut _,
-                iov_len: data.len(),
-            });
-            let len = std_to_sockaddr(&item.dest, &mut addrs[i]);
-            hdrs[i].msg_hdr.msg_iov = iovecs[i].as_mut_ptr();
-            hdrs[i].msg_hdr.msg_iovlen = 1;
-            hdrs[i].msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
-            hdrs[i].msg_hdr.msg_namelen = len;
-        }
-        let bytes =
-            |range: &[Outgoing]| -> u64 { range.iter().map(|o| (o.end - o.start) as u64).sum() };
-        let mut next = 0;
-        while next < chunk.len() {
-            // SAFETY: the headers point at live buffers for the duration of the call.
-            let n = unsafe {
-                libc::sendmmsg(
-                    fd,
-                    hdrs[next..].as_mut_ptr(),
-                    (chunk.len() - next) as libc::c_uint,
-                    libc::MSG_DONTWAIT,
-                )
-            };
-            if n > 0 {
-                outcome.sent += n as usize;
-                next += n as usize;
-                continue;
-            }
-            let e = io::Error::last_os_error();
-            match e.raw_os_error() {
-                Some(libc::EINTR) => {}
-                Some(libc::EAGAIN) | Some(libc::ENOBUFS) => {
-                    let rest = &chunk[next..];
-                    outcome.again.0 += rest.len() as u64;
-                    outcome.again.1 += bytes(rest);
-                    break;
-                }
-                _ => {
-                    outcome.failed.0 += 1;
-                    outcome.failed.1 += bytes(&chunk[next..next + 1]);
-                    next += 1;
-                }
-            }
-        }
-    }
-    outcome
+    mmsg::send(fd, items.len(), |i| {
+        let o = &items[i];
+        (&buf[o.start..o.end], Some(&o.dest))
+    })
 }
 
 /// Datagrams waiting to go out of one socket, naming ranges of a buffer given at flush time.
@@ -320,61 +188,6 @@ impl SendQueue {
 impl Default for SendQueue {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match i32::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says this storage holds a sockaddr_in.
-            let a: &libc::sockaddr_in =
-                unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)),
-                u16::from_be(a.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says this storage holds a sockaddr_in6.
-            let a: &libc::sockaddr_in6 =
-                unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(a.sin6_addr.s6_addr),
-                u16::from_be(a.sin6_port),
-                a.sin6_flowinfo,
-                a.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
-}
-
-fn std_to_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> libc::socklen_t {
-    match addr {
-        SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in.
-            let out: &mut libc::sockaddr_in =
-                unsafe { &mut *(storage as *mut _ as *mut libc::sockaddr_in) };
-            out.sin_family = libc::AF_INET as libc::sa_family_t;
-            out.sin_port = a.port().to_be();
-            out.sin_addr = libc::in_addr {
-                s_addr: u32::from(*a.ip()).to_be(),
-            };
-            mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
-        }
-        SocketAddr::V6(a) => {
-            // SAFETY: sockaddr_storage is large enough and suitably aligned for sockaddr_in6.
-            let out: &mut libc::sockaddr_in6 =
-                unsafe { &mut *(storage as *mut _ as *mut libc::sockaddr_in6) };
-            out.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-            out.sin6_port = a.port().to_be();
-            out.sin6_flowinfo = a.flowinfo();
-            out.sin6_addr = libc::in6_addr {
-                s6_addr: a.ip().octets(),
-            };
-            out.sin6_scope_id = a.scope_id();
-            mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
-        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The ferroturn that `ferroturn bench` runs are pointed at in the bench tests: loopback, one
 //! relay thread, a relay range of the test's own, killed when dropped.
 #![allow(dead_code)] // each bench test uses a part of it
+#![allow(unreachable_pub)] // included by `mod` from each bench test binary
 
 use std::net::UdpSocket;
 use std::path::Path;

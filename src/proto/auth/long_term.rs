@@ -18,13 +18,20 @@ pub fn long_term_key(username: &str, realm: &str, password: &str) -> LongTermKey
     h.finalize().into()
 }
 
-/// Parses a precomputed key as written in `turnserver.conf` (`user=name:0x…`):
-/// `0x` followed by exactly 32 hex digits.
+/// Whether a `user=name:SECRET` secret is written as a precomputed key rather than a password:
+/// it starts with `0x` (or `0X`). [`parse_md5_key`] then decides whether the key is well formed.
+pub fn is_md5_key_form(s: &str) -> bool {
+    s.starts_with("0x") || s.starts_with("0X")
+}
+
+/// Parses a precomputed key as written in `turnserver.conf` (`user=name:0x…`, as
+/// `turnadmin -k` prints it): `0x` (or `0X`) followed by exactly 32 hex digits of either case.
+/// The one parser of such keys: the configuration reader uses it too.
 pub fn parse_md5_key(s: &str) -> Option<LongTermKey> {
-    let hex = s
-        .strip_prefix("0x")
-        .or_else(|| s.strip_prefix("0X"))?
-        .as_bytes();
+    if !is_md5_key_form(s) {
+        return None;
+    }
+    let hex = &s.as_bytes()[2..];
     if hex.len() != 32 {
         return None;
     }
@@ -35,7 +42,7 @@ pub fn parse_md5_key(s: &str) -> Option<LongTermKey> {
     Some(key)
 }
 
-pub(crate) fn hex_val(b: u8) -> Option<u8> {
+fn hex_val(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
         b'a'..=b'f' => Some(b - b'a' + 10),

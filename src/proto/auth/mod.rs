@@ -13,6 +13,8 @@ pub mod rest;
 use std::collections::HashMap;
 use std::fmt;
 
+use crate::stun::ErrorCode;
+
 use algorithm::{sha256_key, Algorithm, CredKey};
 use long_term::{long_term_key, LongTermKey};
 use rest::{parse_rest_username, rest_password_into_with, RestHmac, REST_PASSWORD_SHA256_LEN};
@@ -117,10 +119,11 @@ pub enum AuthError {
 }
 
 impl AuthError {
-    /// The STUN error code to answer with.
-    pub fn stun_code(&self) -> u16 {
+    /// The STUN error code to answer with: a 401 challenge, which tells a guesser nothing
+    /// about which of the reasons it was.
+    pub fn stun_code(&self) -> ErrorCode {
         match self {
-            Self::UnknownUser | Self::Expired | Self::NoSha256Key => 401,
+            Self::UnknownUser | Self::Expired | Self::NoSha256Key => ErrorCode::Unauthorized,
         }
     }
 }
@@ -459,7 +462,7 @@ mod tests {
                 .unwrap_err(),
             AuthError::Expired
         );
-        assert_eq!(AuthError::Expired.stun_code(), 401);
+        assert_eq!(AuthError::Expired.stun_code(), ErrorCode::Unauthorized);
     }
 
     #[test]
@@ -516,7 +519,7 @@ mod tests {
                 .candidate_keys(name, NOW, Purpose::Allocate, Algorithm::Md5)
                 .unwrap_err();
             assert_eq!(e, AuthError::UnknownUser);
-            assert_eq!(e.stun_code(), 401);
+            assert_eq!(e.stun_code(), ErrorCode::Unauthorized);
         }
         // A REST-shaped name is unknown when no secret is configured.
         let none = rest_auth(&[], ':', false);

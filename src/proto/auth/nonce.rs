@@ -12,11 +12,11 @@ use std::net::IpAddr;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use rand::RngCore;
+use rand::{CryptoRng, RngCore};
 use sha1::Sha1;
 use subtle::ConstantTimeEq;
 
-use crate::proto::flow::Flow;
+use crate::flow::Flow;
 
 type HmacSha1 = Hmac<Sha1>;
 
@@ -35,10 +35,11 @@ const FUTURE_SKEW_SECS: u64 = 5;
 pub struct NonceKey([u8; 32]);
 
 impl NonceKey {
-    /// A fresh key from the operating system's random source.
-    pub fn random() -> Self {
+    /// A fresh key drawn from `rng`; the runtime passes the operating system's source
+    /// (`rand::rngs::OsRng`), the core itself never reaches for one.
+    pub fn generate(rng: &mut (impl RngCore + CryptoRng)) -> Self {
         let mut k = [0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut k);
+        rng.fill_bytes(&mut k);
         Self(k)
     }
 
@@ -95,7 +96,7 @@ impl NonceKey {
     fn mac(&self, issued: u32, flow: Flow) -> [u8; MAC_BYTES] {
         let mut m = <HmacSha1 as Mac>::new_from_slice(&self.0).expect("HMAC takes any key length");
         m.update(&issued.to_be_bytes());
-        m.update(&flow.socket.to_be_bytes());
+        m.update(&flow.socket.to_bytes());
         m.update(&flow.remote.port().to_be_bytes());
         // A dual-stack socket may report the same client as ::ffff:a.b.c.d;
         // canonicalising keeps its nonce valid whichever way it arrives.
@@ -171,6 +172,7 @@ fn parse(nonce: &[u8]) -> Option<(u32, [u8; MAC_BYTES])> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::flow::SocketId;
     use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
     const NOW: u64 = 1_700_000_000;
@@ -182,7 +184,7 @@ mod tests {
 
     fn flow() -> Flow {
         Flow {
-            socket: 3,
+            socket: SocketId::Listener(3),
             remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7)), 40000),
         }
     }
@@ -195,7 +197,10 @@ mod tests {
             .as_str()
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert!(n.as_str().starts_with("ZVPxAA"), "{}", n.as_str());
+        // The issue time leads, in clear: the MAC follows it.
+        let raw = URL_SAFE_NO_PAD.decode(n.as_str()).unwrap();
+        assert_eq!(raw[..TIME_BYTES], (NOW as u32).to_be_bytes());
+        assert!(n.as_str().starts_with("ZVPxA"), "{}", n.as_str());
         assert_eq!(n.as_bytes(), n.as_str().as_bytes());
     }
 
@@ -231,7 +236,7 @@ mod tests {
         let mut other_port = flow();
         other_port.remote.set_port(40001);
         let mut other_socket = flow();
-        other_socket.socket = 4;
+        other_socket.socket = SocketId::Connection(3);
         for f in [other_ip, other_port, other_socket] {
             assert_eq!(
                 key().check(n.as_bytes(), NOW, f, LIFE),
@@ -261,7 +266,7 @@ mod tests {
 
     #[test]
     fn other_key_is_invalid() {
-        let n = NonceKey::random().issue(NOW, flow());
+        let n = NonceKey::generate(&mut rand::rngs::OsRng).issue(NOW, flow());
         assert_eq!(
             key().check(n.as_bytes(), NOW, flow(), LIFE),
             NonceCheck::Invalid

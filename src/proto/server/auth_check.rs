@@ -1,19 +1,18 @@
 //! The long-term credential check every TURN request passes (RFC 8489 §9.2.4).
 
-use std::time::Instant;
-
 use super::super::auth::algorithm::{negotiate, Algorithm, ReplyKey, NONCE_COOKIE};
 use super::super::auth::nonce::NonceCheck;
 use super::super::auth::{AuthError, Purpose};
 use super::super::log_escape::Escaped;
 use super::super::stun::integrity::{verify_integrity, verify_integrity_sha256};
-use super::super::stun::{Attributes, Message};
-use super::{ClientAction, Flow, Server};
+use super::super::stun::ErrorCode;
+use super::request::Request;
+use super::{ClientAction, Server};
 
 /// Longest USERNAME accepted, in bytes (RFC 5389 §15.3: "less than 513 bytes"; RFC 8489
 /// tightened it to 509 after OpaqueString processing, which clients do not all apply). Longer
 /// ones get 400 before any key is derived, on every transport.
-pub const MAX_USERNAME_LEN: usize = 513;
+pub(crate) const MAX_USERNAME_LEN: usize = 513;
 
 /// A request that passed authentication.
 pub(super) struct Authed<'a> {
@@ -30,18 +29,22 @@ impl Server {
     /// Verifies the request's credentials, or returns the error response to send instead.
     pub(super) fn authenticate<'a>(
         &mut self,
-        now: Instant,
-        flow: Flow,
-        msg: &Message<'a>,
-        attrs: &Attributes<'a>,
+        req: Request<'a>,
         purpose: Purpose,
         out: &mut [u8],
     ) -> Result<Authed<'a>, ClientAction> {
+        let Request {
+            now,
+            flow,
+            msg,
+            attrs,
+            ..
+        } = req;
         let fp = attrs.fingerprint;
         let config = self.config.clone();
         if attrs.username.is_some_and(|u| u.len() > MAX_USERNAME_LEN) {
             self.stats.auth_malformed.inc();
-            return Err(self.error_reply(out, msg, 400, None, fp));
+            return Err(self.error_reply(out, msg, ErrorCode::BadRequest, None, fp));
         }
         if config.auth.no_auth() {
             let username = attrs
@@ -55,7 +58,7 @@ impl Server {
             });
         }
         if !attrs.has_integrity() {
-            let reply = self.challenge_reply(out, msg, flow, 401, now, fp);
+            let reply = self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp);
             if reply != ClientAction::None {
                 self.stats.auth_challenges.inc();
             }
@@ -64,7 +67,7 @@ impl Server {
         let (Some(user), Some(realm), Some(nonce)) = (attrs.username, attrs.realm, attrs.nonce)
         else {
             self.stats.auth_malformed.inc();
-            return Err(self.error_reply(out, msg, 400, None, fp));
+            return Err(self.error_reply(out, msg, ErrorCode::BadRequest, None, fp));
         };
         let unix = self.unix_time(now);
         let lifetime = config.settings.stale_nonce_secs;
@@ -79,14 +82,14 @@ impl Server {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
                 self.stats.auth_stale_nonce.inc();
-                return Err(self.challenge_reply(out, msg, flow, 438, now, fp));
+                return Err(self.challenge_reply(out, msg, flow, ErrorCode::StaleNonce, now, fp));
             }
         }
         // The key is derived with our realm anyway; a client naming another (or none) is
         // told the right one rather than let through on a key that happens to match.
         if realm != config.auth.realm().as_bytes() {
             self.stats.auth_bad_credentials.inc();
-            return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+            return Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp));
         }
         // Bid-down protection (§9.2.4): an algorithm choice must echo the offer unchanged.
         // Without the offer there is nothing to negotiate: the key is MD5's, and a client that
@@ -101,17 +104,17 @@ impl Server {
             Err(e) => {
                 self.stats.auth_malformed.inc();
                 tracing::debug!(client = %flow.remote, error = %e, "password algorithm refused");
-                return Err(self.error_reply(out, msg, 400, None, fp));
+                return Err(self.error_reply(out, msg, ErrorCode::BadRequest, None, fp));
             }
         };
         let Ok(username) = std::str::from_utf8(user) else {
             self.stats.auth_bad_credentials.inc();
-            return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+            return Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp));
         };
         if config.revoked_users.contains(config.auth.user_id(username)) {
             self.stats.auth_revoked.inc();
             tracing::debug!(client = %flow.remote, username = %Escaped(username), "revoked user refused");
-            return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+            return Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp));
         }
         let keys = match config
             .auth
@@ -126,7 +129,7 @@ impl Server {
                     }
                 }
                 tracing::debug!(client = %flow.remote, username = %Escaped(username), error = %e, "authentication refused");
-                return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+                return Err(self.challenge_reply(out, msg, flow, e.stun_code(), now, fp));
             }
         };
         // MESSAGE-INTEGRITY-SHA256 is checked when present, whatever MESSAGE-INTEGRITY says
@@ -143,7 +146,14 @@ impl Server {
                 let secret_id = config.auth.secret_of_candidate(username, index);
                 if secret_id.is_some_and(|id| config.revoked_secrets.contains(&id)) {
                     self.stats.auth_revoked.inc();
-                    return Err(self.challenge_reply(out, msg, flow, 401, now, fp));
+                    return Err(self.challenge_reply(
+                        out,
+                        msg,
+                        flow,
+                        ErrorCode::Unauthorized,
+                        now,
+                        fp,
+                    ));
                 }
                 return Ok(Authed {
                     key: Some(ReplyKey { key: *key, sha256 }),
@@ -154,6 +164,6 @@ impl Server {
         }
         self.stats.auth_bad_credentials.inc();
         tracing::debug!(client = %flow.remote, username = %Escaped(username), "MESSAGE-INTEGRITY mismatch");
-        Err(self.challenge_reply(out, msg, flow, 401, now, fp))
+        Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp))
     }
 }

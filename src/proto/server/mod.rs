@@ -8,6 +8,7 @@
 
 mod auth_check;
 mod reply;
+mod request;
 mod stats;
 mod turn_requests;
 
@@ -21,6 +22,8 @@ use std::time::{Duration, Instant};
 use std::collections::HashMap;
 
 use ahash::RandomState;
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 
 use std::sync::Arc;
 
@@ -28,10 +31,11 @@ use super::allocation::{Allocation, TrafficCounters};
 use super::bandwidth::{allow, retune, TokenBucket};
 use super::challenge_limit::ChallengeLimiter;
 use super::channel_data;
-use super::flow::{Family, Flow, Transport};
+use super::flow::{Family, Flow, RelayId, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
-use super::stun::{attr, method, Class, CodecError, Message};
+use super::stun::{attr, method, Class, CodecError, ErrorCode, Message};
 
+use request::Request;
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
@@ -44,14 +48,28 @@ const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 const BIND_ATTEMPTS: usize = 16;
 
 /// Why the runtime could not open a relay socket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
     /// The port is held by someone else: try another.
+    #[error("the relay port is in use")]
     AddrInUse,
     /// No relay address of the requested family is configured.
+    #[error("no relay address of the requested family")]
     FamilyUnavailable,
     /// Anything else (out of file descriptors, ...).
+    #[error("the relay socket could not be opened")]
     Failed,
+}
+
+impl BindError {
+    /// The STUN error code to answer an Allocate with: 440 when the family is not offered,
+    /// 508 (no capacity) otherwise.
+    pub fn stun_code(self) -> ErrorCode {
+        match self {
+            BindError::FamilyUnavailable => ErrorCode::AddressFamilyNotSupported,
+            BindError::AddrInUse | BindError::Failed => ErrorCode::InsufficientCapacity,
+        }
+    }
 }
 
 /// Which address a relay socket goes on.
@@ -65,17 +83,16 @@ pub enum RelayAt {
 
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds a UDP relay socket for allocation `relay` on `port` at `at`; returns its local
-    /// address.
+    /// Binds UDP relay socket `relay` on `port` at `at`; returns its local address.
     fn bind(
         &mut self,
-        relay: u32,
+        relay: RelayId,
         at: RelayAt,
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;
-    /// Closes the relay socket of allocation `relay`.
-    fn close(&mut self, relay: u32);
+    /// Closes relay socket `relay`.
+    fn close(&mut self, relay: RelayId);
 }
 
 /// What to do with a client datagram.
@@ -87,8 +104,8 @@ pub enum ClientAction {
     Reply(usize),
     /// Send `input[start..end]` from relay socket `relay` to `peer`.
     Relay {
-        /// The allocation whose relay socket sends.
-        relay: u32,
+        /// The relay socket that sends.
+        relay: RelayId,
         /// Destination.
         peer: SocketAddr,
         /// Start of the payload within the input datagram.
@@ -194,7 +211,10 @@ pub struct Server {
     /// removals delete it, so a client refreshing in a loop cannot grow the table.
     expiries: BTreeSet<(Instant, u32)>,
     next_housekeeping: Instant,
-    rng: u64,
+    /// The server's own generator (ChaCha12, a cryptographic one): port hints, transaction ids
+    /// of Data indications, RESERVATION-TOKENs and hash keys all come from it, so a test that
+    /// passes the same seed sees the same run.
+    rng: StdRng,
     events: VecDeque<Event>,
     draining: bool,
     stats: Arc<CoreStats>,
@@ -204,8 +224,9 @@ pub struct Server {
 impl Server {
     /// A server whose clock starts at `epoch`, which corresponds to `epoch_unix` seconds of wall
     /// time (nonces and REST expiries are in wall time; everything else is monotonic).
-    /// `seed` feeds the generator for port hints and indication transaction ids; `shard` keeps
-    /// session ids unique across shards.
+    /// `seed` seeds the server's generator, the core's only source of randomness (port hints,
+    /// indication transaction ids, RESERVATION-TOKENs, hash keys): the runtime passes a fresh
+    /// random value, tests a fixed one. `shard` keeps session ids unique across shards.
     pub fn new(
         shared: SharedRef,
         config: CoreConfigRef,
@@ -215,6 +236,14 @@ impl Server {
         shard: u16,
     ) -> Self {
         let capacity = config.settings.bps_capacity_per_shard;
+        let mut rng = StdRng::seed_from_u64(seed);
+        let flow_keys = RandomState::with_seeds(
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+            rng.next_u64(),
+        );
+        let challenges = ChallengeLimiter::new(&mut rng);
         Server {
             shared,
             capacity_to_peers: TokenBucket::limit(capacity, epoch),
@@ -225,14 +254,14 @@ impl Server {
             epoch_unix,
             slots: Vec::new(),
             free_slots: Vec::new(),
-            by_flow: HashMap::with_hasher(RandomState::new()),
+            by_flow: HashMap::with_hasher(flow_keys),
             expiries: BTreeSet::new(),
             next_housekeeping: epoch + HOUSEKEEPING_INTERVAL,
-            rng: seed | 1,
+            rng,
             events: VecDeque::new(),
             draining: false,
             stats: Arc::new(CoreStats::default()),
-            challenges: ChallengeLimiter::new(),
+            challenges,
         }
     }
 
@@ -260,7 +289,7 @@ impl Server {
         let doomed: Vec<u32> = self
             .allocations()
             .filter(|(_, a)| pred(a))
-            .map(|(slot, _)| slot)
+            .map(|(relay, _)| slot_of(relay))
             .collect();
         for slot in &doomed {
             self.remove_allocation(*slot, now, EndReason::Revoked, binder);
@@ -339,7 +368,7 @@ impl Server {
         alloc.traffic.to_peer_bytes += len as u64;
         self.stats.to_peers.count(len);
         ClientAction::Relay {
-            relay: slot,
+            relay: relay_of(slot),
             peer,
             start,
             end,
@@ -367,7 +396,7 @@ impl Server {
             }
             Err(_) if msg.class == Class::Request => {
                 self.stats.dropped_malformed.count(data.len());
-                return self.error_reply(out, &msg, 400, None, false);
+                return self.error_reply(out, &msg, ErrorCode::BadRequest, None, false);
             }
             Err(_) => {
                 self.stats.dropped_malformed.count(data.len());
@@ -385,9 +414,16 @@ impl Server {
                 if self.config.settings.stun_only {
                     return ClientAction::None;
                 }
-                self.handle_turn_request(now, flow, transport, &msg, &attrs, out, binder)
+                let req = Request {
+                    now,
+                    flow,
+                    transport,
+                    msg: &msg,
+                    attrs: &attrs,
+                };
+                self.handle_turn_request(req, out, binder)
             }
-            (Class::Request, _) => self.error_reply(out, &msg, 400, None, false),
+            (Class::Request, _) => self.error_reply(out, &msg, ErrorCode::BadRequest, None, false),
             (Class::Indication, method::SEND) if !self.config.settings.stun_only => {
                 self.handle_send_indication(now, flow, data, &attrs)
             }
@@ -401,12 +437,12 @@ impl Server {
     pub fn handle_peer(
         &mut self,
         now: Instant,
-        relay: u32,
+        relay: RelayId,
         from: SocketAddr,
         buf: &mut [u8],
         len: usize,
     ) -> PeerAction {
-        let Some(Some(alloc)) = self.slots.get_mut(relay as usize) else {
+        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay) as usize) else {
             return PeerAction::Drop;
         };
         self.stats.from_peers.count(len);
@@ -523,12 +559,12 @@ impl Server {
         self.by_flow.len()
     }
 
-    /// Iterates the live allocations (for the admin API and tests).
-    pub fn allocations(&self) -> impl Iterator<Item = (u32, &Allocation)> {
+    /// Iterates the live allocations with their relay sockets (for the admin API and tests).
+    pub fn allocations(&self) -> impl Iterator<Item = (RelayId, &Allocation)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| a.as_ref().map(|a| (i as u32, a)))
+            .filter_map(|(i, a)| a.as_ref().map(|a| (relay_of(i as u32), a)))
     }
 
     fn unix_time(&self, now: Instant) -> u64 {
@@ -536,21 +572,12 @@ impl Server {
     }
 
     fn next_random(&mut self) -> u64 {
-        // xorshift64: cheap, and nothing here needs unpredictability.
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        self.rng.next_u64()
     }
 
     fn next_tid(&mut self) -> [u8; 12] {
-        let a = self.next_random().to_le_bytes();
-        let b = self.next_random().to_le_bytes();
         let mut tid = [0u8; 12];
-        tid[..8].copy_from_slice(&a);
-        tid[8..].copy_from_slice(&b[..4]);
+        self.rng.fill_bytes(&mut tid);
         tid
     }
 
@@ -597,7 +624,7 @@ impl Server {
         };
         self.expiries.remove(&(alloc.expires, slot));
         self.by_flow.remove(&alloc.flow);
-        binder.close(slot);
+        binder.close(relay_of(slot));
         self.shared.ports.release(alloc.relay_addr.port());
         self.shared.quotas.release(&alloc.user_id);
         self.free_slots.push(slot);
@@ -613,6 +640,17 @@ impl Server {
             reason,
         });
     }
+}
+
+/// The relay socket of the allocation in `slot`. Slots index the core's allocation table and
+/// stay private to it; this is the one place that says which relay id a slot's socket gets.
+fn relay_of(slot: u32) -> RelayId {
+    RelayId::new(slot)
+}
+
+/// The slot of the allocation that owns relay socket `relay`.
+fn slot_of(relay: RelayId) -> u32 {
+    relay.index() as u32
 }
 
 fn is_turn_request(m: u16) -> bool {

@@ -9,7 +9,7 @@ use super::super::auth::nonce::NONCE_LEN;
 use super::super::settings::SOFTWARE;
 use super::super::stun::integrity::INTEGRITY_SHA256_ATTR_LEN;
 use super::super::stun::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN, INTEGRITY_ATTR_LEN};
-use super::super::stun::{attr, method, padded, xor_addr, Class, CodecError, Message};
+use super::super::stun::{attr, method, padded, xor_addr, Class, CodecError, ErrorCode, Message};
 use super::super::stun::{MessageWriter, HEADER_LEN, MAGIC_COOKIE};
 use super::{ClientAction, Flow, Server, PEER_HEADROOM, XOR_PEER_ADDRESS};
 
@@ -74,7 +74,7 @@ impl Server {
         &mut self,
         out: &mut [u8],
         msg: &Message<'_>,
-        code: u16,
+        code: ErrorCode,
         key: Option<&ReplyKey>,
         request_fingerprint: bool,
     ) -> ClientAction {
@@ -86,7 +86,7 @@ impl Server {
         &mut self,
         out: &mut [u8],
         msg: &Message<'_>,
-        code: u16,
+        code: ErrorCode,
         key: Option<&ReplyKey>,
         request_fingerprint: bool,
         extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
@@ -116,7 +116,7 @@ impl Server {
         out: &mut [u8],
         msg: &Message<'_>,
         flow: Flow,
-        code: u16,
+        code: ErrorCode,
         now: Instant,
         request_fingerprint: bool,
     ) -> ClientAction {
@@ -155,9 +155,14 @@ impl Server {
             let mut list = [0u16; 16];
             list[..unknown.len()].copy_from_slice(unknown);
             let n = unknown.len();
-            return self.error_reply_with(out, msg, 420, None, attrs.fingerprint, |w| {
-                w.unknown_attributes(&list[..n])
-            });
+            return self.error_reply_with(
+                out,
+                msg,
+                ErrorCode::UnknownAttribute,
+                None,
+                attrs.fingerprint,
+                |w| w.unknown_attributes(&list[..n]),
+            );
         }
         self.stats.binding_responses.inc();
         let Ok(mut w) = MessageWriter::new(out, method::BINDING, Class::Success, msg.tid) else {

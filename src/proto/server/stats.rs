@@ -1,7 +1,7 @@
 //! What one shard counts; read by the metrics endpoint while the shard runs.
 
-use crate::proto::counters::{Counter, Traffic};
-use crate::proto::flow::Transport;
+use crate::counters::{Counter, Traffic};
+use crate::flow::Transport;
 
 /// Upper bounds (seconds) of the allocation lifetime histogram buckets.
 pub const LIFETIME_BUCKETS: [u64; 8] = [10, 60, 300, 600, 1800, 3600, 7200, 14400];

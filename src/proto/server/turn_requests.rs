@@ -9,9 +9,11 @@ use super::super::auth::Purpose;
 use super::super::bandwidth::TokenBucket;
 use super::super::channel_data::is_valid_channel;
 use super::super::ports::ReservedPort;
-use super::super::stun::{attr, method, Attributes, Class, CodecError, Message, MessageWriter};
+use super::super::stun::MessageWriter;
+use super::super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode, Message};
 use super::auth_check::Authed;
-use super::{transport_index, Transport, BIND_ATTEMPTS};
+use super::request::Request;
+use super::{relay_of, transport_index, BIND_ATTEMPTS};
 use super::{
     BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, Server,
 };
@@ -19,17 +21,15 @@ use super::{
 const UDP: u8 = 17;
 
 impl Server {
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_turn_request(
         &mut self,
-        now: Instant,
-        flow: Flow,
-        transport: Transport,
-        msg: &Message<'_>,
-        attrs: &Attributes<'_>,
+        req: Request<'_>,
         out: &mut [u8],
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
+        let Request {
+            flow, msg, attrs, ..
+        } = req;
         let purpose = if msg.method == method::ALLOCATE {
             Purpose::Allocate
         } else {
@@ -42,13 +42,13 @@ impl Server {
             // 5-tuple does not hold (437). Neither tells the sender anything it does not know.
             let fp = attrs.fingerprint;
             if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
-                return self.error_reply(out, msg, 400, None, fp);
+                return self.error_reply(out, msg, ErrorCode::BadRequest, None, fp);
             }
             if purpose == Purpose::Refresh && !self.by_flow.contains_key(&flow) {
-                return self.error_reply(out, msg, 437, None, fp);
+                return self.error_reply(out, msg, ErrorCode::AllocationMismatch, None, fp);
             }
         }
-        let authed = match self.authenticate(now, flow, msg, attrs, purpose, out) {
+        let authed = match self.authenticate(req, purpose, out) {
             Ok(a) => a,
             Err(reply) => return reply,
         };
@@ -59,42 +59,49 @@ impl Server {
             let mut list = [0u16; 16];
             list[..unknown.len()].copy_from_slice(unknown);
             let n = unknown.len();
-            return self.error_reply_with(out, msg, 420, key.as_ref(), fp, |w| {
-                w.unknown_attributes(&list[..n])
-            });
+            return self.error_reply_with(
+                out,
+                msg,
+                ErrorCode::UnknownAttribute,
+                key.as_ref(),
+                fp,
+                |w| w.unknown_attributes(&list[..n]),
+            );
         }
         if msg.method == method::ALLOCATE {
-            return self.allocate(now, flow, transport, msg, attrs, authed, out, binder);
+            return self.allocate(req, authed, out, binder);
         }
         let Some(&slot) = self.by_flow.get(&flow) else {
-            return self.error_reply(out, msg, 437, key.as_ref(), fp);
+            return self.error_reply(out, msg, ErrorCode::AllocationMismatch, key.as_ref(), fp);
         };
         let same_user = self.slots[slot as usize]
             .as_ref()
             .is_some_and(|a| key.is_none() || *a.username == *authed.username);
         if !same_user {
-            return self.error_reply(out, msg, 441, key.as_ref(), fp);
+            return self.error_reply(out, msg, ErrorCode::WrongCredentials, key.as_ref(), fp);
         }
         let key = key.as_ref();
         match msg.method {
-            method::REFRESH => self.refresh(now, slot, msg, attrs, key, out, binder),
-            method::CREATE_PERMISSION => self.create_permission(now, slot, msg, attrs, key, out),
-            _ => self.channel_bind(now, slot, msg, attrs, key, out),
+            method::REFRESH => self.refresh(req, slot, key, out, binder),
+            method::CREATE_PERMISSION => self.create_permission(req, slot, key, out),
+            _ => self.channel_bind(req, slot, key, out),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn allocate(
         &mut self,
-        now: Instant,
-        flow: Flow,
-        transport: Transport,
-        msg: &Message<'_>,
-        attrs: &Attributes<'_>,
+        req: Request<'_>,
         authed: Authed<'_>,
         out: &mut [u8],
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
+        let Request {
+            now,
+            flow,
+            transport,
+            msg,
+            attrs,
+        } = req;
         let key = authed.key;
         let fp = attrs.fingerprint;
         if let Some(&slot) = self.by_flow.get(&flow) {
@@ -104,46 +111,69 @@ impl Server {
             if retransmit {
                 return self.allocate_success(out, msg, slot, fp);
             }
-            return self.error_reply(out, msg, 437, key.as_ref(), fp);
+            return self.error_reply(out, msg, ErrorCode::AllocationMismatch, key.as_ref(), fp);
         }
         if self.draining {
             let alternate = self.config.settings.alternate_for(transport);
             return match alternate {
-                Some(alt) => self.error_reply_with(out, msg, 300, key.as_ref(), fp, |w| {
-                    w.plain_address(attr::ALTERNATE_SERVER, &alt)
-                }),
-                None => self.error_reply(out, msg, 508, key.as_ref(), fp),
+                Some(alt) => self.error_reply_with(
+                    out,
+                    msg,
+                    ErrorCode::TryAlternate,
+                    key.as_ref(),
+                    fp,
+                    |w| w.plain_address(attr::ALTERNATE_SERVER, &alt),
+                ),
+                None => {
+                    self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key.as_ref(), fp)
+                }
             };
         }
         match attrs.requested_transport {
-            None => return self.error_reply(out, msg, 400, key.as_ref(), fp),
+            None => return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp),
             Some(UDP) if !self.config.settings.no_udp_relay => {}
-            Some(_) => return self.error_reply(out, msg, 442, key.as_ref(), fp),
+            Some(_) => {
+                return self.error_reply(
+                    out,
+                    msg,
+                    ErrorCode::UnsupportedTransportProtocol,
+                    key.as_ref(),
+                    fp,
+                )
+            }
         }
         if attrs.reservation_token.is_some()
             && (attrs.even_port.is_some() || attrs.requested_family.is_some())
         {
-            return self.error_reply(out, msg, 400, key.as_ref(), fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
         }
         let family = match attrs.requested_family {
             None | Some(1) => Family::V4,
             Some(2) => Family::V6,
-            Some(_) => return self.error_reply(out, msg, 440, key.as_ref(), fp),
+            Some(_) => {
+                return self.error_reply(
+                    out,
+                    msg,
+                    ErrorCode::AddressFamilyNotSupported,
+                    key.as_ref(),
+                    fp,
+                )
+            }
         };
         let shared = self.shared.clone();
         let config = self.config.clone();
         let user_id = config.auth.user_id(authed.username);
-        if shared.quotas.try_acquire(user_id).is_err() {
+        if let Err(e) = shared.quotas.try_acquire(user_id) {
             self.stats.quota_refusals.inc();
-            return self.error_reply(out, msg, 486, key.as_ref(), fp);
+            return self.error_reply(out, msg, e.stun_code(), key.as_ref(), fp);
         }
         let slot = self.reserve_slot();
         let (relay_addr, reservation) = match self.bind_relay(slot, family, attrs, now, binder) {
             Ok(bound) => bound,
-            Err(code) => {
+            Err(e) => {
                 shared.quotas.release(user_id);
                 self.free_slots.push(slot);
-                return self.error_reply(out, msg, code, key.as_ref(), fp);
+                return self.error_reply(out, msg, e.stun_code(), key.as_ref(), fp);
             }
         };
         let lifetime = config.settings.granted_lifetime(attrs.lifetime);
@@ -194,18 +224,21 @@ impl Server {
         attrs: &Attributes<'_>,
         now: Instant,
         binder: &mut impl RelayBinder,
-    ) -> Result<(SocketAddr, Option<[u8; 8]>), u16> {
+    ) -> Result<(SocketAddr, Option<[u8; 8]>), RelayError> {
         let shared = self.shared.clone();
         let unix = self.unix_time(now);
         let df = attrs.dont_fragment;
         if let Some(token) = attrs.reservation_token {
-            let reserved = shared.reservations.take(&token, unix).ok_or(508u16)?;
+            let reserved = shared
+                .reservations
+                .take(&token, unix)
+                .ok_or(RelayError::UnknownReservation)?;
             let port = reserved.port;
-            return match binder.bind(slot, RelayAt::Ip(reserved.ip), port, df) {
+            return match binder.bind(relay_of(slot), RelayAt::Ip(reserved.ip), port, df) {
                 Ok(addr) => Ok((addr, None)),
                 Err(e) => {
                     shared.ports.release(port);
-                    Err(bind_error_code(e))
+                    Err(RelayError::Bind(e))
                 }
             };
         }
@@ -216,18 +249,18 @@ impl Server {
                 Some(_) => shared.ports.take_even_pair(hint),
                 None => shared.ports.take_any(hint),
             }
-            .ok_or(508u16)?;
+            .ok_or(RelayError::NoFreePort)?;
             if attrs.even_port == Some(false) {
                 shared.ports.release(port + 1);
             }
-            match binder.bind(slot, RelayAt::Family(family), port, df) {
+            match binder.bind(relay_of(slot), RelayAt::Family(family), port, df) {
                 Ok(addr) => {
                     let token = reserve_next.then(|| {
                         let next = ReservedPort {
                             port: port + 1,
                             ip: addr.ip(),
                         };
-                        shared.reservations.reserve(next, unix)
+                        shared.reservations.reserve(next, unix, &mut self.rng)
                     });
                     return Ok((addr, token));
                 }
@@ -237,12 +270,12 @@ impl Server {
                         shared.ports.release(port + 1);
                     }
                     if e != BindError::AddrInUse {
-                        return Err(bind_error_code(e));
+                        return Err(RelayError::Bind(e));
                     }
                 }
             }
         }
-        Err(508)
+        Err(RelayError::PortsBusy)
     }
 
     fn allocate_success(
@@ -279,17 +312,17 @@ impl Server {
         self.finish_reply(w, msg, key.as_ref(), fp)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn refresh(
         &mut self,
-        now: Instant,
+        req: Request<'_>,
         slot: u32,
-        msg: &Message<'_>,
-        attrs: &Attributes<'_>,
         key: Option<&ReplyKey>,
         out: &mut [u8],
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
+        let Request {
+            now, msg, attrs, ..
+        } = req;
         let fp = attrs.fingerprint;
         let Some(alloc) = self.slots[slot as usize].as_ref() else {
             return ClientAction::None;
@@ -297,7 +330,7 @@ impl Server {
         let family = Family::of(&alloc.relay_addr);
         if let Some(f) = attrs.requested_family {
             if (f == 1) != (family == Family::V4) {
-                return self.error_reply(out, msg, 443, key, fp);
+                return self.error_reply(out, msg, ErrorCode::PeerAddressFamilyMismatch, key, fp);
             }
         }
         let lifetime = if attrs.lifetime == Some(0) {
@@ -313,26 +346,29 @@ impl Server {
 
     fn create_permission(
         &mut self,
-        now: Instant,
+        req: Request<'_>,
         slot: u32,
-        msg: &Message<'_>,
-        attrs: &Attributes<'_>,
         key: Option<&ReplyKey>,
         out: &mut [u8],
     ) -> ClientAction {
+        let Request {
+            now, msg, attrs, ..
+        } = req;
         let fp = attrs.fingerprint;
         match attrs.peer_count() {
-            0 => return self.error_reply(out, msg, 400, key, fp),
+            0 => return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp),
             // RFC 8656 §9 sets no limit on the count; more peers than one allocation may hold
             // is a capacity problem (508), whatever the request's duplicates.
-            n if n > MAX_PERMISSIONS => return self.error_reply(out, msg, 508, key, fp),
+            n if n > MAX_PERMISSIONS => {
+                return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp)
+            }
             _ => {}
         }
         let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PERMISSIONS];
         let mut n = 0;
         for peer in attrs.peer_addresses() {
             let Ok(peer) = peer else {
-                return self.error_reply(out, msg, 400, key, fp);
+                return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
             };
             if let Some(code) = self.check_peer(slot, peer) {
                 return self.error_reply(out, msg, code, key, fp);
@@ -347,7 +383,7 @@ impl Server {
             return ClientAction::None;
         };
         if !alloc.has_room_for_permissions(ips[..n].iter(), now) {
-            return self.error_reply(out, msg, 508, key, fp);
+            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
         }
         for ip in &ips[..n] {
             alloc.add_permission(*ip, expires, now);
@@ -357,18 +393,19 @@ impl Server {
 
     fn channel_bind(
         &mut self,
-        now: Instant,
+        req: Request<'_>,
         slot: u32,
-        msg: &Message<'_>,
-        attrs: &Attributes<'_>,
         key: Option<&ReplyKey>,
         out: &mut [u8],
     ) -> ClientAction {
+        let Request {
+            now, msg, attrs, ..
+        } = req;
         let fp = attrs.fingerprint;
         let max = self.config.settings.max_channel();
         let number = attrs.channel_number.filter(|n| is_valid_channel(*n, max));
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         };
         if let Some(code) = self.check_peer(slot, peer) {
             return self.error_reply(out, msg, code, key, fp);
@@ -380,25 +417,25 @@ impl Server {
             return ClientAction::None;
         };
         if alloc.channel_conflict(number, peer, now) {
-            return self.error_reply(out, msg, 400, key, fp);
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
         }
         if !alloc.has_room_for_permissions([peer.ip()].iter(), now)
             || !alloc.bind_channel(number, peer, channel_expires, now)
         {
-            return self.error_reply(out, msg, 508, key, fp);
+            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
         }
         alloc.add_permission(peer.ip(), permission_expires, now);
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 
     /// The error code for a peer the allocation in `slot` may not reach, if any.
-    fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<u16> {
+    fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<ErrorCode> {
         let relay_family = match self.slots[slot as usize].as_ref() {
             Some(alloc) => Family::of(&alloc.relay_addr),
-            None => return Some(437),
+            None => return Some(ErrorCode::AllocationMismatch),
         };
         if Family::of(&peer) != relay_family {
-            return Some(443);
+            return Some(ErrorCode::PeerAddressFamilyMismatch);
         }
         let config = &self.config;
         if !config
@@ -407,7 +444,7 @@ impl Server {
         {
             self.stats.forbidden_peer.inc();
             tracing::debug!(%peer, "peer refused by policy");
-            return Some(403);
+            return Some(ErrorCode::Forbidden);
         }
         None
     }
@@ -457,9 +494,31 @@ impl Server {
     }
 }
 
-fn bind_error_code(e: BindError) -> u16 {
-    match e {
-        BindError::FamilyUnavailable => 440,
-        BindError::AddrInUse | BindError::Failed => 508,
+/// Why an Allocate got no relay socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum RelayError {
+    /// The RESERVATION-TOKEN names no held port (unknown, claimed already, or lapsed).
+    #[error("no port is reserved under this token")]
+    UnknownReservation,
+    /// The relay port range has no free port (pair) left.
+    #[error("the relay port range is exhausted")]
+    NoFreePort,
+    /// Every port tried was held by another process.
+    #[error("every relay port tried is in use by another process")]
+    PortsBusy,
+    /// The runtime could not open the socket.
+    #[error(transparent)]
+    Bind(BindError),
+}
+
+impl RelayError {
+    /// The STUN error code to answer the Allocate with.
+    fn stun_code(self) -> ErrorCode {
+        match self {
+            RelayError::UnknownReservation | RelayError::NoFreePort | RelayError::PortsBusy => {
+                ErrorCode::InsufficientCapacity
+            }
+            RelayError::Bind(e) => e.stun_code(),
+        }
     }
 }

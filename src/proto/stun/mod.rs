@@ -4,12 +4,14 @@
 
 pub mod attr;
 pub mod error;
+pub mod error_code;
 pub mod integrity;
 pub mod message;
 pub mod writer;
 pub mod xor_addr;
 
 pub use error::CodecError;
+pub use error_code::ErrorCode;
 pub use message::{Attributes, Message};
 pub use writer::MessageWriter;
 

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use super::integrity::{fingerprint_of, integrity_over, integrity_sha256_over};
 use super::integrity::{FINGERPRINT_ATTR_LEN, INTEGRITY_ATTR_LEN, INTEGRITY_SHA256_ATTR_LEN};
 use super::{attr, message_type, padded, xor_addr, Class, CodecError, TransactionId};
-use super::{HEADER_LEN, MAGIC_COOKIE};
+use super::{ErrorCode, HEADER_LEN, MAGIC_COOKIE};
 
 /// Appends attributes to a message in `buf`, keeping the header length current.
 pub struct MessageWriter<'b> {
@@ -105,14 +105,15 @@ impl<'b> MessageWriter<'b> {
     }
 
     /// Appends ERROR-CODE with its standard reason phrase.
-    pub fn error_code(&mut self, code: u16) -> Result<(), CodecError> {
+    pub fn error_code(&mut self, code: ErrorCode) -> Result<(), CodecError> {
         self.error_code_with(code, true)
     }
 
     /// Appends ERROR-CODE, with the standard reason phrase only when `reason` is set (the
     /// phrase is optional text; leaving it out keeps error answers small).
-    pub fn error_code_with(&mut self, code: u16, reason: bool) -> Result<(), CodecError> {
-        let reason = if reason { reason_phrase(code) } else { "" }.as_bytes();
+    pub fn error_code_with(&mut self, code: ErrorCode, reason: bool) -> Result<(), CodecError> {
+        let reason = if reason { code.reason_phrase() } else { "" }.as_bytes();
+        let code = code.code();
         self.attr_with(attr::ERROR_CODE, 4 + reason.len(), |out| {
             out[0] = 0;
             out[1] = 0;
@@ -176,26 +177,5 @@ impl<'b> MessageWriter<'b> {
     fn set_header_len(&mut self, total: usize) {
         let body = (total - HEADER_LEN) as u16;
         self.buf[2..4].copy_from_slice(&body.to_be_bytes());
-    }
-}
-
-/// The reason phrase sent with each error code.
-pub fn reason_phrase(code: u16) -> &'static str {
-    match code {
-        300 => "Try Alternate",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        420 => "Unknown Attribute",
-        437 => "Allocation Mismatch",
-        438 => "Stale Nonce",
-        440 => "Address Family not Supported",
-        441 => "Wrong Credentials",
-        442 => "Unsupported Transport Protocol",
-        443 => "Peer Address Family Mismatch",
-        486 => "Allocation Quota Reached",
-        500 => "Server Error",
-        508 => "Insufficient Capacity",
-        _ => "Error",
     }
 }

@@ -13,7 +13,12 @@ fuzz_target!(|data: &[u8]| {
     match from_conf_str(&text, "fuzz.conf") {
         Ok(config) => {
             if config.check().is_ok() {
-                let _ = core_config_from(&config, 2, &Revocations::default(), &ServerAddresses::default());
+                let _ = core_config_from(
+                    &config,
+                    2,
+                    &Revocations::default(),
+                    &ServerAddresses::default(),
+                );
                 let _ = shared_from_config(&config);
             }
         }

@@ -19,23 +19,23 @@
 //! | 6 | ChannelData on channel `0x4000 + a % 4` from flow `(a / 4) % 6` |
 //! | 7 | flow `a % 6` closes (TCP), or with `a == 31` draining is switched |
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use ferroturn::config::from_conf_str;
 use ferroturn::proto::auth::long_term::long_term_key;
 use ferroturn::proto::auth::rest::rest_password;
-use ferroturn::proto::flow::{Family, Flow, Transport};
-use ferroturn::proto::server::{
-    BindError, ClientAction, Event, PeerAction, RelayAt, RelayBinder, Server, PEER_HEADROOM,
-    PEER_TAILROOM,
-};
 use ferroturn::proto::channel_data::MAX_CHANNEL;
+use ferroturn::proto::flow::{Flow, RelayId, SocketId, Transport};
 use ferroturn::proto::peer_policy::ServerAddresses;
+use ferroturn::proto::server::{
+    ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM,
+};
 use ferroturn::proto::settings::CoreConfig;
 use ferroturn::proto::stun::{attr, method, Class, Message, MessageWriter};
 use ferroturn::runtime::core_setup::{core_config_from, shared_from_config, Revocations};
+use ferroturn_proto::testing::FakeBinder;
 
 /// Realm of the fuzzed relay.
 pub const REALM: &str = "fuzz.test";
@@ -105,58 +105,13 @@ const METHODS: [u16; 8] = [
 /// Number of client 5-tuples the script can use.
 pub const FLOWS: usize = 6;
 
-/// A relay binder without sockets that checks the core's bookkeeping: no relay id bound twice,
-/// none closed that is not open.
-#[derive(Default)]
-pub struct CheckingBinder {
-    open: Vec<(u32, SocketAddr)>,
-}
-
-impl CheckingBinder {
-    /// Relay sockets currently open.
-    pub fn open_count(&self) -> usize {
-        self.open.len()
-    }
-}
-
-impl RelayBinder for CheckingBinder {
-    fn bind(
-        &mut self,
-        relay: u32,
-        at: RelayAt,
-        port: u16,
-        _df: bool,
-    ) -> Result<SocketAddr, BindError> {
-        assert!(
-            self.open.iter().all(|(r, _)| *r != relay),
-            "relay id {relay} bound while open"
-        );
-        // Every 7th port is taken by someone else, so the retry path runs too.
-        if port % 7 == 3 {
-            return Err(BindError::AddrInUse);
-        }
-        let v4: IpAddr = [192, 0, 2, 10].into();
-        let v6: IpAddr = "2001:db8::10".parse().expect("literal");
-        let ip = match at {
-            RelayAt::Family(Family::V4) => v4,
-            RelayAt::Family(Family::V6) => v6,
-            // A reserved port belongs to the relay address that reserved it.
-            RelayAt::Ip(ip) if ip == v4 || ip == v6 => ip,
-            RelayAt::Ip(ip) => panic!("asked for relay address {ip}, which is not ours"),
-        };
-        let addr = SocketAddr::new(ip, port);
-        self.open.push((relay, addr));
-        Ok(addr)
-    }
-
-    fn close(&mut self, relay: u32) {
-        let at = self
-            .open
-            .iter()
-            .position(|(r, _)| *r == relay)
-            .unwrap_or_else(|| panic!("closing relay {relay}, which is not open"));
-        self.open.swap_remove(at);
-    }
+/// The shared fake binder (it checks the core's bookkeeping: no relay id bound twice, none
+/// closed that is not open), with every 7th port of the relay range taken by "someone else" so
+/// the retry path runs too.
+fn checking_binder() -> FakeBinder {
+    let mut b = FakeBinder::new();
+    b.busy = (50_000..=50_015).filter(|p| p % 7 == 3).collect();
+    b
 }
 
 fn configs() -> &'static [(ferroturn::config::Config, Arc<CoreConfig>); 2] {
@@ -164,7 +119,12 @@ fn configs() -> &'static [(ferroturn::config::Config, Arc<CoreConfig>); 2] {
     CONFIGS.get_or_init(|| {
         CONFS.map(|text| {
             let config = from_conf_str(text, "fuzz.conf").expect("fuzz configuration loads");
-            let core = Arc::new(core_config_from(&config, 1, &Revocations::default(), &ServerAddresses::default()));
+            let core = Arc::new(core_config_from(
+                &config,
+                1,
+                &Revocations::default(),
+                &ServerAddresses::default(),
+            ));
             (config, core)
         })
     })
@@ -205,7 +165,7 @@ pub struct Outcome {
 pub struct Script {
     outcome: Outcome,
     server: Server,
-    binder: CheckingBinder,
+    binder: FakeBinder,
     now: Instant,
     nonces: [Option<Vec<u8>>; FLOWS],
     tid: u32,
@@ -216,7 +176,7 @@ pub struct Script {
 
 fn flow(i: usize) -> Flow {
     Flow {
-        socket: (i % 2) as u32,
+        socket: SocketId::Listener((i % 2) as u32),
         remote: SocketAddr::new([203, 0, 113, 7].into(), 40_000 + i as u16),
     }
 }
@@ -234,7 +194,7 @@ impl Script {
         Script {
             outcome: Outcome::default(),
             server: Server::new(shared, core.clone(), now, UNIX_START, 7, 0),
-            binder: CheckingBinder::default(),
+            binder: checking_binder(),
             now,
             nonces: Default::default(),
             tid: 0,
@@ -271,7 +231,7 @@ impl Script {
             2 => self.signed(arg, payload),
             3 => self.signed(arg + 32, payload),
             4 => {
-                let relay = (arg % 8) as u32;
+                let relay = RelayId::new((arg % 8) as u32);
                 let from = peer(payload.first().copied().unwrap_or(0) as usize);
                 self.peer(relay, from, payload);
             }
@@ -438,7 +398,7 @@ impl Script {
     }
 
     /// A datagram from `from` to relay socket `relay`.
-    fn peer(&mut self, relay: u32, from: SocketAddr, payload: &[u8]) {
+    fn peer(&mut self, relay: RelayId, from: SocketAddr, payload: &[u8]) {
         let len = payload.len().min(1500);
         self.peer_buf[PEER_HEADROOM..PEER_HEADROOM + len].copy_from_slice(&payload[..len]);
         let now = self.now;
@@ -456,9 +416,8 @@ impl Script {
                 let msg = Message::parse(framed).expect("Data indication is valid STUN");
                 assert_eq!(msg.method, method::DATA);
             } else {
-                let (ch, data) =
-                    ferroturn::proto::channel_data::parse(framed, MAX_CHANNEL)
-                        .expect("valid ChannelData");
+                let (ch, data) = ferroturn::proto::channel_data::parse(framed, MAX_CHANNEL)
+                    .expect("valid ChannelData");
                 // Neither configuration sets rfc5766-channel-numbers.
                 assert!(ferroturn::proto::channel_data::is_valid_channel(
                     ch,
@@ -472,7 +431,7 @@ impl Script {
     fn check(&self) {
         assert_eq!(
             self.server.allocation_count(),
-            self.binder.open_count(),
+            self.binder.open.len(),
             "allocations and open relay sockets disagree"
         );
     }
@@ -488,7 +447,7 @@ impl Script {
             0,
             "allocations outlived their lifetime"
         );
-        assert_eq!(self.binder.open_count(), 0, "relay sockets left open");
+        assert_eq!(self.binder.open.len(), 0, "relay sockets left open");
         if trace() {
             eprintln!("fuzz-trace: {:?}", self.outcome);
         }

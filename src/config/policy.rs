@@ -1,0 +1,149 @@
+//! Rules between options, checked once every entry is applied: what coturn implies (a secret
+//! means use-auth-secret), combinations that cannot work (no listener, an open relay, min-port
+//! above max-port), and options accepted with a warning (cert without pkey, cipher-list, ...).
+
+use super::build::Builder;
+use super::options::Opt;
+
+impl Builder {
+    /// `"SOURCE: "` of where `opt` was last set, or nothing.
+    pub(super) fn source_of(&self, opt: Opt) -> String {
+        self.last
+            .get(&opt)
+            .map(|s| format!("{s}: "))
+            .unwrap_or_default()
+    }
+
+    /// Applies the implied settings and records every cross-field error and warning.
+    pub(super) fn cross_checks(&mut self) {
+        // Settings coturn implies: a static-auth-secret means use-auth-secret, and users
+        // without lt-cred-mech mean lt-cred-mech (with a warning). Kept for drop-in configs.
+        if !self.cfg.static_auth_secrets.is_empty() && !self.cfg.use_auth_secret {
+            self.cfg.use_auth_secret = true;
+            self.notices.push(
+                "static-auth-secret is set without use-auth-secret; enabling use-auth-secret, as coturn does"
+                    .to_string(),
+            );
+        }
+        if !self.cfg.users.is_empty()
+            && !self.cfg.lt_cred_mech
+            && !self.cfg.no_auth
+            && !self.cfg.use_auth_secret
+        {
+            self.cfg.lt_cred_mech = true;
+            self.warnings.push(format!(
+                "{}user is given without lt-cred-mech; turning lt-cred-mech on, as coturn does",
+                self.source_of(Opt::User)
+            ));
+        }
+
+        let c = &self.cfg;
+        if c.min_port > c.max_port {
+            let at = match (self.last.get(&Opt::MinPort), self.last.get(&Opt::MaxPort)) {
+                (_, Some(s)) | (Some(s), None) => format!("{s}: "),
+                (None, None) => String::new(),
+            };
+            self.errors.push(format!(
+                "{at}min-port {} is greater than max-port {}",
+                c.min_port, c.max_port
+            ));
+        }
+        if c.no_udp && c.no_tcp && c.no_tls {
+            self.errors.push(
+                "no-udp, no-tcp and no-tls are all set: there is nothing to listen on".to_string(),
+            );
+        }
+        if c.stun_only && c.no_stun {
+            self.errors
+                .push("stun-only and no-stun are both set: there is nothing to serve".to_string());
+        }
+        if c.no_udp_relay && c.no_tcp_relay {
+            self.errors.push(
+                "no-udp-relay and no-tcp-relay are both set: no allocation could be made"
+                    .to_string(),
+            );
+        }
+        if c.bps_capacity > 0 && c.max_bps == 0 {
+            self.errors.push(format!(
+                "{}bps-capacity needs max-bps as well (as in coturn)",
+                self.source_of(Opt::BpsCapacity)
+            ));
+        }
+
+        let c = &self.cfg;
+        if c.no_auth && (c.use_auth_secret || c.lt_cred_mech) {
+            self.errors.push(
+                "no-auth cannot be combined with use-auth-secret or lt-cred-mech".to_string(),
+            );
+        } else if c.use_auth_secret && c.static_auth_secrets.is_empty() {
+            self.errors.push(format!(
+                "{}use-auth-secret is set but no static-auth-secret is configured (ferroturn has no secret database)",
+                self.source_of(Opt::UseAuthSecret)
+            ));
+        } else if c.lt_cred_mech && c.users.is_empty() && !c.use_auth_secret {
+            self.errors.push(format!(
+                "{}lt-cred-mech is set but no user is configured (ferroturn has no user database)",
+                self.source_of(Opt::LtCredMech)
+            ));
+        } else if !c.no_auth && !c.use_auth_secret && !c.lt_cred_mech {
+            self.errors.push(
+                "refusing to start as an open relay: configure use-auth-secret + static-auth-secret or lt-cred-mech + user, or set no-auth explicitly"
+                    .to_string(),
+            );
+        }
+        if c.use_auth_secret && c.lt_cred_mech && !c.users.is_empty() {
+            self.warnings.push(
+                "both use-auth-secret and lt-cred-mech are set: REST API credentials take precedence and the static users are not used, as in coturn"
+                    .to_string(),
+            );
+        }
+
+        if c.dtls {
+            self.warnings.push(format!(
+                "{}dtls: ferroturn does not serve DTLS; TLS clients use TCP (turns:), UDP clients plain TURN",
+                self.source_of(Opt::Dtls)
+            ));
+        }
+        if c.cert.is_some() && c.pkey.is_none() {
+            self.warnings.push(format!(
+                "{}cert is set without pkey; TLS needs both",
+                self.source_of(Opt::Cert)
+            ));
+        }
+        if c.pkey.is_some() && c.cert.is_none() {
+            self.warnings.push(format!(
+                "{}pkey is set without cert; TLS needs both",
+                self.source_of(Opt::Pkey)
+            ));
+        }
+        if c.rest_api_token.is_some() && (!c.use_auth_secret || c.static_auth_secrets.is_empty()) {
+            self.errors.push(format!(
+                "{}rest-api-token needs use-auth-secret and a static-auth-secret to sign credentials with",
+                self.source_of(Opt::RestApiToken)
+            ));
+        }
+        if c.cipher_list.is_some() {
+            self.warnings.push(format!(
+                "{}cipher-list is ignored: ferroturn's TLS (rustls) offers only modern AEAD suites",
+                self.source_of(Opt::CipherList)
+            ));
+        }
+        if c.dh_file.is_some() {
+            self.warnings.push(format!(
+                "{}dh-file is ignored: finite-field Diffie-Hellman is never offered (ECDHE only)",
+                self.source_of(Opt::DhFile)
+            ));
+        }
+        if c.no_tlsv1 || c.no_tlsv1_1 {
+            self.notices.push(
+                "no-tlsv1 / no-tlsv1_1: TLS 1.0 and 1.1 are never offered anyway".to_string(),
+            );
+        }
+        if c.allow_loopback_peers {
+            self.warnings.push(format!(
+                "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",
+                self.source_of(Opt::AllowLoopbackPeers)
+            ));
+        }
+    }
+}
