@@ -60,7 +60,24 @@ if pgrep -x turnserver >/dev/null; then
     echo "warning: a turnserver not started by this script is running; results may be disturbed" >&2
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A port free for UDP and for a TCP listener (after the held-connection runs, thousands of
+# ephemeral ports sit in TIME_WAIT and cannot be listened on).
+free_port() { python3 - <<'PY'
+import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    port = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", port))
+        t.listen()
+    except OSError:
+        continue
+    print(port)
+    break
+PY
+}
 
 # One config for both servers. The relay range lies below the ephemeral range (32768+) so that
 # 10,000 client sockets and 10,000 relay sockets never compete for a port. With TLS_PORT set
