@@ -6,6 +6,9 @@
 #     QUICK=1 bash benches/compare-coturn.sh    # shorter windows, for trying the script
 #     TURNSERVER=.../bin/turnserver UCLIENT=.../bin/turnutils_uclient bash benches/compare-coturn.sh
 #         # against a coturn built from source, with its unpaced flood (-Y packet) row
+#     NETNS=1 bash benches/compare-coturn.sh   # (root) the kernel fast path's measurement
+#         # instead: server-core busy time per packet for coturn, ferroturn in user space and
+#         # ferroturn's fast path, in namespaces (benches/fast-path-netns.sh)
 #     STREAM_ONLY=1 bash benches/compare-coturn.sh   # only the TURN/TCP and TURNS rows (~3 min)
 #
 # The TURN/TCP and TURNS rows: 50 participants × 200 pps × 170 B on their own TCP or TLS
@@ -18,6 +21,10 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+if [[ -n "${NETNS:-}" ]]; then
+    # Loopback cannot show a kernel fast path's cost (see benches/fast-path-netns.sh).
+    exec bash "$ROOT/benches/fast-path-netns.sh"
+fi
 OUT="$ROOT/benches/results"
 WORK=$(mktemp -d /tmp/ferroturn-compare.XXXXXX)
 SECRET="compare-$(date +%s)-secret"

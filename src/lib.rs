@@ -9,3 +9,4 @@ pub mod logging;
 pub use ferroturn_proto as proto;
 pub mod runtime;
 pub mod signals;
+pub mod subcommand;

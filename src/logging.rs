@@ -33,11 +33,11 @@ impl LogControl {
 /// detail: the event-loop and TLS crates' DEBUG/TRACE lines (one per poll, per record) would
 /// bury it.
 fn level(config: &Config) -> &'static str {
-    if let Some(level) = config.log_min_level {
+    if let Some(level) = config.log.min_level {
         level
-    } else if config.very_verbose {
+    } else if config.log.very_verbose {
         "info,ferroturn=trace"
-    } else if config.verbose {
+    } else if config.log.verbose {
         "info,ferroturn=debug"
     } else {
         "info"
@@ -56,12 +56,12 @@ pub fn init(config: &Config) -> io::Result<LogControl> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level(config)));
     let (filter, handle) = reload::Layer::new(filter);
-    let json = config.log_json;
+    let json = config.log.json;
     let colour = use_colour(
         io::stdout().is_terminal(),
         std::env::var_os("NO_COLOR").as_deref(),
     );
-    let layer = match &config.log_file {
+    let layer = match &config.log.file {
         LogTarget::File(path) => {
             let file = Mutex::new(OpenOptions::new().create(true).append(true).open(path)?);
             if json {
@@ -177,23 +177,21 @@ mod tests {
     fn verbose_levels_leave_other_crates_at_info() {
         let mut c = Config::default();
         assert_eq!(level(&c), "info");
-        c.verbose = true;
+        c.log.verbose = true;
         assert_eq!(level(&c), "info,ferroturn=debug");
-        c.very_verbose = true;
+        c.log.very_verbose = true;
         assert_eq!(level(&c), "info,ferroturn=trace");
     }
 
     #[test]
     fn log_min_level_overrides_verbose() {
-        let mut c = Config {
-            verbose: true,
-            ..Config::default()
-        };
+        let mut c = Config::default();
+        c.log.verbose = true;
         assert_eq!(level(&c), "info,ferroturn=debug");
-        c.log_min_level = Some("error");
+        c.log.min_level = Some("error");
         assert_eq!(level(&c), "error");
-        c.log_min_level = None;
-        c.verbose = false;
+        c.log.min_level = None;
+        c.log.verbose = false;
         assert_eq!(level(&c), "info");
     }
 }

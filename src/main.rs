@@ -150,7 +150,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if let Some(path) = &config.pidfile {
+    if let Some(path) = &config.log.pidfile {
         if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
             tracing::warn!(path = %path.display(), error = %e, "cannot write pidfile");
         }
@@ -240,7 +240,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
     }
     drop(http);
     runtime.stop();
-    if let Some(path) = &config.pidfile {
+    if let Some(path) = &config.log.pidfile {
         let _ = std::fs::remove_file(path);
     }
     tracing::info!("stopped");
@@ -264,37 +264,41 @@ fn start_http_listeners(
     issuer: Option<&Arc<LiveIssuer>>,
 ) -> Result<Vec<HttpServer>, String> {
     let mut wanted = Vec::new();
-    if config.prometheus {
+    if config.metrics.enabled {
         let ip = config
-            .prometheus_address
+            .metrics
+            .address
             .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into());
         wanted.push(Listener {
             name: "metrics",
             what: "metrics",
-            addr: SocketAddr::new(ip, config.prometheus_port),
-            handler: api::metrics_handler(control.clone(), config.prometheus_path.clone()),
+            addr: SocketAddr::new(ip, config.metrics.port),
+            handler: api::metrics_handler(control.clone(), config.metrics.path.clone()),
             serves: format!(
                 "metrics on {}, health on /healthz, /readyz",
-                config.prometheus_path
+                config.metrics.path
             ),
         });
     }
-    if let Some(token) = &config.admin_token {
+    if let Some(token) = &config.admin.token {
         wanted.push(Listener {
             name: "admin",
             what: "the admin API",
-            addr: SocketAddr::new(config.admin_address, config.admin_port),
+            addr: SocketAddr::new(config.admin.address, config.admin.port),
             handler: api::admin_handler(control.clone(), token.clone()),
             serves: "admin API on /admin/...".to_string(),
         });
     }
-    if let Some(token) = &config.rest_api_token {
+    if let Some(token) = &config.credential_endpoint.token {
         // Config validation guarantees a secret when the token is set.
         let issuer = issuer.ok_or("rest-api-token is set but there is no static-auth-secret")?;
         wanted.push(Listener {
             name: "credentials",
             what: "the credential endpoint",
-            addr: SocketAddr::new(config.rest_api_address, config.rest_api_port),
+            addr: SocketAddr::new(
+                config.credential_endpoint.address,
+                config.credential_endpoint.port,
+            ),
             handler: credentials::handler(issuer.clone(), token.clone()),
             serves: "TURN REST credential endpoint on /credentials".to_string(),
         });

@@ -36,19 +36,7 @@ async fn fetched_credentials_allocate_and_the_token_is_required() {
         .unwrap();
         assert_eq!(refused.status, 401);
 
-        let reply = tokio::task::spawn_blocking(move || {
-            http::request(
-                api,
-                "GET",
-                "/credentials?service=turn&username=webapp&ttl=600",
-                Some(TOKEN),
-                "",
-            )
-        })
-        .await
-        .unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        let body = Json::parse(&reply.body).expect("JSON");
+        let body = http::fetch_credentials(api, TOKEN, "webapp").await;
         let username = body.get("username").str().to_string();
         let password = body.get("password").str().to_string();
         assert!(username.ends_with(":webapp"), "{username}");

@@ -126,6 +126,20 @@ ensure_tools() {
 
 step "install test tools"
 ensure_tools
+# The kernel fast path's eBPF program is compiled by the build script when clang and the BPF
+# headers are there (without them it is compiled out); the fast-path suite inspects with bpftool.
+ensure_bpf_tools() {
+    local need=()
+    command -v clang >/dev/null 2>&1 || need+=(clang)
+    [[ -f /usr/include/bpf/bpf_helpers.h ]] || need+=(libbpf-dev)
+    command -v bpftool >/dev/null 2>&1 || need+=(bpftool)
+    command -v gcc >/dev/null 2>&1 || need+=(gcc)
+    if ((${#need[@]} > 0)); then
+        echo "run-all: installing ${need[*]} (kernel fast path)" >&2
+        apt_install "${need[@]}"
+    fi
+}
+ensure_bpf_tools
 
 if ((QUICK == 0)); then
     step "cargo fmt --all -- --check"
@@ -201,10 +215,12 @@ run_suite() {
 BIN=target/release/ferroturn
 run_suite uclient bash tests/e2e/uclient.sh "$BIN" ferroturn
 run_suite prosody bash tests/e2e/prosody.sh "$BIN"
+run_suite nginx-proxy bash tests/e2e/nginx_proxy.sh "$BIN"
 run_suite webrtc bash tests/e2e/webrtc/run.sh "$BIN"
 run_suite deploy bash tests/deploy/run.sh "$BIN"
 run_suite deb bash tests/deploy/deb_package.sh "$BIN"
 run_suite netns bash tests/netns/run.sh "$BIN"
+run_suite fast-path bash tests/netns/fast_path.sh "$BIN"
 if ((SOAK == 1)); then
     run_suite fuzz-long bash tests/fuzz/run.sh --long
     run_suite soak bash tests/e2e/soak.sh "$BIN"

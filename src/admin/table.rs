@@ -44,7 +44,14 @@ fn sessions(rows: &[Value]) -> String {
         table.push(
             SESSION_COLUMNS
                 .iter()
-                .map(|(_, f)| row.get(*f).map_or_else(|| "-".to_string(), cell))
+                .map(|(_, f)| {
+                    let text = row.get(*f).map_or_else(|| "-".to_string(), cell);
+                    // A dual allocation shows both relayed addresses in the one column.
+                    match row.get("additional_relayed").and_then(Value::as_str) {
+                        Some(v6) if *f == "relayed" => format!("{text},{v6}"),
+                        _ => text,
+                    }
+                })
                 .collect(),
         );
     }
@@ -119,6 +126,15 @@ mod tests {
         assert!(lines[1].ends_with("10              12"), "{t}");
         assert_eq!(lines[2], "1 session(s)");
         assert_eq!(render("sessions", "[]"), "no live sessions\n");
+    }
+
+    #[test]
+    fn a_dual_session_shows_both_relayed_addresses() {
+        let t = render(
+            "sessions",
+            r#"[{"id":8,"username":"u","transport":"udp","client":"127.0.0.1:5000","relayed":"127.0.0.1:40000","additional_relayed":"[::1]:40002","age_seconds":1,"expires_in_seconds":9,"bytes_to_peers":0,"bytes_to_client":0}]"#,
+        );
+        assert!(t.contains("127.0.0.1:40000,[::1]:40002"), "{t}");
     }
 
     #[test]

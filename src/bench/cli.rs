@@ -132,6 +132,11 @@ pub struct Args {
     /// The server's pid: its CPU time per relayed packet and its RSS are reported.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// The CPU the server's receive work is steered to (RPS): its busy time (user + system +
+    /// softirq from /proc/stat) per relayed packet is reported. Needed to measure a kernel fast
+    /// path, whose work never shows in the server process (see benches/fast-path-netns.sh).
+    #[arg(long)]
+    pub server_core: Option<usize>,
     /// Socket buffer bytes asked for on every socket.
     #[arg(long, default_value_t = 1 << 20)]
     pub sock_buf: usize,
@@ -152,17 +157,9 @@ pub struct Args {
 
 /// Entry point: `args` are the words after `bench`.
 pub fn main(args: &[String]) -> ExitCode {
-    let argv = std::iter::once("ferroturn bench".to_string()).chain(args.iter().cloned());
-    let args = match Args::try_parse_from(argv) {
+    let args: Args = match crate::subcommand::parse("ferroturn bench", args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(status) => return status,
     };
     match run(&args) {
         Ok(report) => {
@@ -238,6 +235,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         auth,
         sock_buf: Some(args.sock_buf),
         server_pid: args.server_pid,
+        server_core: args.server_core,
     };
     let profile = Profile::by_name(&args.profile, args.rate, args.size)?;
     let duration = secs(args.duration, "--duration")?;

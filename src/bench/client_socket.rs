@@ -48,7 +48,7 @@ impl Connector {
     pub fn open(&self, server: SocketAddr, buf: Option<usize>) -> io::Result<ClientSocket> {
         match self.transport {
             ClientTransport::Udp => {
-                let local = udp::loopback_like(server);
+                let local = udp::local_for(server);
                 Ok(ClientSocket::Udp(udp::open(local, Some(server), buf)?))
             }
             ClientTransport::Tcp => Ok(ClientSocket::Stream(Box::new(StreamConn::connect(

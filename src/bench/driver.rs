@@ -17,7 +17,7 @@ use super::client::{Plan, State, TurnClient};
 use super::client_socket::{ClientSocket, Connector};
 use super::payload;
 use super::profile::{stagger, Profile, Schedule};
-use super::sampler::{self, ProcSample};
+use super::sampler::{self, CoreSample, ProcSample};
 use super::stats::{Jitter, Leg};
 use super::udp::{self, Batch, BATCH, MAX_DATAGRAM};
 
@@ -78,6 +78,9 @@ pub struct Target {
     pub sock_buf: Option<usize>,
     /// The server's pid, for CPU and memory readings.
     pub server_pid: Option<u32>,
+    /// The CPU the server's receive processing is steered to, for its busy time (a kernel fast
+    /// path works in softirq context, outside the server process).
+    pub server_core: Option<usize>,
 }
 
 struct Participant {
@@ -120,6 +123,8 @@ pub struct Window {
     pub server: Option<(ProcSample, ProcSample)>,
     /// Longest time the loop overslept its next due send in the window (preemption, stalls).
     pub max_stall_ns: u64,
+    /// The server core (`--server-core`) and its readings at the start and end.
+    pub server_core: Option<(usize, CoreSample, CoreSample)>,
 }
 
 impl Window {
@@ -155,12 +160,44 @@ impl Window {
         self.up.loss().max(self.down.loss())
     }
 
+    /// The server core per relayed packet: its busy microseconds, its busy share, and the
+    /// microseconds that are the server's own (its process CPU plus the core's irq and
+    /// softirq time), which other processes sharing the core do not inflate.
+    pub fn server_core_us_per_packet(&self) -> Option<CoreFigures> {
+        let (_, a, b) = self.server_core?;
+        let packets = (self.up.received + self.down.received) as f64;
+        let wall = b.at.saturating_duration_since(a.at).as_secs_f64();
+        if packets == 0.0 || wall <= 0.0 {
+            return None;
+        }
+        let process = self
+            .server
+            .as_ref()
+            .map_or(0.0, |(p0, p1)| p1.cpu_s - p0.cpu_s);
+        Some(CoreFigures {
+            busy_us: (b.busy_s - a.busy_s) * 1e6 / packets,
+            busy_share: (b.busy_s - a.busy_s) / wall,
+            own_us: (process + b.irq_s - a.irq_s) * 1e6 / packets,
+        })
+    }
+
     /// Server CPU microseconds per relayed packet.
     pub fn server_us_per_packet(&self) -> Option<f64> {
         let (a, b) = self.server.as_ref()?;
         let packets = self.up.received + self.down.received;
         (packets > 0).then(|| (b.cpu_s - a.cpu_s) * 1e6 / packets as f64)
     }
+}
+
+/// What `--server-core` measured, per relayed packet.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreFigures {
+    /// The core's busy microseconds.
+    pub busy_us: f64,
+    /// The core's busy share over the window (1.0 = all of it).
+    pub busy_share: f64,
+    /// The server process's CPU plus the core's irq and softirq, microseconds.
+    pub own_us: f64,
 }
 
 /// All participants and peers of a run, and the loop that drives them.
@@ -257,7 +294,7 @@ impl Session {
         if shared && self.peers.len() >= self.peers_wanted {
             return Ok(self.peer_addrs[i % self.peers_wanted]);
         }
-        let local = udp::loopback_like(self.target.server);
+        let local = udp::local_for(self.target.server);
         let mut s = udp::open(local, None, self.target.sock_buf)?;
         let addr = s.local_addr()?;
         let token = Token(PEER_TOKEN_BASE + self.peers.len());
@@ -430,6 +467,8 @@ impl Session {
         let stop_at = measure_at + measure;
         let mut last_tick = start;
         let mut samples = None;
+        let core = self.target.server_core;
+        let mut core0 = None;
         let mut window_started_at = measure_at;
         let mut max_stall = Duration::ZERO;
         loop {
@@ -450,6 +489,7 @@ impl Session {
                     }
                 }
                 samples = Some(self.sample_all());
+                core0 = core.and_then(sampler::core_sample);
             }
             if now >= stop_at {
                 break;
@@ -486,6 +526,7 @@ impl Session {
         }
         let (server0, gen0, steal0) = samples.unwrap_or_else(|| self.sample_all());
         let (server1, gen1, steal1) = self.sample_all();
+        let core1 = core.and_then(sampler::core_sample);
         Ok(Window {
             participants: ready.len(),
             seconds,
@@ -506,6 +547,10 @@ impl Session {
             },
             server: server0.zip(server1),
             max_stall_ns: max_stall.as_nanos() as u64,
+            server_core: match (core, core0, core1) {
+                (Some(c), Some(a), Some(b)) => Some((c, a, b)),
+                _ => None,
+            },
         })
     }
 

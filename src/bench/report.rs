@@ -145,6 +145,18 @@ pub fn window_json(w: &Window) -> Json {
         ("up", leg_json(&w.up)),
         ("down", leg_json(&w.down)),
         ("server", server),
+        (
+            "server_core",
+            match (w.server_core, w.server_core_us_per_packet()) {
+                (Some((cpu, _, _)), Some(f)) => Json::Obj(vec![
+                    ("cpu", Json::Int(cpu as u64)),
+                    ("busy_us_per_packet", Json::Num(f.busy_us)),
+                    ("busy_pct", Json::Num(f.busy_share * 100.0)),
+                    ("own_us_per_packet", Json::Num(f.own_us)),
+                ]),
+                _ => Json::Null,
+            },
+        ),
     ])
 }
 
@@ -554,6 +566,15 @@ pub fn window_line(w: &Window) -> String {
     );
     if let (Some(us), Some((_, b))) = (w.server_us_per_packet(), &w.server) {
         let _ = write!(s, ", server {us:.2} µs/packet, RSS {} KiB", b.rss_kib);
+    }
+    if let (Some((cpu, _, _)), Some(f)) = (w.server_core, w.server_core_us_per_packet()) {
+        let _ = write!(
+            s,
+            ", server core {cpu} busy {:.2} µs/packet ({:.0}%), of it the server's own (process + softirq) {:.2}",
+            f.busy_us,
+            f.busy_share * 100.0,
+            f.own_us
+        );
     }
     let _ = write!(
         s,

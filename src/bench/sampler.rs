@@ -95,6 +95,46 @@ pub fn parse_proc_stat(text: &str) -> Option<(u64, u64)> {
     Some((total, *nums.get(7)?))
 }
 
+/// Busy time of one CPU in seconds since boot (user + nice + system + irq + softirq from its
+/// /proc/stat line): where a kernel fast path's softirq work shows, which the server process's
+/// own CPU time never includes.
+pub fn core_sample(cpu: usize) -> Option<CoreSample> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let (busy, irq) = parse_core_busy(&text, cpu)?;
+    Some(CoreSample {
+        at: Instant::now(),
+        busy_s: busy as f64 / clock_ticks(),
+        irq_s: irq as f64 / clock_ticks(),
+    })
+}
+
+/// One reading of a CPU's counters.
+#[derive(Debug, Clone, Copy)]
+pub struct CoreSample {
+    /// When it was taken.
+    pub at: Instant,
+    /// user + nice + system + irq + softirq, seconds.
+    pub busy_s: f64,
+    /// irq + softirq, seconds: the part no process is charged for.
+    pub irq_s: f64,
+}
+
+/// (busy, irq + softirq) jiffies of `cpuN` in the text of /proc/stat.
+pub fn parse_core_busy(text: &str, cpu: usize) -> Option<(u64, u64)> {
+    let name = format!("cpu{cpu}");
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))?;
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let at = |i: usize| nums.get(i).copied().unwrap_or(0);
+    Some((at(0) + at(1) + at(2) + at(5) + at(6), at(5) + at(6)))
+}
+
 /// Steal between two readings, as a fraction of all CPU time.
 pub fn steal_share(a: (u64, u64), b: (u64, u64)) -> f64 {
     let total = b.0.saturating_sub(a.0);
@@ -119,6 +159,17 @@ mod tests {
             Some(12345)
         );
         assert_eq!(parse_status_rss("Name:\tx\n"), None);
+        let per_core =
+            "cpu  9 9 9 9 9 9 9 9\ncpu0 1 2 3 400 5 6 7 8 0 0\ncpu1 10 0 20 5 0 3 40 1\n";
+        assert_eq!(
+            parse_core_busy(per_core, 0),
+            Some((1 + 2 + 3 + 6 + 7, 6 + 7))
+        );
+        assert_eq!(
+            parse_core_busy(per_core, 1),
+            Some((10 + 20 + 3 + 40, 3 + 40))
+        );
+        assert_eq!(parse_core_busy(per_core, 2), None);
         let ps = "cpu  100 0 50 800 10 0 5 35 0 0\ncpu0 1 2 3\n";
         assert_eq!(parse_proc_stat(ps), Some((1000, 35)));
         assert!((steal_share((1000, 35), (2000, 135)) - 0.1).abs() < 1e-9);

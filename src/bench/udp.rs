@@ -34,6 +34,27 @@ pub fn open(
     Ok(mio::net::UdpSocket::from_std(s.into()))
 }
 
+/// The local address (port 0) the load binds to: loopback for a loopback server, otherwise
+/// the address this host sends from towards `server` (a server in another network namespace
+/// then sees clients and peers on the generator's side of the link).
+pub fn local_for(server: SocketAddr) -> SocketAddr {
+    if server.ip().is_loopback() {
+        return loopback_like(server);
+    }
+    let any: SocketAddr = match server {
+        SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+        SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+    };
+    // connect() on UDP sends nothing: it only asks the kernel for the route and source.
+    std::net::UdpSocket::bind(any)
+        .and_then(|probe| {
+            probe.connect(server)?;
+            probe.local_addr()
+        })
+        .map(|a| SocketAddr::new(a.ip(), 0))
+        .unwrap_or_else(|_| loopback_like(server))
+}
+
 /// The loopback address of `server`'s family, port 0.
 pub fn loopback_like(server: SocketAddr) -> SocketAddr {
     match server {

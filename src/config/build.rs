@@ -10,7 +10,9 @@ use std::path::PathBuf;
 
 use super::env::parse_bool;
 use super::options::{self, Arity, Opt, OptionSpec};
-use super::values::{alternate_server, external_ip, ip, number, port, positive, range, user};
+use super::values::{
+    alternate_server, external_ip, ip, list_items, number, port, positive, range, user,
+};
 use super::{Config, ConfigError, LogTarget, RawEntry, Setting, Source};
 
 /// RFC 8489 §14.9: REALM must be fewer than 128 characters.
@@ -171,20 +173,20 @@ impl Builder {
             Opt::UnauthorizedRatelimit => &mut c.unauthorized_ratelimit,
             Opt::Rfc5766ChannelNumbers => &mut c.rfc5766_channel_numbers,
             Opt::AllowLoopbackPeers => &mut c.allow_loopback_peers,
-            Opt::NoTlsv1 => &mut c.no_tlsv1,
-            Opt::NoTlsv1_1 => &mut c.no_tlsv1_1,
-            Opt::NoTlsv1_2 => &mut c.no_tlsv1_2,
-            Opt::Verbose => &mut c.verbose,
-            Opt::VeryVerbose => &mut c.very_verbose,
-            Opt::SimpleLog => &mut c.simple_log,
-            Opt::LogJson => &mut c.log_json,
-            Opt::Prometheus => &mut c.prometheus,
+            Opt::NoTlsv1 => &mut c.tls.no_tlsv1,
+            Opt::NoTlsv1_1 => &mut c.tls.no_tlsv1_1,
+            Opt::NoTlsv1_2 => &mut c.tls.no_tlsv1_2,
+            Opt::Verbose => &mut c.log.verbose,
+            Opt::VeryVerbose => &mut c.log.very_verbose,
+            Opt::SimpleLog => &mut c.log.simple,
+            Opt::LogJson => &mut c.log.json,
+            Opt::Prometheus => &mut c.metrics.enabled,
             Opt::StayUpAfterDrain => &mut c.stay_up_after_drain,
             Opt::Syslog => {
                 if on {
-                    c.log_file = LogTarget::Syslog;
-                } else if c.log_file == LogTarget::Syslog {
-                    c.log_file = LogTarget::Stdout;
+                    c.log.file = LogTarget::Syslog;
+                } else if c.log.file == LogTarget::Syslog {
+                    c.log.file = LogTarget::Stdout;
                 }
                 return;
             }
@@ -245,6 +247,28 @@ impl Builder {
             Opt::AltListeningPort => c.alt_listening_port = Some(port(v)?),
             Opt::AltTlsListeningPort => c.alt_tls_listening_port = Some(port(v)?),
             Opt::ListeningIp => c.listening_ips.push(ip(v)?),
+            Opt::ProxyProtocolPort => {
+                for p in list_items(v) {
+                    let p = port(p)?;
+                    if !c.proxy_protocol_ports.contains(&p) {
+                        c.proxy_protocol_ports.push(p);
+                    }
+                }
+            }
+            Opt::ProxyProtocolTrusted => {
+                for r in list_items(v) {
+                    c.proxy_protocol_trusted.push(range(r)?);
+                }
+            }
+            Opt::ProxyProtocolTimeout => {
+                let secs: u64 = positive(v)?;
+                if secs > 10 {
+                    return Err(format!(
+                        "{secs} s is too long: a proxy sends the header at once (at most 10, the TLS handshake's own limit)"
+                    ));
+                }
+                c.proxy_protocol_timeout = secs;
+            }
             // Relay
             Opt::RelayIp => c.relay_ips.push(ip(v)?),
             Opt::ExternalIp => {
@@ -307,18 +331,18 @@ impl Builder {
                         "the credential endpoint token must be at least 16 characters".into(),
                     );
                 }
-                c.rest_api_token = Some(v.trim().to_string())
+                c.credential_endpoint.token = Some(v.trim().to_string())
             }
-            Opt::RestApiAddress => c.rest_api_address = ip(v)?,
-            Opt::RestApiPort => c.rest_api_port = port(v)?,
-            Opt::RestApiHost => c.rest_api_host = Some(v.trim().to_string()),
-            Opt::AdminAddress => c.admin_address = ip(v)?,
-            Opt::AdminPort => c.admin_port = port(v)?,
+            Opt::RestApiAddress => c.credential_endpoint.address = ip(v)?,
+            Opt::RestApiPort => c.credential_endpoint.port = port(v)?,
+            Opt::RestApiHost => c.credential_endpoint.host = Some(v.trim().to_string()),
+            Opt::AdminAddress => c.admin.address = ip(v)?,
+            Opt::AdminPort => c.admin.port = port(v)?,
             Opt::AdminToken => {
                 if v.trim().len() < 16 {
                     return Err("the admin token must be at least 16 characters".into());
                 }
-                c.admin_token = Some(v.trim().to_string())
+                c.admin.token = Some(v.trim().to_string())
             }
             Opt::MaxTcpConnectionsPerIp => c.max_tcp_connections_per_ip = number(v)?,
             Opt::MaxBps => c.max_bps = number(v)?,
@@ -327,23 +351,23 @@ impl Builder {
             Opt::ChannelLifetime => c.channel_lifetime = positive(v)?,
             Opt::PermissionLifetime => c.permission_lifetime = positive(v)?,
             // TLS
-            Opt::Cert => c.cert = Some(PathBuf::from(v)),
-            Opt::Pkey => c.pkey = Some(PathBuf::from(v)),
-            Opt::CipherList => c.cipher_list = Some(v.to_string()),
-            Opt::CaFile => c.ca_file = Some(PathBuf::from(v)),
-            Opt::DhFile => c.dh_file = Some(PathBuf::from(v)),
+            Opt::Cert => c.tls.cert = Some(PathBuf::from(v)),
+            Opt::Pkey => c.tls.pkey = Some(PathBuf::from(v)),
+            Opt::CipherList => c.tls.cipher_list = Some(v.to_string()),
+            Opt::CaFile => c.tls.ca_file = Some(PathBuf::from(v)),
+            Opt::DhFile => c.tls.dh_file = Some(PathBuf::from(v)),
             // Logging
             Opt::LogFile => {
-                c.log_file = match v {
+                c.log.file = match v {
                     "stdout" => LogTarget::Stdout,
                     "syslog" => LogTarget::Syslog,
                     path => LogTarget::File(PathBuf::from(path)),
                 }
             }
-            Opt::Pidfile => c.pidfile = Some(PathBuf::from(v)),
+            Opt::Pidfile => c.log.pidfile = Some(PathBuf::from(v)),
             // Metrics
-            Opt::PrometheusPort => c.prometheus_port = port(v)?,
-            Opt::PrometheusAddress => c.prometheus_address = Some(ip(v)?),
+            Opt::PrometheusPort => c.metrics.port = port(v)?,
+            Opt::PrometheusAddress => c.metrics.address = Some(ip(v)?),
             // Compatibility
             Opt::AlternateServer => c.alternate_servers.push(alternate_server(v)?),
             Opt::UdpAlternateServer => c.udp_alternate_servers.push(alternate_server(v)?),
@@ -359,8 +383,16 @@ impl Builder {
             }
             Opt::DrainMinAllocations => c.drain_min_allocations = number(v)?,
             Opt::Cpus => c.cpus = Some(positive::<usize>(v)?),
+            Opt::KernelFastPath => {
+                c.kernel_fast_path = match v.trim() {
+                    "off" => super::KernelFastPath::Off,
+                    "auto" => super::KernelFastPath::Auto,
+                    "on" => super::KernelFastPath::On,
+                    other => return Err(format!("{other:?} is not off, auto or on")),
+                }
+            }
             Opt::LogMinLevel => {
-                c.log_min_level = Some(match v.trim().to_ascii_lowercase().as_str() {
+                c.log.min_level = Some(match v.trim().to_ascii_lowercase().as_str() {
                     "debug" => "debug",
                     "info" => "info",
                     "warning" | "warn" => "warn",
@@ -373,7 +405,7 @@ impl Builder {
                 if !path.starts_with('/') || path.contains(char::is_whitespace) {
                     return Err(format!("{v:?} must be a path starting with /"));
                 }
-                c.prometheus_path = path.to_string();
+                c.metrics.path = path.to_string();
             }
             other => return Err(format!("internal: {other:?} takes no value")),
         }
@@ -426,8 +458,8 @@ mod tests {
             ),
             (3600, 600, 300)
         );
-        assert_eq!(c.prometheus_port, 9641);
-        assert_eq!(c.log_file, LogTarget::Stdout);
+        assert_eq!(c.metrics.port, 9641);
+        assert_eq!(c.log.file, LogTarget::Stdout);
         assert_eq!(c.relay_threads, None);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
@@ -698,9 +730,9 @@ mod tests {
 
     #[test]
     fn log_targets() {
-        assert_eq!(ok("log-file=syslog").log_file, LogTarget::Syslog);
+        assert_eq!(ok("log-file=syslog").log.file, LogTarget::Syslog);
         assert_eq!(
-            ok("log-file=/var/log/turn.log").log_file,
+            ok("log-file=/var/log/turn.log").log.file,
             LogTarget::File(PathBuf::from("/var/log/turn.log"))
         );
     }
@@ -730,12 +762,12 @@ mod tests {
     #[test]
     fn verbose_flags_are_distinct() {
         let c = ok("Verbose");
-        assert!(c.very_verbose && !c.verbose);
+        assert!(c.log.very_verbose && !c.log.verbose);
     }
 
     #[test]
     fn ca_file_accepts_both_spellings() {
-        assert_eq!(ok("CA-file=/a").ca_file, Some(PathBuf::from("/a")));
-        assert_eq!(ok("ca-file=/b").ca_file, Some(PathBuf::from("/b")));
+        assert_eq!(ok("CA-file=/a").tls.ca_file, Some(PathBuf::from("/a")));
+        assert_eq!(ok("ca-file=/b").tls.ca_file, Some(PathBuf::from("/b")));
     }
 }

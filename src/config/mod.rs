@@ -13,7 +13,9 @@ pub mod help;
 pub mod options;
 mod policy;
 pub mod print;
+mod proxy_checks;
 mod reload;
+mod sections;
 mod values;
 
 use std::fmt;
@@ -23,6 +25,9 @@ use std::path::{Path, PathBuf};
 use crate::proto::peer_policy::{IpRange, PeerPolicySettings};
 use options::OptionSpec;
 pub use reload::{changed_options, reload_plan, ReloadPlan};
+pub use sections::{
+    AdminSettings, CredentialEndpointSettings, LogSettings, MetricsSettings, TlsSettings,
+};
 
 /// Where a setting came from, so every message can point at it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +185,12 @@ pub struct Config {
     pub stun_only: bool,
     /// `no-stun`.
     pub no_stun: bool,
+    /// `proxy-protocol-port` (ferroturn): TCP/TLS listening ports that expect a PROXY header.
+    pub proxy_protocol_ports: Vec<u16>,
+    /// `proxy-protocol-trusted` (ferroturn): sources allowed to send PROXY headers.
+    pub proxy_protocol_trusted: Vec<IpRange>,
+    /// `proxy-protocol-timeout` (ferroturn): seconds the header may take to arrive.
+    pub proxy_protocol_timeout: u64,
 
     // Relay
     /// `relay-ip`; empty = the listening addresses.
@@ -252,22 +263,6 @@ pub struct Config {
     pub drain_timeout: u64,
     /// `stay-up-after-drain` (ferroturn): a finished drain leaves the process up and unready.
     pub stay_up_after_drain: bool,
-    /// `admin-address` (ferroturn).
-    pub admin_address: IpAddr,
-    /// `admin-port` (ferroturn).
-    pub admin_port: u16,
-    /// `admin-token` (ferroturn): enables the admin API.
-    pub admin_token: Option<String>,
-    /// `log-json` (ferroturn).
-    pub log_json: bool,
-    /// `rest-api-token` (ferroturn): enables the TURN REST credential endpoint.
-    pub rest_api_token: Option<String>,
-    /// `rest-api-address` (ferroturn).
-    pub rest_api_address: IpAddr,
-    /// `rest-api-port` (ferroturn).
-    pub rest_api_port: u16,
-    /// `rest-api-host` (ferroturn): host in the handed-out URIs.
-    pub rest_api_host: Option<String>,
     /// `max-tcp-connections` (ferroturn): open TCP/TLS connections in total, 0 = unlimited.
     pub max_tcp_connections: usize,
     /// `max-tcp-connections-per-ip` (ferroturn): connections from one address, 0 = unlimited.
@@ -285,44 +280,6 @@ pub struct Config {
     /// `permission-lifetime`, seconds.
     pub permission_lifetime: u32,
 
-    // TLS
-    /// `cert`.
-    pub cert: Option<PathBuf>,
-    /// `pkey`.
-    pub pkey: Option<PathBuf>,
-    /// `cipher-list`.
-    pub cipher_list: Option<String>,
-    /// `CA-file`.
-    pub ca_file: Option<PathBuf>,
-    /// `dh-file`.
-    pub dh_file: Option<PathBuf>,
-    /// `no-tlsv1`.
-    pub no_tlsv1: bool,
-    /// `no-tlsv1_1`.
-    pub no_tlsv1_1: bool,
-    /// `no-tlsv1_2`.
-    pub no_tlsv1_2: bool,
-
-    // Logging
-    /// `log-file`.
-    pub log_file: LogTarget,
-    /// `verbose`.
-    pub verbose: bool,
-    /// `Verbose`.
-    pub very_verbose: bool,
-    /// `simple-log`.
-    pub simple_log: bool,
-    /// `pidfile`.
-    pub pidfile: Option<PathBuf>,
-
-    // Metrics
-    /// `prometheus`.
-    pub prometheus: bool,
-    /// `prometheus-port`.
-    pub prometheus_port: u16,
-    /// `prometheus-address`; `None` = all interfaces.
-    pub prometheus_address: Option<IpAddr>,
-
     // Compatibility
     /// `alternate-server`.
     pub alternate_servers: Vec<AlternateServer>,
@@ -336,12 +293,22 @@ pub struct Config {
     pub drain_min_allocations: u32,
     /// `cpus`: CPU count to assume when `relay-threads` is not set.
     pub cpus: Option<usize>,
-    /// `log-min-level` as a tracing level name.
-    pub log_min_level: Option<&'static str>,
-    /// `prometheus-path`.
-    pub prometheus_path: String,
     /// `rest-api-hmac`: the HMAC of REST passwords.
     pub rest_api_hmac: crate::proto::auth::rest::RestHmac,
+    /// `kernel-fast-path`: whether channel data is forwarded by the eBPF program.
+    pub kernel_fast_path: KernelFastPath,
+
+    // Endpoints, TLS and logging, each as a group
+    /// `cert`, `pkey` and the TLS options.
+    pub tls: TlsSettings,
+    /// Where and how much to log, and the pidfile.
+    pub log: LogSettings,
+    /// The Prometheus endpoint (with /healthz and /readyz).
+    pub metrics: MetricsSettings,
+    /// The admin API (ferroturn).
+    pub admin: AdminSettings,
+    /// The TURN REST credential endpoint (ferroturn).
+    pub credential_endpoint: CredentialEndpointSettings,
 
     // About the load itself
     /// `--check-config` was given: the binary reports and exits instead of running.
@@ -378,6 +345,9 @@ impl Default for Config {
             dtls: false,
             stun_only: false,
             no_stun: false,
+            proxy_protocol_ports: Vec::new(),
+            proxy_protocol_trusted: Vec::new(),
+            proxy_protocol_timeout: 5,
             relay_ips: Vec::new(),
             external_ips: Vec::new(),
             min_port: 49152,
@@ -410,14 +380,6 @@ impl Default for Config {
             drain_timeout: 30,
             stay_up_after_drain: false,
             poll_interval_ms: 0,
-            admin_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            admin_port: 9642,
-            admin_token: None,
-            log_json: false,
-            rest_api_token: None,
-            rest_api_address: IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            rest_api_port: 9643,
-            rest_api_host: None,
             max_tcp_connections: 20_000,
             max_tcp_connections_per_ip: 256,
             total_quota: 0,
@@ -426,31 +388,19 @@ impl Default for Config {
             max_allocate_lifetime: 3600,
             channel_lifetime: 600,
             permission_lifetime: 300,
-            cert: None,
-            pkey: None,
-            cipher_list: None,
-            ca_file: None,
-            dh_file: None,
-            no_tlsv1: false,
-            no_tlsv1_1: false,
-            no_tlsv1_2: false,
-            log_file: LogTarget::Stdout,
-            verbose: false,
-            very_verbose: false,
-            simple_log: false,
-            pidfile: None,
-            prometheus: false,
-            prometheus_port: 9641,
-            prometheus_address: None,
             alternate_servers: Vec::new(),
             udp_alternate_servers: Vec::new(),
             tcp_alternate_servers: Vec::new(),
             tls_alternate_servers: Vec::new(),
             drain_min_allocations: 0,
             cpus: None,
-            log_min_level: None,
-            prometheus_path: "/metrics".to_string(),
             rest_api_hmac: crate::proto::auth::rest::RestHmac::Sha1,
+            tls: TlsSettings::default(),
+            log: LogSettings::default(),
+            metrics: MetricsSettings::default(),
+            admin: AdminSettings::default(),
+            credential_endpoint: CredentialEndpointSettings::default(),
+            kernel_fast_path: KernelFastPath::Off,
             check_config: false,
             strict: false,
             print_config: false,
@@ -701,3 +651,26 @@ fn read_file(path: &Path) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// `kernel-fast-path`: whether UDP channel data is forwarded by the kernel (eBPF).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KernelFastPath {
+    /// User space relays everything.
+    #[default]
+    Off,
+    /// Use the kernel program when it loads; otherwise log why and relay in user space.
+    Auto,
+    /// Refuse to start unless the kernel program loads and attaches.
+    On,
+}
+
+impl KernelFastPath {
+    /// The value as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KernelFastPath::Off => "off",
+            KernelFastPath::Auto => "auto",
+            KernelFastPath::On => "on",
+        }
+    }
+}

@@ -28,6 +28,9 @@ pub enum Opt {
     Dtls,
     StunOnly,
     NoStun,
+    ProxyProtocolPort,
+    ProxyProtocolTrusted,
+    ProxyProtocolTimeout,
     // Relay
     RelayIp,
     ExternalIp,
@@ -113,6 +116,7 @@ pub enum Opt {
     AlternateServer,
     AlreadyDefault,
     Unsupported,
+    KernelFastPath,
 }
 
 /// Whether a value follows the option name.
@@ -349,14 +353,17 @@ pub static OPTIONS: &[OptionSpec] = &[
     flag("dtls", Opt::Dtls, G::Listeners, "coturn 4.17's DTLS opt-in: accepted with a warning, DTLS is not served (no browser uses TURN over DTLS)"),
     flag("stun-only", Opt::StunOnly, G::Listeners, "Serve STUN only, no TURN relaying").short('S').live(),
     flag("no-stun", Opt::NoStun, G::Listeners, "Serve TURN only, refuse plain STUN Binding requests").live(),
+    value("proxy-protocol-port", "PORT[,PORT]", Opt::ProxyProtocolPort, G::Listeners, "TCP/TLS ports behind a load balancer: connections start with a PROXY v1/v2 header (before TLS) naming the client (ferroturn; repeatable)").list(),
+    value("proxy-protocol-trusted", "RANGE[,RANGE]", Opt::ProxyProtocolTrusted, G::Listeners, "Load balancers (IP, IP-IP or CIDR) allowed to connect to a proxy-protocol-port; other sources are closed (ferroturn; repeatable)").list(),
+    value("proxy-protocol-timeout", "SECONDS", Opt::ProxyProtocolTimeout, G::Listeners, "Time the PROXY header may take to arrive before the connection is closed (ferroturn)").default("5"),
     // Relay
-    value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses)").short('E').list(),
+    value("relay-ip", "IP", Opt::RelayIp, G::Relay, "Address relay sockets are bound to (repeatable; default: the listening addresses); an IPv4 and an IPv6 one allow dual allocations").short('E').list(),
     value("external-ip", "PUBLIC[/PRIVATE]", Opt::ExternalIp, G::Relay, "Public address advertised for relays behind NAT; PRIVATE is the local address it maps to (repeatable)").short('X').list(),
     value("min-port", "PORT", Opt::MinPort, G::Relay, "Lowest relay port").default("49152"),
     value("max-port", "PORT", Opt::MaxPort, G::Relay, "Highest relay port").default("65535"),
-    value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards; 0 = one per CPU core").short('m').default("0"),
+    value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards (at most 256); 0 = one per CPU core").short('m').default("0"),
     flag("no-udp-relay", Opt::NoUdpRelay, G::Relay, "Refuse UDP relay allocations").live(),
-    flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)"),
+    flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)").live(),
     value("sock-buf-size", "BYTES", Opt::SockBufSize, G::Relay, "Socket send/receive buffer size (ferroturn extension; default: the kernel's)"),
     // Authentication
     value("realm", "REALM", Opt::Realm, G::Authentication, "Default realm for long-term credentials").short('r').default("ferroturn.local").live(),
@@ -393,8 +400,8 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("rest-api-port", "PORT", Opt::RestApiPort, G::Authentication, "Port of the credential endpoint (ferroturn)").default("9643"),
     value("rest-api-host", "HOST", Opt::RestApiHost, G::Authentication, "Host name or IP put in the URIs the credential endpoint hands out (ferroturn; default: external-ip, else realm)").live(),
     flag("log-json", Opt::LogJson, G::Logging, "Write logs as JSON lines (ferroturn)"),
-    value("max-tcp-connections", "N", Opt::MaxTcpConnections, G::Limits, "Maximum open TCP/TLS client connections (ferroturn); 0 = unlimited").default("20000"),
-    value("max-tcp-connections-per-ip", "N", Opt::MaxTcpConnectionsPerIp, G::Limits, "Maximum TCP/TLS connections from one client address (ferroturn); 0 = unlimited").default("256"),
+    value("max-tcp-connections", "N", Opt::MaxTcpConnections, G::Limits, "Maximum open TCP/TLS client connections, RFC 6062 peer and data connections included (ferroturn); 0 = unlimited").default("20000"),
+    value("max-tcp-connections-per-ip", "N", Opt::MaxTcpConnectionsPerIp, G::Limits, "Maximum TCP/TLS connections from one address, RFC 6062 peers included (ferroturn); 0 = unlimited").default("256"),
     value("max-bps", "BYTES/S", Opt::MaxBps, G::Limits, "Bandwidth limit per allocation in bytes per second; 0 = unlimited").short('s').default("0").live(),
     value("bps-capacity", "BYTES/S", Opt::BpsCapacity, G::Limits, "Total bandwidth of the server in bytes per second; 0 = unlimited").short('B').default("0").live(),
     value("max-allocate-lifetime", "SECONDS", Opt::MaxAllocateLifetime, G::Limits, "Longest allocation lifetime a client may request").default("3600").live(),
@@ -433,6 +440,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("cpus", "N", Opt::Cpus, G::Relay, "CPU count to assume instead of the detected one: the number of relay shards when relay-threads is not set (for containers)"),
     value("log-min-level", "debug|info|warning|error", Opt::LogMinLevel, G::Logging, "Lowest level logged; overrides verbose/Verbose (RUST_LOG overrides both)").live(),
     value("prometheus-path", "PATH", Opt::PrometheusPath, G::Metrics, "HTTP path of the metrics").default("/metrics"),
+    value("kernel-fast-path", "off|auto|on", Opt::KernelFastPath, G::Relay, "UDP channel data forwarded by an eBPF program (needs CAP_BPF+CAP_NET_ADMIN); auto: if it loads, else say why; on: required (ferroturn)").default("off"),
     flag("stateless-nonce", Opt::AlreadyDefault, G::Compatibility, "Accepted: nonces are always stateless (HMAC of time and 5-tuple); cannot be switched off"),
     flag("drop-invalid-packets", Opt::AlreadyDefault, G::Compatibility, "Accepted: invalid packets are always dropped early and counted; cannot be switched off"),
     flag("udp-recvmmsg", Opt::AlreadyDefault, G::Compatibility, "Accepted: UDP is always received in recvmmsg batches on Linux; cannot be switched off"),
@@ -444,7 +452,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     // Compatibility: recognised coturn options that ferroturn ignores with a warning.
     unsupported("listening-device", R, "Bind listeners to a network device").short('d'),
     unsupported("relay-device", R, "Bind relay sockets to a network device").short('i'),
-    unsupported("tcp-proxy-port", R, "Port for connections behind a proxy (PROXY protocol)"),
+    unsupported("tcp-proxy-port", R, "Extra port for connections behind a proxy (ferroturn: set proxy-protocol-port and proxy-protocol-trusted on a listening port instead)"),
     unsupported("aux-server", R, "Auxiliary STUN/TURN server endpoint"),
     unsupported("udp-self-balance", F, "Balance UDP load across aux servers"),
     unsupported("secure-stun", F, "Require authentication for STUN Binding"),

@@ -104,41 +104,53 @@ impl Builder {
                 self.source_of(Opt::Dtls)
             ));
         }
-        if c.cert.is_some() && c.pkey.is_none() {
+        if c.tls.cert.is_some() && c.tls.pkey.is_none() {
             self.warnings.push(format!(
                 "{}cert is set without pkey; TLS needs both",
                 self.source_of(Opt::Cert)
             ));
         }
-        if c.pkey.is_some() && c.cert.is_none() {
+        if c.tls.pkey.is_some() && c.tls.cert.is_none() {
             self.warnings.push(format!(
                 "{}pkey is set without cert; TLS needs both",
                 self.source_of(Opt::Pkey)
             ));
         }
-        if c.rest_api_token.is_some() && (!c.use_auth_secret || c.static_auth_secrets.is_empty()) {
+        if c.credential_endpoint.token.is_some()
+            && (!c.use_auth_secret || c.static_auth_secrets.is_empty())
+        {
             self.errors.push(format!(
                 "{}rest-api-token needs use-auth-secret and a static-auth-secret to sign credentials with",
                 self.source_of(Opt::RestApiToken)
             ));
         }
-        if c.cipher_list.is_some() {
+        if c.tls.cipher_list.is_some() {
             self.warnings.push(format!(
                 "{}cipher-list is ignored: ferroturn's TLS (rustls) offers only modern AEAD suites",
                 self.source_of(Opt::CipherList)
             ));
         }
-        if c.dh_file.is_some() {
+        if c.tls.dh_file.is_some() {
             self.warnings.push(format!(
                 "{}dh-file is ignored: finite-field Diffie-Hellman is never offered (ECDHE only)",
                 self.source_of(Opt::DhFile)
             ));
         }
-        if c.no_tlsv1 || c.no_tlsv1_1 {
+        if c.tls.no_tlsv1 || c.tls.no_tlsv1_1 {
             self.notices.push(
                 "no-tlsv1 / no-tlsv1_1: TLS 1.0 and 1.1 are never offered anyway".to_string(),
             );
         }
+        let proxy = super::proxy_checks::check(c);
+        for e in proxy.errors {
+            let at = self.source_of(e.opt);
+            self.errors.push(format!("{at}{}", e.text));
+        }
+        for w in proxy.warnings {
+            let at = self.source_of(w.opt);
+            self.warnings.push(format!("{at}{}", w.text));
+        }
+        let c = &self.cfg;
         if c.allow_loopback_peers {
             self.warnings.push(format!(
                 "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",

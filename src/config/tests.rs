@@ -83,7 +83,7 @@ fn cli_short_forms() {
     assert_eq!(c.listening_port, 4000);
     assert_eq!(c.relay_threads, Some(2));
     assert_eq!(c.external_ips[0].public, IpAddr::from([203, 0, 113, 9]));
-    assert!(c.verbose);
+    assert!(c.log.verbose);
 }
 
 #[test]
@@ -358,12 +358,12 @@ fn realistic_jitsi_config() {
             private: None
         }]
     );
-    assert!(c.fingerprint && c.no_tlsv1 && c.no_tlsv1_1 && !c.no_tlsv1_2);
+    assert!(c.fingerprint && c.tls.no_tlsv1 && c.tls.no_tlsv1_1 && !c.tls.no_tlsv1_2);
     assert_eq!(c.denied_peer_ips, ["10.0.0.0/8".parse().expect("range")]);
-    assert_eq!(c.cert, Some(PathBuf::from("/etc/ssl/x.pem")));
-    assert_eq!(c.pkey, Some(PathBuf::from("/etc/ssl/x.key")));
-    assert_eq!(c.log_file, LogTarget::Stdout);
-    assert!(c.simple_log);
+    assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/ssl/x.pem")));
+    assert_eq!(c.tls.pkey, Some(PathBuf::from("/etc/ssl/x.key")));
+    assert_eq!(c.log.file, LogTarget::Stdout);
+    assert!(c.log.simple);
     // A stock Jitsi config must pass --check-config.
     assert!(c.check().is_ok(), "{:?}", c.warnings);
     assert_eq!(c.notices.len(), 2, "{:?}", c.notices);
@@ -580,8 +580,8 @@ fn coturn_4_17_options_take_their_meaning() {
     .expect("load");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     assert_eq!(c.cpus, Some(3));
-    assert_eq!(c.log_min_level, Some("warn"));
-    assert_eq!(c.prometheus_path, "/m");
+    assert_eq!(c.log.min_level, Some("warn"));
+    assert_eq!(c.metrics.path, "/m");
     assert_eq!(c.drain_min_allocations, 5);
     assert_eq!(
         c.udp_alternate_servers[0].socket_addr(3478).to_string(),

@@ -40,6 +40,12 @@ pub(super) fn ip(v: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("{v:?} is not an IP address"))
 }
 
+/// The items of a value that may list several, separated by commas or whitespace.
+pub(super) fn list_items(v: &str) -> impl Iterator<Item = &str> {
+    v.split(|ch: char| ch == ',' || ch.is_whitespace())
+        .filter(|s| !s.is_empty())
+}
+
 pub(super) fn range(v: &str) -> Result<IpRange, String> {
     v.parse::<IpRange>()
         .map_err(|e| format!("{v:?} is not an IP, IP-IP range or CIDR block ({e})"))

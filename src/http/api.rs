@@ -116,6 +116,12 @@ struct Session<'a> {
     client: String,
     relay: String,
     relayed: String,
+    /// The IPv6 relay socket of a dual allocation (RFC 8656 §7.2), absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    additional_relay: Option<String>,
+    /// Its advertised address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    additional_relayed: Option<String>,
     age_seconds: u64,
     expires_in_seconds: u64,
     bytes_to_peers: u64,
@@ -144,6 +150,8 @@ impl<'a> From<&'a SessionInfo> for Session<'a> {
             client: s.client.to_string(),
             relay: s.relay.to_string(),
             relayed: s.relayed.to_string(),
+            additional_relay: s.additional.map(|(r, _)| r.to_string()),
+            additional_relayed: s.additional.map(|(_, a)| a.to_string()),
             age_seconds: s.age_secs,
             expires_in_seconds: s.expires_in_secs,
             bytes_to_peers: s.bytes_to_peers,

@@ -31,7 +31,8 @@ impl CredentialIssuer {
     pub fn from_config(config: &Config) -> Option<Self> {
         let secret = config.static_auth_secrets.first()?.clone();
         let host = config
-            .rest_api_host
+            .credential_endpoint
+            .host
             .clone()
             .or_else(|| config.external_ips.first().map(|e| e.public.to_string()))
             .unwrap_or_else(|| config.realm.clone());
@@ -42,7 +43,7 @@ impl CredentialIssuer {
         if !config.no_tcp {
             uris.push(ice_url("turn", &host, config.listening_port, Some("tcp")));
         }
-        if !config.no_tls && config.cert.is_some() && config.pkey.is_some() {
+        if !config.no_tls && config.tls.cert.is_some() && config.tls.pkey.is_some() {
             uris.push(ice_url(
                 "turns",
                 &host,

@@ -164,7 +164,7 @@ fn check_listener(conf: &Config, s: &Service, out: &mut Vec<String>) {
                 out.push(format!(
                     "{what}: Prosody offers TURN over TLS but turnserver.conf says no-tls"
                 ));
-            } else if conf.cert.is_none() || conf.pkey.is_none() {
+            } else if conf.tls.cert.is_none() || conf.tls.pkey.is_none() {
                 out.push(format!(
                     "{what}: Prosody offers TURN over TLS but turnserver.conf has no cert/pkey"
                 ));

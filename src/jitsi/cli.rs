@@ -171,18 +171,9 @@ struct CheckArgs {
 
 /// Runs `ferroturn jitsi ARGS...` (`args` without the program name and `jitsi`).
 pub fn run(args: &[String]) -> ExitCode {
-    let cli = match JitsiCli::try_parse_from(
-        std::iter::once("ferroturn jitsi".to_string()).chain(args.iter().cloned()),
-    ) {
+    let cli: JitsiCli = match crate::subcommand::parse("ferroturn jitsi", args) {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
-        }
+        Err(status) => return status,
     };
     let result = match cli.command {
         Command::Init(a) => run_init(a),

@@ -37,7 +37,7 @@ pub fn describe(conf: &Config) -> Vec<String> {
         (true, false) => ports.push(format!("{} tcp", plain.join(", "))),
         (true, true) => {}
     }
-    if !conf.no_tls && conf.cert.is_some() && conf.pkey.is_some() {
+    if !conf.no_tls && conf.tls.cert.is_some() && conf.tls.pkey.is_some() {
         let tls: Vec<String> = std::iter::once(conf.tls_listening_port)
             .chain(conf.alt_tls_listening_port)
             .map(|p| p.to_string())

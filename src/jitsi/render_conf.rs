@@ -203,7 +203,7 @@ mod tests {
         assert!(c.no_tcp_relay && !c.no_udp && !c.no_tcp && !c.no_tls);
         assert_eq!(c.external_ips[0].public.to_string(), "203.0.113.7");
         assert_eq!(c.allowed_peer_ips.len(), 1);
-        assert!(c.cert.is_some() && c.pkey.is_some());
+        assert!(c.tls.cert.is_some() && c.tls.pkey.is_some());
     }
 
     #[test]

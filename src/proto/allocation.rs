@@ -5,7 +5,8 @@ use std::time::Instant;
 
 use super::auth::algorithm::ReplyKey;
 use super::bandwidth::TokenBucket;
-use super::flow::{Flow, Transport};
+use super::flow::{Family, Flow, Transport};
+use super::stun::ErrorCode;
 
 /// Most permissions (peer IP addresses) one allocation may hold at once, and so most
 /// XOR-PEER-ADDRESS attributes one CreatePermission may carry; more earns 508 (RFC 8656 §9).
@@ -31,6 +32,37 @@ pub struct Channel {
     pub peer: SocketAddr,
     /// When it lapses unless refreshed.
     pub expires: Instant,
+}
+
+/// One relayed transport address of an allocation: a dual allocation (RFC 8656 §7.2) has one
+/// per family, each with its own lifetime (a Refresh may name one family, §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relay {
+    /// The relay socket's local address.
+    pub addr: SocketAddr,
+    /// The address advertised in XOR-RELAYED-ADDRESS (external-ip applied).
+    pub advertised: SocketAddr,
+    /// When this family's relay ends unless refreshed.
+    pub expires: Instant,
+}
+
+impl Relay {
+    /// The family of the relayed address.
+    pub fn family(&self) -> Family {
+        Family::of(&self.addr)
+    }
+}
+
+/// Why one family of a dual allocation was not served, as its success answers say it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressError {
+    /// The family left out.
+    pub family: Family,
+    /// 440 (no relay address of the family) or 508 (no port or socket).
+    pub code: ErrorCode,
+    /// The ADDRESS-ERROR-CODE code point: the one matching the request's
+    /// ADDITIONAL-ADDRESS-FAMILY (RFC 8656's, or coturn 4.6's draft one).
+    pub attr: u16,
 }
 
 /// Counters for one allocation, updated per relayed packet (plain integers: one shard owns them).
@@ -61,11 +93,15 @@ pub struct Allocation {
     pub flow: Flow,
     /// Transport between client and server.
     pub transport: Transport,
-    /// The relay socket's local address.
-    pub relay_addr: SocketAddr,
-    /// The address advertised in XOR-RELAYED-ADDRESS (external-ip applied).
-    pub advertised: SocketAddr,
-    /// When the allocation ends unless refreshed.
+    /// The relays, by socket index (each index has its own relay id): index 1 is the IPv6
+    /// half of a dual allocation, index 0 everything else. At least one is live; a Refresh that
+    /// deletes one family of a dual allocation leaves the other.
+    pub relays: [Option<Relay>; 2],
+    /// The ADDRESS-ERROR-CODE of a dual allocation served in one family only (the family
+    /// left out and why), resent with a retransmitted success response.
+    pub address_error: Option<AddressError>,
+    /// When the next relay lapses unless refreshed: the earliest relay expiry, and the key of
+    /// the allocation's one timer entry.
     pub expires: Instant,
     /// When it was created.
     pub created: Instant,
@@ -87,9 +123,61 @@ pub struct Allocation {
     pub channels: Vec<Channel>,
     /// Traffic counters.
     pub traffic: TrafficCounters,
+    /// Relays TCP (RFC 6062: Connect, ConnectionBind) instead of UDP.
+    pub tcp: bool,
 }
 
 impl Allocation {
+    /// The live relays with their socket index.
+    pub fn live_relays(&self) -> impl Iterator<Item = (usize, &Relay)> {
+        self.relays
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().map(|r| (i, r)))
+    }
+
+    /// The socket index of the relay of `family`, if the allocation has one.
+    pub fn relay_index(&self, family: Family) -> Option<usize> {
+        self.live_relays()
+            .find(|(_, r)| r.family() == family)
+            .map(|(i, _)| i)
+    }
+
+    /// The first live relay (every live allocation has one).
+    pub fn primary(&self) -> Option<&Relay> {
+        self.live_relays().next().map(|(_, r)| r)
+    }
+
+    /// The local address of the first live relay socket (unspecified if none is left).
+    pub fn relay_addr(&self) -> SocketAddr {
+        self.primary()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |r| r.addr)
+    }
+
+    /// The advertised address of the first live relay.
+    pub fn advertised(&self) -> SocketAddr {
+        self.primary()
+            .map_or(SocketAddr::from(([0, 0, 0, 0], 0)), |r| r.advertised)
+    }
+
+    /// Whether both an IPv4 and an IPv6 relay are live.
+    pub fn is_dual(&self) -> bool {
+        self.relays.iter().all(Option::is_some)
+    }
+
+    /// The earliest expiry of the live relays.
+    pub fn earliest_expiry(&self) -> Option<Instant> {
+        self.live_relays().map(|(_, r)| r.expires).min()
+    }
+
+    /// Drops the permissions and channels of `family` (its relay is gone) and lapsed ones.
+    pub fn forget_family(&mut self, family: Family, now: Instant) {
+        let keep = |ip: IpAddr| ip.is_ipv4() != (family == Family::V4);
+        self.permissions.retain(|p| keep(p.ip) && p.expires > now);
+        self.channels
+            .retain(|c| keep(c.peer.ip()) && c.expires > now);
+    }
+
     /// Whether a live permission exists for `ip`.
     pub fn permits(&self, ip: IpAddr, now: Instant) -> bool {
         self.permissions

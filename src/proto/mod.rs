@@ -22,5 +22,6 @@ pub mod quota;
 pub mod server;
 pub mod settings;
 pub mod stun;
+pub mod tcp_conns;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -62,6 +62,8 @@ pub struct Settings {
     /// nonce cookie and PASSWORD-ALGORITHMS into every 401/438. Off by default: browsers use
     /// SHA-1 integrity, and the offer makes each challenge 28 bytes larger for everyone.
     pub sha256_integrity: bool,
+    /// `no-tcp-relay`: refuse TCP relay allocations (RFC 6062) with 442.
+    pub no_tcp_relay: bool,
 }
 
 impl Default for Settings {
@@ -86,6 +88,7 @@ impl Default for Settings {
             unauthorized_rps: 0,
             rfc5766_channel_numbers: false,
             sha256_integrity: false,
+            no_tcp_relay: false,
         }
     }
 }

@@ -84,6 +84,16 @@ impl RelayBinder for FakeBinder {
         Ok(addr)
     }
 
+    /// A TCP relay listener (RFC 6062) is bound like a UDP relay socket.
+    fn bind_tcp(
+        &mut self,
+        relay: RelayId,
+        at: RelayAt,
+        port: u16,
+    ) -> Result<SocketAddr, BindError> {
+        self.bind(relay, at, port, false)
+    }
+
     fn close(&mut self, relay: RelayId) {
         assert!(
             self.open.remove(&relay).is_some(),

@@ -33,7 +33,7 @@ pub fn address_report(config: &Config) -> AddressReport {
                 .collect::<Vec<_>>()
                 .join(", ");
             let mut ports = vec![format!("port {}", config.listening_port)];
-            if !config.no_tls && config.cert.is_some() {
+            if !config.no_tls && config.tls.cert.is_some() {
                 ports.push(format!("TLS port {}", config.tls_listening_port));
             }
             r.lines.push(format!(

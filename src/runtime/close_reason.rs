@@ -37,6 +37,16 @@ pub enum CloseReason {
     IncompleteFrameTimeout,
     /// No input for too long on a connection without an allocation.
     IdleTimeout,
+    /// The balancer closed the connection before its PROXY protocol header was complete.
+    ClosedBeforeProxyHeader,
+    /// A connection to a proxy-protocol-port did not start with a PROXY protocol header.
+    ProxyHeaderMissing,
+    /// The PROXY protocol header was malformed.
+    ProxyHeaderMalformed,
+    /// The PROXY protocol header did not arrive within proxy-protocol-timeout.
+    ProxyHeaderTimeout,
+    /// The client named by the PROXY protocol header is at max-tcp-connections-per-ip.
+    ConnectionLimit,
 }
 
 impl CloseReason {
@@ -59,6 +69,11 @@ impl CloseReason {
             CloseReason::HandshakeTimeout => "handshake timeout",
             CloseReason::IncompleteFrameTimeout => "incomplete frame timeout",
             CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::ClosedBeforeProxyHeader => "closed by client before the PROXY header",
+            CloseReason::ProxyHeaderMissing => "no PROXY protocol header",
+            CloseReason::ProxyHeaderMalformed => "malformed PROXY protocol header",
+            CloseReason::ProxyHeaderTimeout => "PROXY protocol header timeout",
+            CloseReason::ConnectionLimit => "connection limit reached",
         }
     }
 }
@@ -92,6 +107,11 @@ mod tests {
             CloseReason::HandshakeTimeout,
             CloseReason::IncompleteFrameTimeout,
             CloseReason::IdleTimeout,
+            CloseReason::ClosedBeforeProxyHeader,
+            CloseReason::ProxyHeaderMissing,
+            CloseReason::ProxyHeaderMalformed,
+            CloseReason::ProxyHeaderTimeout,
+            CloseReason::ConnectionLimit,
         ];
         let words: std::collections::HashSet<String> = all.iter().map(|r| r.to_string()).collect();
         assert_eq!(words.len(), all.len());

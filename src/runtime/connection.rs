@@ -10,6 +10,8 @@ use std::time::Instant;
 use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
+use super::proxy_accept::{self, HeaderReadError};
+use super::proxy_protocol::ProxyHeader;
 use super::stream_framing::{next_frame, Frame, MAX_STREAM_FRAME};
 use super::tx_backlog::TxBacklog;
 use crate::proto::flow::Transport;
@@ -52,6 +54,8 @@ pub struct Connection {
     pub partial_since: Option<Instant>,
     /// Whether WRITABLE interest is registered.
     pub writable_registered: bool,
+    /// Until when a PROXY protocol header may arrive; `None` once the client is known.
+    proxy_deadline: Option<Instant>,
 }
 
 /// What one [`Connection::fill`] did.
@@ -114,6 +118,7 @@ impl Connection {
             last_rx: now,
             partial_since: None,
             writable_registered: false,
+            proxy_deadline: None,
         }
     }
 
@@ -135,13 +140,59 @@ impl Connection {
         }
     }
 
-    /// Whether the connection is past detection and the TLS handshake.
+    /// Whether the connection is past the PROXY header, detection and the TLS handshake.
     pub fn established(&self) -> bool {
+        if self.proxy_deadline.is_some() {
+            return false;
+        }
         match &self.mode {
             Mode::Detect => false,
             Mode::Plain => true,
             Mode::Tls(tls) => !tls.is_handshaking(),
         }
+    }
+
+    /// Makes the connection wait for a PROXY protocol header until `deadline` before anything
+    /// else (on TLS ports, before the handshake).
+    pub fn expect_proxy_header(&mut self, deadline: Instant) {
+        self.proxy_deadline = Some(deadline);
+    }
+
+    /// Whether the PROXY header is still awaited (then [`fill`](Self::fill) must not run).
+    pub fn awaiting_proxy_header(&self) -> bool {
+        self.proxy_deadline.is_some()
+    }
+
+    /// Whether the PROXY header is awaited past its deadline.
+    pub fn proxy_header_overdue(&self, now: Instant) -> bool {
+        self.proxy_deadline.is_some_and(|d| now >= d)
+    }
+
+    /// The address the connection limits charge this connection to (none while the PROXY
+    /// header is awaited).
+    pub fn counted_ip(&self) -> Option<std::net::IpAddr> {
+        self.proxy_deadline.is_none().then(|| self.remote.ip())
+    }
+
+    /// Reads the PROXY header off the raw socket; bytes after it stay queued for the stream
+    /// (handed to rustls on a TLS port).
+    pub fn read_proxy_header(&mut self) -> Result<Option<ProxyHeader>, HeaderReadError> {
+        let header = proxy_accept::read_header(&mut self.stream, &mut self.rx, &mut self.rx_end)?;
+        if let (Some(_), Mode::Tls(tls)) = (&header, &mut self.mode) {
+            let mut rest = &self.rx[..self.rx_end];
+            while !rest.is_empty() {
+                tls.read_tls(&mut rest)
+                    .map_err(|_| HeaderReadError::Io(CloseReason::BadTlsRecord))?;
+            }
+            self.rx_end = 0;
+        }
+        Ok(header)
+    }
+
+    /// Ends the wait for the PROXY header: from now on `client` is this connection's address.
+    pub fn set_proxied_client(&mut self, client: SocketAddr) {
+        self.remote = client;
+        self.proxy_deadline = None;
     }
 
     /// Reads what the socket holds into the receive buffer (decrypting TLS), at most one

@@ -43,6 +43,8 @@ pub struct SessionInfo {
     pub relay: SocketAddr,
     /// Advertised relayed address.
     pub relayed: SocketAddr,
+    /// The IPv6 relay of a dual allocation: relay socket address and advertised address.
+    pub additional: Option<(SocketAddr, SocketAddr)>,
     /// Seconds since it was created.
     pub age_secs: u64,
     /// Seconds until it expires unless refreshed.
@@ -122,6 +124,7 @@ struct ControlInner {
     ready: AtomicBool,
     ops: Arc<OpsStats>,
     certs: OnceLock<Arc<CertStore>>,
+    fast_path: OnceLock<super::fast_path::FastPathStats>,
 }
 
 impl Control {
@@ -145,6 +148,7 @@ impl Control {
                 ready: AtomicBool::new(false),
                 ops: Arc::new(OpsStats::default()),
                 certs: OnceLock::new(),
+                fast_path: OnceLock::new(),
             }),
         }
     }
@@ -161,6 +165,15 @@ impl Control {
 
     pub(super) fn set_certificates(&self, store: Arc<CertStore>) {
         let _ = self.inner.certs.set(store);
+    }
+
+    pub(super) fn set_fast_path(&self, stats: super::fast_path::FastPathStats) {
+        let _ = self.inner.fast_path.set(stats);
+    }
+
+    /// The kernel fast path's counters, when it runs.
+    pub fn fast_path(&self) -> Option<&super::fast_path::FastPathStats> {
+        self.inner.fast_path.get()
     }
 
     pub(super) fn set_ready(&self) {

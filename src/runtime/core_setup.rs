@@ -36,6 +36,7 @@ pub fn settings_from_config(config: &Config, shards: usize) -> Settings {
         stun_only: config.stun_only,
         no_stun: config.no_stun,
         no_udp_relay: config.no_udp_relay,
+        no_tcp_relay: config.no_tcp_relay,
         external_ips: config
             .external_ips
             .iter()

@@ -22,4 +22,20 @@ pub struct IoStats {
     pub accept_other: Counter,
     /// Loop turns that stopped handshake work early to keep the relay path moving.
     pub tls_handshakes_deferred: Counter,
+    /// RFC 6062 connections closed at once: a peer over the connection limits, a peer
+    /// connection that could not be opened, or a ConnectionBind whose owning shard's
+    /// hand-over queue was full.
+    pub tcp_relay_dropped: Counter,
+    /// ConnectionBind connections handed to the shard that owns their allocation.
+    pub tcp_relay_handovers: Counter,
+    /// PROXY protocol connections whose header was accepted.
+    pub proxy_accepted: Counter,
+    /// Connections to a PROXY protocol port from a source not in `proxy-protocol-trusted`.
+    pub proxy_untrusted: Counter,
+    /// Trusted connections that did not start with a PROXY header.
+    pub proxy_missing: Counter,
+    /// Trusted connections with a malformed PROXY header.
+    pub proxy_malformed: Counter,
+    /// Trusted connections whose PROXY header did not arrive in time.
+    pub proxy_timeout: Counter,
 }

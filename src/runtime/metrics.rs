@@ -100,6 +100,10 @@ pub fn render(control: &Control) -> String {
         stats.iter().map(|s| f(s).bytes.get() as f64).sum()
     };
     let mut families = Vec::new();
+    // What the kernel fast path forwarded never passed the core's counters: add it, so the
+    // relayed totals stay exact.
+    let kernel = control.fast_path().map(|f| f.totals()).unwrap_or_default();
+    let (k_to_peer, k_to_client) = (kernel.to_peer, kernel.to_client);
 
     // coturn-compatible names, updated live rather than when sessions end.
     let mut live = Family::new(
@@ -116,42 +120,42 @@ pub fn render(control: &Control) -> String {
         counter(
             "turn_total_traffic_rcvp",
             "Data packets received from clients",
-            packets(&|s| &s.from_clients),
+            packets(&|s| &s.from_clients) + k_to_peer.packets as f64,
         ),
         counter(
             "turn_total_traffic_rcvb",
             "Payload bytes received from clients",
-            bytes(&|s| &s.from_clients),
+            bytes(&|s| &s.from_clients) + k_to_peer.bytes as f64,
         ),
         counter(
             "turn_total_traffic_sentp",
             "Data packets relayed to clients",
-            packets(&|s| &s.to_clients),
+            packets(&|s| &s.to_clients) + k_to_client.packets as f64,
         ),
         counter(
             "turn_total_traffic_sentb",
             "Payload bytes relayed to clients",
-            bytes(&|s| &s.to_clients),
+            bytes(&|s| &s.to_clients) + k_to_client.bytes as f64,
         ),
         counter(
             "turn_total_traffic_peer_rcvp",
             "Datagrams received from peers",
-            packets(&|s| &s.from_peers),
+            packets(&|s| &s.from_peers) + k_to_client.packets as f64,
         ),
         counter(
             "turn_total_traffic_peer_rcvb",
             "Payload bytes received from peers",
-            bytes(&|s| &s.from_peers),
+            bytes(&|s| &s.from_peers) + k_to_client.bytes as f64,
         ),
         counter(
             "turn_total_traffic_peer_sentp",
             "Datagrams relayed to peers",
-            packets(&|s| &s.to_peers),
+            packets(&|s| &s.to_peers) + k_to_peer.packets as f64,
         ),
         counter(
             "turn_total_traffic_peer_sentb",
             "Payload bytes relayed to peers",
-            bytes(&|s| &s.to_peers),
+            bytes(&|s| &s.to_peers) + k_to_peer.bytes as f64,
         ),
         counter(
             "stun_binding_request",
@@ -194,6 +198,7 @@ pub fn render(control: &Control) -> String {
     families.push(created.build());
     families.push(ended.build());
     families.push(lifetime_histogram(&stats));
+    families.extend(dual_allocation_metrics(&stats));
     let mut auth = Family::new(
         "ferroturn_auth_failures_total",
         "Refused credentials by reason",
@@ -288,11 +293,25 @@ pub fn render(control: &Control) -> String {
         .value(&[("reason", "other")], io_sum(&|s| &s.accept_other))
         .build(),
     );
+    families.push(
+        Family::new(
+            "ferroturn_proxy_protocol_connections_total",
+            "Connections to proxy-protocol-port listeners by outcome (accepted; closed: untrusted source, missing or malformed header, timeout)",
+            MetricType::COUNTER,
+        )
+        .value(&[("result", "accepted")], io_sum(&|s| &s.proxy_accepted))
+        .value(&[("result", "untrusted")], io_sum(&|s| &s.proxy_untrusted))
+        .value(&[("result", "missing")], io_sum(&|s| &s.proxy_missing))
+        .value(&[("result", "malformed")], io_sum(&|s| &s.proxy_malformed))
+        .value(&[("result", "timeout")], io_sum(&|s| &s.proxy_timeout))
+        .build(),
+    );
     families.push(counter(
         "ferroturn_tls_handshakes_deferred_total",
         "Loop turns that left handshake work for the next turn to keep relaying",
         io_sum(&|s| &s.tls_handshakes_deferred),
     ));
+    families.extend(tcp_relay_families(&stats, &io));
     let mut per_shard = Family::new(
         "ferroturn_shard_packets_total",
         "Relayed packets per shard and direction",
@@ -311,6 +330,7 @@ pub fn render(control: &Control) -> String {
             );
     }
     families.push(per_shard.build());
+    families.extend(fast_path_families(control));
     let pool = &control.shared().ports;
     families.push(
         Family::new(
@@ -350,6 +370,87 @@ pub fn render(control: &Control) -> String {
     // Writing into a Vec cannot fail.
     let _ = TextEncoder::new().encode(&families, &mut out);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// RFC 6062 TCP relay: connections by event, bytes by direction, drops.
+fn tcp_relay_families(stats: &[Arc<CoreStats>], io: &[Arc<IoStats>]) -> Vec<MetricFamily> {
+    let sum = |f: &dyn Fn(&CoreStats) -> &Counter| -> f64 {
+        stats.iter().map(|s| f(s).get() as f64).sum()
+    };
+    let io_sum =
+        |f: &dyn Fn(&IoStats) -> &Counter| -> f64 { io.iter().map(|s| f(s).get() as f64).sum() };
+    let opened = sum(&|s| &s.tcp_connections_opened);
+    let closed = sum(&|s| &s.tcp_connections_closed);
+    vec![
+        Family::new(
+            "ferroturn_tcp_relay_connections_total",
+            "RFC 6062 peer connections by event: opened (Connect succeeded or a permitted peer connected), bound (ConnectionBind), closed, refused (no permission or over the per-allocation bounds), connect_failed (447), bind_timeout (no ConnectionBind in 30 s), dropped (connection limits, hand-over queue full)",
+            MetricType::COUNTER,
+        )
+        .value(&[("event", "opened")], opened)
+        .value(&[("event", "bound")], sum(&|s| &s.tcp_connections_bound))
+        .value(&[("event", "closed")], closed)
+        .value(&[("event", "refused")], sum(&|s| &s.tcp_connections_refused))
+        .value(&[("event", "connect_failed")], sum(&|s| &s.tcp_connect_failures))
+        .value(&[("event", "bind_timeout")], sum(&|s| &s.tcp_bind_timeouts))
+        .value(&[("event", "dropped")], io_sum(&|s| &s.tcp_relay_dropped))
+        .build(),
+        gauge(
+            "ferroturn_tcp_relay_connections",
+            "Live RFC 6062 peer connections (pending and bound)",
+            (opened - closed).max(0.0),
+        ),
+        Family::new(
+            "ferroturn_tcp_relay_bytes_total",
+            "Bytes relayed over RFC 6062 data connections by direction",
+            MetricType::COUNTER,
+        )
+        .value(
+            &[("direction", "to_peer")],
+            stats.iter().map(|s| s.tcp_to_peers.bytes.get() as f64).sum(),
+        )
+        .value(
+            &[("direction", "to_client")],
+            stats.iter().map(|s| s.tcp_to_clients.bytes.get() as f64).sum(),
+        )
+        .build(),
+        counter(
+            "ferroturn_tcp_relay_handovers_total",
+            "ConnectionBind connections handed to the shard that owns their allocation",
+            io_sum(&|s| &s.tcp_relay_handovers),
+        ),
+    ]
+}
+
+/// Relay sockets by family and dual allocations (RFC 8656 §7.2): a dual allocation counts once
+/// in the allocation metrics and once per family here.
+fn dual_allocation_metrics(stats: &[Arc<CoreStats>]) -> Vec<MetricFamily> {
+    let mut sockets = Family::new(
+        "ferroturn_relay_sockets",
+        "Live relay sockets by address family (a dual allocation holds one of each)",
+        MetricType::GAUGE,
+    );
+    let mut refused = Family::new(
+        "ferroturn_dual_allocation_family_refusals_total",
+        "Dual allocations served in one family only (ADDRESS-ERROR-CODE), by the family left out",
+        MetricType::COUNTER,
+    );
+    for (i, family) in ["ipv4", "ipv6"].into_iter().enumerate() {
+        let live: u64 = stats.iter().map(|s| s.live_relays(i)).sum();
+        let partial: u64 = stats.iter().map(|s| s.dual_family_refusals[i].get()).sum();
+        sockets = sockets.value(&[("family", family)], live as f64);
+        refused = refused.value(&[("family", family)], partial as f64);
+    }
+    let dual: u64 = stats.iter().map(|s| s.dual_allocations.get()).sum();
+    vec![
+        sockets.build(),
+        counter(
+            "ferroturn_dual_allocations_total",
+            "Dual allocations (ADDITIONAL-ADDRESS-FAMILY) served in both families",
+            dual as f64,
+        ),
+        refused.build(),
+    ]
 }
 
 /// Build, quota, certificate and reload metrics: what the shipped alert rules watch.
@@ -498,4 +599,53 @@ fn lifetime_histogram(stats: &[Arc<CoreStats>]) -> MetricFamily {
     f.set_field_type(MetricType::HISTOGRAM);
     f.set_metric(vec![m]);
     f
+}
+
+/// The kernel fast path: what the eBPF program carried and how many bindings it holds.
+fn fast_path_families(control: &Control) -> Vec<MetricFamily> {
+    let stats = control.fast_path();
+    let totals = stats.map(|f| f.totals()).unwrap_or_default();
+    let (installed, declined) = stats.map_or((0, 0), |f| f.entries());
+    let mut packets = Family::new(
+        "ferroturn_fast_path_packets_total",
+        "Packets the kernel fast path forwarded without user space, by direction (hairpin: between two allocations of this relay, also counted in both directions)",
+        MetricType::COUNTER,
+    );
+    let mut bytes = Family::new(
+        "ferroturn_fast_path_bytes_total",
+        "Payload bytes the kernel fast path forwarded, by direction",
+        MetricType::COUNTER,
+    );
+    for (direction, t) in [
+        ("to_peer", totals.to_peer),
+        ("to_client", totals.to_client),
+        ("hairpin", totals.hairpin),
+    ] {
+        packets = packets.value(&[("direction", direction)], t.packets as f64);
+        bytes = bytes.value(&[("direction", direction)], t.bytes as f64);
+    }
+    vec![
+        gauge(
+            "ferroturn_fast_path_enabled",
+            "Whether the kernel fast path is attached (kernel-fast-path)",
+            f64::from(u8::from(stats.is_some())),
+        ),
+        packets.build(),
+        bytes.build(),
+        counter(
+            "ferroturn_fast_path_dropped_total",
+            "Packets the fast path had changed and then dropped because a kernel helper failed",
+            totals.failed.packets as f64,
+        ),
+        gauge(
+            "ferroturn_fast_path_channels",
+            "Channel bindings the kernel fast path forwards",
+            installed as f64,
+        ),
+        counter(
+            "ferroturn_fast_path_declined_total",
+            "Channel bindings kept in user space: no usable egress interface, a wildcard listener, or a full map",
+            declined as f64,
+        ),
+    ]
 }

@@ -11,6 +11,7 @@ pub mod connection;
 pub mod connection_limits;
 pub mod control;
 pub mod core_setup;
+pub mod fast_path;
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection;
 pub mod io_stats;
@@ -20,6 +21,8 @@ pub mod ops_stats;
 pub mod port_probe;
 pub mod preflight;
 pub mod process_stats;
+pub mod proxy_accept;
+pub mod proxy_protocol;
 pub mod ready;
 pub mod relay_sends;
 pub mod relay_sockets;
@@ -28,6 +31,8 @@ pub mod shard_health;
 pub mod sockets;
 pub mod stream_flush;
 pub mod stream_framing;
+pub mod tcp_handover;
+pub mod tcp_relay;
 pub mod tls_config;
 pub mod tx_backlog;
 pub mod udp_batch;
@@ -89,6 +94,9 @@ pub enum StartError {
     /// A shard could not be set up.
     #[error("cannot start shard: {0}")]
     Shard(io::Error),
+    /// `kernel-fast-path = on` and the fast path cannot run.
+    #[error("kernel-fast-path = on, but {0}")]
+    FastPath(#[from] fast_path::FastPathError),
 }
 
 /// A running relay: its shard threads and the handles to steer them.
@@ -103,6 +111,8 @@ pub struct Runtime {
     pub tcp_listeners: Vec<(SocketAddr, StreamPort)>,
     /// Relay addresses (several of one family take turns per allocation).
     pub relay_addresses: Vec<IpAddr>,
+    /// The kernel fast path, when it runs (dropped after the shards: detaches the program).
+    fast_path: Option<fast_path::FastPath>,
 }
 
 /// How often certificate files are checked for changes.
@@ -112,6 +122,8 @@ const CERT_WATCH_INTERVAL: Duration = Duration::from_secs(5);
 /// request at net.core.rmem_max.
 const DEFAULT_LISTENER_BUFFER: usize = 4 << 20;
 const TCP_BACKLOG: i32 = 1024;
+/// Most shards (relay threads) the runtime starts.
+const MAX_SHARDS: usize = 256;
 
 impl Runtime {
     /// Opens every socket and starts one shard per relay thread.
@@ -120,7 +132,9 @@ impl Runtime {
             .relay_threads
             .filter(|n| *n > 0)
             .or(config.cpus)
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            // RFC 6062 connection ids name their shard in 8 bits.
+            .min(MAX_SHARDS);
         let plan = address_plan(config)?;
         let listen_ips = plan.listening.clone();
         for skipped in &plan.skipped {
@@ -142,7 +156,7 @@ impl Runtime {
         }
         let relay_addresses = plan.relay_ips();
 
-        let certs = match (&config.cert, &config.pkey) {
+        let certs = match (&config.tls.cert, &config.tls.pkey) {
             (Some(cert), Some(key)) if !(config.no_tls && config.no_tcp) => {
                 let store = CertStore::load(cert, key)?;
                 tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate loaded");
@@ -152,16 +166,20 @@ impl Runtime {
         };
         let tls = certs
             .as_ref()
-            .map(|c| tls_config::server_config(c.clone(), config.no_tlsv1_2));
+            .map(|c| tls_config::server_config(c.clone(), config.tls.no_tlsv1_2));
 
         let (udp_addrs, tcp_addrs) = listener_addresses(config, &listen_ips, tls.is_some());
         if udp_addrs.is_empty() && tcp_addrs.is_empty() {
             return Err(StartError::NoListeners);
         }
-        if !config.no_tls && tls.is_none() && (config.cert.is_none() || config.pkey.is_none()) {
+        if !config.no_tls
+            && tls.is_none()
+            && (config.tls.cert.is_none() || config.tls.pkey.is_none())
+        {
             tracing::info!("no cert/pkey configured: TLS listeners are off");
         }
         let listener_buffer = Some(config.sock_buf_size.unwrap_or(DEFAULT_LISTENER_BUFFER));
+        let proxy = Arc::new(proxy_accept::ProxyPolicy::from_config(config));
 
         refuse_taken_ports(&udp_addrs, &tcp_addrs)?;
         // Every shard binds its own socket on each address (SO_REUSEPORT): the kernel spreads
@@ -206,7 +224,8 @@ impl Runtime {
                 })?;
                 if shard == 0 {
                     let tls_too = *kind == StreamPort::Plain && tls.is_some();
-                    tracing::info!(%addr, proto, also_tls = tls_too, "listening on TCP");
+                    let proxy_protocol = proxy.expects_header(addr.port());
+                    tracing::info!(%addr, proto, also_tls = tls_too, proxy_protocol, "listening on TCP");
                 }
                 sockets.tcp.push((listener, *kind));
             }
@@ -238,6 +257,7 @@ impl Runtime {
             &core_setup::Revocations::default(),
             &server_addresses,
         ));
+        let fast_path = start_fast_path(config, &udp_addrs, &relay_addresses)?;
         let mut handles = control::ShardHandles::default();
         let epoch = Instant::now();
         let epoch_unix = SystemTime::now()
@@ -245,6 +265,7 @@ impl Runtime {
             .map_or(0, |d| d.as_secs());
         let relay_buffer = config.sock_buf_size;
         let mut shards = Vec::with_capacity(threads);
+        let mut handovers = tcp_handover::Handover::channels(threads).into_iter();
         for (id, sockets) in per_shard.into_iter().enumerate() {
             let seed = rand::random::<u64>();
             let core = Server::new(
@@ -269,6 +290,12 @@ impl Runtime {
                     flags: flags.clone(),
                     poll_interval: Duration::from_millis(config.poll_interval_ms),
                     io: io.clone(),
+                    handover: handovers.next().expect("one hand-over end per shard"),
+                    proxy: proxy.clone(),
+                    routes: match &fast_path {
+                        Some(fp) => Some(fp.shard_routes()?),
+                        None => None,
+                    },
                 },
                 commands_rx,
             )
@@ -294,6 +321,9 @@ impl Runtime {
         if let Some(store) = &certs {
             control.set_certificates(store.clone());
         }
+        if let Some(fp) = &fast_path {
+            control.set_fast_path(fp.stats());
+        }
         control.set_ready();
         let watcher = certs
             .clone()
@@ -317,6 +347,7 @@ impl Runtime {
             udp_listeners: udp_addrs,
             tcp_listeners: tcp_addrs,
             relay_addresses,
+            fast_path,
         })
     }
 
@@ -343,11 +374,56 @@ impl Runtime {
                 Err(_) => tracing::error!("shard panicked"),
             }
         }
+        // The shards removed their map entries as they stopped; now the program goes.
+        if let Some(fp) = self.fast_path {
+            let interfaces = fp.interfaces().join(",");
+            drop(fp);
+            tracing::info!(%interfaces, "kernel fast path detached");
+        }
         if let Some((handle, stop)) = self.watcher {
             stop.store(true, Ordering::Relaxed);
             handle.thread().unpark();
             let _ = handle.join();
         }
+    }
+}
+
+/// Loads the kernel fast path as `kernel-fast-path` asks: `auto` logs why it does not run and
+/// carries on in user space, `on` fails the start.
+fn start_fast_path(
+    config: &Config,
+    udp: &[SocketAddr],
+    relays: &[IpAddr],
+) -> Result<Option<fast_path::FastPath>, StartError> {
+    use crate::config::KernelFastPath;
+    if config.kernel_fast_path == KernelFastPath::Off {
+        if fast_path::FastPath::built() {
+            tracing::debug!("kernel fast path off (kernel-fast-path = off)");
+        } else {
+            tracing::info!(
+                "kernel fast path compiled out: this binary was built without clang and libbpf-dev"
+            );
+        }
+        return Ok(None);
+    }
+    let result = if udp.is_empty() {
+        Err(fast_path::FastPathError::NoInterface)
+    } else {
+        fast_path::FastPath::start(udp, relays)
+    };
+    match result {
+        Ok(fp) => {
+            tracing::info!(
+                interfaces = %fp.interfaces().join(","),
+                "kernel fast path attached: UDP channel data is forwarded by the eBPF program"
+            );
+            Ok(Some(fp))
+        }
+        Err(e) if config.kernel_fast_path == KernelFastPath::Auto => {
+            tracing::warn!(reason = %e, "kernel fast path not in use (kernel-fast-path = auto); relaying in user space");
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

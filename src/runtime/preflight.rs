@@ -111,13 +111,13 @@ fn load_warnings(config: &Config) -> Vec<Finding> {
 /// Whether the configuration asks for TLS listeners (a certificate pair is set and TLS or the
 /// TCP port that also recognises TLS is on): the condition under which start-up loads it.
 fn wants_tls(config: &Config) -> bool {
-    config.cert.is_some() && config.pkey.is_some() && !(config.no_tls && config.no_tcp)
+    config.tls.cert.is_some() && config.tls.pkey.is_some() && !(config.no_tls && config.no_tcp)
 }
 
 /// Start-up loads the pair and stops when it cannot: a missing or unreadable file, no
 /// certificate in it, a key that does not parse or does not match.
 fn tls_certificate(config: &Config) -> Vec<Finding> {
-    let (Some(cert), Some(key)) = (&config.cert, &config.pkey) else {
+    let (Some(cert), Some(key)) = (&config.tls.cert, &config.tls.pkey) else {
         return Vec::new();
     };
     if !wants_tls(config) {
@@ -135,7 +135,7 @@ fn tls_certificate(config: &Config) -> Vec<Finding> {
 /// A TLS port given explicitly with no certificate opens nothing: say so instead of silently
 /// serving no `turns:`.
 fn tls_port_without_certificate(config: &Config) -> Vec<Finding> {
-    if config.no_tls || (config.cert.is_some() && config.pkey.is_some()) {
+    if config.no_tls || (config.tls.cert.is_some() && config.tls.pkey.is_some()) {
         return Vec::new();
     }
     ["tls-listening-port", "alt-tls-listening-port"]
@@ -207,7 +207,7 @@ fn listeners(config: &Config) -> Vec<Finding> {
 /// it cannot). Checked without writing: the file must be writable, or its directory must be.
 fn log_and_pid_files(config: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
-    if let LogTarget::File(path) = &config.log_file {
+    if let LogTarget::File(path) = &config.log.file {
         if let Some(why) = not_writable(path) {
             out.push(error(format!(
                 "{}log-file {}: {why}; the relay would not start",
@@ -216,7 +216,7 @@ fn log_and_pid_files(config: &Config) -> Vec<Finding> {
             )));
         }
     }
-    if let Some(path) = &config.pidfile {
+    if let Some(path) = &config.log.pidfile {
         if let Some(why) = not_writable(path) {
             out.push(warning(format!(
                 "{}pidfile {}: {why}; it will not be written",

@@ -4,21 +4,29 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 
-use mio::net::UdpSocket;
+use mio::net::{TcpListener, UdpSocket};
 use mio::{Interest, Registry, Token};
 
-use super::sockets::{bind_udp, set_dont_fragment};
+use super::sockets::{bind_udp, listen_tcp_relay, set_dont_fragment};
 use super::udp_batch::{enable_drop_counter, DropMeter};
 use crate::proto::flow::{Family, RelayId};
 use crate::proto::server::{BindError, RelayAt, RelayBinder};
 
-/// Relay sockets indexed by the core's [`RelayId`], registered under [`relay_token`].
+/// Mio tokens of TCP relay listeners (RFC 6062) start here: `TCP_LISTENER_TOKEN + relay`.
+/// UDP relay sockets use the relay's number itself, below it.
+pub const TCP_LISTENER_TOKEN: usize = 1 << 27;
+/// Pending connections a TCP relay listener's kernel queue holds.
+const TCP_RELAY_BACKLOG: i32 = 16;
+
+/// Relay sockets indexed by the core's [`RelayId`], registered under [`relay_token`] (UDP) or
+/// `TCP_LISTENER_TOKEN + relay` (TCP relay listeners).
 pub struct RelaySockets {
     registry: Registry,
     addresses: RoundRobin,
     buffer: Option<usize>,
     sockets: Vec<Option<UdpSocket>>,
     drops: Vec<DropMeter>,
+    tcp: Vec<Option<TcpListener>>,
 }
 
 /// The event-loop token of relay socket `relay`. Relay sockets take the bottom of a shard's
@@ -77,7 +85,29 @@ impl RelaySockets {
             buffer,
             sockets: Vec::new(),
             drops: Vec::new(),
+            tcp: Vec::new(),
         }
+    }
+
+    /// The TCP relay listener of allocation `relay` (RFC 6062).
+    pub fn tcp_listener(&self, relay: RelayId) -> Option<&TcpListener> {
+        self.tcp.get(relay.index()).and_then(Option::as_ref)
+    }
+
+    fn open_tcp(&mut self, relay: RelayId, addr: SocketAddr) -> io::Result<SocketAddr> {
+        let mut listener = TcpListener::from_std(listen_tcp_relay(addr, TCP_RELAY_BACKLOG)?);
+        let local = listener.local_addr()?;
+        self.registry.register(
+            &mut listener,
+            Token(TCP_LISTENER_TOKEN + relay.index()),
+            Interest::READABLE,
+        )?;
+        let index = relay.index();
+        if self.tcp.len() <= index {
+            self.tcp.resize_with(index + 1, || None);
+        }
+        self.tcp[index] = Some(listener);
+        Ok(local)
     }
 
     /// The socket of allocation `relay`.
@@ -144,9 +174,35 @@ impl RelayBinder for RelaySockets {
             })
     }
 
+    fn bind_tcp(
+        &mut self,
+        relay: RelayId,
+        at: RelayAt,
+        port: u16,
+    ) -> Result<SocketAddr, BindError> {
+        let ip = self
+            .addresses
+            .pick(at)
+            .ok_or(BindError::FamilyUnavailable)?;
+        if TCP_LISTENER_TOKEN + relay.index() >= super::tcp_relay::PAIR_TOKEN {
+            return Err(BindError::Failed);
+        }
+        self.open_tcp(relay, SocketAddr::new(ip, port))
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::AddrInUse => BindError::AddrInUse,
+                _ => {
+                    tracing::warn!(error = %e, %ip, port, "cannot open TCP relay listener");
+                    BindError::Failed
+                }
+            })
+    }
+
     fn close(&mut self, relay: RelayId) {
         if let Some(mut socket) = self.sockets.get_mut(relay.index()).and_then(Option::take) {
             let _ = self.registry.deregister(&mut socket);
+        }
+        if let Some(mut listener) = self.tcp.get_mut(relay.index()).and_then(Option::take) {
+            let _ = self.registry.deregister(&mut listener);
         }
     }
 }

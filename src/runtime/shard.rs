@@ -27,12 +27,16 @@ use super::client_input::{ClientPath, Input, Replies};
 use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
 use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, ShardFlags};
+use super::fast_path::ShardRoutes;
 use super::io_stats::IoStats;
+use super::proxy_accept::{self, ProxyPolicy, RefusalLog};
 use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
 use super::relay_sockets::{relay_of_token, RelaySockets};
 use super::stream_flush::PendingFlush;
 use super::stream_framing::{next_frame, Frame};
+use super::tcp_handover::Handover;
+use super::tcp_relay::TcpRelay;
 use super::udp_batch::{enable_drop_counter, DropMeter, RecvBatch, SendQueue, BATCH};
 use crate::proto::flow::{Flow, RelayId, SocketId, Transport};
 use crate::proto::log_escape::Escaped;
@@ -66,6 +70,10 @@ const PARTIAL_FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
+// RFC 6062 glue: relay listeners, peer/data connection pairs, ConnectionBind hand-over.
+#[path = "shard_tcp.rs"]
+mod shard_tcp;
+
 /// What a TCP listener accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamPort {
@@ -96,12 +104,20 @@ pub struct ShardContext {
     pub poll_interval: Duration,
     /// This shard's I/O counters.
     pub io: Arc<IoStats>,
+    /// The way to hand RFC 6062 data connections to the shard that owns their allocation.
+    pub handover: Handover,
+    /// Which listeners expect a PROXY protocol header, and from whom.
+    pub proxy: Arc<ProxyPolicy>,
+    /// This shard's writer of the kernel fast path's maps, when the fast path runs.
+    pub routes: Option<ShardRoutes>,
 }
 
 struct Listener {
     socket: TcpListener,
     kind: StreamPort,
     backoff: AcceptBackoff,
+    /// Connections start with a PROXY protocol header.
+    proxy: bool,
 }
 
 /// The state of one shard's thread.
@@ -130,7 +146,12 @@ pub struct Shard {
     poll_interval: Duration,
     commands: CommandReceiver,
     io: Arc<IoStats>,
+    proxy: Arc<ProxyPolicy>,
+    proxy_refusals: RefusalLog,
     id: usize,
+    routes: Option<ShardRoutes>,
+    tcp_relay: TcpRelay,
+    handover: Handover,
 }
 
 impl Shard {
@@ -150,9 +171,14 @@ impl Shard {
             flags,
             poll_interval,
             io,
+            handover,
+            proxy,
+            mut routes,
         } = context;
+        let mut core = core;
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        handover.set_waker(waker.clone());
         let mut udp = Vec::with_capacity(sockets.udp.len());
         for (i, s) in sockets.udp.into_iter().enumerate() {
             if let Err(e) = enable_drop_counter(s.as_raw_fd()) {
@@ -165,6 +191,7 @@ impl Shard {
         }
         let mut tcp = Vec::with_capacity(sockets.tcp.len());
         for (i, (l, kind)) in sockets.tcp.into_iter().enumerate() {
+            let expects_header = l.local_addr().is_ok_and(|a| proxy.expects_header(a.port()));
             let mut socket = TcpListener::from_std(l);
             poll.registry().register(
                 &mut socket,
@@ -175,7 +202,13 @@ impl Shard {
                 socket,
                 kind,
                 backoff: AcceptBackoff::default(),
+                proxy: expects_header,
             });
+        }
+        if let Some(routes) = routes.as_mut() {
+            let listeners = udp.iter().filter_map(|s| s.local_addr().ok()).collect();
+            routes.set_listeners(id, listeners);
+            core.enable_routes();
         }
         let relays = make_relays(poll.registry().try_clone()?);
         let udp_count = udp.len();
@@ -205,7 +238,12 @@ impl Shard {
                 poll_interval,
                 commands,
                 io,
+                proxy,
+                proxy_refusals: RefusalLog::default(),
                 id,
+                routes,
+                tcp_relay: TcpRelay::new(),
+                handover,
             },
             waker,
         ))
@@ -242,6 +280,7 @@ impl Shard {
             while let Ok(command) = self.commands.try_recv() {
                 self.handle_command(command);
             }
+            self.receive_handovers();
             let want_drain = self.flags.draining.load(Ordering::Relaxed);
             if want_drain != draining {
                 draining = want_drain;
@@ -265,7 +304,12 @@ impl Shard {
             if now >= self.next_sweep {
                 self.next_sweep = now + SWEEP_INTERVAL;
                 self.sweep_connections(now);
+                if let Some(routes) = self.routes.as_mut() {
+                    routes.sweep(now);
+                }
             }
+            self.apply_routes();
+            self.apply_tcp_commands();
             self.log_events();
         }
     }
@@ -283,6 +327,12 @@ impl Shard {
     fn note_event(&mut self, event: &MioEvent) {
         let token = event.token();
         if token == WAKER {
+            return;
+        }
+        if TcpRelay::owns(token) {
+            // Pair sockets want both edges: writable frees a blocked direction or ends a
+            // connect, readable brings data.
+            self.ready.push(token);
             return;
         }
         let conn_slot = (CONN_BASE..UDP_LISTENER_BASE)
@@ -318,6 +368,7 @@ impl Shard {
                     deferred_handshakes |= deferred;
                     more
                 }
+                t if TcpRelay::owns(Token(t)) => self.serve_tcp_relay(Token(t)),
                 _ => self.read_relay(relay_of_token(token)),
             };
             if more {
@@ -326,6 +377,15 @@ impl Shard {
         }
         if deferred_handshakes {
             self.io.tls_handshakes_deferred.inc();
+        }
+    }
+
+    /// Hands the core's channel route changes to the fast path's maps.
+    fn apply_routes(&mut self) {
+        if let Some(routes) = self.routes.as_mut() {
+            while let Some(change) = self.core.poll_route() {
+                routes.apply(change);
+            }
         }
     }
 
@@ -344,6 +404,7 @@ impl Shard {
                             SessionFilter::User(user) => *a.user_id == **user,
                             SessionFilter::Secret(id) => a.secret_id == Some(*id),
                         });
+                self.apply_routes();
                 self.log_events();
                 let _ = reply.send(ended);
             }
@@ -353,21 +414,26 @@ impl Shard {
     fn sessions(&self, now: Instant) -> Vec<SessionInfo> {
         self.core
             .allocations()
-            .map(|(_, a)| SessionInfo {
+            .map(|(slot, a)| (a, self.kernel_traffic(slot)))
+            .map(|(a, ((kp, kb), (cp, cb)))| SessionInfo {
                 id: a.id,
                 shard: self.id,
                 username: a.username.to_string(),
                 user_id: a.user_id.to_string(),
                 transport: a.transport.as_str(),
                 client: a.flow.remote,
-                relay: a.relay_addr,
-                relayed: a.advertised,
+                relay: a.relay_addr(),
+                relayed: a.advertised(),
+                additional: match a.relays {
+                    [Some(_), Some(r)] => Some((r.addr, r.advertised)),
+                    _ => None,
+                },
                 age_secs: now.saturating_duration_since(a.created).as_secs(),
                 expires_in_secs: a.expires.saturating_duration_since(now).as_secs(),
-                bytes_to_peers: a.traffic.to_peer_bytes,
-                bytes_to_client: a.traffic.to_client_bytes,
-                packets_to_peers: a.traffic.to_peer_packets,
-                packets_to_client: a.traffic.to_client_packets,
+                bytes_to_peers: a.traffic.to_peer_bytes + kb,
+                bytes_to_client: a.traffic.to_client_bytes + cb,
+                packets_to_peers: a.traffic.to_peer_packets + kp,
+                packets_to_client: a.traffic.to_client_packets + cp,
                 permissions: a
                     .permissions
                     .iter()
@@ -383,6 +449,20 @@ impl Shard {
                 secret_id: a.secret_id,
             })
             .collect()
+    }
+
+    /// What the kernel fast path forwarded for the allocation named `first` on its live channels.
+    fn kernel_traffic(&self, first: RelayId) -> ((u64, u64), (u64, u64)) {
+        let Some(routes) = self.routes.as_ref() else {
+            return ((0, 0), (0, 0));
+        };
+        // Both relay sockets of a dual allocation.
+        self.core
+            .relay_ids(first)
+            .map(|(id, _)| routes.traffic(id))
+            .fold(((0, 0), (0, 0)), |(p, c), (kp, kc)| {
+                ((p.0 + kp.0, p.1 + kp.1), (c.0 + kc.0, c.1 + kc.1))
+            })
     }
 
     /// Reads up to the budget from UDP listener `index`; true when input may be left.
@@ -541,6 +621,7 @@ impl Shard {
                 return false;
             }
             let kind = listener.kind;
+            let expects_header = listener.proxy;
             let (stream, remote) = match listener.socket.accept() {
                 Ok(r) => r,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
@@ -566,10 +647,28 @@ impl Shard {
                 }
             };
             let remote = canonical(remote);
-            if !self.limits.try_open(remote.ip()) {
-                tracing::debug!(shard = self.id, client = %remote, "connection refused: limit reached");
-                continue;
-            }
+            // Behind a PROXY protocol balancer the client (and the per-IP cap that applies) is
+            // known only once the header is read.
+            let counted = if expects_header {
+                if !self.proxy.trusts(remote.ip()) {
+                    self.io.proxy_untrusted.inc();
+                    if let Some(suppressed) = self.proxy_refusals.note(now) {
+                        tracing::debug!(shard = self.id, source = %remote, suppressed, "connection to a proxy-protocol-port from a source not in proxy-protocol-trusted closed");
+                    }
+                    continue;
+                }
+                if !self.limits.try_open_unattributed() {
+                    tracing::debug!(shard = self.id, proxy = %remote, "connection refused: limit reached");
+                    continue;
+                }
+                None
+            } else {
+                if !self.limits.try_open(remote.ip()) {
+                    tracing::debug!(shard = self.id, client = %remote, "connection refused: limit reached");
+                    continue;
+                }
+                Some(remote.ip())
+            };
             let _ = stream.set_nodelay(true);
             let conn = match (kind, &self.tls) {
                 (StreamPort::Plain, tls) => {
@@ -579,13 +678,13 @@ impl Shard {
                     match Connection::tls_port(stream, remote, tls.clone(), now) {
                         Ok(c) => c,
                         Err(_) => {
-                            self.limits.close(remote.ip());
+                            self.limits.release(counted);
                             continue;
                         }
                     }
                 }
                 (StreamPort::Tls, None) => {
-                    self.limits.close(remote.ip());
+                    self.limits.release(counted);
                     continue;
                 }
             };
@@ -594,13 +693,16 @@ impl Shard {
                 self.conns.len() - 1
             });
             let mut conn = conn;
+            if expects_header {
+                conn.expect_proxy_header(now + self.proxy.timeout());
+            }
             if let Err(e) = self.poll.registry().register(
                 conn.stream_mut(),
                 Token(CONN_BASE + slot),
                 Interest::READABLE,
             ) {
                 tracing::warn!(error = %e, "cannot register connection");
-                self.limits.close(remote.ip());
+                self.limits.release(counted);
                 self.free_conns.push(slot);
                 continue;
             }
@@ -639,13 +741,32 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return Ok(false);
         };
+        if conn.awaiting_proxy_header()
+            && !proxy_accept::take_header(conn, &self.limits, &self.io, self.id)?
+        {
+            return Ok(false);
+        }
         let filled = conn.fill(now)?;
         let transport = conn.transport();
         let remote = conn.remote();
+        let flow = Flow {
+            socket: SocketId::Connection(slot as u32),
+            remote,
+        };
+        if let Some(owner) = shard_tcp::foreign_bind(conn.received(), self.id, &self.handover) {
+            if !self.core.has_allocation(flow) {
+                self.hand_over(slot, owner);
+                return Ok(false);
+            }
+        }
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
         let (input, backlog) = conn.received_and_backlog();
         self.inputs.clear();
         let mut at = 0;
-        while self.inputs.len() < FRAMES_PER_TURN {
+        let mut bind_seen = false;
+        while self.inputs.len() < FRAMES_PER_TURN && !bind_seen {
             match next_frame(&input[at..]) {
                 Frame::Complete(n) => {
                     self.inputs.push(Input {
@@ -653,6 +774,8 @@ impl Shard {
                         end: at + n,
                         remote,
                     });
+                    // What follows a ConnectionBind may be raw relayed data, not frames.
+                    bind_seen = shard_tcp::is_connection_bind(&input[at..at + n]);
                     at += n;
                 }
                 Frame::Partial => break,
@@ -677,6 +800,14 @@ impl Shard {
             );
             conn.consume_frames(at);
         }
+        if bind_seen {
+            // A successful ConnectionBind turns this into a data connection now, before its
+            // raw bytes are mistaken for frames.
+            self.apply_tcp_commands();
+        }
+        let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+            return Ok(false);
+        };
         // Starts the slow-loris clock on an incomplete frame, and says whether whole frames
         // are left over for the next turn.
         let frames_left = conn.next_frame(now)?.is_some();
@@ -717,7 +848,7 @@ impl Shard {
         };
         let _ = self.poll.registry().deregister(conn.stream_mut());
         let remote = conn.remote();
-        self.limits.close(remote.ip());
+        self.limits.release(conn.counted_ip());
         let flow = Flow {
             socket: SocketId::Connection(slot as u32),
             remote,
@@ -740,7 +871,10 @@ impl Shard {
                 socket: SocketId::Connection(slot as u32),
                 remote: conn.remote(),
             };
-            let reason = if !conn.established()
+            let reason = if conn.proxy_header_overdue(now) {
+                self.io.proxy_timeout.inc();
+                Some(CloseReason::ProxyHeaderTimeout)
+            } else if !conn.established()
                 && now.saturating_duration_since(conn.opened) > HANDSHAKE_TIMEOUT
             {
                 Some(CloseReason::HandshakeTimeout)
@@ -774,11 +908,24 @@ impl Shard {
                     username,
                     relay,
                     advertised,
+                    additional,
                     lifetime,
                 } => {
                     // One short line per allocation start and one per end: 100,000
                     // allocations must not write tens of megabytes at INFO.
-                    if relay == advertised {
+                    if let Some((relay6, advertised6)) = additional {
+                        tracing::info!(
+                            client = %flow.remote,
+                            transport = %transport.as_str(),
+                            user = %Escaped(&username),
+                            relay = %relay,
+                            advertised = %advertised,
+                            relay6 = %relay6,
+                            advertised6 = %advertised6,
+                            lifetime,
+                            "dual allocation created"
+                        );
+                    } else if relay == advertised {
                         tracing::info!(
                             client = %flow.remote,
                             transport = %transport.as_str(),
@@ -826,7 +973,7 @@ impl Shard {
 
 /// IPv6 sockets are V6ONLY, so this only strips a mapped form a peer could not have sent;
 /// kept so permission checks always compare like with like.
-fn canonical(addr: SocketAddr) -> SocketAddr {
+pub(super) fn canonical(addr: SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
             Some(v4) => SocketAddr::new(v4.into(), v6.port()),

@@ -73,6 +73,33 @@ pub fn set_dont_fragment(socket: &impl std::os::fd::AsRawFd, ipv6: bool) -> io::
     }
 }
 
+/// A TCP relay listener (RFC 6062) on `addr`. SO_REUSEADDR and SO_REUSEPORT let the
+/// connections the relay opens to peers start from the same address and port (the relayed
+/// transport address); the core's port pool keeps the port to one allocation.
+pub fn listen_tcp_relay(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    listen_tcp(addr, backlog)
+}
+
+/// A non-blocking TCP connection from `local` (a relayed transport address) to `peer`; the
+/// connect completes in the background (RFC 6062 §5.2).
+pub fn connect_tcp_from(local: SocketAddr, peer: SocketAddr) -> io::Result<std::net::TcpStream> {
+    let socket = Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP))?;
+    if peer.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(&local.into())?;
+    match socket.connect(&peer.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(socket.into())
+}
+
 /// A non-blocking TCP listener on `addr` with SO_REUSEPORT, so every shard can accept on it.
 pub fn listen_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;

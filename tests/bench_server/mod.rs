@@ -24,11 +24,7 @@ impl BenchServer {
     /// As [`BenchServer::start`], with `extra` config lines (e.g. a TLS port and certificate).
     pub fn start_with(dir: &Path, secret: &str, relay: (u16, u16), extra: &str) -> BenchServer {
         std::fs::create_dir_all(dir).unwrap();
-        let port = UdpSocket::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_listening_port();
         let conf = dir.join("turnserver.conf");
         std::fs::write(
             &conf,
@@ -74,4 +70,20 @@ impl Drop for BenchServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A port free on 127.0.0.1 for UDP and for TCP (the server listens on both; its start-up probe
+/// refuses a port held on either, checked with SO_REUSEADDR as here).
+fn free_listening_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let tcp = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        tcp.set_reuse_address(true).unwrap();
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        if tcp.bind(&addr.into()).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for UDP and TCP on 127.0.0.1 after 100 tries");
 }

@@ -99,3 +99,20 @@ pub fn request(
 pub fn get(addr: SocketAddr, path: &str) -> Reply {
     request(addr, "GET", path, None, "")
 }
+
+/// `GET /credentials?service=turn&username=USER&ttl=600` on the credential endpoint at `api`
+/// with the bearer `token`; the answer must be 200, its JSON body is returned.
+pub async fn fetch_credentials(
+    api: SocketAddr,
+    token: &'static str,
+    user: &'static str,
+) -> super::json::Json {
+    let reply = tokio::task::spawn_blocking(move || {
+        let path = format!("/credentials?service=turn&username={user}&ttl=600");
+        request(api, "GET", &path, Some(token), "")
+    })
+    .await
+    .expect("request task");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    super::json::Json::parse(&reply.body).expect("JSON")
+}

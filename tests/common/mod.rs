@@ -331,13 +331,42 @@ fn unique_temp_dir() -> PathBuf {
 
 /// A port free for TCP on 127.0.0.1 right now.
 pub fn free_tcp_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().expect("local addr").port()
+    for _ in 0..100 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+        let port = l.local_addr().expect("local addr").port();
+        drop(l);
+        if tcp_port_is_free(port) {
+            return port;
+        }
+    }
+    panic!("no free TCP port on 127.0.0.1 after 100 tries");
 }
 
+/// A port free for both UDP and TCP on 127.0.0.1: the server listens on both, and its start-up
+/// probe refuses a port another socket holds on either.
 fn free_udp_port() -> u16 {
-    let s = StdUdpSocket::bind("127.0.0.1:0").expect("bind port 0");
-    s.local_addr().expect("local addr").port()
+    for _ in 0..100 {
+        let s = StdUdpSocket::bind("127.0.0.1:0").expect("bind port 0");
+        let port = s.local_addr().expect("local addr").port();
+        if tcp_port_is_free(port) {
+            return port;
+        }
+    }
+    panic!("no port free for UDP and TCP on 127.0.0.1 after 100 tries");
+}
+
+/// Binds the TCP port the way the server's start-up probe does (SO_REUSEADDR, so TIME-WAIT
+/// does not count, but a listener or the local end of a live connection does).
+fn tcp_port_is_free(port: u16) -> bool {
+    use socket2::{Domain, Socket, Type};
+    let Ok(sock) = Socket::new(Domain::IPV4, Type::STREAM, None) else {
+        return false;
+    };
+    if sock.set_reuse_address(true).is_err() {
+        return false;
+    }
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    sock.bind(&addr.into()).is_ok()
 }
 
 /// Picks `len` consecutive free UDP ports on 127.0.0.1. Candidates are spread by pid and

@@ -360,6 +360,26 @@ def run(res: Results, binary: str) -> None:
     env = {e["name"]: e.get("value") for e in c["env"]}
     res.check("metrics.address overrides the bind address", env.get("FERROTURN_PROMETHEUS_ADDRESS") == "0.0.0.0", str(env))
 
+    # kernelFastPath: the opt-in adds exactly BPF and NET_ADMIN and the option; defaults add neither.
+    objs = render(chart, {"kernelFastPath": {"enabled": True},
+                          "securityContext": {"runAsNonRoot": False, "runAsUser": 0,
+                                              "allowPrivilegeEscalation": False,
+                                              "readOnlyRootFilesystem": True,
+                                              "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}}})
+    c = by_kind(objs, "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    caps = c.get("securityContext", {}).get("capabilities", {})
+    res.check(
+        "kernelFastPath.enabled: adds BPF + NET_ADMIN to NET_BIND_SERVICE, drops ALL, passes --kernel-fast-path auto",
+        caps.get("add") == ["NET_BIND_SERVICE", "BPF", "NET_ADMIN"] and caps.get("drop") == ["ALL"]
+        and c["args"][-2:] == ["--kernel-fast-path", "auto"],
+        f"{caps} {c['args']}",
+    )
+    c = by_kind(render(chart, {}), "Deployment")[0]["spec"]["template"]["spec"]["containers"][0]
+    res.check("kernelFastPath off by default: no --kernel-fast-path, no BPF/NET_ADMIN",
+              "--kernel-fast-path" not in c["args"]
+              and not {"BPF", "NET_ADMIN"} & set(c["securityContext"]["capabilities"]["add"]),
+              str(c["args"]))
+
     # PodDisruptionBudget: minAvailable, when given, replaces maxUnavailable.
     for vals, want in [
         ({}, {"maxUnavailable": 1}),
@@ -376,6 +396,8 @@ def run(res: Results, binary: str) -> None:
         ("schema rejects relay.minPort: 80", {"relay": {"minPort": 80}}, "minPort"),
         ("schema rejects a misspelt key (relayy)", {"relayy": {}}, "relayy"),
         ("schema rejects replicas: \"two\"", {"replicas": "two"}, "replicas"),
+        ("schema rejects kernelFastPath.mode: off (leave enabled false instead)",
+         {"kernelFastPath": {"enabled": True, "mode": "off"}}, "mode"),
         ("chart rejects hostNetwork with a LoadBalancer Service", {"service": {"enabled": True}}, "hostNetwork"),
         ("chart rejects a 16k relay range listed in a Service",
          {"hostNetwork": False, "service": {"enabled": True}}, "maxListedPorts"),

@@ -54,6 +54,19 @@ def run(res: Results, binary: str) -> None:
         one.get("RestrictAddressFamilies") == "AF_INET AF_INET6 AF_UNIX"
         and int(one.get("LimitNOFILE", "0")) >= 65536,
     )
+    # The fast-path drop-in adds exactly what loading and attaching the eBPF program needs.
+    drop = parse_unit(os.path.join(ROOT, "conf", "ferroturn-fast-path.conf")).get("Service", {})
+    last = {k: v[-1] for k, v in drop.items()}
+    res.check(
+        "fast-path drop-in: adds CAP_BPF + CAP_NET_ADMIN, AF_NETLINK, bpf(2), kernel-fast-path=auto",
+        last.get("AmbientCapabilities") == "CAP_NET_BIND_SERVICE CAP_BPF CAP_NET_ADMIN"
+        and last.get("CapabilityBoundingSet") == "CAP_NET_BIND_SERVICE CAP_BPF CAP_NET_ADMIN"
+        and last.get("RestrictAddressFamilies") == "AF_NETLINK"
+        and last.get("SystemCallFilter") == "bpf"
+        and last.get("Environment") == "FERROTURN_KERNEL_FAST_PATH=auto"
+        and "NoNewPrivileges" not in drop and "User" not in drop,
+        str(last),
+    )
     docs = unit.get("Unit", {}).get("Documentation", [])
     res.check(
         "unit: Documentation= points at ferroturn's docs, not coturn's man page",

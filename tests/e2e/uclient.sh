@@ -134,6 +134,63 @@ uclient_no_permission_errors() {
     fi
 }
 
+# uclient_passive NAME [UCLIENT ARGS...]: an RFC 6062 run with -P, where uclient's own "peers"
+# connect to the clients' relayed addresses. Those peers only send: what the relay carries to
+# them is never counted by uclient, so the summary always shows exactly half of the messages
+# and bytes received and "50% lost" (coturn 4.6.1 and 4.17.1 show the same numbers with
+# either version's uclient). Passes when exactly the peer -> client half arrived, so not one
+# message on that path was lost; the other direction is proven by tests/tcp_relay.rs and -T.
+uclient_passive() {
+    local name=$1
+    shift
+    local log="$E2E_DIR/uclient-$name.log" rc=0 parsed
+    e2e_log "run $name: turnutils_uclient $*"
+    timeout -k 5 "$E2E_CLIENT_TIMEOUT" turnutils_uclient "$@" >"$log" 2>&1 </dev/null || rc=$?
+    if ! parsed=$(e2e_parse_uclient "$log"); then
+        e2e_record "$name" FAIL "exit=$rc, $parsed (log: $log)"
+        return 1
+    fi
+    local ms mr bs br lost dropped ttime why=""
+    read -r ms mr bs br lost dropped ttime <<<"$parsed"
+    ((rc == 0)) || why+=" uclient exit $rc;"
+    ((bs > 0)) || why+=" nothing sent;"
+    ((2 * br == bs)) || why+=" received bytes are not the peer half;"
+    ((2 * mr == ms)) || why+=" received messages are not the peer half;"
+    if [[ -n "${E2E_SERVER:-}" ]] && ! e2e_alive "$E2E_SERVER"; then
+        why+=" server $E2E_SERVER died;"
+    fi
+    local nums="sent=${bs}B/${ms}msg recv=${br}B/${mr}msg (peers do not count theirs) time=${ttime}s exit=$rc"
+    if [[ -n "$why" ]]; then
+        e2e_record "$name" FAIL "$nums --${why%;} (log: $log)"
+        tail -n 15 "$log" | sed 's/^/    | /' >&2
+        return 1
+    fi
+    e2e_record "$name" PASS "$nums"
+}
+
+# dual_allocation_checks NAME...: the -Z scenarios got dual allocations (ferroturn logs each
+# one) and uclient logged no error answer (a Refresh naming the family a single-family
+# allocation lacks would get 443).
+dual_allocation_checks() {
+    local name errors dual
+    for name in "$@"; do
+        errors=$(grep -E 'error [0-9]{3}' "$E2E_DIR/uclient-$name.log" | sort | uniq -c | head -n 3 || true)
+        if [[ -n "$errors" ]]; then
+            e2e_record "$name-no-errors" FAIL "uclient logged: ${errors//$'\n'/; }"
+        else
+            e2e_record "$name-no-errors" PASS "no error answers in the log"
+        fi
+    done
+    if [[ "$KIND" == ferroturn ]]; then
+        dual=$(grep -c 'dual allocation created' "$E2E_DIR/$E2E_SERVER.log" || true)
+        if ((dual > 0)); then
+            e2e_record dual-allocations-made PASS "$dual dual allocations in the server log"
+        else
+            e2e_record dual-allocations-made FAIL "no 'dual allocation created' in the server log"
+        fi
+    fi
+}
+
 V4=(-e 127.0.0.1 -r "$PEER_PORT")
 V6=(-e ::1 -r "$PEER_PORT")
 
@@ -156,12 +213,28 @@ e2e_uclient dont-fragment "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -g "${V4[
 e2e_uclient ipv6-all "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" ::1 || true
 e2e_uclient ipv4-client-ipv6-relay "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -x "${V6[@]}" 127.0.0.1 || true
 e2e_uclient ipv6-client-ipv4-relay "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -X "${V4[@]}" ::1 || true
+# -Z: dual allocations (RFC 8656 §7.2, ADDITIONAL-ADDRESS-FAMILY; Debian's 4.6 client sends it
+# at the draft's code point 0x8032). Each holds an IPv4 and an IPv6 relay: the peer's family
+# picks the relay, and the client's Refreshes name either family at random.
+e2e_uclient dual-allocation "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -Z "${V4[@]}" 127.0.0.1 || true
+e2e_uclient dual-allocation-ipv6-peer "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -Z "${V6[@]}" 127.0.0.1 || true
+e2e_uclient dual-allocation-send "${P[@]}" "${LOAD[@]}" -W "$SECRET" -u alice -Z -s "${V6[@]}" ::1 || true
+e2e_uclient dual-allocation-tcp "${P[@]}" "${LOAD[@]}" -t -W "$SECRET" -u alice -Z "${V6[@]}" 127.0.0.1 || true
+dual_allocation_checks dual-allocation dual-allocation-ipv6-peer dual-allocation-send dual-allocation-tcp
 # TURN over TCP and TLS (the transports Jitsi's videobridge path uses); relaying is UDP.
 e2e_uclient tcp-channels "${P[@]}" "${LOAD[@]}" -t -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
 e2e_uclient tcp-send "${P[@]}" "${LOAD[@]}" -t -s -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
 e2e_uclient tcp-ipv6 "${P[@]}" "${LOAD[@]}" -t -x -W "$SECRET" -u alice "${V6[@]}" ::1 || true
 e2e_uclient tls-channels -p "$TLS_PORT" "${LOAD[@]}" -t -S -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
 e2e_uclient tls-send -p "$TLS_PORT" "${LOAD[@]}" -t -S -s -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
+# RFC 6062 TCP relay: -T makes every client Connect to every other client's TCP relayed
+# address (client to client through two TCP relays, ConnectionAttempt on the far side);
+# -P has uclient's peers connect to the relayed address themselves (ConnectionAttempt only).
+e2e_uclient tcp-relay "${P[@]}" "${LOAD[@]}" -T -W "$SECRET" -u alice 127.0.0.1 || true
+e2e_uclient tcp-relay-10-clients "${P[@]}" -n 50 -m 10 -l "$L" -T -W "$SECRET" -u alice 127.0.0.1 || true
+e2e_uclient tcp-relay-ipv6 "${P[@]}" "${LOAD[@]}" -T -x -W "$SECRET" -u alice ::1 || true
+e2e_uclient tcp-relay-tls -p "$TLS_PORT" "${LOAD[@]}" -T -S -W "$SECRET" -u alice 127.0.0.1 || true
+uclient_passive tcp-relay-passive "${P[@]}" "${LOAD[@]}" -P -W "$SECRET" -u alice 127.0.0.1 || true
 if [[ "$KIND" == ferroturn ]]; then
     # One port for turn: over UDP and TCP and turns: (TLS recognised by its first byte).
     e2e_uclient tls-on-turn-port "${P[@]}" "${LOAD[@]}" -t -S -W "$SECRET" -u alice "${V4[@]}" 127.0.0.1 || true
@@ -177,6 +250,7 @@ start_turn turn-static static
 P=(-p "$TURN_PORT")
 e2e_uclient static-user-channels "${P[@]}" "${LOAD[@]}" -u alice -w wonderland "${V4[@]}" 127.0.0.1 || true
 e2e_uclient static-user-send "${P[@]}" "${LOAD[@]}" -u alice -w wonderland -s "${V4[@]}" 127.0.0.1 || true
+e2e_uclient static-user-tcp-relay "${P[@]}" "${LOAD[@]}" -T -u alice -w wonderland 127.0.0.1 || true
 e2e_uclient_must_fail static-wrong-password "${P[@]}" -n 5 -m 1 -u alice -w not-wonderland "${V4[@]}" 127.0.0.1 || true
 e2e_uclient_must_fail static-unknown-user "${P[@]}" -n 5 -m 1 -u mallory -w wonderland "${V4[@]}" 127.0.0.1 || true
 e2e_stop turn-static

@@ -29,7 +29,7 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ALL=(stun_codec server stream_framing conf_file jitsi_lua jitsi_env)
+ALL=(stun_codec server stream_framing conf_file jitsi_lua jitsi_env proxy_protocol)
 MODE=(-max_total_time=10)
 TARGETS=()
 while (($# > 0)); do

@@ -59,6 +59,12 @@ def signed(flow, method, attrs=b""):
 
 
 TRANSPORT_UDP = bytes([64, 0])
+TRANSPORT_TCP = bytes([95, 0])
+
+
+def connection_id_attr(i):
+    """CONNECTION-ID: the i-th id the core handed out (modulo how many the script holds)."""
+    return bytes([120, 1, i])
 
 
 def peer_attr(i):
@@ -104,6 +110,22 @@ def server_scripts(vectors):
         PEER + 8 * 0, bytes([3]) + b"x" * 200)
     yield "draining", bytes([0]) + alloc + alloc + step(CLOSE + 8 * 31) + signed(
         1, "allocate", TRANSPORT_UDP)
+    # RFC 6062: the "bogus" method slot is Connect when the script's signed-request count is
+    # 1 mod 3 and ConnectionBind when it is 2 mod 3 (src/lib.rs). Flow 4 (TCP, user0) holds a
+    # TCP allocation; flow 0 (same user) binds; a peer connects in; a second Connect to the same
+    # peer gets 446; the bind timeout and the end of the allocation clean up.
+    tcp = signed(4, "allocate", TRANSPORT_TCP)
+    yield "tcp-relay", bytes([0]) + (
+        tcp + tcp                                              # requests 0, 1
+        + signed(4, "permission", peer_attr(0))                # 2
+        + signed(0, "allocate", TRANSPORT_UDP)                 # 3: flow 0 learns a nonce
+        + signed(4, "bogus", peer_attr(0))                     # 4: Connect
+        + signed(0, "bogus", connection_id_attr(0))            # 5: ConnectionBind
+        + step(PEER, bytes([0x84]))                            # peer 0 connects to relay 0
+        + signed(4, "refresh", lifetime(600))                  # 6
+        + signed(4, "bogus", peer_attr(0))                     # 7: Connect again: 446
+        + signed(0, "bogus", connection_id_attr(1))            # 8: ConnectionBind
+        + clock(3) + step(CLOSE + 8 * 4))
     for name, raw in vectors.items():
         if len(raw) < 256:
             yield "raw-" + name, bytes([0]) + step(RAW_UDP, raw) + step(RAW_TCP + 8, raw)

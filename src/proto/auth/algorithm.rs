@@ -1,9 +1,9 @@
 //! Password algorithms (RFC 8489 §9.2.1, §18.5): which hash turns a password into the long-term
 //! key, how the client picks one without being bid down, and the key a request was verified with.
 
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
-use super::long_term::LongTermKey;
+use super::long_term::{credential_digest, LongTermKey};
 
 /// PASSWORD-ALGORITHM number of MD5 (RFC 8489 §18.5).
 pub const MD5: u16 = 0x0001;
@@ -63,13 +63,7 @@ pub fn negotiate(
 
 /// SHA-256(username ":" realm ":" password), the SHA-256 long-term key.
 pub fn sha256_key(username: &str, realm: &str, password: &str) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update(username.as_bytes());
-    h.update(b":");
-    h.update(realm.as_bytes());
-    h.update(b":");
-    h.update(password.as_bytes());
-    h.finalize().into()
+    credential_digest::<Sha256>(username, realm, password).into()
 }
 
 /// A long-term key of either algorithm, held inline.

@@ -1,6 +1,7 @@
 //! Long-term credential key (RFC 8489 §9.2.2).
 
-use md5::{Digest, Md5};
+use md5::digest::{Digest, Output};
+use md5::Md5;
 
 /// The 16-byte long-term key, MD5(username ":" realm ":" password).
 pub type LongTermKey = [u8; 16];
@@ -8,14 +9,23 @@ pub type LongTermKey = [u8; 16];
 /// Derives the long-term key. SASLprep is not applied: coturn does not apply
 /// it either, and clients in the field send ASCII passwords.
 pub fn long_term_key(username: &str, realm: &str, password: &str) -> LongTermKey {
-    // Fed in pieces so no joined string is allocated per request.
-    let mut h = Md5::new();
+    credential_digest::<Md5>(username, realm, password).into()
+}
+
+/// `D(username ":" realm ":" password)`: the long-term key with hash `D` (MD5 here, SHA-256
+/// for `sha256_key`). Fed in pieces so no joined string is allocated per request.
+pub(crate) fn credential_digest<D: Digest>(
+    username: &str,
+    realm: &str,
+    password: &str,
+) -> Output<D> {
+    let mut h = D::new();
     h.update(username.as_bytes());
     h.update(b":");
     h.update(realm.as_bytes());
     h.update(b":");
     h.update(password.as_bytes());
-    h.finalize().into()
+    h.finalize()
 }
 
 /// Whether a `user=name:SECRET` secret is written as a precomputed key rather than a password:

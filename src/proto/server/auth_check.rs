@@ -78,7 +78,17 @@ impl Server {
         } else {
             nonce
         };
-        match self.shared.nonce_key.check(nonce, unix, flow, lifetime) {
+        let mut check = self.shared.nonce_key.check(nonce, unix, flow, lifetime);
+        if check != NonceCheck::Valid {
+            // A ConnectionBind may carry the nonce of the allocation's control connection
+            // (RFC 6062 clients reuse it, as coturn's turnutils_uclient does).
+            if let Some(owner) = self.tcp_bind_owner_flow(msg, attrs) {
+                if self.shared.nonce_key.check(nonce, unix, owner, lifetime) == NonceCheck::Valid {
+                    check = NonceCheck::Valid;
+                }
+            }
+        }
+        match check {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
                 self.stats.auth_stale_nonce.inc();

@@ -7,9 +7,12 @@
 //! in virtual time.
 
 mod auth_check;
+mod dual;
 mod reply;
 mod request;
+mod routes;
 mod stats;
+mod tcp_relay;
 mod turn_requests;
 
 #[cfg(test)]
@@ -34,9 +37,12 @@ use super::channel_data;
 use super::flow::{Family, Flow, RelayId, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
 use super::stun::{attr, method, Class, CodecError, ErrorCode, Message};
+use super::tcp_conns::TcpConns;
 
 use request::Request;
+pub use routes::{ChannelRoute, RouteChange};
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
+pub use tcp_relay::{TcpCommand, BIND_TIMEOUT, CONNECT_TIMEOUT};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
 /// Data indication header (20 header + 24 XOR-PEER-ADDRESS + 4 DATA) without copying.
@@ -46,6 +52,10 @@ pub const PEER_TAILROOM: usize = 12;
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(5);
 /// Bind attempts per Allocate when ports turn out to be taken by other processes.
 const BIND_ATTEMPTS: usize = 16;
+
+/// Most allocation slots: their relay ids (two per slot) stay below 2^28, small enough for
+/// the runtime's tables and event-loop tokens.
+const MAX_SLOTS: u32 = 1 << 27;
 
 /// Why the runtime could not open a relay socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -83,7 +93,8 @@ pub enum RelayAt {
 
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds UDP relay socket `relay` on `port` at `at`; returns its local address.
+    /// Binds UDP relay socket `relay` on `port` at `at` (a dual allocation has two, one per
+    /// family); returns its local address.
     fn bind(
         &mut self,
         relay: RelayId,
@@ -91,7 +102,18 @@ pub trait RelayBinder {
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError>;
-    /// Closes relay socket `relay`.
+    /// Opens a TCP relay listener (RFC 6062) for allocation `relay` on `port` at `at`;
+    /// returns its local address. Binders without TCP relaying refuse.
+    fn bind_tcp(
+        &mut self,
+        relay: RelayId,
+        at: RelayAt,
+        port: u16,
+    ) -> Result<SocketAddr, BindError> {
+        let _ = (relay, at, port);
+        Err(BindError::Failed)
+    }
+    /// Closes relay socket `relay` (UDP, or the TCP relay listener).
     fn close(&mut self, relay: RelayId);
 }
 
@@ -104,7 +126,7 @@ pub enum ClientAction {
     Reply(usize),
     /// Send `input[start..end]` from relay socket `relay` to `peer`.
     Relay {
-        /// The relay socket that sends.
+        /// The relay socket that sends (the allocation's socket of the peer's family).
         relay: RelayId,
         /// Destination.
         peer: SocketAddr,
@@ -171,6 +193,8 @@ pub enum Event {
         relay: SocketAddr,
         /// The advertised relayed address.
         advertised: SocketAddr,
+        /// The IPv6 relay of a dual allocation: socket address and advertised address.
+        additional: Option<(SocketAddr, SocketAddr)>,
         /// Granted lifetime in seconds.
         lifetime: u32,
     },
@@ -219,6 +243,9 @@ pub struct Server {
     draining: bool,
     stats: Arc<CoreStats>,
     challenges: ChallengeLimiter,
+    routes: routes::RouteQueue,
+    tcp: TcpConns,
+    tcp_commands: VecDeque<TcpCommand>,
 }
 
 impl Server {
@@ -262,6 +289,9 @@ impl Server {
             draining: false,
             stats: Arc::new(CoreStats::default()),
             challenges,
+            routes: None,
+            tcp: TcpConns::new(shard),
+            tcp_commands: VecDeque::new(),
         }
     }
 
@@ -277,6 +307,7 @@ impl Server {
         retune(&mut self.capacity_to_peers, capacity, now);
         retune(&mut self.capacity_to_clients, capacity, now);
         self.config = config;
+        self.announce_all_routes(now);
     }
 
     /// Ends every allocation `pred` selects; returns how many ended.
@@ -289,7 +320,7 @@ impl Server {
         let doomed: Vec<u32> = self
             .allocations()
             .filter(|(_, a)| pred(a))
-            .map(|(relay, _)| slot_of(relay))
+            .map(|(relay, _)| slot_of(relay).0)
             .collect();
         for slot in &doomed {
             self.remove_allocation(*slot, now, EndReason::Revoked, binder);
@@ -323,11 +354,9 @@ impl Server {
             self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };
-        let Some(&slot) = self.by_flow.get(&flow) else {
-            self.stats.dropped_no_allocation.count(payload.len());
+        let Some(slot) = self.relaying_slot(flow, payload.len()) else {
             return ClientAction::None;
         };
-        self.stats.from_clients.count(payload.len());
         let peer = match self.slots[slot as usize].as_ref() {
             Some(alloc) => match alloc.peer_for_channel(number, now) {
                 Some(peer) if alloc.permits(peer.ip(), now) => peer,
@@ -340,6 +369,17 @@ impl Server {
         };
         let start = channel_data::HEADER_LEN;
         self.relay_to_peer(now, slot, peer, start, start + payload.len())
+    }
+
+    /// The slot of the allocation `flow` relays `len` payload bytes through, counted as from
+    /// the client; `None` (counted as dropped) when the flow holds no allocation.
+    fn relaying_slot(&mut self, flow: Flow, len: usize) -> Option<u32> {
+        let Some(&slot) = self.by_flow.get(&flow) else {
+            self.stats.dropped_no_allocation.count(len);
+            return None;
+        };
+        self.stats.from_clients.count(len);
+        Some(slot)
     }
 
     /// Accounts for data going to a peer, applying the bandwidth limits.
@@ -355,6 +395,12 @@ impl Server {
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
             return ClientAction::None;
         };
+        // The peer's family picks the relay socket; callers checked the permission, which
+        // only a relay of that family can hold.
+        let Some(index) = alloc.relay_index(Family::of(&peer)) else {
+            self.stats.dropped_no_permission.count(len);
+            return ClientAction::None;
+        };
         if !allow(
             &mut alloc.to_peer_limit,
             &mut self.capacity_to_peers,
@@ -368,7 +414,7 @@ impl Server {
         alloc.traffic.to_peer_bytes += len as u64;
         self.stats.to_peers.count(len);
         ClientAction::Relay {
-            relay: relay_of(slot),
+            relay: relay_of(slot, index),
             peer,
             start,
             end,
@@ -431,7 +477,7 @@ impl Server {
         }
     }
 
-    /// Handles a datagram a peer sent to the relay socket of allocation `relay`. The payload
+    /// Handles a datagram a peer sent to relay socket `relay`. The payload
     /// is at `buf[PEER_HEADROOM..PEER_HEADROOM + len]` and `buf` has `PEER_TAILROOM` to spare
     /// after it; the core frames it in place.
     pub fn handle_peer(
@@ -442,9 +488,13 @@ impl Server {
         buf: &mut [u8],
         len: usize,
     ) -> PeerAction {
-        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay) as usize) else {
+        let (slot, index) = slot_of(relay);
+        let Some(Some(alloc)) = self.slots.get_mut(slot as usize) else {
             return PeerAction::Drop;
         };
+        if alloc.relays[index].is_none() {
+            return PeerAction::Drop;
+        }
         self.stats.from_peers.count(len);
         if len > u16::MAX as usize - 64 || buf.len() < PEER_HEADROOM + len + PEER_TAILROOM {
             self.stats.dropped_malformed.count(len);
@@ -493,10 +543,11 @@ impl Server {
 
     /// The next time `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Instant {
-        match self.expiries.first() {
+        let next = match self.expiries.first() {
             Some((t, _)) => (*t).min(self.next_housekeeping),
             None => self.next_housekeeping,
-        }
+        };
+        self.tcp_deadline().map_or(next, |t| t.min(next))
     }
 
     /// Ends allocations whose lifetime ran out and frees lapsed port reservations.
@@ -506,8 +557,9 @@ impl Server {
                 break;
             }
             self.expiries.pop_first();
-            self.remove_allocation(slot, now, EndReason::Expired, binder);
+            self.expire_relays(slot, now, binder);
         }
+        self.expire_tcp(now);
         if now >= self.next_housekeeping {
             self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
             let unix = self.unix_time(now);
@@ -559,12 +611,27 @@ impl Server {
         self.by_flow.len()
     }
 
-    /// Iterates the live allocations with their relay sockets (for the admin API and tests).
+    /// Iterates the live allocations, each with the id of its first relay socket, which names
+    /// the allocation (for the admin API and tests; [`Self::relay_ids`] gives every socket).
     pub fn allocations(&self) -> impl Iterator<Item = (RelayId, &Allocation)> {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| a.as_ref().map(|a| (relay_of(i as u32), a)))
+            .filter_map(|(i, a)| a.as_ref().map(|a| (relay_of(i as u32, 0), a)))
+    }
+
+    /// The open relay sockets of the allocation `allocations` named `first`, with their local
+    /// addresses: one, or two for a dual allocation.
+    pub fn relay_ids(&self, first: RelayId) -> impl Iterator<Item = (RelayId, SocketAddr)> + '_ {
+        let (slot, _) = slot_of(first);
+        self.slots
+            .get(slot as usize)
+            .and_then(Option::as_ref)
+            .into_iter()
+            .flat_map(move |a| {
+                a.live_relays()
+                    .map(move |(i, r)| (relay_of(slot, i), r.addr))
+            })
     }
 
     fn unix_time(&self, now: Instant) -> u64 {
@@ -602,13 +669,15 @@ impl Server {
         self.slots[slot as usize] = Some(alloc);
     }
 
-    fn reserve_slot(&mut self) -> u32 {
+    /// A free slot; `None` when all [`MAX_SLOTS`] are in use.
+    fn reserve_slot(&mut self) -> Option<u32> {
         match self.free_slots.pop() {
-            Some(s) => s,
-            None => {
+            Some(s) => Some(s),
+            None if (self.slots.len() as u64) < u64::from(MAX_SLOTS) => {
                 self.slots.push(None);
-                (self.slots.len() - 1) as u32
+                Some((self.slots.len() - 1) as u32)
             }
+            None => None,
         }
     }
 
@@ -624,8 +693,13 @@ impl Server {
         };
         self.expiries.remove(&(alloc.expires, slot));
         self.by_flow.remove(&alloc.flow);
-        binder.close(relay_of(slot));
-        self.shared.ports.release(alloc.relay_addr.port());
+        if alloc.tcp {
+            self.close_tcp_of(slot);
+        }
+        let relay = alloc.relay_addr();
+        for (index, r) in alloc.live_relays() {
+            self.close_relay(slot, index, r.addr, binder);
+        }
         self.shared.quotas.release(&alloc.user_id);
         self.free_slots.push(slot);
         let duration = now.saturating_duration_since(alloc.created);
@@ -634,7 +708,7 @@ impl Server {
             flow: alloc.flow,
             transport: alloc.transport,
             username: alloc.username,
-            relay: alloc.relay_addr,
+            relay,
             duration,
             traffic: alloc.traffic,
             reason,
@@ -642,21 +716,29 @@ impl Server {
     }
 }
 
-/// The relay socket of the allocation in `slot`. Slots index the core's allocation table and
-/// stay private to it; this is the one place that says which relay id a slot's socket gets.
-fn relay_of(slot: u32) -> RelayId {
-    RelayId::new(slot)
+/// Relay socket `index` (0, or 1 for the IPv6 half of a dual allocation) of the allocation in
+/// `slot`. Slots index the core's allocation table and stay private to it; this is the one place
+/// that says which relay ids a slot's sockets get: two per slot, side by side, so the ids stay
+/// dense for the runtime's tables.
+fn relay_of(slot: u32, index: usize) -> RelayId {
+    RelayId::new(slot * 2 + u32::from(index != 0))
 }
 
-/// The slot of the allocation that owns relay socket `relay`.
-fn slot_of(relay: RelayId) -> u32 {
-    relay.index() as u32
+/// The slot of the allocation that owns relay socket `relay`, and the socket's index in it.
+fn slot_of(relay: RelayId) -> (u32, usize) {
+    let n = relay.index() as u32;
+    (n / 2, (n % 2) as usize)
 }
 
 fn is_turn_request(m: u16) -> bool {
     matches!(
         m,
-        method::ALLOCATE | method::REFRESH | method::CREATE_PERMISSION | method::CHANNEL_BIND
+        method::ALLOCATE
+            | method::REFRESH
+            | method::CREATE_PERMISSION
+            | method::CHANNEL_BIND
+            | method::CONNECT
+            | method::CONNECTION_BIND
     )
 }
 

@@ -92,6 +92,7 @@ impl Server {
         extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
     ) -> ClientAction {
         self.stats.error_responses.inc();
+        tracing::trace!(code = code.code(), method = msg.method, "error response");
         if msg.method == method::BINDING {
             self.stats.binding_errors.inc();
         }
@@ -141,6 +142,26 @@ impl Server {
         })
     }
 
+    /// A 420 listing the comprehension-required attributes of the request that this server
+    /// does not know (RFC 8489 §7.3.1), signed with `key` when the request was authenticated.
+    pub(super) fn unknown_attributes_reply(
+        &mut self,
+        out: &mut [u8],
+        msg: &Message<'_>,
+        attrs: &super::super::stun::Attributes<'_>,
+        key: Option<&ReplyKey>,
+    ) -> ClientAction {
+        let unknown = attrs.unknown();
+        self.error_reply_with(
+            out,
+            msg,
+            ErrorCode::UnknownAttribute,
+            key,
+            attrs.fingerprint,
+            |w| w.unknown_attributes(unknown),
+        )
+    }
+
     /// The answer to a Binding request: the client's address as seen here.
     pub(super) fn binding_response(
         &mut self,
@@ -151,18 +172,7 @@ impl Server {
     ) -> ClientAction {
         self.stats.binding_requests.inc();
         if !attrs.unknown().is_empty() {
-            let unknown = attrs.unknown();
-            let mut list = [0u16; 16];
-            list[..unknown.len()].copy_from_slice(unknown);
-            let n = unknown.len();
-            return self.error_reply_with(
-                out,
-                msg,
-                ErrorCode::UnknownAttribute,
-                None,
-                attrs.fingerprint,
-                |w| w.unknown_attributes(&list[..n]),
-            );
+            return self.unknown_attributes_reply(out, msg, attrs, None);
         }
         self.stats.binding_responses.inc();
         let Ok(mut w) = MessageWriter::new(out, method::BINDING, Class::Success, msg.tid) else {

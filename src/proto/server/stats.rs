@@ -19,6 +19,15 @@ pub struct CoreStats {
     pub allocations_created: [Counter; 3],
     /// Allocations ended, by client transport.
     pub allocations_ended: [Counter; 3],
+    /// Relay sockets opened, by family (0 = IPv4, 1 = IPv6); a dual allocation opens two.
+    pub relays_opened: [Counter; 2],
+    /// Relay sockets closed, by family.
+    pub relays_closed: [Counter; 2],
+    /// Dual allocations (ADDITIONAL-ADDRESS-FAMILY) served in both families.
+    pub dual_allocations: Counter,
+    /// Dual allocations served in one family only, by the family left out (the answer
+    /// carried ADDRESS-ERROR-CODE).
+    pub dual_family_refusals: [Counter; 2],
     /// Ended allocations by lifetime bucket (see [`LIFETIME_BUCKETS`]; the last slot is +Inf).
     pub lifetime_buckets: [Counter; 9],
     /// Sum of the lifetimes of ended allocations, seconds.
@@ -60,6 +69,22 @@ pub struct CoreStats {
     pub from_peers: Traffic,
     /// Data relayed to clients.
     pub to_clients: Traffic,
+    /// RFC 6062 peer connections opened (Connect succeeded or a permitted peer connected).
+    pub tcp_connections_opened: Counter,
+    /// Peer connections paired with a client data connection (ConnectionBind succeeded).
+    pub tcp_connections_bound: Counter,
+    /// Peer connections closed (either side closed, allocation ended, timeout).
+    pub tcp_connections_closed: Counter,
+    /// Incoming peer connections refused: no permission, or over the per-allocation bounds.
+    pub tcp_connections_refused: Counter,
+    /// Connect requests that failed or timed out (447).
+    pub tcp_connect_failures: Counter,
+    /// Peer connections dropped because no ConnectionBind came within 30 s (RFC 6062 §5.3).
+    pub tcp_bind_timeouts: Counter,
+    /// Bytes relayed client → peer over TCP relay data connections (packets = reads).
+    pub tcp_to_peers: Traffic,
+    /// Bytes relayed peer → client over TCP relay data connections (packets = reads).
+    pub tcp_to_clients: Traffic,
 }
 
 impl CoreStats {
@@ -69,6 +94,13 @@ impl CoreStats {
         self.allocations_created[i]
             .get()
             .saturating_sub(self.allocations_ended[i].get())
+    }
+
+    /// Live relay sockets of a family (0 = IPv4, 1 = IPv6): opened minus closed.
+    pub fn live_relays(&self, family: usize) -> u64 {
+        self.relays_opened[family]
+            .get()
+            .saturating_sub(self.relays_closed[family].get())
     }
 
     pub(super) fn record_end(&self, transport: Transport, lifetime_secs: u64) {

@@ -30,12 +30,15 @@ mod amplification;
 mod authentication;
 mod binding;
 mod config_and_drain;
+mod dual_allocation;
+mod fast_path_routes;
 mod lifetimes;
 mod malformed_input;
 mod password_algorithms;
 mod permissions;
 mod relaying;
 mod seeded;
+mod tcp_relay;
 
 const UNIX_START: u64 = 1_800_000_000;
 
@@ -122,6 +125,14 @@ struct Response {
 }
 
 impl Response {
+    /// The RESERVATION-TOKEN of a success (it must carry one).
+    fn reservation_token(&self) -> [u8; 8] {
+        self.attr(attr::RESERVATION_TOKEN)
+            .expect("RESERVATION-TOKEN")
+            .try_into()
+            .expect("8 bytes")
+    }
+
     fn attr(&self, typ: u16) -> Option<&[u8]> {
         let mut pos = 20;
         while pos + 4 <= self.raw.len() {
@@ -292,6 +303,14 @@ impl Harness {
         })
     }
 
+    /// Allocate for UDP, with more attributes written by `extra` after REQUESTED-TRANSPORT.
+    fn allocate_and(&mut self, c: &mut Client, extra: impl Fn(&mut MessageWriter<'_>)) -> Response {
+        self.call(c, method::ALLOCATE, |w| {
+            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+            extra(w);
+        })
+    }
+
     fn create_permission(&mut self, c: &mut Client, peer: SocketAddr) -> Response {
         self.call(c, method::CREATE_PERMISSION, |w| {
             w.xor_address(attr::XOR_PEER_ADDRESS, &peer).unwrap()
@@ -452,6 +471,27 @@ struct Signing<'k> {
     mi256: Option<(&'k [u8], usize)>,
     /// A garbage MESSAGE-INTEGRITY after MESSAGE-INTEGRITY-SHA256.
     mi_after: bool,
+}
+
+impl<'k> Signing<'k> {
+    /// MESSAGE-INTEGRITY with `key` and nothing else (the RFC 5389 way).
+    fn md5(key: &'k [u8]) -> Self {
+        Signing {
+            mi: Some(key),
+            ..Default::default()
+        }
+    }
+
+    /// SHA-256 picked from the offer: PASSWORD-ALGORITHM(S) echoed, a full-length
+    /// MESSAGE-INTEGRITY-SHA256 with `key`.
+    fn sha256_negotiated(key: &'k [u8]) -> Self {
+        Signing {
+            algorithm: Some(&PICK_SHA256),
+            algorithms: Some(&OFFERED),
+            mi256: Some((key, 32)),
+            ..Default::default()
+        }
+    }
 }
 
 fn signed_with(

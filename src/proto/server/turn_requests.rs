@@ -3,7 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use super::super::allocation::{Allocation, TrafficCounters, MAX_PERMISSIONS};
+use super::super::allocation::MAX_PERMISSIONS;
+use super::super::allocation::{AddressError, Allocation, Relay, TrafficCounters};
 use super::super::auth::algorithm::ReplyKey;
 use super::super::auth::Purpose;
 use super::super::bandwidth::TokenBucket;
@@ -12,13 +13,16 @@ use super::super::ports::ReservedPort;
 use super::super::stun::MessageWriter;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode, Message};
 use super::auth_check::Authed;
+use super::dual::{family_index, family_number, family_of_number, DualBind};
 use super::request::Request;
 use super::{relay_of, transport_index, BIND_ATTEMPTS};
 use super::{
-    BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, Server,
+    BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, RelayId, Server,
 };
 
 const UDP: u8 = 17;
+/// REQUESTED-TRANSPORT value for TCP (RFC 6062 §6.1).
+const TCP: u8 = 6;
 
 impl Server {
     pub(super) fn handle_turn_request(
@@ -44,7 +48,10 @@ impl Server {
             if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
                 return self.error_reply(out, msg, ErrorCode::BadRequest, None, fp);
             }
-            if purpose == Purpose::Refresh && !self.by_flow.contains_key(&flow) {
+            if purpose == Purpose::Refresh
+                && msg.method != method::CONNECTION_BIND
+                && !self.by_flow.contains_key(&flow)
+            {
                 return self.error_reply(out, msg, ErrorCode::AllocationMismatch, None, fp);
             }
         }
@@ -55,21 +62,13 @@ impl Server {
         let key = authed.key;
         let fp = attrs.fingerprint;
         if !attrs.unknown().is_empty() {
-            let unknown = attrs.unknown();
-            let mut list = [0u16; 16];
-            list[..unknown.len()].copy_from_slice(unknown);
-            let n = unknown.len();
-            return self.error_reply_with(
-                out,
-                msg,
-                ErrorCode::UnknownAttribute,
-                key.as_ref(),
-                fp,
-                |w| w.unknown_attributes(&list[..n]),
-            );
+            return self.unknown_attributes_reply(out, msg, attrs, key.as_ref());
         }
         if msg.method == method::ALLOCATE {
             return self.allocate(req, authed, out, binder);
+        }
+        if msg.method == method::CONNECTION_BIND {
+            return self.connection_bind(req, &authed, out);
         }
         let Some(&slot) = self.by_flow.get(&flow) else {
             return self.error_reply(out, msg, ErrorCode::AllocationMismatch, key.as_ref(), fp);
@@ -84,6 +83,7 @@ impl Server {
         match msg.method {
             method::REFRESH => self.refresh(req, slot, key, out, binder),
             method::CREATE_PERMISSION => self.create_permission(req, slot, key, out),
+            method::CONNECT => self.connect(req, slot, key, out),
             _ => self.channel_bind(req, slot, key, out),
         }
     }
@@ -129,9 +129,10 @@ impl Server {
                 }
             };
         }
-        match attrs.requested_transport {
+        let tcp = match attrs.requested_transport {
             None => return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp),
-            Some(UDP) if !self.config.settings.no_udp_relay => {}
+            Some(UDP) if !self.config.settings.no_udp_relay => false,
+            Some(TCP) if !self.config.settings.no_tcp_relay => true,
             Some(_) => {
                 return self.error_reply(
                     out,
@@ -141,10 +142,27 @@ impl Server {
                     fp,
                 )
             }
-        }
-        if attrs.reservation_token.is_some()
-            && (attrs.even_port.is_some() || attrs.requested_family.is_some())
+        };
+        // RFC 6062 §5.1: a TCP relay is for clients on TCP or TLS, and the UDP-only
+        // attributes make no sense with it (coturn answers the same); nor does a second family.
+        if tcp
+            && (!transport.is_stream()
+                || attrs.dont_fragment
+                || attrs.even_port.is_some()
+                || attrs.reservation_token.is_some()
+                || attrs.additional_family.is_some())
         {
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
+        }
+        // RFC 8656 §7.2 steps 5-9, in the RFC's order.
+        if attrs.reservation_token.is_some()
+            && (attrs.even_port.is_some()
+                || attrs.requested_family.is_some()
+                || attrs.additional_family.is_some())
+        {
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
+        }
+        if attrs.requested_family.is_some() && attrs.additional_family.is_some() {
             return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
         }
         let family = match attrs.requested_family {
@@ -160,24 +178,80 @@ impl Server {
                 )
             }
         };
+        if attrs.even_port == Some(true) && attrs.additional_family.is_some() {
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
+        }
+        let dual = match attrs.additional_family {
+            None => false,
+            Some(2) => true,
+            Some(1) => return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp),
+            Some(_) => {
+                return self.error_reply(
+                    out,
+                    msg,
+                    ErrorCode::AddressFamilyNotSupported,
+                    key.as_ref(),
+                    fp,
+                )
+            }
+        };
         let shared = self.shared.clone();
         let config = self.config.clone();
         let user_id = config.auth.user_id(authed.username);
+        // A dual allocation is one allocation to the quotas, whatever its number of relays.
         if let Err(e) = shared.quotas.try_acquire(user_id) {
             self.stats.quota_refusals.inc();
             return self.error_reply(out, msg, e.stun_code(), key.as_ref(), fp);
         }
-        let slot = self.reserve_slot();
-        let (relay_addr, reservation) = match self.bind_relay(slot, family, attrs, now, binder) {
-            Ok(bound) => bound,
-            Err(e) => {
-                shared.quotas.release(user_id);
-                self.free_slots.push(slot);
-                return self.error_reply(out, msg, e.stun_code(), key.as_ref(), fp);
-            }
+        let Some(slot) = self.reserve_slot() else {
+            shared.quotas.release(user_id);
+            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key.as_ref(), fp);
         };
         let lifetime = config.settings.granted_lifetime(attrs.lifetime);
-        let advertised = config.settings.advertised(relay_addr);
+        let expires = now + Duration::from_secs(lifetime.into());
+        let bound = if tcp {
+            self.bind_tcp_relay(relay_of(slot, 0), family, binder)
+                .map(|addr| DualBind {
+                    addrs: [Some(addr), None],
+                    token: None,
+                    address_error: None,
+                })
+                .map_err(RelayError::stun_code)
+        } else if dual {
+            self.bind_dual(slot, attrs, now, binder)
+        } else {
+            self.bind_relay(relay_of(slot, 0), family, attrs, now, binder)
+                .map(|(addr, token)| DualBind {
+                    addrs: [Some(addr), None],
+                    token,
+                    address_error: None,
+                })
+                .map_err(RelayError::stun_code)
+        };
+        let bound = match bound {
+            Ok(bound) => bound,
+            Err(code) => {
+                shared.quotas.release(user_id);
+                self.free_slots.push(slot);
+                return self.error_reply(out, msg, code, key.as_ref(), fp);
+            }
+        };
+        let relays = bound.addrs.map(|addr| {
+            addr.map(|addr| Relay {
+                addr,
+                advertised: config.settings.advertised(addr),
+                expires,
+            })
+        });
+        for r in relays.iter().flatten() {
+            self.stats.relays_opened[family_index(r.family())].inc();
+        }
+        if dual {
+            match bound.address_error {
+                None => self.stats.dual_allocations.inc(),
+                Some((f, _)) => self.stats.dual_family_refusals[family_index(f)].inc(),
+            }
+        }
         let id = self.next_session_id;
         self.next_session_id += 1;
         let max_bps = config.settings.max_bps;
@@ -188,19 +262,33 @@ impl Server {
             to_client_limit: TokenBucket::limit(max_bps, now),
             flow,
             transport,
-            relay_addr,
-            advertised,
-            expires: now + Duration::from_secs(lifetime.into()),
+            relays,
+            address_error: bound.address_error.map(|(family, code)| AddressError {
+                family,
+                code,
+                attr: if attrs.legacy_additional_family {
+                    attr::LEGACY_ADDRESS_ERROR_CODE
+                } else {
+                    attr::ADDRESS_ERROR_CODE
+                },
+            }),
+            expires,
             created: now,
             username: authed.username.into(),
             user_id: user_id.into(),
             key,
             allocate_tid: msg.tid,
             granted_lifetime: lifetime,
-            reservation,
+            reservation: bound.token,
             permissions: Vec::new(),
             channels: Vec::new(),
             traffic: TrafficCounters::default(),
+            tcp,
+        };
+        let (relay, advertised) = (alloc.relay_addr(), alloc.advertised());
+        let additional = match relays {
+            [Some(_), Some(r)] => Some((r.addr, r.advertised)),
+            _ => None,
         };
         self.insert_allocation(alloc, slot);
         self.stats.allocations_created[transport_index(transport)].inc();
@@ -208,8 +296,9 @@ impl Server {
             flow,
             transport,
             username: authed.username.into(),
-            relay: relay_addr,
+            relay,
             advertised,
+            additional,
             lifetime,
         });
         self.allocate_success(out, msg, slot, fp)
@@ -217,9 +306,34 @@ impl Server {
 
     /// Picks a port from the shared pool and has the runtime bind it; returns the relay
     /// address and the RESERVATION-TOKEN for the next port when EVEN-PORT asked for one.
-    fn bind_relay(
+    /// Picks a port from the shared pool and has the runtime open a TCP relay listener on it
+    /// (RFC 6062).
+    fn bind_tcp_relay(
         &mut self,
-        slot: u32,
+        relay: RelayId,
+        family: Family,
+        binder: &mut impl RelayBinder,
+    ) -> Result<SocketAddr, RelayError> {
+        let shared = self.shared.clone();
+        for _ in 0..BIND_ATTEMPTS {
+            let hint = self.next_random() as u32;
+            let port = shared.ports.take_any(hint).ok_or(RelayError::NoFreePort)?;
+            match binder.bind_tcp(relay, RelayAt::Family(family), port) {
+                Ok(addr) => return Ok(addr),
+                Err(e) => {
+                    shared.ports.release(port);
+                    if e != BindError::AddrInUse {
+                        return Err(RelayError::Bind(e));
+                    }
+                }
+            }
+        }
+        Err(RelayError::PortsBusy)
+    }
+
+    pub(super) fn bind_relay(
+        &mut self,
+        relay: RelayId,
         family: Family,
         attrs: &Attributes<'_>,
         now: Instant,
@@ -234,7 +348,7 @@ impl Server {
                 .take(&token, unix)
                 .ok_or(RelayError::UnknownReservation)?;
             let port = reserved.port;
-            return match binder.bind(relay_of(slot), RelayAt::Ip(reserved.ip), port, df) {
+            return match binder.bind(relay, RelayAt::Ip(reserved.ip), port, df) {
                 Ok(addr) => Ok((addr, None)),
                 Err(e) => {
                     shared.ports.release(port);
@@ -253,7 +367,7 @@ impl Server {
             if attrs.even_port == Some(false) {
                 shared.ports.release(port + 1);
             }
-            match binder.bind(relay_of(slot), RelayAt::Family(family), port, df) {
+            match binder.bind(relay, RelayAt::Family(family), port, df) {
                 Ok(addr) => {
                     let token = reserve_next.then(|| {
                         let next = ReservedPort {
@@ -288,18 +402,26 @@ impl Server {
         let Some(a) = self.slots[slot as usize].as_ref() else {
             return ClientAction::None;
         };
-        let (advertised, lifetime, token, mapped, key) = (
-            a.advertised,
+        let advertised = a.relays.map(|r| r.map(|r| r.advertised));
+        let (address_error, lifetime, token, mapped, key) = (
+            a.address_error,
             a.granted_lifetime,
             a.reservation,
             a.flow.remote,
             a.key,
         );
+        let reason = self.config.settings.include_reason;
         let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Success, msg.tid) else {
             return ClientAction::None;
         };
         let written = (|| -> Result<(), CodecError> {
-            w.xor_address(attr::XOR_RELAYED_ADDRESS, &advertised)?;
+            // A dual allocation carries one XOR-RELAYED-ADDRESS per family (§7.2 step 9).
+            for addr in advertised.iter().flatten() {
+                w.xor_address(attr::XOR_RELAYED_ADDRESS, addr)?;
+            }
+            if let Some(e) = address_error {
+                w.address_error_code(e.attr, family_number(e.family), e.code, reason)?;
+            }
             w.attr_u32(attr::LIFETIME, lifetime)?;
             if let Some(t) = token {
                 w.attr(attr::RESERVATION_TOKEN, &t)?;
@@ -327,18 +449,32 @@ impl Server {
         let Some(alloc) = self.slots[slot as usize].as_ref() else {
             return ClientAction::None;
         };
-        let family = Family::of(&alloc.relay_addr);
-        if let Some(f) = attrs.requested_family {
-            if (f == 1) != (family == Family::V4) {
-                return self.error_reply(out, msg, ErrorCode::PeerAddressFamilyMismatch, key, fp);
-            }
-        }
+        // A Refresh naming a family acts on that family's relay of a dual allocation only
+        // (RFC 8656 §7.3); naming a family the allocation lacks is 443.
+        let target = match attrs.requested_family {
+            None => None,
+            Some(f) => match family_of_number(f).filter(|f| alloc.relay_index(*f).is_some()) {
+                Some(f) => Some(f),
+                None => {
+                    let code = ErrorCode::PeerAddressFamilyMismatch;
+                    return self.error_reply(out, msg, code, key, fp);
+                }
+            },
+        };
+        let whole = match target {
+            None => true,
+            Some(f) => alloc.live_relays().all(|(_, r)| r.family() == f),
+        };
         let lifetime = if attrs.lifetime == Some(0) {
-            self.remove_allocation(slot, now, EndReason::Deleted, binder);
+            match target {
+                Some(f) if !whole => self.drop_family(slot, f, now, binder),
+                _ => self.remove_allocation(slot, now, EndReason::Deleted, binder),
+            }
             0
         } else {
             let granted = self.config.settings.granted_lifetime(attrs.lifetime);
-            self.set_expiry(slot, now + Duration::from_secs(granted.into()));
+            self.refresh_relays(slot, target, now + Duration::from_secs(granted.into()));
+            self.announce_routes(slot, now, |_| true);
             granted
         };
         self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
@@ -388,6 +524,7 @@ impl Server {
         for ip in &ips[..n] {
             alloc.add_permission(*ip, expires, now);
         }
+        self.announce_routes(slot, now, |p| ips[..n].contains(&p.ip()));
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 
@@ -403,6 +540,10 @@ impl Server {
         } = req;
         let fp = attrs.fingerprint;
         let max = self.config.settings.max_channel();
+        // RFC 6062 §5.1: channels and Send belong to UDP relays only.
+        if self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp) {
+            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+        }
         let number = attrs.channel_number.filter(|n| is_valid_channel(*n, max));
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
             return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
@@ -425,16 +566,17 @@ impl Server {
             return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
         }
         alloc.add_permission(peer.ip(), permission_expires, now);
+        self.announce_routes(slot, now, |p| p.ip() == peer.ip());
         self.success_reply(out, msg, key, fp, |_| Ok(()))
     }
 
     /// The error code for a peer the allocation in `slot` may not reach, if any.
-    fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<ErrorCode> {
-        let relay_family = match self.slots[slot as usize].as_ref() {
-            Some(alloc) => Family::of(&alloc.relay_addr),
+    pub(super) fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<ErrorCode> {
+        let has_family = match self.slots[slot as usize].as_ref() {
+            Some(alloc) => alloc.relay_index(Family::of(&peer)).is_some(),
             None => return Some(ErrorCode::AllocationMismatch),
         };
-        if Family::of(&peer) != relay_family {
+        if !has_family {
             return Some(ErrorCode::PeerAddressFamilyMismatch);
         }
         let config = &self.config;
@@ -477,13 +619,13 @@ impl Server {
             self.stats.dropped_malformed.count(data.len());
             return ClientAction::None;
         };
-        let Some(&slot) = self.by_flow.get(&flow) else {
-            self.stats.dropped_no_allocation.count(payload.len());
+        let Some(slot) = self.relaying_slot(flow, payload.len()) else {
             return ClientAction::None;
         };
-        self.stats.from_clients.count(payload.len());
         let permitted = self.slots[slot as usize].as_ref().is_some_and(|alloc| {
-            Family::of(&peer) == Family::of(&alloc.relay_addr) && alloc.permits(peer.ip(), now)
+            !alloc.tcp
+                && alloc.relay_index(Family::of(&peer)).is_some()
+                && alloc.permits(peer.ip(), now)
         });
         if !permitted {
             self.stats.dropped_no_permission.count(payload.len());
@@ -496,7 +638,7 @@ impl Server {
 
 /// Why an Allocate got no relay socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-enum RelayError {
+pub(super) enum RelayError {
     /// The RESERVATION-TOKEN names no held port (unknown, claimed already, or lapsed).
     #[error("no port is reserved under this token")]
     UnknownReservation,
@@ -513,7 +655,7 @@ enum RelayError {
 
 impl RelayError {
     /// The STUN error code to answer the Allocate with.
-    fn stun_code(self) -> ErrorCode {
+    pub(super) fn stun_code(self) -> ErrorCode {
         match self {
             RelayError::UnknownReservation | RelayError::NoFreePort | RelayError::PortsBusy => {
                 ErrorCode::InsufficientCapacity

@@ -50,6 +50,15 @@ pub const PRIORITY: u16 = 0x0024;
 pub const USE_CANDIDATE: u16 = 0x0025;
 /// CONNECTION-ID (RFC 6062).
 pub const CONNECTION_ID: u16 = 0x002A;
+/// ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §18.11): asks for a dual (IPv4 + IPv6) allocation.
+pub const ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8000;
+/// ADDRESS-ERROR-CODE (RFC 8656 §18.12): why one family of a dual allocation was not served.
+pub const ADDRESS_ERROR_CODE: u16 = 0x8001;
+/// ADDITIONAL-ADDRESS-FAMILY at the code point of the draft coturn 4.6 and older implemented
+/// (their `turnutils_uclient -Z` still sends it); read as ADDITIONAL-ADDRESS-FAMILY.
+pub const LEGACY_ADDITIONAL_ADDRESS_FAMILY: u16 = 0x8032;
+/// ADDRESS-ERROR-CODE at the same draft's code point, sent to clients that used 0x8032.
+pub const LEGACY_ADDRESS_ERROR_CODE: u16 = 0x8033;
 /// PASSWORD-ALGORITHMS (RFC 8489 §14.11).
 pub const PASSWORD_ALGORITHMS: u16 = 0x8002;
 /// SOFTWARE.

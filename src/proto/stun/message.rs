@@ -88,6 +88,11 @@ pub struct Attributes<'a> {
     pub requested_transport: Option<u8>,
     /// REQUESTED-ADDRESS-FAMILY (1 = IPv4, 2 = IPv6).
     pub requested_family: Option<u8>,
+    /// ADDITIONAL-ADDRESS-FAMILY (RFC 8656 §18.11; only 2 = IPv6 is valid).
+    pub additional_family: Option<u8>,
+    /// Whether that ADDITIONAL-ADDRESS-FAMILY came at coturn 4.6's draft code point 0x8032
+    /// (so ADDRESS-ERROR-CODE goes back at 0x8033, where that client looks).
+    pub legacy_additional_family: bool,
     /// EVEN-PORT, with the value of its R (reserve next port) bit.
     pub even_port: Option<bool>,
     /// RESERVATION-TOKEN.
@@ -98,6 +103,8 @@ pub struct Attributes<'a> {
     pub channel_number: Option<u16>,
     /// DATA.
     pub data: Option<&'a [u8]>,
+    /// CONNECTION-ID (RFC 6062 §6.2.1).
+    pub connection_id: Option<u32>,
     /// Whether any address attribute failed to decode.
     pub bad_peer_address: bool,
     /// The message, for walking its XOR-PEER-ADDRESS attributes again (any number of them).
@@ -198,6 +205,15 @@ impl<'a> Attributes<'a> {
                 }
                 self.requested_family.get_or_insert(value[0]);
             }
+            attr::ADDITIONAL_ADDRESS_FAMILY | attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY => {
+                if value.len() != 4 {
+                    return Err(bad);
+                }
+                if self.additional_family.is_none() {
+                    self.additional_family = Some(value[0]);
+                    self.legacy_additional_family = typ == attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY;
+                }
+            }
             attr::EVEN_PORT => {
                 if value.is_empty() {
                     return Err(bad);
@@ -226,6 +242,10 @@ impl<'a> Attributes<'a> {
                 }
                 self.channel_number
                     .get_or_insert(u16::from_be_bytes([value[0], value[1]]));
+            }
+            attr::CONNECTION_ID => {
+                let v: [u8; 4] = value.try_into().map_err(|_| bad)?;
+                self.connection_id.get_or_insert(u32::from_be_bytes(v));
             }
             attr::XOR_PEER_ADDRESS => {
                 if self.peer_count == 0 {
@@ -306,4 +326,87 @@ impl<'a> Iterator for PeerValues<'a> {
 
 fn set_once<'a>(slot: &mut Option<&'a [u8]>, value: &'a [u8]) {
     slot.get_or_insert(value);
+}
+
+/// Decodes an ADDRESS-ERROR-CODE value into its family byte and error code; `None` when it is
+/// shorter than the fixed part or the code is out of the 300..=699 range.
+pub fn address_error_code(value: &[u8]) -> Option<(u8, u16)> {
+    let [family, _, class, number, ..] = *value else {
+        return None;
+    };
+    let code = u16::from(class & 0x07) * 100 + u16::from(number);
+    ((300..700).contains(&code) && number < 100).then_some((family, code))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{method, ErrorCode, MessageWriter};
+    use super::*;
+
+    #[test]
+    fn additional_address_family_is_read_and_address_error_code_round_trips() {
+        let mut buf = [0u8; 128];
+        let mut w =
+            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
+        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
+            .unwrap();
+        w.address_error_code(
+            attr::ADDRESS_ERROR_CODE,
+            2,
+            ErrorCode::InsufficientCapacity,
+            true,
+        )
+        .unwrap();
+        let n = w.finish();
+        let msg = Message::parse(&buf[..n]).unwrap();
+        let attrs = msg.attributes().unwrap();
+        assert_eq!(attrs.additional_family, Some(2));
+        assert!(attrs.unknown().is_empty(), "0x8000 and 0x8001 are optional");
+        let at = HEADER_LEN + 8;
+        assert_eq!(
+            u16::from_be_bytes([buf[at], buf[at + 1]]),
+            attr::ADDRESS_ERROR_CODE
+        );
+        let len = u16::from_be_bytes([buf[at + 2], buf[at + 3]]) as usize;
+        assert_eq!(
+            &buf[at + 8..at + 4 + len],
+            b"Insufficient Capacity",
+            "reason phrase follows the code"
+        );
+        assert_eq!(
+            address_error_code(&buf[at + 4..at + 4 + len]),
+            Some((2, 508))
+        );
+        assert_eq!(address_error_code(&[1, 0, 4]), None);
+        assert_eq!(address_error_code(&[1, 0, 4, 100]), None);
+    }
+
+    #[test]
+    fn coturn_4_6_code_point_is_read_as_additional_address_family() {
+        let mut buf = [0u8; 64];
+        let mut w =
+            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
+        w.attr_u32(attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
+            .unwrap();
+        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 1 << 24)
+            .unwrap();
+        let n = w.finish();
+        let attrs = Message::parse(&buf[..n]).unwrap().attributes().unwrap();
+        assert_eq!(attrs.additional_family, Some(2), "the first one counts");
+        assert!(attrs.legacy_additional_family);
+    }
+
+    #[test]
+    fn a_short_additional_address_family_is_malformed() {
+        let mut buf = [0u8; 64];
+        let mut w =
+            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
+        w.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &[2]).unwrap();
+        let n = w.finish();
+        let msg = Message::parse(&buf[..n]).unwrap();
+        assert_eq!(
+            msg.attributes().unwrap_err(),
+            CodecError::BadAttribute(attr::ADDITIONAL_ADDRESS_FAMILY)
+        );
+    }
 }

@@ -38,6 +38,12 @@ pub mod method {
     pub const CREATE_PERMISSION: u16 = 0x008;
     /// ChannelBind.
     pub const CHANNEL_BIND: u16 = 0x009;
+    /// Connect (RFC 6062 §4.3).
+    pub const CONNECT: u16 = 0x00A;
+    /// ConnectionBind (RFC 6062 §4.4).
+    pub const CONNECTION_BIND: u16 = 0x00B;
+    /// ConnectionAttempt indication (RFC 6062 §4.5).
+    pub const CONNECTION_ATTEMPT: u16 = 0x00C;
 }
 
 /// The class bits of a STUN message type.

@@ -123,6 +123,27 @@ impl<'b> MessageWriter<'b> {
         })
     }
 
+    /// Appends ADDRESS-ERROR-CODE (RFC 8656 §18.12) as attribute `typ` (0x8001, or coturn
+    /// 4.6's 0x8033): the family (1 = IPv4, 2 = IPv6) that was not served and why, laid out as
+    /// ERROR-CODE with the family in the first byte.
+    pub fn address_error_code(
+        &mut self,
+        typ: u16,
+        family: u8,
+        code: ErrorCode,
+        reason: bool,
+    ) -> Result<(), CodecError> {
+        let reason = if reason { code.reason_phrase() } else { "" }.as_bytes();
+        let code = code.code();
+        self.attr_with(typ, 4 + reason.len(), |out| {
+            out[0] = family;
+            out[1] = 0;
+            out[2] = (code / 100) as u8;
+            out[3] = (code % 100) as u8;
+            out[4..].copy_from_slice(reason);
+        })
+    }
+
     /// Appends UNKNOWN-ATTRIBUTES.
     pub fn unknown_attributes(&mut self, types: &[u16]) -> Result<(), CodecError> {
         self.attr_with(attr::UNKNOWN_ATTRIBUTES, types.len() * 2, |out| {

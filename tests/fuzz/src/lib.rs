@@ -14,10 +14,14 @@
 //! |---|---|
 //! | 0, 1 | raw datagram from flow `a % 6` over UDP (0) or as a TCP frame (1) |
 //! | 2, 3 | signed request (see `Script::signed`) with `a` (2) or `a + 32` (3) |
-//! | 4 | peer datagram to relay `a % 8`, from the peer the payload's first byte picks |
+//! | 4 | peer datagram to relay `a % 8`, from the peer the payload's first byte picks; with that byte's top bit set, a TCP peer connecting to the relay instead (RFC 6062) |
 //! | 5 | the clock moves `4a² + 1` seconds; due timeouts run |
 //! | 6 | ChannelData on channel `0x4000 + a % 4` from flow `(a / 4) % 6` |
-//! | 7 | flow `a % 6` closes (TCP), or with `a == 31` draining is switched |
+//! | 7 | flow `a % 6` closes (TCP), or with `a == 31` draining is switched, or with `a == 30` the runtime reports the oldest TCP relay connection closed |
+//!
+//! After every step the core's TCP relay commands are carried out as a runtime would: each
+//! Connect succeeds unless its id is a multiple of 3, every message for a client must be valid
+//! STUN, and the CONNECTION-IDs they carry become values signed requests can bind.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -30,7 +34,7 @@ use ferroturn::proto::channel_data::MAX_CHANNEL;
 use ferroturn::proto::flow::{Flow, RelayId, SocketId, Transport};
 use ferroturn::proto::peer_policy::ServerAddresses;
 use ferroturn::proto::server::{
-    ClientAction, Event, PeerAction, Server, PEER_HEADROOM, PEER_TAILROOM,
+    ClientAction, Event, PeerAction, Server, TcpCommand, PEER_HEADROOM, PEER_TAILROOM,
 };
 use ferroturn::proto::settings::CoreConfig;
 use ferroturn::proto::stun::{attr, method, Class, Message, MessageWriter};
@@ -172,7 +176,16 @@ pub struct Script {
     out: Vec<u8>,
     req: Vec<u8>,
     peer_buf: Vec<u8>,
+    /// CONNECTION-IDs the core handed out (the last few).
+    conn_ids: Vec<u32>,
 }
+
+/// CONNECTION-IDs a script remembers.
+const CONN_IDS: usize = 8;
+/// Connect (RFC 6062).
+const CONNECT: u16 = 0x00A;
+/// ConnectionBind (RFC 6062).
+const CONNECTION_BIND: u16 = 0x00B;
 
 fn flow(i: usize) -> Flow {
     Flow {
@@ -201,6 +214,7 @@ impl Script {
             out: vec![0; 2048],
             req: vec![0; 2048],
             peer_buf: vec![0; PEER_HEADROOM + 1500 + PEER_TAILROOM],
+            conn_ids: Vec::new(),
         }
     }
 
@@ -232,8 +246,17 @@ impl Script {
             3 => self.signed(arg + 32, payload),
             4 => {
                 let relay = RelayId::new((arg % 8) as u32);
-                let from = peer(payload.first().copied().unwrap_or(0) as usize);
-                self.peer(relay, from, payload);
+                let first = payload.first().copied().unwrap_or(0);
+                let from = peer(first as usize);
+                if first & 0x80 != 0 {
+                    let from = SocketAddr::new(from.ip(), from.port() + u16::from(first & 7));
+                    let now = self.now;
+                    if let Some(id) = self.server.handle_tcp_incoming(now, relay, from) {
+                        self.remember(id);
+                    }
+                } else {
+                    self.peer(relay, from, payload);
+                }
             }
             5 => {
                 // Quadratic steps reach both the 30 s housekeeping and the hour-long lifetimes.
@@ -256,6 +279,10 @@ impl Script {
                 if arg == 31 {
                     let draining = !self.server.is_draining();
                     self.server.set_draining(draining);
+                } else if arg == 30 {
+                    if let Some(&id) = self.conn_ids.first() {
+                        self.server.handle_tcp_closed(id);
+                    }
                 } else {
                     self.server
                         .handle_flow_closed(now, flow(arg % FLOWS), &mut self.binder);
@@ -267,7 +294,36 @@ impl Script {
                 self.outcome.allocations += 1;
             }
         }
+        self.run_tcp_commands();
         self.check();
+    }
+
+    /// What a runtime does with the core's TCP relay commands.
+    fn run_tcp_commands(&mut self) {
+        while let Some(command) = self.server.poll_tcp() {
+            match command {
+                TcpCommand::Connect { id, peer, .. } => {
+                    assert!(peer.port() != 0, "connect to port 0");
+                    let now = self.now;
+                    self.server.handle_tcp_connected(now, id, id % 3 != 0);
+                }
+                TcpCommand::SendToClient { message, .. } => {
+                    let msg = Message::parse(&message).expect("the core sent valid STUN");
+                    let attrs = msg.attributes().expect("the core sent valid attributes");
+                    if let Some(id) = attrs.connection_id {
+                        self.remember(id);
+                    }
+                }
+                TcpCommand::Bind { .. } | TcpCommand::Close { .. } => {}
+            }
+        }
+    }
+
+    fn remember(&mut self, id: u32) {
+        if self.conn_ids.len() == CONN_IDS {
+            self.conn_ids.remove(0);
+        }
+        self.conn_ids.push(id);
     }
 
     /// A raw datagram (or stream frame) from client flow `i`.
@@ -330,7 +386,12 @@ impl Script {
     /// fuzzer gets past authentication. Flows 1 and 4 are TCP; 3 and 5 add FINGERPRINT.
     fn signed(&mut self, arg: usize, payload: &[u8]) {
         let i = (arg >> 3) % FLOWS;
-        let m = METHODS[arg & 7];
+        // The unknown method's slot also carries RFC 6062's, in turn.
+        let m = match (METHODS[arg & 7], self.tid % 3) {
+            (0x0FF, 1) => CONNECT,
+            (0x0FF, 2) => CONNECTION_BIND,
+            (m, _) => m,
+        };
         self.tid = self.tid.wrapping_add(1);
         let mut tid = [0u8; 12];
         tid[..4].copy_from_slice(&self.tid.to_be_bytes());
@@ -356,10 +417,19 @@ impl Script {
                 w.xor_address(attr::XOR_PEER_ADDRESS, &peer(idx - ATTR_TYPES.len()))
                     .is_ok()
             } else if idx < 96 {
-                w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).is_ok()
-            } else if idx < 128 {
+                // 95: TCP (RFC 6062); the rest UDP, as the seeds expect.
+                let protocol = if idx == 95 { 6 } else { 17 };
+                w.attr_u32(attr::REQUESTED_TRANSPORT, protocol << 24)
+                    .is_ok()
+            } else if idx < 120 {
                 let ch = 0x4000 + (value.first().copied().unwrap_or(0) as u32 % 4);
                 w.attr_u32(attr::CHANNEL_NUMBER, ch << 16).is_ok()
+            } else if idx < 128 {
+                let id = match self.conn_ids.len() {
+                    0 => u32::from(value.first().copied().unwrap_or(0)),
+                    n => self.conn_ids[value.first().copied().unwrap_or(0) as usize % n],
+                };
+                w.attr(attr::CONNECTION_ID, &id.to_be_bytes()).is_ok()
             } else {
                 w.attr(u16::from_be_bytes([*t, *l]), value).is_ok()
             };
@@ -385,16 +455,22 @@ impl Script {
         let action = self.server.handle_client(
             now,
             flow(i),
-            if i == 1 || i == 4 {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
+            Self::transport_of(i, m),
             &self.req[..n],
             &mut self.out,
             &mut self.binder,
         );
         self.after_client(i, n, action);
+    }
+
+    /// The transport of a signed request from flow `i`: flows 1 and 4 are TCP, and a
+    /// ConnectionBind always is (it opens a data connection).
+    fn transport_of(i: usize, m: u16) -> Transport {
+        if i == 1 || i == 4 || m == CONNECTION_BIND {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
     }
 
     /// A datagram from `from` to relay socket `relay`.
@@ -429,10 +505,20 @@ impl Script {
     }
 
     fn check(&self) {
+        // A dual allocation (ADDITIONAL-ADDRESS-FAMILY) holds two relay sockets.
+        let relays: usize = self
+            .server
+            .allocations()
+            .map(|(_, a)| a.live_relays().count())
+            .sum();
         assert_eq!(
-            self.server.allocation_count(),
+            relays,
             self.binder.open.len(),
             "allocations and open relay sockets disagree"
+        );
+        assert!(
+            self.server.tcp_timer_entries() <= self.server.tcp_connection_count(),
+            "more TCP relay timers than connections"
         );
     }
 
@@ -448,6 +534,12 @@ impl Script {
             "allocations outlived their lifetime"
         );
         assert_eq!(self.binder.open.len(), 0, "relay sockets left open");
+        self.run_tcp_commands();
+        assert_eq!(
+            self.server.tcp_connection_count(),
+            0,
+            "TCP relay connections outlived their allocations"
+        );
         if trace() {
             eprintln!("fuzz-trace: {:?}", self.outcome);
         }

@@ -87,8 +87,7 @@ fn advisory_even_port_without_reserve_leaks_no_port() {
     let baseline = h.server.shared.ports.in_use();
     for i in 0..20u16 {
         let mut c = Client::rest(4000 + i, "alice", valid_expiry());
-        let resp = h.call(&mut c, method::ALLOCATE, |w| {
-            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        let resp = h.allocate_and(&mut c, |w| {
             w.attr(attr::EVEN_PORT, &[0x00]).unwrap();
         });
         assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port() % 2, 0);
@@ -106,8 +105,7 @@ fn advisory_even_port_without_reserve_leaks_no_port() {
 fn advisory_unredeemed_reservation_tokens_release_their_port() {
     let mut h = harness(Options::default());
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut c, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
     });
     let token = resp.attr(attr::RESERVATION_TOKEN).unwrap().to_vec();
@@ -128,8 +126,7 @@ fn advisory_unredeemed_reservation_tokens_release_their_port() {
     );
     assert!(h.server.shared.reservations.is_empty());
     let mut late = Client::rest(4001, "alice", valid_expiry());
-    let resp = h.call(&mut late, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut late, |w| {
         w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
     });
     assert_eq!(resp.error_code(), Some(508));
@@ -147,8 +144,7 @@ fn advisory_mapped_and_compatible_loopback_peers_are_denied() {
             ..Options::default()
         });
         let mut c = Client::rest(4000, "alice", valid_expiry());
-        let resp = h.call(&mut c, method::ALLOCATE, |w| {
-            w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        let resp = h.allocate_and(&mut c, |w| {
             w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
         });
         assert_eq!(resp.class, Class::Success);
@@ -184,8 +180,7 @@ fn advisory_ipv6_ranges_crossing_a_64_bit_boundary() {
         ..Options::default()
     });
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut c, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
     });
     assert_eq!(resp.class, Class::Success);

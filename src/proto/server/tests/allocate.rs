@@ -8,17 +8,21 @@ fn allocate_attribute_errors() {
     let mut c = Client::rest(4000, "alice", valid_expiry());
     let missing = h.call(&mut c, method::ALLOCATE, |_| {});
     assert_eq!(missing.error_code(), Some(400));
+    // TCP over a UDP control connection is RFC 6062's 400 (tests/tcp_relay.rs); an unknown
+    // protocol is 442.
     let tcp = h.call(&mut c, method::ALLOCATE, |w| {
         w.attr_u32(attr::REQUESTED_TRANSPORT, 6 << 24).unwrap()
     });
-    assert_eq!(tcp.error_code(), Some(442));
-    let bad_family = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    assert_eq!(tcp.error_code(), Some(400));
+    let sctp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 132 << 24).unwrap()
+    });
+    assert_eq!(sctp.error_code(), Some(442));
+    let bad_family = h.allocate_and(&mut c, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 3 << 24).unwrap();
     });
     assert_eq!(bad_family.error_code(), Some(440));
-    let unknown = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let unknown = h.allocate_and(&mut c, |w| {
         w.attr(0x0777, &[1, 2, 3, 4]).unwrap();
     });
     assert_eq!(unknown.error_code(), Some(420));
@@ -30,8 +34,7 @@ fn allocate_attribute_errors() {
         unknown.attr(attr::MESSAGE_INTEGRITY).is_some(),
         "authenticated errors are signed"
     );
-    let token_and_even = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let token_and_even = h.allocate_and(&mut c, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
         w.attr(attr::RESERVATION_TOKEN, &[1; 8]).unwrap();
     });
@@ -48,8 +51,7 @@ fn allocate_attribute_errors() {
 fn ipv6_relay_and_missing_family() {
     let mut h = harness(Options::default());
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut c, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
     });
     assert_eq!(resp.class, Class::Success);
@@ -62,8 +64,7 @@ fn ipv6_relay_and_missing_family() {
 
     h.binder.relay_ip6 = None;
     let mut d = Client::rest(4001, "alice", valid_expiry());
-    let resp = h.call(&mut d, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut d, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
     });
     assert_eq!(resp.error_code(), Some(440));
@@ -148,41 +149,29 @@ fn full_port_range_gives_508_and_busy_ports_are_skipped() {
 fn even_port_reservation_token_round_trip() {
     let mut h = harness(Options::default());
     let mut rtp = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut rtp, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut rtp, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
     });
     let port = resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port();
     assert_eq!(port % 2, 0);
-    let token: [u8; 8] = resp
-        .attr(attr::RESERVATION_TOKEN)
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let token: [u8; 8] = resp.reservation_token();
 
     let mut rtcp = Client::rest(4001, "alice", valid_expiry());
-    let resp = h.call(&mut rtcp, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut rtcp, |w| {
         w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
     });
     assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port(), port + 1);
 
     // A token is good once, and keeps the family of the allocation that reserved it.
     let mut rtp6 = Client::rest(4003, "alice", valid_expiry());
-    let resp = h.call(&mut rtp6, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut rtp6, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
     });
     let port6 = resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port();
-    let token6: [u8; 8] = resp
-        .attr(attr::RESERVATION_TOKEN)
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let token6: [u8; 8] = resp.reservation_token();
     let mut rtcp6 = Client::rest(4004, "alice", valid_expiry());
-    let resp = h.call(&mut rtcp6, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut rtcp6, |w| {
         w.attr(attr::RESERVATION_TOKEN, &token6).unwrap();
     });
     let relayed = resp.xor_addr(attr::XOR_RELAYED_ADDRESS);
@@ -190,8 +179,7 @@ fn even_port_reservation_token_round_trip() {
     assert_eq!(relayed.port(), port6 + 1);
 
     let mut again = Client::rest(4002, "alice", valid_expiry());
-    let resp = h.call(&mut again, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut again, |w| {
         w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
     });
     assert_eq!(resp.error_code(), Some(508));
@@ -203,18 +191,12 @@ fn a_reserved_port_is_claimed_on_the_address_that_reserved_it() {
     // EVEN-PORT pair must still land beside its RTP half.
     let mut h = harness(Options::default());
     let mut rtp = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut rtp, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut rtp, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
     });
-    let token: [u8; 8] = resp
-        .attr(attr::RESERVATION_TOKEN)
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let token: [u8; 8] = resp.reservation_token();
     let mut rtcp = Client::rest(4001, "alice", valid_expiry());
-    let resp = h.call(&mut rtcp, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut rtcp, |w| {
         w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
     });
     assert!(resp.error_code().is_none());
@@ -234,8 +216,7 @@ fn unclaimed_reservations_return_their_port() {
         ..Options::default()
     });
     let mut rtp = Client::rest(4000, "alice", valid_expiry());
-    h.call(&mut rtp, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    h.allocate_and(&mut rtp, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
     });
     let mut other = Client::rest(4001, "bob", valid_expiry());

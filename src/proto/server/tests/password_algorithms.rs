@@ -22,14 +22,7 @@ fn challenges_offer_password_algorithms_behind_the_nonce_cookie() {
     // A nonce without the cookie is not one of ours: 438 with a fresh one.
     c.nonce = Some(nonce[NONCE_COOKIE.len()..].to_vec());
     let (md5, _) = keys_of(&c);
-    let stale = allocate_with(
-        &mut h,
-        &mut c,
-        Signing {
-            mi: Some(&md5),
-            ..Default::default()
-        },
-    );
+    let stale = allocate_with(&mut h, &mut c, Signing::md5(&md5));
     assert_eq!(stale.error_code(), Some(438));
     assert_eq!(stale.attr(attr::PASSWORD_ALGORITHMS), Some(&OFFERED[..]));
 }
@@ -49,17 +42,9 @@ fn without_sha256_integrity_challenges_offer_nothing_and_md5_keys_sign() {
     challenge(&mut h, &mut c);
     let (md5, sha) = keys_of(&c);
     // Nothing was offered, so a SHA-256 choice is not honoured: the key stays MD5's.
-    let s = Signing {
-        algorithm: Some(&PICK_SHA256),
-        algorithms: Some(&OFFERED),
-        mi256: Some((&sha, 32)),
-        ..Default::default()
-    };
+    let s = Signing::sha256_negotiated(&sha);
     assert_eq!(allocate_with(&mut h, &mut c, s).error_code(), Some(401));
-    let s = Signing {
-        mi: Some(&md5),
-        ..Default::default()
-    };
+    let s = Signing::md5(&md5);
     assert_eq!(allocate_with(&mut h, &mut c, s).class, Class::Success);
 }
 
@@ -69,12 +54,7 @@ fn sha256_negotiated_allocation_is_answered_with_message_integrity_sha256() {
     let mut c = Client::rest(4000, "alice", valid_expiry());
     challenge(&mut h, &mut c);
     let (_, sha) = keys_of(&c);
-    let s = Signing {
-        algorithm: Some(&PICK_SHA256),
-        algorithms: Some(&OFFERED),
-        mi256: Some((&sha, 32)),
-        ..Default::default()
-    };
+    let s = Signing::sha256_negotiated(&sha);
     let resp = allocate_with(&mut h, &mut c, s);
     assert_eq!(resp.class, Class::Success, "{:?}", resp.error_code());
     let at = attr_offset(&resp.raw, attr::MESSAGE_INTEGRITY_SHA256).expect("MI-SHA256");
@@ -244,12 +224,7 @@ fn static_users_get_sha256_only_with_a_password() {
     let mut c = Client::static_user(4000);
     challenge(&mut h, &mut c);
     let (_, sha) = keys_of(&c);
-    let s = Signing {
-        algorithm: Some(&PICK_SHA256),
-        algorithms: Some(&OFFERED),
-        mi256: Some((&sha, 32)),
-        ..Default::default()
-    };
+    let s = Signing::sha256_negotiated(&sha);
     assert_eq!(allocate_with(&mut h, &mut c, s).class, Class::Success);
 
     // A user configured by its MD5 key cannot use SHA-256.
@@ -274,10 +249,7 @@ fn static_users_get_sha256_only_with_a_password() {
     challenge(&mut h, &mut d);
     assert_eq!(allocate_with(&mut h, &mut d, s).error_code(), Some(401));
     let (md5, _) = keys_of(&d);
-    let md5_way = Signing {
-        mi: Some(&md5),
-        ..Default::default()
-    };
+    let md5_way = Signing::md5(&md5);
     assert_eq!(allocate_with(&mut h, &mut d, md5_way).class, Class::Success);
 }
 

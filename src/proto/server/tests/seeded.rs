@@ -6,16 +6,11 @@ use super::*;
 /// RESERVATION-TOKEN of the odd port held for later.
 fn reserve_pair(h: &mut Harness) -> (u16, [u8; 8]) {
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+    let resp = h.allocate_and(&mut c, |w| {
         w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
     });
     let port = resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port();
-    let token = resp
-        .attr(attr::RESERVATION_TOKEN)
-        .unwrap()
-        .try_into()
-        .unwrap();
+    let token = resp.reservation_token();
     (port, token)
 }
 

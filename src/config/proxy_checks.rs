@@ -1,0 +1,107 @@
+//! Cross-checks of the PROXY protocol options against the listeners they name.
+
+use std::net::IpAddr;
+
+use super::options::Opt;
+use super::Config;
+
+/// One problem, with the option whose source the message should name.
+pub(super) struct Problem {
+    pub opt: Opt,
+    pub text: String,
+}
+
+/// Errors and warnings about `proxy-protocol-*`.
+#[derive(Default)]
+pub(super) struct Problems {
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+/// The TCP/TLS listeners a port would name: which ports ferroturn opens for streams.
+fn stream_ports(c: &Config) -> (Vec<u16>, Vec<u16>, bool) {
+    let mut plain = Vec::new();
+    if !c.no_tcp {
+        plain.push(c.listening_port);
+        plain.extend(c.alt_listening_port);
+    }
+    let tls_possible = !c.no_tls && c.tls.cert.is_some() && c.tls.pkey.is_some();
+    let mut tls = vec![c.tls_listening_port];
+    tls.extend(c.alt_tls_listening_port);
+    (plain, tls, tls_possible)
+}
+
+pub(super) fn check(c: &Config) -> Problems {
+    let mut p = Problems::default();
+    if c.proxy_protocol_ports.is_empty() {
+        if !c.proxy_protocol_trusted.is_empty() {
+            p.warnings.push(Problem {
+                opt: Opt::ProxyProtocolTrusted,
+                text: "proxy-protocol-trusted has no effect without proxy-protocol-port".into(),
+            });
+        }
+        return p;
+    }
+    if c.proxy_protocol_trusted.is_empty() {
+        p.errors.push(Problem {
+            opt: Opt::ProxyProtocolPort,
+            text: "proxy-protocol-port is set but proxy-protocol-trusted is empty: name the load balancers (IP, IP-IP or CIDR) whose PROXY headers are believed".into(),
+        });
+    }
+    let (plain, tls, tls_possible) = stream_ports(c);
+    for &port in &c.proxy_protocol_ports {
+        if plain.contains(&port) || (tls_possible && tls.contains(&port)) {
+            continue;
+        }
+        let why = if tls.contains(&port) {
+            if c.no_tls {
+                format!("port {port} is a TLS port but no-tls is set")
+            } else {
+                format!("port {port} is a TLS port but TLS is off (cert and pkey are not both set)")
+            }
+        } else if c.no_tcp && plain_port(c, port) {
+            format!("port {port} is a plain port but no-tcp is set")
+        } else if !c.no_tcp || tls_possible {
+            let mut open: Vec<String> = plain.iter().map(|p| format!("{p} (tcp)")).collect();
+            if tls_possible {
+                open.extend(tls.iter().map(|p| format!("{p} (tls)")));
+            }
+            format!(
+                "port {port} is not a TCP or TLS listening port (those are {})",
+                open.join(", ")
+            )
+        } else {
+            format!("port {port} is not a TCP or TLS listening port (none is open)")
+        };
+        p.errors.push(Problem {
+            opt: Opt::ProxyProtocolPort,
+            text: format!("proxy-protocol-port: {why}"),
+        });
+    }
+    for range in &c.proxy_protocol_trusted {
+        if covers_family(range.start(), range.end()) {
+            p.warnings.push(Problem {
+                opt: Opt::ProxyProtocolTrusted,
+                text: format!(
+                    "proxy-protocol-trusted {range} trusts every address of its family: anyone who can reach a proxy-protocol-port can claim any client address"
+                ),
+            });
+        }
+    }
+    p
+}
+
+fn plain_port(c: &Config, port: u16) -> bool {
+    port == c.listening_port || c.alt_listening_port == Some(port)
+}
+
+fn covers_family(start: IpAddr, end: IpAddr) -> bool {
+    match (start, end) {
+        (IpAddr::V4(s), IpAddr::V4(e)) => u32::from(s) == 0 && u32::from(e) == u32::MAX,
+        (IpAddr::V6(s), IpAddr::V6(e)) => u128::from(s) == 0 && u128::from(e) == u128::MAX,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests;
