@@ -9,6 +9,12 @@
 #     NETNS=1 bash benches/compare-coturn.sh   # (root) the kernel fast path's measurement
 #         # instead: server-core busy time per packet for coturn, ferroturn in user space and
 #         # ferroturn's fast path, in namespaces (benches/fast-path-netns.sh)
+#     STREAM_ONLY=1 bash benches/compare-coturn.sh   # only the TURN/TCP and TURNS rows (~3 min)
+#
+# The TURN/TCP and TURNS rows: 50 participants × 200 pps × 170 B on their own TCP or TLS
+# connections (peers on UDP); TLS handshakes per second (each connection proven by a STUN
+# Binding round trip) and server RSS per idle TLS connection with 10,000 held. A self-signed
+# certificate is made for the run (openssl); the load tool does not verify it (--tls-insecure).
 #
 # Server pinned to CPU 0 with one relay thread, load tool pinned to CPU 1, loopback only.
 # Raw JSON goes to benches/results/, the table to benches/results/summary.md.
@@ -35,6 +41,9 @@ TURNSERVER=${TURNSERVER:-turnserver}
 PEER_BIN=${PEER_BIN:-$(dirname "$(command -v "$UCLIENT" || echo /usr/bin/x)")/turnutils_peer}
 mkdir -p "$OUT"
 
+# 10,000 held TLS connections need as many descriptors in the server and in the load tool.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
 SERVER_PID=""
 cleanup() {
     if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
@@ -58,11 +67,35 @@ if pgrep -x turnserver >/dev/null; then
     echo "warning: a turnserver not started by this script is running; results may be disturbed" >&2
 fi
 
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A port free for UDP and for a TCP listener (after the held-connection runs, thousands of
+# ephemeral ports sit in TIME_WAIT and cannot be listened on).
+free_port() { python3 - <<'PY'
+import socket
+while True:
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    u.bind(("127.0.0.1", 0))
+    port = u.getsockname()[1]
+    t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        t.bind(("127.0.0.1", port))
+        t.listen()
+    except OSError:
+        continue
+    print(port)
+    break
+PY
+}
 
 # One config for both servers. The relay range lies below the ephemeral range (32768+) so that
-# 10,000 client sockets and 10,000 relay sockets never compete for a port.
+# 10,000 client sockets and 10,000 relay sockets never compete for a port. With TLS_PORT set
+# the servers also listen for TLS there (the stream rows).
 write_conf() { # name port
+    local tls_lines="no-tls"
+    if [[ -n "${TLS_PORT:-}" ]]; then
+        tls_lines="tls-listening-port=$TLS_PORT
+cert=$WORK/cert.pem
+pkey=$WORK/key.pem"
+    fi
     cat > "$WORK/$1.conf" <<CONF
 listening-ip=127.0.0.1
 listening-port=$2
@@ -75,7 +108,7 @@ static-auth-secret=$SECRET
 realm=bench.local
 relay-threads=1
 no-cli
-no-tls
+$tls_lines
 no-dtls
 no-tcp-relay
 no-stdout-log
@@ -87,11 +120,17 @@ CONF
 
 start_server() { # name
     PORT=$(free_port)
+    if [[ -n "${STREAM:-}" ]]; then TLS_PORT=$(free_port); else TLS_PORT=""; fi
     write_conf "$1" "$PORT"
+    # coturn has no per-address connection cap; ferroturn's (256 by default) would refuse the
+    # held connections, which all come from 127.0.0.1.
+    local extra=()
+    if [[ -n "${STREAM:-}" ]]; then extra=(--max-tcp-connections-per-ip 0); fi
     case "$1" in
-        ferroturn) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 >/dev/null 2>&1 & ;;
+        ferroturn) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 \
+            "${extra[@]}" >/dev/null 2>&1 & ;;
         ferroturn-poll1ms) taskset -c "$SERVER_CPU" "$BIN" -c "$WORK/$1.conf" --relay-threads 1 \
-            --poll-interval-ms 1 >/dev/null 2>&1 & ;;
+            --poll-interval-ms 1 "${extra[@]}" >/dev/null 2>&1 & ;;
         coturn) taskset -c "$SERVER_CPU" "$TURNSERVER" -c "$WORK/$1.conf" >/dev/null 2>&1 & ;;
     esac
     SERVER_PID=$!
@@ -103,6 +142,17 @@ s.bind(("127.0.0.1", int(sys.argv[1])))
 PY
         sleep 0.1
     done
+    # coturn opens its TCP/TLS listeners after the UDP one.
+    if [[ -n "$TLS_PORT" ]]; then
+        for _ in $(seq 1 50); do
+            if python3 - "$PORT" "$TLS_PORT" <<'PY' 2>/dev/null; then break; fi
+import socket, sys
+for p in sys.argv[1:]:
+    socket.create_connection(("127.0.0.1", int(p)), timeout=1).close()
+PY
+            sleep 0.1
+        done
+    fi
     sleep 0.5
     kill -0 "$SERVER_PID"
 }
@@ -139,6 +189,34 @@ OVERLOAD=(--mode overload --profile custom --rate 500 --size 100 --start 20 --st
           --duration "$LEVEL")
 ALLOC=(--mode alloc --count 50000 --concurrency 32 --duration "$MEASURE")
 
+# TURN/TCP and TURNS: each participant on its own connection, 50 × 200 pps × 170 B (10k pps each
+# way), the load lib-jitsi-meet's videobridge connections put on a relay.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null
+STREAM_LOAD=(--profile custom --rate 200 --size 170 --participants 50 --duration "$MEASURE")
+if [[ -n "${QUICK:-}" ]]; then CONN_N=2000; else CONN_N=10000; fi
+bench_stream() { # name scenario args... (TLS_PORT is the server's TLS port)
+    local name=$1 scenario=$2
+    shift 2
+    STREAM=1 start_server "$name"
+    local port=$PORT
+    if [[ "$*" == *"--transport tls"* ]]; then port=$TLS_PORT; fi
+    echo "== $name: $scenario"
+    taskset -c "$CLIENT_CPU" "$BIN" bench --server "127.0.0.1:$port" --secret "$SECRET" \
+        --server-pid "$SERVER_PID" --json "$OUT/$name-$scenario.json" "$@" | cut -c1-400
+    stop_server
+}
+for name in coturn ferroturn; do
+    bench_stream "$name" tcp --transport tcp "${STREAM_LOAD[@]}"
+    bench_stream "$name" tls --transport tls --tls-insecure "${STREAM_LOAD[@]}"
+    bench_stream "$name" tls-conns --transport tls --tls-insecure --mode handshake \
+        --count "$CONN_N" --concurrency 32 --duration 5
+done
+bench_stream ferroturn-poll1ms tcp --transport tcp "${STREAM_LOAD[@]}"
+bench_stream ferroturn-poll1ms tls --transport tls --tls-insecure "${STREAM_LOAD[@]}"
+
+if [[ -n "${STREAM_ONLY:-}" ]]; then :; else
 for name in coturn ferroturn; do
     bench "$name" equal "${EQUAL[@]}"
     bench "$name" ramp "${RAMP[@]}" --svg "$OUT/$name-ramp.svg"
@@ -186,10 +264,12 @@ for name in coturn ferroturn; do
 done
 # The timer-driven mode (poll-interval-ms, off by default) at the equal-rate load.
 bench ferroturn-poll1ms equal "${EQUAL[@]}"
+fi
 
-python3 - "$OUT" <<'PY' | tee "$OUT/summary.md"
+python3 - "$OUT" "${STREAM_ONLY:-}" <<'PY' | tee "$OUT/summary.md"
 import json, os, platform, sys
 out = sys.argv[1]
+stream_only = bool(sys.argv[2])
 def load(n, s):
     return json.load(open(os.path.join(out, f"{n}-{s}.json")))
 def cpu_model():
@@ -205,12 +285,43 @@ def row(label, c, f, better, fmt="{:.2f}"):
 notes = []
 def win(n, s):
     w = load(n, s)["windows"][0]
-    if w["client_limited"] or w["loss_pct"] > 0:
+    if (w["client_limited"] or w["loss_pct"] > 0) and not any(x.startswith(f"{n} {s}:") for x in notes):
         notes.append(f"{n} {s}: sent {w['achieved_pps_each_way']:.0f} of {w['target_pps_each_way']:.0f} pps, "
                      f"loss {w['loss_pct']:.2f} %, generator CPU {w['generator_cpu_pct']:.0f} %, "
                      f"longest loop stall {w['max_stall_ms']:.1f} ms"
                      + (" [client-limited]" if w["client_limited"] else ""))
     return w
+def stream_rows():
+    for t, label in (("tcp", "TURN/TCP"), ("tls", "TURNS (TLS)")):
+        c, f = win("coturn", t), win("ferroturn", t)
+        row(f"{label}: CPU µs per relayed packet, 50 connections × 200 pps × 170 B "
+            f"({c['achieved_pps_each_way']:.0f}/{f['achieved_pps_each_way']:.0f} pps each way)",
+            c["server"]["cpu_us_per_packet"], f["server"]["cpu_us_per_packet"], "lower")
+        rows.append((f"{label}: packets lost", f"{c['loss_pct']:.2f} %", f"{f['loss_pct']:.2f} %", "", "lower"))
+    hc, hf = load("coturn", "tls-conns")["handshake"], load("ferroturn", "tls-conns")["handshake"]
+    row(f"TLS handshakes per second, 32 outstanding (each proven by a Binding; {hc['failed']}/{hf['failed']} failed)",
+        hc["per_second"], hf["per_second"], "higher", "{:.0f}")
+    row("Server CPU µs per TLS connection set up", hc["server_cpu_us_per_connection"],
+        hf["server_cpu_us_per_connection"], "lower", "{:.0f}")
+    row(f"RSS KiB per idle TLS connection ({hc['completed']}/{hf['completed']} held)",
+        hc["kib_per_connection"], hf["kib_per_connection"], "lower")
+stream_rows()
+if stream_only:
+    print(f"Machine: {os.cpu_count()} CPUs, {cpu_model()}, Linux {platform.release()}; "
+          f"server on CPU 0 (one relay thread), load tool on CPU 1")
+    print()
+    print("| figure | coturn | ferroturn | ferroturn / coturn | better |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print("| " + " | ".join(r) + " |")
+    for t in ("tcp", "tls"):
+        p, c = win("ferroturn-poll1ms", t), win("coturn", t)
+        print(f"\nferroturn with poll-interval-ms=1, {t}: {p['server']['cpu_us_per_packet']:.2f} CPU µs per relayed "
+              f"packet ({p['server']['cpu_us_per_packet'] / c['server']['cpu_us_per_packet']:.3g} of coturn), "
+              f"loss {p['loss_pct']:.2f} %, p99 one-way {p['p99_ms']:.3f} ms")
+    for n in notes:
+        print(f"note: {n}")
+    sys.exit(0)
 c, f = win("coturn", "equal"), win("ferroturn", "equal")
 row(f"CPU µs per relayed packet at {c['achieved_pps_each_way']:.0f}/{f['achieved_pps_each_way']:.0f} pps each way",
     c["server"]["cpu_us_per_packet"], f["server"]["cpu_us_per_packet"], "lower")
@@ -273,6 +384,11 @@ print("| figure | coturn | ferroturn | ferroturn / coturn | better |")
 print("|---|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")
+for t in ("tcp", "tls"):
+    pt, ct = win("ferroturn-poll1ms", t), win("coturn", t)
+    print(f"\nferroturn with poll-interval-ms=1, {t}: {pt['server']['cpu_us_per_packet']:.2f} CPU µs per relayed "
+          f"packet ({pt['server']['cpu_us_per_packet'] / ct['server']['cpu_us_per_packet']:.3g} of coturn), "
+          f"loss {pt['loss_pct']:.2f} %, p99 one-way {pt['p99_ms']:.3f} ms")
 p = win("ferroturn-poll1ms", "equal")
 print(f"\nferroturn with poll-interval-ms=1 at {p['achieved_pps_each_way']:.0f} pps each way: "
       f"{p['server']['cpu_us_per_packet']:.2f} CPU µs per relayed packet "

@@ -8,9 +8,10 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Poll, Token};
 
 use super::client::{Plan, State, TurnClient};
+use super::client_socket::ClientSocket;
 use super::driver::Target;
 use super::progress::Progress;
 use super::report::AllocResult;
@@ -19,7 +20,7 @@ use super::udp::{self, Batch};
 
 struct Slot {
     client: TurnClient,
-    socket: mio::net::UdpSocket,
+    socket: ClientSocket,
 }
 
 /// Runs up to `count` cycles with `concurrency` outstanding, for at most `duration`.
@@ -72,7 +73,7 @@ pub fn run(
                         }
                     }
                 }
-                let _ = poll.registry().deregister(&mut s.socket);
+                s.socket.deregister(poll.registry());
                 *slot = None;
             }
             if slot.is_none() && started < count && now < end {
@@ -81,13 +82,24 @@ pub fn run(
                     peer: None,
                     delete_after_allocate: true,
                 };
-                let local = udp::local_for(target.server);
-                let mut socket = udp::open(local, Some(target.server), None)?;
-                poll.registry()
-                    .register(&mut socket, Token(k), Interest::READABLE)?;
+                // A new connection per cycle over TCP/TLS: a joining client's handshake is
+                // part of what it costs.
+                let mut socket = match target.connector.open(target.server, None) {
+                    Ok(s) => s,
+                    Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return Err(e),
+                    Err(_) => {
+                        started += 1;
+                        result.failed += 1;
+                        if result.failure_codes.len() < 1000 {
+                            result.failure_codes.push(0);
+                        }
+                        continue;
+                    }
+                };
+                socket.register(poll.registry(), Token(k))?;
                 let mut client = TurnClient::new(started as u32, user, pass, plan);
                 if let Some(n) = client.start(now, &mut out) {
-                    let _ = socket.send(&out[..n]);
+                    socket.send(&out[..n]);
                 }
                 started += 1;
                 *slot = Some(Slot { client, socket });
@@ -104,7 +116,7 @@ pub fn run(
             last_tick = now;
             for s in slots.iter_mut().flatten() {
                 if let Some(n) = s.client.on_tick(now, &mut out) {
-                    let _ = s.socket.send(&out[..n]);
+                    s.socket.send(&out[..n]);
                 }
             }
         }
@@ -117,12 +129,15 @@ pub fn run(
             let Some(Some(s)) = slots.get_mut(ev.token().0) else {
                 continue;
             };
+            if ev.is_writable() {
+                s.socket.flush();
+            }
             loop {
-                let n = udp::recv_batch(&s.socket, &mut batch, false)?;
+                let n = s.socket.recv_batch(&mut batch)?;
                 let now = Instant::now();
                 for i in 0..n {
                     if let Some(len) = s.client.on_stun(now, batch.datagram(i), &mut out) {
-                        let _ = s.socket.send(&out[..len]);
+                        s.socket.send(&out[..len]);
                     }
                 }
                 if n < udp::BATCH {

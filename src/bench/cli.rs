@@ -7,13 +7,15 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 
+use super::client_socket::{ClientTransport, Connector};
 use super::driver::{Auth, Session, Target, DEFAULT_SETUP_CONCURRENCY};
 use super::profile::Profile;
 use super::progress::Progress;
 use super::ramp::{self, RampPlan};
 use super::report::Report;
 use super::soak::{self, SoakPlan};
-use super::{alloc_rate, hold, limits, overload, svg};
+use super::tls_client::{TlsClient, Trust};
+use super::{alloc_rate, handshake, hold, limits, overload, svg};
 
 /// What to measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -33,18 +35,38 @@ pub enum Mode {
     /// per --round; sample server RSS and fds (--server-pid) and fail unless they stay flat
     /// and no session is lost.
     Soak,
+    /// TCP/TLS connections per second with --concurrency outstanding (each proven by a STUN
+    /// Binding round trip), then hold all --count idle for --duration and report server RSS
+    /// per connection. Needs --transport tcp or tls.
+    Handshake,
 }
 
-/// Load generator for TURN servers (standard TURN over UDP, any server).
+/// Load generator for TURN servers (standard TURN over UDP, TCP or TLS, any server).
 #[derive(Debug, Parser)]
 #[command(name = "ferroturn bench", version)]
 pub struct Args {
     /// What to measure.
     #[arg(long, value_enum, default_value = "fixed")]
     pub mode: Mode,
-    /// TURN server address (UDP).
+    /// TURN server address: its UDP port, its TCP port (--transport tcp) or its TLS port
+    /// (--transport tls).
     #[arg(long, default_value = "127.0.0.1:3478")]
     pub server: SocketAddr,
+    /// How each participant reaches the server: its own UDP socket, or its own TCP or TLS
+    /// connection (RFC 8656 §12.5 framing, ChannelData padded). Peers are UDP either way.
+    #[arg(long, value_enum, default_value = "udp")]
+    pub transport: ClientTransport,
+    /// tls: trust server certificates that chain to the CAs in this PEM file.
+    #[arg(long, conflicts_with = "tls_insecure")]
+    pub tls_ca: Option<PathBuf>,
+    /// tls: accept any server certificate (a self-signed test certificate); handshake
+    /// signatures are still checked. Never against a server whose identity matters.
+    #[arg(long)]
+    pub tls_insecure: bool,
+    /// tls: the name sent as SNI and checked against the certificate (default: the --server
+    /// IP address).
+    #[arg(long)]
+    pub tls_name: Option<String>,
     /// TURN REST shared secret (usernames `<expiry>:bench<i>`).
     #[arg(long, conflicts_with = "user")]
     pub secret: Option<String>,
@@ -144,7 +166,8 @@ pub fn main(args: &[String]) -> ExitCode {
             print!("{}", report.summary());
             let nothing_ran = report.windows.iter().all(|w| w.participants == 0)
                 && report.alloc.as_ref().is_none_or(|a| a.completed == 0)
-                && report.hold.as_ref().is_none_or(|h| h.held == 0);
+                && report.hold.as_ref().is_none_or(|h| h.held == 0)
+                && report.handshake.as_ref().is_none_or(|h| h.completed == 0);
             if nothing_ran {
                 eprintln!("ferroturn bench: no participant could be set up");
                 return ExitCode::from(3);
@@ -183,7 +206,31 @@ pub fn run(args: &Args) -> Result<Report, String> {
         (None, None) => return Err("give --secret (TURN REST) or --user name:password".into()),
     };
     let nofile = limits::raise_nofile();
+    let tls = match args.transport {
+        ClientTransport::Tls => {
+            let trust = match (&args.tls_ca, args.tls_insecure) {
+                (Some(path), _) => Trust::CaFile(path),
+                (None, true) => Trust::Insecure,
+                (None, false) => {
+                    return Err("--transport tls needs --tls-ca FILE or --tls-insecure".into())
+                }
+            };
+            let name = args
+                .tls_name
+                .clone()
+                .unwrap_or_else(|| args.server.ip().to_string());
+            Some(TlsClient::new(trust, &name)?)
+        }
+        _ if args.tls_ca.is_some() || args.tls_insecure || args.tls_name.is_some() => {
+            return Err("--tls-ca, --tls-insecure and --tls-name need --transport tls".into())
+        }
+        _ => None,
+    };
     let target = Target {
+        connector: Connector {
+            transport: args.transport,
+            tls,
+        },
         server: args.server,
         auth,
         sock_buf: Some(args.sock_buf),
@@ -219,8 +266,10 @@ pub fn run(args: &Args) -> Result<Report, String> {
             Mode::Alloc => "alloc",
             Mode::Hold => "hold",
             Mode::Soak => "soak",
+            Mode::Handshake => "handshake",
         },
         server: Some(args.server),
+        transport: args.transport.name(),
         ..Default::default()
     };
     match args.mode {
@@ -255,6 +304,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             report.profile = Some(profile);
             report.windows.push(w);
             report.setup_failures = session.failures.clone();
+            report.stream_errors = session.stream_errors.clone();
         }
         Mode::Ramp | Mode::Overload => {
             need_fds(args.max_participants)?;
@@ -294,11 +344,26 @@ pub fn run(args: &Args) -> Result<Report, String> {
             report.stop_reason = Some(outcome.stop_reason);
             report.max_p99_ms = Some(args.max_p99_ms);
             report.setup_failures = session.failures.clone();
+            report.stream_errors = session.stream_errors.clone();
         }
         Mode::Alloc => {
             let r = alloc_rate::run(&target, args.count, concurrency, duration, &mut progress)
                 .map_err(io)?;
             report.alloc = Some(r);
+        }
+        Mode::Handshake => {
+            let n = args.count as usize;
+            if (n + 64) as u64 > nofile {
+                return Err(format!(
+                    "holding {n} connections needs {n}+ file descriptors; the limit is {nofile}"
+                ));
+            }
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let (r, stream_errors) =
+                handshake::run(&target, n, concurrency, duration, deadline, &mut progress)
+                    .map_err(io)?;
+            report.handshake = Some(r);
+            report.stream_errors = stream_errors;
         }
         Mode::Hold => {
             let n = args.count as usize;
@@ -308,11 +373,12 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 ));
             }
             let deadline = Instant::now() + Duration::from_secs(120);
-            let (r, failures) =
+            let (r, failures, stream_errors) =
                 hold::run(&target, n, duration, concurrency, deadline, &mut progress)
                     .map_err(io)?;
             report.hold = Some(r);
             report.setup_failures = failures;
+            report.stream_errors = stream_errors;
         }
         Mode::Soak => {
             let n = args.count as usize;
@@ -363,6 +429,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             report.profile = Some(profile);
             report.windows = windows;
             report.setup_failures = session.failures.clone();
+            report.stream_errors = session.stream_errors.clone();
             if !r.failures.is_empty() {
                 return Err(format!("soak failed: {}", r.failures.join("; ")));
             }

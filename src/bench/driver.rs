@@ -14,6 +14,7 @@ use crate::proto::auth::rest::rest_password;
 use crate::proto::channel_data;
 
 use super::client::{Plan, State, TurnClient};
+use super::client_socket::{ClientSocket, Connector};
 use super::payload;
 use super::profile::{stagger, Profile, Schedule};
 use super::sampler::{self, CoreSample, ProcSample};
@@ -67,8 +68,10 @@ impl Auth {
 /// What every mode needs to reach the server.
 #[derive(Debug, Clone)]
 pub struct Target {
-    /// The TURN server (UDP).
+    /// The TURN server (its UDP, TCP or TLS port, as `connector` says).
     pub server: SocketAddr,
+    /// How participants reach it.
+    pub connector: Connector,
     /// Credentials.
     pub auth: Auth,
     /// Kernel socket buffer asked for on each socket.
@@ -82,7 +85,7 @@ pub struct Target {
 
 struct Participant {
     client: TurnClient,
-    socket: mio::net::UdpSocket,
+    socket: ClientSocket,
     schedule: Option<Schedule>,
     seq: u32,
     jitter_up: Jitter,
@@ -210,6 +213,8 @@ pub struct Session {
     /// Peer sockets to create: 0 = one per participant.
     peers_wanted: usize,
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    /// This turn's ready tokens, and whether each was writable.
+    tokens: Vec<(usize, bool)>,
     batch: Batch,
     frame: Vec<u8>,
     out: Vec<u8>,
@@ -222,6 +227,8 @@ pub struct Session {
     send_errors: u64,
     /// STUN error codes (0 = timeout) of participants that failed to set up.
     pub failures: Vec<u16>,
+    /// Why TCP/TLS connections closed during setup: a few distinct reasons with counts.
+    pub stream_errors: StreamErrors,
     setup_concurrency: usize,
     /// Rounds of [`Session::recycle`] so far (moves each round's peers and channels on).
     recycled: usize,
@@ -242,6 +249,7 @@ impl Session {
             peer_addrs: Vec::new(),
             peers_wanted: peers,
             timers: BinaryHeap::new(),
+            tokens: Vec::with_capacity(1024),
             batch: Batch::default(),
             frame: vec![0; MAX_DATAGRAM * 8],
             out: vec![0; MAX_DATAGRAM],
@@ -253,6 +261,7 @@ impl Session {
             frames: 0,
             send_errors: 0,
             failures: Vec::new(),
+            stream_errors: Vec::new(),
             setup_concurrency: DEFAULT_SETUP_CONCURRENCY,
             recycled: 0,
         })
@@ -308,41 +317,16 @@ impl Session {
         progress: &mut dyn FnMut(usize, usize),
     ) -> io::Result<usize> {
         let first = self.participants.len();
-        for i in first..first + n {
-            let peer = if with_peers {
-                let addr = self.peer_for(i)?;
-                // Channels 0x4000..=0x4FFF; one per allocation, so the number can repeat.
-                Some((addr, 0x4000 + (i % 0x1000) as u16))
-            } else {
-                None
-            };
-            let (user, pass) = self.target.auth.credentials(i);
-            let plan = Plan {
-                peer,
-                delete_after_allocate: false,
-            };
-            let local = udp::local_for(self.target.server);
-            let mut socket = udp::open(local, Some(self.target.server), self.target.sock_buf)?;
-            self.poll
-                .registry()
-                .register(&mut socket, Token(i), Interest::READABLE)?;
-            self.participants.push(Participant {
-                client: TurnClient::new(i as u32, user, pass, plan),
-                socket,
-                schedule: None,
-                seq: 0,
-                jitter_up: Jitter::default(),
-                jitter_down: Jitter::default(),
-                received: 0,
-            });
-        }
-        let mut next_start = first;
+        // Sockets open as their participant starts, so at most `setup_concurrency` TCP/TLS
+        // handshakes are under way at once.
+        let mut started = 0;
+        let mut open_failures = 0;
         let mut last_tick = Instant::now();
         loop {
             let now = Instant::now();
             let mut outstanding = 0;
-            let mut done = 0;
-            for p in &self.participants[first..next_start] {
+            let mut done = open_failures;
+            for p in &self.participants[first..] {
                 match p.client.state() {
                     State::Ready => done += 1,
                     State::Failed(_) | State::Closed => done += 1,
@@ -350,12 +334,13 @@ impl Session {
                 }
             }
             progress(done, n);
-            while next_start < first + n && outstanding < self.setup_concurrency {
-                let p = &mut self.participants[next_start];
-                if let Some(len) = p.client.start(now, &mut self.out) {
-                    let _ = p.socket.send(&self.out[..len]);
+            while started < n && outstanding < self.setup_concurrency {
+                started += 1;
+                if !self.start_participant(with_peers, now)? {
+                    open_failures += 1;
+                    self.failures.push(0);
+                    continue;
                 }
-                next_start += 1;
                 outstanding += 1;
             }
             if done == n || now >= deadline {
@@ -376,14 +361,63 @@ impl Session {
                     self.failures.push(0);
                 }
             }
+            if let Some(why) = p.socket.close_reason() {
+                note_stream_error(&mut self.stream_errors, why);
+            }
         }
         Ok(ready)
+    }
+
+    /// Opens the next participant's socket and sends its first Allocate; false when the
+    /// socket could not be opened (a TCP/TLS connect that failed).
+    fn start_participant(&mut self, with_peers: bool, now: Instant) -> io::Result<bool> {
+        let i = self.participants.len();
+        let peer = if with_peers {
+            let addr = self.peer_for(i)?;
+            // Channels 0x4000..=0x4FFF; one per allocation, so the number can repeat.
+            Some((addr, 0x4000 + (i % 0x1000) as u16))
+        } else {
+            None
+        };
+        let (user, pass) = self.target.auth.credentials(i);
+        let plan = Plan {
+            peer,
+            delete_after_allocate: false,
+        };
+        let mut socket = match self
+            .target
+            .connector
+            .open(self.target.server, self.target.sock_buf)
+        {
+            Ok(s) => s,
+            // Out of descriptors is the caller's limit to fix, not a setup failure.
+            Err(e) if e.raw_os_error() == Some(libc::EMFILE) => return Err(e),
+            Err(e) => {
+                note_stream_error(&mut self.stream_errors, &format!("connect: {e}"));
+                return Ok(false);
+            }
+        };
+        socket.register(self.poll.registry(), Token(i))?;
+        let mut client = TurnClient::new(i as u32, user, pass, plan);
+        if let Some(len) = client.start(now, &mut self.out) {
+            socket.send(&self.out[..len]);
+        }
+        self.participants.push(Participant {
+            client,
+            socket,
+            schedule: None,
+            seq: 0,
+            jitter_up: Jitter::default(),
+            jitter_down: Jitter::default(),
+            received: 0,
+        });
+        Ok(true)
     }
 
     fn tick_clients(&mut self, from: usize, now: Instant) {
         for p in &mut self.participants[from..] {
             if let Some(len) = p.client.on_tick(now, &mut self.out) {
-                let _ = p.socket.send(&self.out[..len]);
+                p.socket.send(&self.out[..len]);
             }
         }
     }
@@ -568,9 +602,9 @@ impl Session {
                 .map(|k| &self.frame[k * MAX_DATAGRAM..k * MAX_DATAGRAM + framed])
                 .collect();
             let ok = if per_frame == 1 {
-                usize::from(p.socket.send(bufs[0]).is_ok())
+                usize::from(p.socket.send(bufs[0]))
             } else {
-                udp::send_batch(&p.socket, &bufs, None)
+                p.socket.send_many(&bufs)
             };
             self.send_errors += (per_frame - ok) as u64;
             if self.measuring {
@@ -590,11 +624,19 @@ impl Session {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
             Err(e) => return Err(e),
         }
-        let tokens: Vec<usize> = self.events.iter().map(|e| e.token().0).collect();
-        for t in tokens {
+        self.tokens.clear();
+        self.tokens
+            .extend(self.events.iter().map(|e| (e.token().0, e.is_writable())));
+        for k in 0..self.tokens.len() {
+            let (t, writable) = self.tokens[k];
             if t >= PEER_TOKEN_BASE {
                 self.drain_peer(t - PEER_TOKEN_BASE)?;
             } else {
+                if writable {
+                    if let Some(p) = self.participants.get_mut(t) {
+                        p.socket.flush();
+                    }
+                }
                 self.drain_client(t)?;
             }
         }
@@ -641,10 +683,10 @@ impl Session {
 
     fn drain_client(&mut self, i: usize) -> io::Result<()> {
         loop {
-            let Some(part) = self.participants.get(i) else {
+            let Some(part) = self.participants.get_mut(i) else {
                 return Ok(());
             };
-            let n = udp::recv_batch(&part.socket, &mut self.batch, false)?;
+            let n = part.socket.recv_batch(&mut self.batch)?;
             if n == 0 {
                 return Ok(());
             }
@@ -673,7 +715,7 @@ impl Session {
                     Some(0x00..=0x03) => {
                         let part = &mut self.participants[i];
                         if let Some(len) = part.client.on_stun(now, data, &mut self.out) {
-                            let _ = part.socket.send(&self.out[..len]);
+                            part.socket.send(&self.out[..len]);
                         }
                     }
                     _ => {}
@@ -712,7 +754,7 @@ impl Session {
         for &i in &picked {
             let p = &mut self.participants[i];
             if let Some(len) = p.client.close(now, &mut self.out) {
-                let _ = p.socket.send(&self.out[..len]);
+                p.socket.send(&self.out[..len]);
             }
         }
         while Instant::now() < deadline
@@ -740,7 +782,7 @@ impl Session {
             let p = &mut self.participants[i];
             p.client = TurnClient::new(i as u32, user, pass, plan);
             if let Some(len) = p.client.start(now, &mut self.out) {
-                let _ = p.socket.send(&self.out[..len]);
+                p.socket.send(&self.out[..len]);
             }
         }
         self.recycled += 1;
@@ -776,7 +818,7 @@ impl Session {
             while next < self.participants.len() && outstanding < self.setup_concurrency {
                 let p = &mut self.participants[next];
                 if let Some(len) = p.client.close(now, &mut self.out) {
-                    let _ = p.socket.send(&self.out[..len]);
+                    p.socket.send(&self.out[..len]);
                     outstanding += 1;
                 }
                 next += 1;
@@ -788,5 +830,18 @@ impl Session {
             self.turn(Some(Duration::from_millis(20)))?;
         }
         Ok(())
+    }
+}
+
+/// Why TCP/TLS connections failed: a few distinct reasons, each with its count.
+pub type StreamErrors = Vec<(String, usize)>;
+
+/// Counts `why` among the distinct reasons kept (at most a few, so a run of failures cannot
+/// grow the list).
+pub fn note_stream_error(list: &mut StreamErrors, why: &str) {
+    if let Some(entry) = list.iter_mut().find(|(w, _)| w == why) {
+        entry.1 += 1;
+    } else if list.len() < 5 {
+        list.push((why.to_string(), 1));
     }
 }

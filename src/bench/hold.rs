@@ -4,13 +4,13 @@
 use std::io;
 use std::time::{Duration, Instant};
 
-use super::driver::{Session, Target};
+use super::driver::{Session, StreamErrors, Target};
 use super::profile::Profile;
 use super::progress::Progress;
 use super::report::HoldResult;
 use super::sampler;
 
-/// Runs the hold; returns the result and the setup failures.
+/// Runs the hold; returns the result, the setup failures and why connections failed.
 pub fn run(
     target: &Target,
     count: usize,
@@ -18,7 +18,7 @@ pub fn run(
     concurrency: usize,
     deadline: Instant,
     progress: &mut Progress,
-) -> io::Result<(HoldResult, Vec<u16>)> {
+) -> io::Result<(HoldResult, Vec<u16>, StreamErrors)> {
     let mut session = Session::new(target.clone(), Profile::AUDIO, 0)?;
     session.set_setup_concurrency(concurrency);
     let pid = target.server_pid;
@@ -50,5 +50,6 @@ pub fn run(
             rss_after_kib: after,
         },
         session.failures.clone(),
+        session.stream_errors.clone(),
     ))
 }

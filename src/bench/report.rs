@@ -220,6 +220,8 @@ pub struct Report {
     pub mode: &'static str,
     /// The server measured.
     pub server: Option<SocketAddr>,
+    /// Client ↔ server transport: udp, tcp or tls (the peers are always UDP).
+    pub transport: &'static str,
     /// The media profile (fixed, ramp).
     pub profile: Option<Profile>,
     /// Measured windows: one for fixed, one per step for ramp.
@@ -238,6 +240,10 @@ pub struct Report {
     pub setup_failures: Vec<u16>,
     /// overload: the levels offered after the ramp.
     pub overload: Option<super::overload::OverloadOutcome>,
+    /// handshake results.
+    pub handshake: Option<super::handshake::HandshakeResult>,
+    /// Why TCP/TLS connections failed during setup, with counts.
+    pub stream_errors: Vec<(String, usize)>,
 }
 
 impl Report {
@@ -253,6 +259,7 @@ impl Report {
                 "server",
                 self.server.map_or(Json::Null, |s| Json::Str(s.to_string())),
             ),
+            ("transport", Json::Str(self.transport_name().into())),
         ];
         if let Some(p) = &self.profile {
             f.push((
@@ -338,6 +345,48 @@ impl Report {
                 ]),
             ));
         }
+        if let Some(h) = &self.handshake {
+            f.push((
+                "handshake",
+                Json::Obj(vec![
+                    ("transport", Json::Str(h.transport.into())),
+                    ("requested", Json::Int(h.requested as u64)),
+                    ("completed", Json::Int(h.completed as u64)),
+                    ("failed", Json::Int(h.failed as u64)),
+                    ("concurrency", Json::Int(h.concurrency as u64)),
+                    ("seconds", Json::Num(h.seconds)),
+                    ("per_second", Json::Num(h.per_second())),
+                    ("latency", latency_json(&h.latency)),
+                    (
+                        "server_cpu_us_per_connection",
+                        opt_num(h.server_us_per_connection()),
+                    ),
+                    (
+                        "rss_before_kib",
+                        h.rss_before_kib.map_or(Json::Null, Json::Int),
+                    ),
+                    ("rss_held_kib", h.rss_held_kib.map_or(Json::Null, Json::Int)),
+                    ("hold_seconds", Json::Num(h.hold_seconds)),
+                    ("kib_per_connection", opt_num(h.kib_per_connection())),
+                ]),
+            ));
+        }
+        if !self.stream_errors.is_empty() {
+            f.push((
+                "stream_errors",
+                Json::Arr(
+                    self.stream_errors
+                        .iter()
+                        .map(|(why, n)| {
+                            Json::Obj(vec![
+                                ("reason", Json::Str(why.clone())),
+                                ("count", Json::Int(*n as u64)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ));
+        }
         let mut codes = self.setup_failures.clone();
         codes.sort_unstable();
         f.push((
@@ -368,9 +417,25 @@ impl Report {
         cap || stop
     }
 
+    /// The transport's name ("udp" when unset).
+    pub fn transport_name(&self) -> &'static str {
+        if self.transport.is_empty() {
+            "udp"
+        } else {
+            self.transport
+        }
+    }
+
     /// A plain-text summary.
     pub fn summary(&self) -> String {
         let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} over {} to {}",
+            self.mode,
+            self.transport_name(),
+            self.server.map_or("?".to_string(), |a| a.to_string())
+        );
         let reached = self.capacity_reached();
         for (i, w) in self.windows.iter().enumerate() {
             let mark = match (self.capacity_step == Some(i), reached) {
@@ -436,6 +501,37 @@ impl Report {
                 }
                 None => s.push_str("; server RSS unknown (no --server-pid)\n"),
             }
+        }
+        if let Some(h) = &self.handshake {
+            let _ = write!(
+                s,
+                "handshake: {}/{} {} connections ({} failed) in {:.2} s = {:.0} per second, {} outstanding; connect to Binding answer p50 {:.2} ms p99 {:.2} ms",
+                h.completed,
+                h.requested,
+                h.transport,
+                h.failed,
+                h.seconds,
+                h.per_second(),
+                h.concurrency,
+                h.latency.quantile(0.5) as f64 / 1e6,
+                h.latency.quantile(0.99) as f64 / 1e6
+            );
+            if let Some(us) = h.server_us_per_connection() {
+                let _ = write!(s, ", server {us:.0} µs CPU per connection");
+            }
+            match h.kib_per_connection() {
+                Some(k) => {
+                    let _ = writeln!(
+                        s,
+                        "\nheld {} idle connections for {:.1} s: server RSS {:.2} KiB per connection",
+                        h.completed, h.hold_seconds, k
+                    );
+                }
+                None => s.push_str("\nserver RSS unknown (no --server-pid)\n"),
+            }
+        }
+        for (why, n) in &self.stream_errors {
+            let _ = writeln!(s, "connections failed: {n} × {why}");
         }
         if !self.setup_failures.is_empty() {
             let _ = writeln!(

@@ -71,6 +71,17 @@ pub fn write_request(
     Ok(w.finish())
 }
 
+/// Writes an unauthenticated Binding request into `buf`; returns its length.
+pub fn write_binding(buf: &mut [u8], tid: TransactionId) -> Result<usize, CodecError> {
+    let w = MessageWriter::new(
+        buf,
+        crate::proto::stun::method::BINDING,
+        Class::Request,
+        tid,
+    )?;
+    Ok(w.finish())
+}
+
 /// What the tool reads from a response.
 #[derive(Debug, Clone, Copy)]
 pub struct Response<'a> {

@@ -18,6 +18,9 @@ use crate::proto::flow::Transport;
 
 /// Receive buffer: room for one largest frame plus a good read.
 const RX_CAPACITY: usize = MAX_STREAM_FRAME + 16 * 1024;
+/// Receive buffer a connection starts with (and gets again after idling): STUN requests and a
+/// few media frames fit; a read that fills it grows it to `RX_CAPACITY` once.
+const RX_INITIAL: usize = 4 * 1024;
 /// Most bytes queued for a client that does not read; beyond it relayed packets are dropped
 /// (media tolerates loss; a stuck reader must not grow memory without bound).
 const TX_BACKLOG_LIMIT: usize = 512 * 1024;
@@ -106,7 +109,8 @@ impl Connection {
             remote,
             mode,
             tls_config,
-            rx: vec![0; RX_CAPACITY].into_boxed_slice(),
+            // Allocated on the first read and given back when idle (see `trim_idle`).
+            rx: Box::default(),
             rx_start: 0,
             rx_end: 0,
             tx: TxBacklog::new(TX_BACKLOG_LIMIT),
@@ -195,31 +199,48 @@ impl Connection {
     /// buffer's worth: the caller's budget per turn.
     pub fn fill(&mut self, now: Instant) -> Result<Filled, CloseReason> {
         self.compact();
+        if self.rx.is_empty() {
+            self.rx = vec![0; RX_INITIAL].into_boxed_slice();
+        }
         let before = self.rx_end;
         let mut more = false;
         loop {
             if self.rx_end == self.rx.len() {
+                if self.rx.len() < RX_CAPACITY {
+                    let mut bigger = vec![0; RX_CAPACITY].into_boxed_slice();
+                    bigger[..self.rx_end].copy_from_slice(&self.rx[..self.rx_end]);
+                    self.rx = bigger;
+                    continue;
+                }
                 more = true;
                 break;
             }
-            let progressed = match &mut self.mode {
+            // A read that returns less than it asked for emptied the socket's queue: later
+            // bytes raise a new edge, so the read that would only say EAGAIN is skipped.
+            let (progressed, drained) = match &mut self.mode {
                 Mode::Tls(tls) => read_tls(tls, &mut self.stream, &mut self.rx, &mut self.rx_end)?,
-                Mode::Detect | Mode::Plain => match self.stream.read(&mut self.rx[self.rx_end..]) {
-                    Ok(0) => return Err(CloseReason::ClosedByClient),
-                    Ok(n) => {
-                        self.rx_end += n;
-                        true
+                Mode::Detect | Mode::Plain => {
+                    let asked = self.rx.len() - self.rx_end;
+                    match self.stream.read(&mut self.rx[self.rx_end..]) {
+                        Ok(0) => return Err(CloseReason::ClosedByClient),
+                        Ok(n) => {
+                            self.rx_end += n;
+                            (true, n < asked)
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => (false, true),
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => (true, false),
+                        Err(_) => return Err(CloseReason::ReadError),
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => false,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => true,
-                    Err(_) => return Err(CloseReason::ReadError),
-                },
+                }
             };
             if matches!(self.mode, Mode::Detect) && self.rx_end > 0 {
                 self.detect()?;
+                if drained {
+                    break;
+                }
                 continue;
             }
-            if !progressed {
+            if !progressed || drained {
                 break;
             }
         }
@@ -314,6 +335,21 @@ impl Connection {
         }
     }
 
+    /// Gives the receive buffer and a drained send backlog back while nothing is waiting and
+    /// nothing arrived since `idle_since`, so an idle connection holds no buffers of its own;
+    /// the next read allocates the receive buffer again (once per burst, not per frame).
+    pub fn trim_idle(&mut self, idle_since: Instant) {
+        if self.last_rx > idle_since {
+            return;
+        }
+        if self.rx_start == self.rx_end && !self.rx.is_empty() {
+            self.rx = Box::default();
+            self.rx_start = 0;
+            self.rx_end = 0;
+        }
+        self.tx.release_if_empty();
+    }
+
     /// Queues one whole frame for the client; false when the backlog is full (the caller
     /// counts the drop).
     pub fn queue(&mut self, frame: &[u8]) -> bool {
@@ -361,27 +397,46 @@ impl Connection {
 }
 
 /// Feeds TLS records from the socket to rustls and moves the plaintext into `rx`. Returns
-/// whether anything was read from the socket.
+/// whether anything was read from the socket, and whether the socket's queue is empty.
 fn read_tls(
     tls: &mut ServerConnection,
     stream: &mut TcpStream,
     rx: &mut [u8],
     rx_end: &mut usize,
-) -> Result<bool, CloseReason> {
+) -> Result<(bool, bool), CloseReason> {
     // Plaintext left over from an earlier read comes first.
     drain_plaintext(tls, rx, rx_end)?;
     if *rx_end == rx.len() {
-        return Ok(false);
+        return Ok((false, false));
     }
-    match tls.read_tls(stream) {
+    let mut probe = ShortRead {
+        stream,
+        short: false,
+    };
+    match tls.read_tls(&mut probe) {
         Ok(0) => Err(CloseReason::ClosedByClient),
         Ok(_) => {
             drain_plaintext(tls, rx, rx_end)?;
-            Ok(true)
+            Ok((true, probe.short))
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok((false, true)),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok((true, false)),
         Err(_) => Err(CloseReason::ReadError),
+    }
+}
+
+/// The socket as rustls reads it, noting a read that returned less than it asked for (the
+/// socket's queue is empty).
+struct ShortRead<'a> {
+    stream: &'a mut TcpStream,
+    short: bool,
+}
+
+impl Read for ShortRead<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.stream.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
     }
 }
 
@@ -402,3 +457,6 @@ fn drain_plaintext(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

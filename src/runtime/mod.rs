@@ -29,6 +29,7 @@ pub mod relay_sockets;
 pub mod shard;
 pub mod shard_health;
 pub mod sockets;
+pub mod stream_flush;
 pub mod stream_framing;
 pub mod tcp_handover;
 pub mod tcp_relay;

@@ -33,6 +33,7 @@ use super::proxy_accept::{self, ProxyPolicy, RefusalLog};
 use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
 use super::relay_sockets::{relay_of_token, RelaySockets};
+use super::stream_flush::PendingFlush;
 use super::stream_framing::{next_frame, Frame};
 use super::tcp_handover::Handover;
 use super::tcp_relay::TcpRelay;
@@ -128,6 +129,8 @@ pub struct Shard {
     tcp: Vec<Listener>,
     conns: Vec<Option<Connection>>,
     free_conns: Vec<usize>,
+    /// Connections with relayed frames queued this round, written once at its end.
+    pending_flush: PendingFlush,
     relays: RelaySockets,
     tls: Option<Arc<ServerConfig>>,
     limits: Arc<ConnectionLimits>,
@@ -219,6 +222,7 @@ impl Shard {
                 tcp,
                 conns: Vec::new(),
                 free_conns: Vec::new(),
+                pending_flush: PendingFlush::default(),
                 relays,
                 tls,
                 limits,
@@ -292,6 +296,7 @@ impl Shard {
                 }
             }
             self.serve_round();
+            self.flush_pending_connections();
             let now = Instant::now();
             if self.core.poll_timeout() <= now {
                 self.core.handle_timeout(now, &mut self.relays);
@@ -582,18 +587,27 @@ impl Shard {
         true
     }
 
-    /// Sends `rx` slot `i`'s `[start..end]` to the TCP/TLS client on connection `slot`.
+    /// Queues `rx` slot `i`'s `[start..end]` for the TCP/TLS client on connection `slot`; the
+    /// round's end writes it with whatever else that connection got.
     fn deliver_to_connection(&mut self, slot: usize, i: usize, start: usize, end: usize) {
-        let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
-            Some(conn) => {
-                if !conn.queue(&self.rx.slot(i)[start..end]) {
-                    self.io.dropped_client_backlog.count(end - start);
-                }
-                conn.flush()
+        if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+            if conn.queue(&self.rx.slot(i)[start..end]) {
+                self.pending_flush.mark(slot);
+            } else {
+                self.io.dropped_client_backlog.count(end - start);
             }
-            None => return,
-        };
-        self.after_io(slot, result);
+        }
+    }
+
+    /// Writes every connection that had frames queued this round: one write each.
+    fn flush_pending_connections(&mut self) {
+        while let Some(slot) = self.pending_flush.pop() {
+            let result = match self.conns.get_mut(slot).and_then(Option::as_mut) {
+                Some(conn) => conn.flush(),
+                None => continue,
+            };
+            self.after_io(slot, result);
+        }
     }
 
     /// Accepts up to the budget from TCP listener `index`; true when more may be waiting.
@@ -847,7 +861,7 @@ impl Shard {
     }
 
     /// Closes connections that never finished their handshake, stalled mid-frame, or sit idle
-    /// without an allocation.
+    /// without an allocation; trims the buffers of the others that are silent.
     fn sweep_connections(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
             let Some(conn) = self.conns[slot].as_ref() else {
@@ -878,6 +892,9 @@ impl Shard {
             };
             if let Some(reason) = reason {
                 self.close_connection(slot, reason);
+            } else if let Some(conn) = self.conns[slot].as_mut() {
+                // Silent for a whole sweep interval: hold no buffers until it speaks again.
+                conn.trim_idle(now.checked_sub(SWEEP_INTERVAL).unwrap_or(now));
             }
         }
     }

@@ -4,7 +4,7 @@
 //! backlog actually held, not with the limit.
 
 use std::collections::VecDeque;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 
 /// Capacity kept after the backlog empties; a burst's larger buffer is given back.
 const IDLE_CAPACITY: usize = 16 * 1024;
@@ -45,14 +45,19 @@ impl TxBacklog {
         self.ring.is_empty()
     }
 
-    /// Writes the front of the backlog into `w` until it would block, takes nothing more (a
-    /// TLS session's plaintext buffer is full), or the backlog is empty. Returns the bytes
-    /// written.
+    /// Writes the backlog into `w` until it would block, takes nothing more (a TLS session's
+    /// plaintext buffer is full), or the backlog is empty; both halves of a wrapped ring go in
+    /// one vectored write (one syscall, one TLS record). Returns the bytes written.
     pub fn write_to(&mut self, w: &mut impl Write) -> io::Result<usize> {
         let mut total = 0;
         while !self.ring.is_empty() {
-            let (front, _) = self.ring.as_slices();
-            match w.write(front) {
+            let (front, back) = self.ring.as_slices();
+            let written = if back.is_empty() {
+                w.write(front)
+            } else {
+                w.write_vectored(&[IoSlice::new(front), IoSlice::new(back)])
+            };
+            match written {
                 Ok(0) => break,
                 Ok(n) => {
                     self.consume(n);
@@ -64,6 +69,13 @@ impl TxBacklog {
             }
         }
         Ok(total)
+    }
+
+    /// Frees the ring's memory when nothing waits (an idle connection keeps no buffer).
+    pub fn release_if_empty(&mut self) {
+        if self.ring.is_empty() && self.ring.capacity() > 0 {
+            self.ring = VecDeque::new();
+        }
     }
 
     fn consume(&mut self, n: usize) {

@@ -18,6 +18,11 @@ impl BenchServer {
     /// Starts the binary with its config and log in `dir`, REST secret `secret` and relay ports
     /// `relay`, and waits (at most 10 s) until its listener holds the port.
     pub fn start(dir: &Path, secret: &str, relay: (u16, u16)) -> BenchServer {
+        Self::start_with(dir, secret, relay, "")
+    }
+
+    /// As [`BenchServer::start`], with `extra` config lines (e.g. a TLS port and certificate).
+    pub fn start_with(dir: &Path, secret: &str, relay: (u16, u16), extra: &str) -> BenchServer {
         std::fs::create_dir_all(dir).unwrap();
         let port = free_listening_port();
         let conf = dir.join("turnserver.conf");
@@ -27,7 +32,7 @@ impl BenchServer {
                 "listening-ip=127.0.0.1\nlistening-port={port}\nrelay-ip=127.0.0.1\n\
                  min-port={}\nmax-port={}\nallow-loopback-peers\nuse-auth-secret\n\
                  static-auth-secret={secret}\nrealm=bench.test\nrelay-threads=1\n\
-                 log-file={}\n",
+                 log-file={}\n{extra}",
                 relay.0,
                 relay.1,
                 dir.join("server.log").display()
