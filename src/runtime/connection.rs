@@ -11,7 +11,7 @@ use mio::net::TcpStream;
 use rustls::{ServerConfig, ServerConnection};
 
 use super::proxy_accept::{self, HeaderReadError};
-use super::proxy_protocol::ProxyHeader;
+use super::proxy_protocol::{self, ProxyHeader};
 use super::stream_framing::{next_frame, Frame, MAX_STREAM_FRAME};
 use super::tx_backlog::TxBacklog;
 use crate::proto::flow::Transport;
@@ -177,6 +177,14 @@ impl Connection {
     /// Reads the PROXY header off the raw socket; bytes after it stay queued for the stream
     /// (handed to rustls on a TLS port).
     pub fn read_proxy_header(&mut self) -> Result<Option<ProxyHeader>, HeaderReadError> {
+        // The receive buffer starts empty (and idle connections give it back): the reader
+        // needs room for the longest header, keeping any part of one already read.
+        if self.rx.len() < proxy_protocol::MAX_HEADER_LEN {
+            let mut room =
+                vec![0; proxy_protocol::MAX_HEADER_LEN.max(RX_INITIAL)].into_boxed_slice();
+            room[..self.rx_end].copy_from_slice(&self.rx[..self.rx_end]);
+            self.rx = room;
+        }
         let header = proxy_accept::read_header(&mut self.stream, &mut self.rx, &mut self.rx_end)?;
         if let (Some(_), Mode::Tls(tls)) = (&header, &mut self.mode) {
             let mut rest = &self.rx[..self.rx_end];
