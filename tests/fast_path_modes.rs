@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::{Auth, TestServer};
 
@@ -14,7 +13,7 @@ fn on_refuses_to_start_without_an_interface_to_attach_to() {
     if common::is_coturn() {
         return;
     }
-    let mut child = Command::new(common::server_bin())
+    let child = Command::new(common::server_bin())
         .args([
             "--no-config",
             "--no-auth",
@@ -32,15 +31,7 @@ fn on_refuses_to_start_without_an_interface_to_attach_to() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ferroturn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("ferroturn started although kernel-fast-path = on cannot be met");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let out = child.wait_with_output().unwrap();
+    let out = common::wait_for_refusal(child);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

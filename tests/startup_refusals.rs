@@ -6,7 +6,6 @@ mod common;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 
@@ -26,7 +25,7 @@ fn run(conf: &PathBuf, extra: &[&str]) -> Output {
             cmd.env_remove(key);
         }
     }
-    let mut child = cmd
+    let child = cmd
         .arg("-c")
         .arg(conf)
         .args(extra)
@@ -36,19 +35,7 @@ fn run(conf: &PathBuf, extra: &[&str]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn ferroturn");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "ferroturn kept running instead of refusing:\n{}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
+    common::wait_for_refusal(child)
 }
 
 fn text(o: &Output) -> String {

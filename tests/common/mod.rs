@@ -420,3 +420,22 @@ pub fn payloads(n: usize) -> Vec<Vec<u8>> {
         })
         .collect()
 }
+
+/// Waits (at most 10 s) for a server that is expected to refuse to start, and returns what it
+/// printed; kills it and fails the test when it keeps running instead.
+pub fn wait_for_refusal(mut child: Child) -> std::process::Output {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while child.try_wait().expect("poll ferroturn").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("collect output");
+            panic!(
+                "ferroturn kept running instead of refusing:\n{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("collect output")
+}
