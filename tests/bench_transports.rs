@@ -181,6 +181,35 @@ fn tcp_and_tls_participants_lose_nothing() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// With `poll-coalesce-us` the relay waits between polls while traffic flows; the frames of
+/// every participant still arrive, on UDP, TCP and TLS.
+#[test]
+fn coalescing_loses_nothing_on_any_transport() {
+    let dir = std::env::temp_dir().join(format!("ferroturn-bench-co-{}", std::process::id()));
+    let pki = issue(&dir, "co");
+    let extra = format!(
+        "poll-coalesce-us=1000\ncert={}\npkey={}\n",
+        pki.cert.display(),
+        pki.key.display()
+    );
+    let server = BenchServer::start_with(&dir, SECRET, (62000, 62999), &extra);
+    let load = ["--participants", "5", "--profile", "audio"];
+    let short = ["--duration", "2", "--warmup", "0.5"];
+    for transport in [&["udp"][..], &["tcp"], &["tls", "--tls-insecure"]] {
+        let args: Vec<&str> = [&["--transport"][..], transport, &load, &short].concat();
+        let run = bench(
+            &dir,
+            &format!("co-{}", transport[0]),
+            &server,
+            server.port,
+            &args,
+        );
+        assert!(run.out.status.success(), "{}", run.stdout());
+        assert_lossless(&run, 5, 400);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn stream_alloc_hold_and_handshake_modes_complete() {
     let dir = std::env::temp_dir().join(format!("ferroturn-bench-trm-{}", std::process::id()));

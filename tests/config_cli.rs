@@ -43,6 +43,12 @@ fn bad_values_stop_start_up_naming_the_line() {
         ("user=nocolon\n", "user"),
         ("rest-api-separator=::\n", "rest-api-separator"),
         ("poll-interval-ms=50\n", "poll-interval-ms"),
+        ("poll-coalesce-us=6000\n", "poll-coalesce-us"),
+        ("poll-coalesce-us=soon\n", "poll-coalesce-us"),
+        (
+            "poll-coalesce-us=300\npoll-interval-ms=1\n",
+            "poll-coalesce-us and poll-interval-ms are both set",
+        ),
     ];
     for (i, (extra, needle)) in cases.iter().enumerate() {
         let path = conf_file(&format!("bad{i}"), &format!("{GOOD}{extra}"));

@@ -17,6 +17,8 @@ use super::{Config, ConfigError, LogTarget, RawEntry, Setting, Source};
 
 /// RFC 8489 §14.9: REALM must be fewer than 128 characters.
 const MAX_REALM_CHARS: usize = 127;
+/// The longest `poll-coalesce-us` window: beyond a few ms the wait is felt in media.
+const MAX_POLL_COALESCE_US: u64 = 5_000;
 
 /// Applies `entries` in order on top of the defaults and validates the result. `errors` and
 /// `warnings` already gathered (by the command-line or environment readers) are kept.
@@ -324,6 +326,15 @@ impl Builder {
                     ));
                 }
                 c.poll_interval_ms = ms
+            }
+            Opt::PollCoalesceUs => {
+                let us: u64 = number(v)?;
+                if us > MAX_POLL_COALESCE_US {
+                    return Err(format!(
+                        "{us} µs would add too much latency to media (at most {MAX_POLL_COALESCE_US})"
+                    ));
+                }
+                c.poll_coalesce_us = us
             }
             Opt::RestApiToken => {
                 if v.trim().len() < 16 {

@@ -259,6 +259,9 @@ pub struct Config {
     pub user_quota: u32,
     /// `poll-interval-ms` (ferroturn): drain sockets on a timer; 0 = on every wake-up.
     pub poll_interval_ms: u64,
+    /// `poll-coalesce-us` (ferroturn): after a turn with input, wait this long before polling
+    /// again; 0 = off.
+    pub poll_coalesce_us: u64,
     /// `drain-timeout` (ferroturn): seconds SIGTERM waits for allocations to end.
     pub drain_timeout: u64,
     /// `stay-up-after-drain` (ferroturn): a finished drain leaves the process up and unready.
@@ -380,6 +383,7 @@ impl Default for Config {
             drain_timeout: 30,
             stay_up_after_drain: false,
             poll_interval_ms: 0,
+            poll_coalesce_us: 0,
             max_tcp_connections: 20_000,
             max_tcp_connections_per_ip: 256,
             total_quota: 0,

@@ -48,6 +48,12 @@ impl Builder {
                 c.min_port, c.max_port
             ));
         }
+        if c.poll_interval_ms > 0 && c.poll_coalesce_us > 0 {
+            self.errors.push(format!(
+                "{}poll-coalesce-us and poll-interval-ms are both set: choose one way to pace the relay threads",
+                self.source_of(Opt::PollCoalesceUs)
+            ));
+        }
         if c.no_udp && c.no_tcp && c.no_tls {
             self.errors.push(
                 "no-udp, no-tcp and no-tls are all set: there is nothing to listen on".to_string(),

@@ -101,6 +101,8 @@ mod tests {
         ] {
             assert!(p.needs_restart.contains(&name), "{name}: {p:?}");
         }
+        let p = plan("", "poll-coalesce-us=300\n");
+        assert_eq!(p.needs_restart, ["poll-coalesce-us"], "{p:?}");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct IoStats {
     pub accept_other: Counter,
     /// Loop turns that stopped handshake work early to keep the relay path moving.
     pub tls_handshakes_deferred: Counter,
+    /// Waits before a poll that `poll-interval-ms` or `poll-coalesce-us` asked for.
+    pub poll_waits: Counter,
     /// RFC 6062 connections closed at once: a peer over the connection limits, a peer
     /// connection that could not be opened, or a ConnectionBind whose owning shard's
     /// hand-over queue was full.

@@ -311,6 +311,11 @@ pub fn render(control: &Control) -> String {
         "Loop turns that left handshake work for the next turn to keep relaying",
         io_sum(&|s| &s.tls_handshakes_deferred),
     ));
+    families.push(counter(
+        "ferroturn_poll_waits_total",
+        "Waits before polling that let packets gather (poll-interval-ms, poll-coalesce-us)",
+        io_sum(&|s| &s.poll_waits),
+    ));
     families.extend(tcp_relay_families(&stats, &io));
     let mut per_shard = Family::new(
         "ferroturn_shard_packets_total",

@@ -18,6 +18,7 @@ pub mod io_stats;
 pub mod metrics;
 pub mod mmsg;
 pub mod ops_stats;
+pub mod poll_pacing;
 pub mod port_probe;
 pub mod preflight;
 pub mod process_stats;
@@ -52,6 +53,7 @@ use crate::proto::server::Server;
 use connection_limits::ConnectionLimits;
 use control::{Control, ShardFlags};
 use ops_stats::OpsStats;
+use poll_pacing::PollPacing;
 use relay_sockets::RelaySockets;
 use shard::{Shard, ShardContext, ShardSockets, StreamPort};
 use tls_config::{CertStore, TlsError};
@@ -288,7 +290,10 @@ impl Runtime {
                     tls: tls.clone(),
                     limits: limits.clone(),
                     flags: flags.clone(),
-                    poll_interval: Duration::from_millis(config.poll_interval_ms),
+                    pacing: PollPacing::from_options(
+                        config.poll_interval_ms,
+                        config.poll_coalesce_us,
+                    ),
                     io: io.clone(),
                     handover: handovers.next().expect("one hand-over end per shard"),
                     proxy: proxy.clone(),

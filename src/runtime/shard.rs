@@ -29,6 +29,7 @@ use super::connection_limits::ConnectionLimits;
 use super::control::{CommandReceiver, SessionFilter, SessionInfo, ShardCommand, ShardFlags};
 use super::fast_path::ShardRoutes;
 use super::io_stats::IoStats;
+use super::poll_pacing::{self, PollPacing};
 use super::proxy_accept::{self, ProxyPolicy, RefusalLog};
 use super::ready::ReadyQueue;
 use super::relay_sends::RelaySends;
@@ -99,9 +100,8 @@ pub struct ShardContext {
     pub limits: Arc<ConnectionLimits>,
     /// Stop and drain flags.
     pub flags: Arc<ShardFlags>,
-    /// When non-zero, the shard sleeps until this much time has passed since its last wake-up
-    /// before polling again, so each wake-up drains more datagrams (fewer wake-ups per packet).
-    pub poll_interval: Duration,
+    /// When the shard polls again after a turn (`poll-interval-ms`, `poll-coalesce-us`).
+    pub pacing: PollPacing,
     /// This shard's I/O counters.
     pub io: Arc<IoStats>,
     /// The way to hand RFC 6062 data connections to the shard that owns their allocation.
@@ -143,7 +143,7 @@ pub struct Shard {
     handshake_time_left: Duration,
     next_sweep: Instant,
     flags: Arc<ShardFlags>,
-    poll_interval: Duration,
+    pacing: PollPacing,
     commands: CommandReceiver,
     io: Arc<IoStats>,
     proxy: Arc<ProxyPolicy>,
@@ -169,7 +169,7 @@ impl Shard {
             tls,
             limits,
             flags,
-            poll_interval,
+            pacing,
             io,
             handover,
             proxy,
@@ -235,7 +235,7 @@ impl Shard {
                 handshake_time_left: HANDSHAKE_TIME_PER_TURN,
                 next_sweep: now + SWEEP_INTERVAL,
                 flags,
-                poll_interval,
+                pacing,
                 commands,
                 io,
                 proxy,
@@ -253,13 +253,20 @@ impl Shard {
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(1024);
         let mut draining = false;
+        if self.pacing.wants_precise_timers() {
+            poll_pacing::set_precise_timers();
+        }
+        let mut had_input = false;
         loop {
-            let now = Instant::now();
-            if !self.poll_interval.is_zero() && self.ready.is_empty() {
-                // Let datagrams gather so the next wake-up handles them in larger batches
-                // (only when idle: input left over from the last turn is served at once).
-                std::thread::sleep(self.poll_interval);
+            if let Some(wait) = self
+                .pacing
+                .wait_before_poll(had_input, !self.ready.is_empty())
+            {
+                // Let packets gather so the next wake-up serves them together.
+                std::thread::sleep(wait);
+                self.io.poll_waits.inc();
             }
+            let now = Instant::now();
             let timeout = if self.ready.is_empty() {
                 let deadline = self.next_deadline();
                 // Round up so a deadline a few microseconds away does not spin.
@@ -275,6 +282,7 @@ impl Shard {
             if self.flags.stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
+            had_input = events.iter().any(|e| e.token() != WAKER);
             #[cfg(feature = "fault-injection")]
             super::fault_injection::maybe_panic(self.id);
             while let Ok(command) = self.commands.try_recv() {
