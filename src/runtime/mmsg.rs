@@ -53,35 +53,41 @@ pub fn recv(
         count == 0 || (count - 1) * slots.slot_len + slots.offset + slots.capacity <= buf.len(),
         "receive slots overrun the buffer"
     );
+    // Only the first `count` entries are set up (and handed to the kernel): most calls move one
+    // datagram, and clearing all 64 headers and addresses cost more than the rest of the call's
+    // user-space work.
     let mut iovecs: [MaybeUninit<libc::iovec>; MAX_BATCH] = [MaybeUninit::uninit(); MAX_BATCH];
-    // SAFETY: plain data; every field used is set below.
-    let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
-    // SAFETY: plain data; all-zero is a valid value.
-    let mut addrs: [libc::sockaddr_storage; MAX_BATCH] = unsafe { mem::zeroed() };
-    let mut control: [ControlBuf; MAX_BATCH] = [[0; 4]; MAX_BATCH];
+    let mut hdrs: [MaybeUninit<libc::mmsghdr>; MAX_BATCH] = [MaybeUninit::uninit(); MAX_BATCH];
+    let mut addrs: [MaybeUninit<libc::sockaddr_storage>; MAX_BATCH] =
+        [MaybeUninit::uninit(); MAX_BATCH];
+    let mut control: [MaybeUninit<ControlBuf>; MAX_BATCH] = [MaybeUninit::uninit(); MAX_BATCH];
     let base = buf.as_mut_ptr();
     for i in 0..count {
         // SAFETY: checked above: slot i's datagram area lies inside `buf`.
         let ptr = unsafe { base.add(i * slots.slot_len + slots.offset) };
-        iovecs[i].write(libc::iovec {
+        let iov = iovecs[i].write(libc::iovec {
             iov_base: ptr.cast(),
             iov_len: slots.capacity,
         });
-        let h = &mut hdrs[i].msg_hdr;
-        h.msg_iov = iovecs[i].as_mut_ptr();
+        // SAFETY: plain data; all-zero is a valid value.
+        let h = &mut hdrs[i].write(unsafe { mem::zeroed() }).msg_hdr;
+        h.msg_iov = iov;
         h.msg_iovlen = 1;
         if with_from {
-            h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+            // SAFETY: plain data; all-zero is a valid value.
+            let addr = addrs[i].write(unsafe { mem::zeroed() });
+            h.msg_name = (addr as *mut libc::sockaddr_storage).cast();
             h.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         }
-        h.msg_control = control[i].as_mut_ptr().cast();
+        h.msg_control = control[i].write([0; 4]).as_mut_ptr().cast();
         h.msg_controllen = size_of::<ControlBuf>() as _;
     }
-    // SAFETY: the headers point at buffers that live for the duration of the call.
+    // SAFETY: the first `count` headers are initialised and point at buffers that live for the
+    // duration of the call.
     let n = unsafe {
         libc::recvmmsg(
             fd,
-            hdrs.as_mut_ptr(),
+            hdrs.as_mut_ptr().cast::<libc::mmsghdr>(),
             count as libc::c_uint,
             libc::MSG_DONTWAIT,
             std::ptr::null_mut(),
@@ -95,12 +101,15 @@ pub fn recv(
             Err(e)
         };
     }
-    let n = n as usize;
+    let n = (n as usize).min(count);
     for (i, hdr) in hdrs.iter().take(n).enumerate() {
+        // SAFETY: entries below `count` were initialised above (and filled by the kernel).
+        let hdr = unsafe { hdr.assume_init_ref() };
         out[i] = Received {
             len: hdr.msg_len as usize,
             from: if with_from {
-                sockaddr_to_std(&addrs[i])
+                // SAFETY: initialised above when `with_from`.
+                sockaddr_to_std(unsafe { addrs[i].assume_init_ref() })
             } else {
                 None
             },
@@ -135,34 +144,39 @@ pub fn send<'a>(
     let mut first = 0;
     while first < count {
         let chunk = (count - first).min(MAX_BATCH);
+        // As in `recv`: only the entries of this chunk are set up.
         let mut iovecs: [MaybeUninit<libc::iovec>; MAX_BATCH] = [MaybeUninit::uninit(); MAX_BATCH];
-        // SAFETY: plain data, filled below.
-        let mut addrs: [libc::sockaddr_storage; MAX_BATCH] = unsafe { mem::zeroed() };
-        // SAFETY: plain data, filled below.
-        let mut hdrs: [libc::mmsghdr; MAX_BATCH] = unsafe { mem::zeroed() };
+        let mut addrs: [MaybeUninit<libc::sockaddr_storage>; MAX_BATCH] =
+            [MaybeUninit::uninit(); MAX_BATCH];
+        let mut hdrs: [MaybeUninit<libc::mmsghdr>; MAX_BATCH] = [MaybeUninit::uninit(); MAX_BATCH];
         let mut lens = [0u64; MAX_BATCH];
         for i in 0..chunk {
             let (data, dest) = item(first + i);
             lens[i] = data.len() as u64;
-            iovecs[i].write(libc::iovec {
+            let iov = iovecs[i].write(libc::iovec {
                 iov_base: data.as_ptr() as *mut _,
                 iov_len: data.len(),
             });
-            let h = &mut hdrs[i].msg_hdr;
-            h.msg_iov = iovecs[i].as_mut_ptr();
+            // SAFETY: plain data; all-zero is a valid value.
+            let h = &mut hdrs[i].write(unsafe { mem::zeroed() }).msg_hdr;
+            h.msg_iov = iov;
             h.msg_iovlen = 1;
             if let Some(dest) = dest {
-                h.msg_namelen = std_to_sockaddr(dest, &mut addrs[i]);
-                h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+                // SAFETY: plain data; all-zero is a valid value (std_to_sockaddr relies on the
+                // zeroed padding).
+                let addr = addrs[i].write(unsafe { mem::zeroed() });
+                h.msg_namelen = std_to_sockaddr(dest, addr);
+                h.msg_name = (addr as *mut libc::sockaddr_storage).cast();
             }
         }
         let mut next = 0;
         while next < chunk {
-            // SAFETY: the headers point at live buffers for the duration of the call.
+            // SAFETY: headers `next..chunk` are initialised and point at live buffers for the
+            // duration of the call.
             let n = unsafe {
                 libc::sendmmsg(
                     fd,
-                    hdrs[next..].as_mut_ptr(),
+                    hdrs[next..].as_mut_ptr().cast::<libc::mmsghdr>(),
                     (chunk - next) as libc::c_uint,
                     libc::MSG_DONTWAIT,
                 )
