@@ -98,14 +98,7 @@ impl Server {
             self.send_connect_answer(flow, tid, key.as_ref(), fingerprint, Ok(id));
         } else {
             self.tcp.remove(id);
-            self.stats.tcp_connect_failures.inc();
-            self.send_connect_answer(
-                flow,
-                tid,
-                key.as_ref(),
-                fingerprint,
-                Err(ErrorCode::ConnectionTimeoutOrFailure),
-            );
+            self.fail_connect(flow, tid, key.as_ref(), fingerprint);
         }
     }
 
@@ -202,16 +195,7 @@ impl Server {
                     tid,
                     key,
                     fingerprint,
-                } => {
-                    self.stats.tcp_connect_failures.inc();
-                    self.send_connect_answer(
-                        flow,
-                        tid,
-                        key.as_ref(),
-                        fingerprint,
-                        Err(ErrorCode::ConnectionTimeoutOrFailure),
-                    );
-                }
+                } => self.fail_connect(flow, tid, key.as_ref(), fingerprint),
                 _ => self.stats.tcp_bind_timeouts.inc(),
             }
             self.tcp_commands.push_back(TcpCommand::Close { id });
@@ -354,6 +338,13 @@ impl Server {
             return ClientAction::None;
         };
         self.finish_reply(w, msg, key, fp)
+    }
+
+    /// Counts a Connect that failed or timed out and answers it with 447.
+    fn fail_connect(&mut self, flow: Flow, tid: [u8; 12], key: Option<&ReplyKey>, fp: bool) {
+        self.stats.tcp_connect_failures.inc();
+        let failed = Err(ErrorCode::ConnectionTimeoutOrFailure);
+        self.send_connect_answer(flow, tid, key, fp, failed);
     }
 
     fn send_connect_answer(
