@@ -430,6 +430,10 @@ fn public_peer() -> SocketAddr {
     "198.100.1.1:5000".parse().unwrap()
 }
 
+fn public_peer6() -> SocketAddr {
+    "[2a00:1450:4001::1]:5000".parse().unwrap()
+}
+
 fn valid_expiry() -> u64 {
     UNIX_START + 3600
 }
