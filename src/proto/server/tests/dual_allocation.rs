@@ -66,13 +66,14 @@ fn dual_allocated() -> (Harness, Client, RelayId) {
     (h, c, slot)
 }
 
-/// A successful dual Allocate that was served with one relay only, the other family refused
+/// Makes a dual Allocate for `c` and checks it was served with one relay only, the other family refused
 /// with ADDRESS-ERROR-CODE `refused` (family, code): the relay's address.
-fn half_served(resp: &Response, refused: (u8, u16)) -> SocketAddr {
+fn half_served(h: &mut Harness, c: &mut Client, refused: (u8, u16)) -> SocketAddr {
+    let resp = allocate_dual(h, c, |_| {});
     assert_eq!(resp.class, Class::Success);
-    let addrs = relayed(resp);
+    let addrs = relayed(&resp);
     assert_eq!(addrs.len(), 1, "{addrs:?}");
-    assert_eq!(address_error(resp), Some(refused));
+    assert_eq!(address_error(&resp), Some(refused));
     addrs[0]
 }
 
@@ -236,8 +237,7 @@ fn reservation_token_and_additional_address_family_get_400() {
 fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
     let (mut h, mut c) = harness_and_alice();
     h.binder.relay_ip6 = None;
-    let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = half_served(&resp, (2, 440));
+    let relay = half_served(&mut h, &mut c, (2, 440));
     assert!(relay.is_ipv4());
     assert_eq!(h.server.stats().dual_family_refusals[1].get(), 1);
     assert_eq!(h.server.stats().dual_allocations.get(), 0);
@@ -261,8 +261,7 @@ fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
 fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
     let (mut h, mut c) = harness_and_alice();
     h.binder.relay_ip4 = None;
-    let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = half_served(&resp, (1, 440));
+    let relay = half_served(&mut h, &mut c, (1, 440));
     assert!(relay.is_ipv6());
     // The IPv6 relay keeps its socket id: the allocation's second one.
     let (slot, _) = h.server.allocations().next().unwrap();
@@ -291,8 +290,7 @@ fn a_full_port_range_leaves_the_ipv6_half_out_with_508() {
         ..Options::default()
     });
     let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = half_served(&resp, (2, 508));
+    let relay = half_served(&mut h, &mut c, (2, 508));
     assert_eq!(relay, "192.0.2.10:50000".parse().unwrap());
     assert_bookkeeping(&h);
     // No port for either family: the request fails with 508.
