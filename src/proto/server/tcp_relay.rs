@@ -172,13 +172,11 @@ impl Server {
             return;
         };
         if to_peer > 0 {
-            alloc.traffic.to_peer_packets += 1;
-            alloc.traffic.to_peer_bytes += to_peer as u64;
+            alloc.traffic.count_to_peer(to_peer);
             self.stats.tcp_to_peers.count(to_peer);
         }
         if to_client > 0 {
-            alloc.traffic.to_client_packets += 1;
-            alloc.traffic.to_client_bytes += to_client as u64;
+            alloc.traffic.count_to_client(to_client);
             self.stats.tcp_to_clients.count(to_client);
         }
     }
