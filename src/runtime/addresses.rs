@@ -72,6 +72,14 @@ pub fn interface_addresses() -> Vec<IpAddr> {
     out
 }
 
+/// `ips` as "a, b, c", for messages.
+pub fn comma_list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Listening addresses: the configured ones, else every interface address (loopback
 /// included, so local clients reach the relay too).
 pub fn listening_addresses_on(configured: &[IpAddr], interfaces: &[IpAddr]) -> Vec<IpAddr> {
@@ -369,11 +377,11 @@ pub fn plan(input: &AddressInput<'_>) -> Result<AddressPlan, AddressError> {
             .iter()
             .find(|e| e.private.is_none() && e.public.is_ipv4() == v4);
         if let (Some(e), true) = (bare, of_family.len() > 1) {
-            let list: Vec<String> = of_family.iter().map(|c| c.ip.to_string()).collect();
+            let ips: Vec<IpAddr> = of_family.iter().map(|c| c.ip).collect();
             warnings.push(format!(
                 "external-ip={} is advertised for every relay address of its family ({}); if only one of them receives its traffic, set relay-ip to it or use external-ip={}/PRIVATE",
                 e.public,
-                list.join(", "),
+                comma_list(&ips),
                 e.public
             ));
         }
@@ -403,12 +411,7 @@ fn check_local(input: &AddressInput<'_>) -> Result<(), AddressError> {
     ] {
         for ip in ips {
             if !ip.is_unspecified() && !input.interfaces.contains(ip) {
-                let have = input
-                    .interfaces
-                    .iter()
-                    .map(IpAddr::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let have = comma_list(input.interfaces);
                 return Err(AddressError::NotLocal {
                     option,
                     ip: *ip,
