@@ -414,7 +414,12 @@ fn harness_with(settings: Settings) -> Harness {
 
 /// A default harness, and alice (REST credentials, port 4000) who has sent nothing yet.
 fn harness_and_alice() -> (Harness, Client) {
-    let h = harness(Options::default());
+    harness_and_alice_with(Options::default())
+}
+
+/// A harness with `options`, and alice (REST credentials, port 4000) who has sent nothing yet.
+fn harness_and_alice_with(options: Options) -> (Harness, Client) {
+    let h = harness(options);
     let c = Client::rest(4000, "alice", valid_expiry());
     (h, c)
 }

@@ -118,12 +118,11 @@ fn requests_without_allocation_get_437_and_other_users_441() {
 
 #[test]
 fn quotas_give_486() {
-    let mut h = harness(Options {
+    let (mut h, mut a1) = harness_and_alice_with(Options {
         user_quota: 1,
         total_quota: 2,
         ..Options::default()
     });
-    let mut a1 = Client::rest(4000, "alice", valid_expiry());
     let mut a2 = Client::rest(4001, "alice", valid_expiry() + 5);
     let mut b1 = Client::rest(4002, "bob", valid_expiry());
     let mut c1 = Client::rest(4003, "carol", valid_expiry());
@@ -209,11 +208,10 @@ fn a_reserved_port_is_claimed_on_the_address_that_reserved_it() {
 
 #[test]
 fn unclaimed_reservations_return_their_port() {
-    let mut h = harness(Options {
+    let (mut h, mut rtp) = harness_and_alice_with(Options {
         ports: (50000, 50001),
         ..Options::default()
     });
-    let mut rtp = Client::rest(4000, "alice", valid_expiry());
     allocate_even(&mut h, &mut rtp);
     let mut other = Client::rest(4001, "bob", valid_expiry());
     assert_eq!(
@@ -235,11 +233,10 @@ fn external_ip_is_advertised() {
         }],
         ..Settings::default()
     };
-    let mut h = harness(Options {
+    let (mut h, mut c) = harness_and_alice_with(Options {
         settings,
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = h.allocate(&mut c);
     let relayed = resp.xor_addr(attr::XOR_RELAYED_ADDRESS);
     assert_eq!(relayed.ip(), "198.51.100.77".parse::<IpAddr>().unwrap());

@@ -121,11 +121,10 @@ fn assert_bookkeeping(h: &Harness) {
 
 #[test]
 fn a_dual_allocation_has_an_ipv4_and_an_ipv6_relay() {
-    let mut h = harness(Options {
+    let (mut h, mut c) = harness_and_alice_with(Options {
         user_quota: 1,
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
     assert_eq!(resp.class, Class::Success);
     let addrs = relayed(&resp);
@@ -285,11 +284,10 @@ fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
 
 #[test]
 fn a_full_port_range_leaves_the_ipv6_half_out_with_508() {
-    let mut h = harness(Options {
+    let (mut h, mut c) = harness_and_alice_with(Options {
         ports: (50000, 50000),
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let relay = half_served(&mut h, &mut c, (2, 508));
     assert_eq!(relay, "192.0.2.10:50000".parse().unwrap());
     assert_bookkeeping(&h);
