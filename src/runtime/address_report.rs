@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::proto::ports::PortPool;
 
 use super::address_plan;
+use super::addresses::comma_list;
 
 /// Below this many relay ports `--check-config` warns: every relayed participant of a call holds
 /// at least one allocation (two with P2P), so a few dozen ports fill up in one busy meeting.
@@ -26,12 +27,7 @@ pub fn address_report(config: &Config) -> AddressReport {
     let mut r = AddressReport::default();
     match address_plan(config) {
         Ok(plan) => {
-            let list = plan
-                .listening
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
+            let list = comma_list(&plan.listening);
             let mut ports = vec![format!("port {}", config.listening_port)];
             if !config.no_tls && config.tls.cert.is_some() {
                 ports.push(format!("TLS port {}", config.tls_listening_port));

@@ -123,6 +123,15 @@ impl RelaySockets {
             .map_or(0, |m| m.delta(running))
     }
 
+    /// The next relay address at `at` (addresses of a family take turns), on `port`.
+    fn relay_address(&mut self, at: RelayAt, port: u16) -> Result<SocketAddr, BindError> {
+        let ip = self
+            .addresses
+            .pick(at)
+            .ok_or(BindError::FamilyUnavailable)?;
+        Ok(SocketAddr::new(ip, port))
+    }
+
     fn open(
         &mut self,
         relay: RelayId,
@@ -160,18 +169,9 @@ impl RelayBinder for RelaySockets {
         port: u16,
         dont_fragment: bool,
     ) -> Result<SocketAddr, BindError> {
-        let ip = self
-            .addresses
-            .pick(at)
-            .ok_or(BindError::FamilyUnavailable)?;
-        self.open(relay, SocketAddr::new(ip, port), dont_fragment)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => BindError::AddrInUse,
-                _ => {
-                    tracing::warn!(error = %e, %ip, port, "cannot open relay socket");
-                    BindError::Failed
-                }
-            })
+        let addr = self.relay_address(at, port)?;
+        self.open(relay, addr, dont_fragment)
+            .map_err(|e| bind_error(&e, addr, "relay socket"))
     }
 
     fn bind_tcp(
@@ -180,21 +180,12 @@ impl RelayBinder for RelaySockets {
         at: RelayAt,
         port: u16,
     ) -> Result<SocketAddr, BindError> {
-        let ip = self
-            .addresses
-            .pick(at)
-            .ok_or(BindError::FamilyUnavailable)?;
+        let addr = self.relay_address(at, port)?;
         if TCP_LISTENER_TOKEN + relay.index() >= super::tcp_relay::PAIR_TOKEN {
             return Err(BindError::Failed);
         }
-        self.open_tcp(relay, SocketAddr::new(ip, port))
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => BindError::AddrInUse,
-                _ => {
-                    tracing::warn!(error = %e, %ip, port, "cannot open TCP relay listener");
-                    BindError::Failed
-                }
-            })
+        self.open_tcp(relay, addr)
+            .map_err(|e| bind_error(&e, addr, "TCP relay listener"))
     }
 
     fn close(&mut self, relay: RelayId) {
@@ -205,6 +196,16 @@ impl RelayBinder for RelaySockets {
             let _ = self.registry.deregister(&mut listener);
         }
     }
+}
+
+/// What the core learns of a failed bind of `what` at `addr`: a port in use lets it try
+/// another; anything else is logged here.
+fn bind_error(e: &io::Error, addr: SocketAddr, what: &str) -> BindError {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        return BindError::AddrInUse;
+    }
+    tracing::warn!(error = %e, %addr, "cannot open {what}");
+    BindError::Failed
 }
 
 #[cfg(test)]

@@ -410,8 +410,7 @@ impl Server {
             self.stats.dropped_bandwidth.count(len);
             return ClientAction::None;
         }
-        alloc.traffic.to_peer_packets += 1;
-        alloc.traffic.to_peer_bytes += len as u64;
+        alloc.traffic.count_to_peer(len);
         self.stats.to_peers.count(len);
         ClientAction::Relay {
             relay: relay_of(slot, index),
@@ -513,8 +512,7 @@ impl Server {
             self.stats.dropped_bandwidth.count(len);
             return PeerAction::Drop;
         }
-        alloc.traffic.to_client_packets += 1;
-        alloc.traffic.to_client_bytes += len as u64;
+        alloc.traffic.count_to_client(len);
         self.stats.to_clients.count(len);
         let flow = alloc.flow;
         let stream = alloc.transport.is_stream();

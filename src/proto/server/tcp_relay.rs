@@ -98,14 +98,7 @@ impl Server {
             self.send_connect_answer(flow, tid, key.as_ref(), fingerprint, Ok(id));
         } else {
             self.tcp.remove(id);
-            self.stats.tcp_connect_failures.inc();
-            self.send_connect_answer(
-                flow,
-                tid,
-                key.as_ref(),
-                fingerprint,
-                Err(ErrorCode::ConnectionTimeoutOrFailure),
-            );
+            self.fail_connect(flow, tid, key.as_ref(), fingerprint);
         }
     }
 
@@ -179,13 +172,11 @@ impl Server {
             return;
         };
         if to_peer > 0 {
-            alloc.traffic.to_peer_packets += 1;
-            alloc.traffic.to_peer_bytes += to_peer as u64;
+            alloc.traffic.count_to_peer(to_peer);
             self.stats.tcp_to_peers.count(to_peer);
         }
         if to_client > 0 {
-            alloc.traffic.to_client_packets += 1;
-            alloc.traffic.to_client_bytes += to_client as u64;
+            alloc.traffic.count_to_client(to_client);
             self.stats.tcp_to_clients.count(to_client);
         }
     }
@@ -202,16 +193,7 @@ impl Server {
                     tid,
                     key,
                     fingerprint,
-                } => {
-                    self.stats.tcp_connect_failures.inc();
-                    self.send_connect_answer(
-                        flow,
-                        tid,
-                        key.as_ref(),
-                        fingerprint,
-                        Err(ErrorCode::ConnectionTimeoutOrFailure),
-                    );
-                }
+                } => self.fail_connect(flow, tid, key.as_ref(), fingerprint),
                 _ => self.stats.tcp_bind_timeouts.inc(),
             }
             self.tcp_commands.push_back(TcpCommand::Close { id });
@@ -354,6 +336,13 @@ impl Server {
             return ClientAction::None;
         };
         self.finish_reply(w, msg, key, fp)
+    }
+
+    /// Counts a Connect that failed or timed out and answers it with 447.
+    fn fail_connect(&mut self, flow: Flow, tid: [u8; 12], key: Option<&ReplyKey>, fp: bool) {
+        self.stats.tcp_connect_failures.inc();
+        let failed = Err(ErrorCode::ConnectionTimeoutOrFailure);
+        self.send_connect_answer(flow, tid, key, fp, failed);
     }
 
     fn send_connect_answer(
