@@ -5,8 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use super::{AlternateServer, ExternalIp, StaticUser, UserKey};
+use super::{AlternateServer, ExternalIp, StaticUser};
 use crate::proto::auth::long_term::{is_md5_key_form, parse_md5_key};
+use crate::proto::auth::UserSecret;
 use crate::proto::peer_policy::IpRange;
 
 pub(super) fn port(v: &str) -> Result<u16, String> {
@@ -64,11 +65,11 @@ pub(super) fn user(v: &str) -> Result<StaticUser, String> {
     }
     let key =
         if is_md5_key_form(secret) {
-            UserKey::Md5Key(parse_md5_key(secret).ok_or_else(|| {
+            UserSecret::Key(parse_md5_key(secret).ok_or_else(|| {
                 format!("user {name:?}: a key must be 0x followed by 32 hex digits")
             })?)
         } else {
-            UserKey::Password(secret.to_string())
+            UserSecret::Password(secret.to_string())
         };
     Ok(StaticUser {
         name: name.to_string(),

@@ -124,8 +124,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(r.config.static_auth_secrets, ["from-env"]);
-        assert_eq!((r.config.min_port, r.config.max_port), (49010, 49020));
+        assert_eq!(r.config.auth.static_auth_secrets, ["from-env"]);
+        assert_eq!(
+            (r.config.relay.min_port, r.config.relay.max_port),
+            (49010, 49020)
+        );
         let r = load(
             &conf,
             &env(&[
@@ -136,8 +139,11 @@ mod tests {
         )
         .unwrap();
         // The file replaces the variable, it does not add a second secret.
-        assert_eq!(r.config.static_auth_secrets, ["from-file"]);
-        assert_eq!((r.config.min_port, r.config.max_port), (49010, 49100));
+        assert_eq!(r.config.auth.static_auth_secrets, ["from-file"]);
+        assert_eq!(
+            (r.config.relay.min_port, r.config.relay.max_port),
+            (49010, 49100)
+        );
         assert_eq!(r.applied.len(), 3, "{:?}", r.applied);
         assert!(r
             .applied
@@ -157,7 +163,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(r.config.static_auth_secrets, ["s"], "the file was read");
+        assert_eq!(
+            r.config.auth.static_auth_secrets,
+            ["s"],
+            "the file was read"
+        );
         assert_eq!(r.ignored.len(), 2);
         let e = load(&conf, &env(&[("FERROTURN_MIN_PORT", "many")]), &[]).unwrap_err();
         assert!(e.contains("FERROTURN_MIN_PORT"), "{e}");

@@ -11,7 +11,7 @@ use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
 use super::io_stats::IoStats;
 use super::proxy_protocol::{self, ProxyAddresses, ProxyError, ProxyHeader, MAX_HEADER_LEN};
-use crate::config::Config;
+use crate::config::ProxyProtocolSettings;
 use crate::proto::peer_policy::IpRange;
 
 /// Which listeners expect the header and whom they believe.
@@ -23,12 +23,13 @@ pub struct ProxyPolicy {
 }
 
 impl ProxyPolicy {
-    /// The policy `config` asks for (empty: no listener expects a header).
-    pub fn from_config(config: &Config) -> Self {
+    /// The policy the `proxy-protocol-*` options ask for (empty: no listener expects a
+    /// header).
+    pub fn from_config(config: &ProxyProtocolSettings) -> Self {
         ProxyPolicy {
-            ports: config.proxy_protocol_ports.clone(),
-            trusted: config.proxy_protocol_trusted.clone(),
-            timeout: Duration::from_secs(config.proxy_protocol_timeout),
+            ports: config.ports.clone(),
+            trusted: config.trusted.clone(),
+            timeout: Duration::from_secs(config.timeout),
         }
     }
 
@@ -283,7 +284,7 @@ mod tests {
             "t.conf",
         )
         .unwrap();
-        let p = ProxyPolicy::from_config(&c);
+        let p = ProxyPolicy::from_config(&c.listen.proxy_protocol);
         assert!(p.expects_header(3479));
         assert!(!p.expects_header(3478));
         assert!(p.trusts("10.2.3.4".parse().unwrap()));

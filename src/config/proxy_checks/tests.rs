@@ -21,9 +21,9 @@ fn errors(text: &str) -> Vec<String> {
 #[test]
 fn off_by_default() {
     let c = ok("");
-    assert!(c.proxy_protocol_ports.is_empty());
-    assert!(c.proxy_protocol_trusted.is_empty());
-    assert_eq!(c.proxy_protocol_timeout, 5);
+    assert!(c.listen.proxy_protocol.ports.is_empty());
+    assert!(c.listen.proxy_protocol.trusted.is_empty());
+    assert_eq!(c.listen.proxy_protocol.timeout, 5);
 }
 
 #[test]
@@ -31,9 +31,11 @@ fn ports_and_ranges_accept_lists_and_repeats() {
     let c = ok(&format!(
         "{TLS}proxy-protocol-port=5349,3478\nproxy-protocol-port=5349\nproxy-protocol-trusted=10.0.0.0/8, 192.0.2.1\nproxy-protocol-trusted=2001:db8::1-2001:db8::ff\nproxy-protocol-timeout=2\n"
     ));
-    assert_eq!(c.proxy_protocol_ports, vec![5349, 3478]);
+    assert_eq!(c.listen.proxy_protocol.ports, vec![5349, 3478]);
     let trusted: Vec<String> = c
-        .proxy_protocol_trusted
+        .listen
+        .proxy_protocol
+        .trusted
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -45,7 +47,7 @@ fn ports_and_ranges_accept_lists_and_repeats() {
             "2001:db8::1-2001:db8::ff"
         ]
     );
-    assert_eq!(c.proxy_protocol_timeout, 2);
+    assert_eq!(c.listen.proxy_protocol.timeout, 2);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
