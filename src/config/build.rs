@@ -419,31 +419,9 @@ impl Builder {
 mod tests {
     use super::*;
     use crate::config::from_conf_str;
+    use crate::config::test_conf::{errors, ok, one_error};
     use crate::proto::auth::UserSecret;
     use std::net::IpAddr;
-
-    const AUTH: &str = "use-auth-secret\nstatic-auth-secret=s\n";
-
-    fn ok(text: &str) -> Config {
-        match from_conf_str(&format!("{AUTH}{text}"), "turnserver.conf") {
-            Ok(c) => c,
-            Err(e) => panic!("unexpected error for {text:?}:\n{e}"),
-        }
-    }
-
-    /// The errors for `text`, which is placed from line 3 on (after the auth lines).
-    fn errs(text: &str) -> Vec<String> {
-        match from_conf_str(&format!("{AUTH}{text}"), "turnserver.conf") {
-            Ok(_) => panic!("expected an error for {text:?}"),
-            Err(e) => e.messages,
-        }
-    }
-
-    fn one_err(text: &str) -> String {
-        let e = errs(text);
-        assert_eq!(e.len(), 1, "{e:?}");
-        e.into_iter().next().unwrap_or_default()
-    }
 
     #[test]
     fn defaults() {
@@ -470,7 +448,7 @@ mod tests {
     #[test]
     fn bad_port_names_line_and_option() {
         assert_eq!(
-            one_err("min-port=70000"),
+            one_error("min-port=70000"),
             "turnserver.conf:3: min-port: \"70000\" is not a port number"
         );
         for bad in [
@@ -481,7 +459,7 @@ mod tests {
             "max-port=1.5",
             "prometheus-port=",
         ] {
-            let e = one_err(bad);
+            let e = one_error(bad);
             assert!(e.starts_with("turnserver.conf:3: "), "{e}");
             assert!(e.contains(bad.split('=').next().unwrap_or_default()), "{e}");
         }
@@ -489,7 +467,7 @@ mod tests {
 
     #[test]
     fn min_port_above_max_port() {
-        let e = one_err("min-port=50000\nmax-port=40000");
+        let e = one_error("min-port=50000\nmax-port=40000");
         assert!(e.starts_with("turnserver.conf:4: "), "{e}");
         assert!(e.contains("greater than max-port"), "{e}");
         let c = ok("min-port=40000\nmax-port=40000");
@@ -498,13 +476,13 @@ mod tests {
 
     #[test]
     fn bad_ips_and_ranges() {
-        assert!(one_err("listening-ip=1.2.3").contains("is not an IP address"));
-        assert!(one_err("relay-ip=host.example").contains("relay-ip"));
-        assert!(one_err("prometheus-address=::g").contains("prometheus-address"));
-        let e = one_err("denied-peer-ip=10.0.0.9-10.0.0.1");
+        assert!(one_error("listening-ip=1.2.3").contains("is not an IP address"));
+        assert!(one_error("relay-ip=host.example").contains("relay-ip"));
+        assert!(one_error("prometheus-address=::g").contains("prometheus-address"));
+        let e = one_error("denied-peer-ip=10.0.0.9-10.0.0.1");
         assert!(e.contains("denied-peer-ip") && e.contains("greater"), "{e}");
-        assert!(one_err("allowed-peer-ip=10.0.0.0/40").contains("prefix"));
-        assert!(one_err("allowed-peer-ip=1.1.1.1-::1").contains("families"));
+        assert!(one_error("allowed-peer-ip=10.0.0.0/40").contains("prefix"));
+        assert!(one_error("allowed-peer-ip=1.1.1.1-::1").contains("families"));
     }
 
     #[test]
@@ -518,12 +496,12 @@ mod tests {
 
     #[test]
     fn bad_numbers() {
-        assert!(one_err("user-quota=abc").contains("is not a number"));
-        assert!(one_err("total-quota=-1").contains("is not a number"));
-        assert!(one_err("max-bps=99999999999999999999999").contains("too large"));
-        assert!(one_err("relay-threads=two").contains("relay-threads"));
-        assert!(one_err("sock-buf-size=1k").contains("sock-buf-size"));
-        assert!(one_err("user-quota=4294967296").contains("too large"));
+        assert!(one_error("user-quota=abc").contains("is not a number"));
+        assert!(one_error("total-quota=-1").contains("is not a number"));
+        assert!(one_error("max-bps=99999999999999999999999").contains("too large"));
+        assert!(one_error("relay-threads=two").contains("relay-threads"));
+        assert!(one_error("sock-buf-size=1k").contains("sock-buf-size"));
+        assert!(one_error("user-quota=4294967296").contains("too large"));
     }
 
     #[test]
@@ -534,7 +512,7 @@ mod tests {
             "channel-lifetime=0",
             "permission-lifetime=0",
         ] {
-            assert!(one_err(bad).contains("must be greater than 0"), "{bad}");
+            assert!(one_error(bad).contains("must be greater than 0"), "{bad}");
         }
     }
 
@@ -566,7 +544,7 @@ mod tests {
         // One key parser for the file and the core: the 0X spelling is a key too.
         let c = ok("lt-cred-mech\nuser=carol:0X00112233445566778899aabbccddeeff");
         assert_eq!(c.auth.users[0].key, UserSecret::Key(sample_key()));
-        assert!(one_err("lt-cred-mech\nuser=dave:0X0011").contains("32 hex digits"));
+        assert!(one_error("lt-cred-mech\nuser=dave:0X0011").contains("32 hex digits"));
     }
 
     fn sample_key() -> [u8; 16] {
@@ -578,13 +556,13 @@ mod tests {
 
     #[test]
     fn bad_users_do_not_leak_secrets() {
-        let e = one_err("user=alicesecret");
+        let e = one_error("user=alicesecret");
         assert!(e.contains("no \":\"") && !e.contains("alicesecret"), "{e}");
-        let e = one_err("user=bob:0x1234");
+        let e = one_error("user=bob:0x1234");
         assert!(e.contains("32 hex digits") && !e.contains("1234"), "{e}");
-        assert!(one_err("user=bob:0xzz112233445566778899aabbccddeeff").contains("hex"));
-        assert!(one_err("user=:pw").contains("empty"));
-        assert!(one_err("user=bob:").contains("empty password"));
+        assert!(one_error("user=bob:0xzz112233445566778899aabbccddeeff").contains("hex"));
+        assert!(one_error("user=:pw").contains("empty"));
+        assert!(one_error("user=bob:").contains("empty password"));
         assert!(!format!("{:?}", ok("user=carol:hunter2").auth.users).contains("hunter2"));
     }
 
@@ -598,25 +576,25 @@ mod tests {
             c.relay.external_ips[2].private,
             Some("10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4])))
         );
-        let e = one_err("external-ip=203.0.113.5\nexternal-ip=203.0.113.6");
+        let e = one_error("external-ip=203.0.113.5\nexternal-ip=203.0.113.6");
         assert!(
             e.starts_with("turnserver.conf:4: ") && e.contains("turnserver.conf:3"),
             "{e}"
         );
-        assert!(one_err("external-ip=203.0.113.5/::1").contains("different families"));
-        assert!(one_err("external-ip=203.0.113.5/x").contains("not an IP"));
-        assert!(one_err("external-ip=nope").contains("not an IP"));
+        assert!(one_error("external-ip=203.0.113.5/::1").contains("different families"));
+        assert!(one_error("external-ip=203.0.113.5/x").contains("not an IP"));
+        assert!(one_error("external-ip=nope").contains("not an IP"));
     }
 
     #[test]
     fn separator_must_be_one_char() {
         assert_eq!(ok("rest-api-separator=-").auth.rest_api_separator, '-');
-        assert!(one_err("rest-api-separator=::").contains("exactly one character"));
+        assert!(one_error("rest-api-separator=::").contains("exactly one character"));
     }
 
     #[test]
     fn realm_length() {
-        assert!(one_err(&format!("realm={}", "a".repeat(128))).contains("longer"));
+        assert!(one_error(&format!("realm={}", "a".repeat(128))).contains("longer"));
         assert_eq!(ok("realm=meet.example.com").auth.realm, "meet.example.com");
     }
 
@@ -625,12 +603,15 @@ mod tests {
         assert!(ok("fingerprint").protocol.fingerprint);
         assert!(ok("fingerprint=yes").protocol.fingerprint);
         assert!(!ok("fingerprint\nfingerprint=off").protocol.fingerprint);
-        assert!(one_err("fingerprint=maybe").contains("not a boolean"));
+        assert!(one_error("fingerprint=maybe").contains("not a boolean"));
     }
 
     #[test]
     fn missing_value() {
-        assert_eq!(one_err("realm"), "turnserver.conf:3: realm: missing value");
+        assert_eq!(
+            one_error("realm"),
+            "turnserver.conf:3: realm: missing value"
+        );
     }
 
     #[test]
@@ -668,15 +649,15 @@ mod tests {
 
     #[test]
     fn nothing_to_listen_on() {
-        assert!(one_err("no-udp\nno-tcp\nno-tls").contains("nothing to listen on"));
+        assert!(one_error("no-udp\nno-tcp\nno-tls").contains("nothing to listen on"));
         assert!(ok("no-udp\nno-tcp").listen.no_tcp);
-        assert!(one_err("stun-only\nno-stun").contains("nothing to serve"));
-        assert!(one_err("no-udp-relay\nno-tcp-relay").contains("no-tcp-relay"));
+        assert!(one_error("stun-only\nno-stun").contains("nothing to serve"));
+        assert!(one_error("no-udp-relay\nno-tcp-relay").contains("no-tcp-relay"));
     }
 
     #[test]
     fn bps_capacity_needs_max_bps() {
-        assert!(one_err("bps-capacity=1000").contains("max-bps"));
+        assert!(one_error("bps-capacity=1000").contains("max-bps"));
         assert_eq!(
             ok("bps-capacity=1000\nmax-bps=10").limits.bps_capacity,
             1000
@@ -685,7 +666,7 @@ mod tests {
 
     #[test]
     fn all_errors_are_reported_at_once() {
-        let e = errs("min-port=x\nmax-port=y\nlistening-ip=z");
+        let e = errors("min-port=x\nmax-port=y\nlistening-ip=z");
         assert_eq!(e.len(), 3, "{e:?}");
         let lines: Vec<_> = e
             .iter()
@@ -764,7 +745,7 @@ mod tests {
                 "[2001:db8::2]:3478"
             ]
         );
-        assert!(one_err("alternate-server=turn.example.com").contains("alternate-server"));
+        assert!(one_error("alternate-server=turn.example.com").contains("alternate-server"));
     }
 
     #[test]

@@ -419,6 +419,8 @@ fn read_file(path: &Path) -> Result<String, String> {
 }
 
 #[cfg(test)]
+mod test_conf;
+#[cfg(test)]
 mod tests;
 
 /// `kernel-fast-path`: whether UDP channel data is forwarded by the kernel (eBPF).

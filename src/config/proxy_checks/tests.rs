@@ -1,22 +1,6 @@
-use crate::config::{from_conf_str, Config, ConfigError};
+use crate::config::test_conf::{errors, ok};
 
-const BASE: &str = "use-auth-secret\nstatic-auth-secret=s\n";
 const TLS: &str = "cert=/etc/ssl/turn.pem\npkey=/etc/ssl/turn.key\n";
-
-fn load(text: &str) -> Result<Config, ConfigError> {
-    from_conf_str(&format!("{BASE}{text}"), "turnserver.conf")
-}
-
-fn ok(text: &str) -> Config {
-    load(text).unwrap_or_else(|e| panic!("unexpected error for {text:?}:\n{e}"))
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected an error for {text:?}"),
-        Err(e) => e.messages,
-    }
-}
 
 #[test]
 fn off_by_default() {

@@ -1,0 +1,32 @@
+//! Test helpers: a configuration loaded from `turnserver.conf` text placed after a minimal
+//! valid authentication setup, so a test writes only the lines it is about. Those start on
+//! line 3 of `turnserver.conf`, which is how messages name them.
+
+use super::{from_conf_str, Config, ConfigError};
+
+/// The lines every text is placed after (lines 1 and 2).
+const AUTH: &str = "use-auth-secret\nstatic-auth-secret=s\n";
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    from_conf_str(&format!("{AUTH}{text}"), "turnserver.conf")
+}
+
+/// The configuration `text` makes; panics with the errors when it does not load.
+pub(super) fn ok(text: &str) -> Config {
+    load(text).unwrap_or_else(|e| panic!("unexpected error for {text:?}:\n{e}"))
+}
+
+/// The errors for `text`; panics when it loads.
+pub(super) fn errors(text: &str) -> Vec<String> {
+    match load(text) {
+        Ok(_) => panic!("expected an error for {text:?}"),
+        Err(e) => e.messages,
+    }
+}
+
+/// The one error for `text`; panics when it loads or gives several.
+pub(super) fn one_error(text: &str) -> String {
+    let e = errors(text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    e.into_iter().next().unwrap_or_default()
+}
