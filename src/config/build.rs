@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::env::parse_bool;
 use super::options::{self, Arity, Opt, OptionSpec};
 use super::values::{
-    alternate_server, external_ip, ip, list_items, number, port, positive, range, user,
+    alternate_server, external_ip, ip, list_items, number, port, positive, range, token, user,
 };
 use super::{Config, ConfigError, LogTarget, RawEntry, Setting, Source};
 
@@ -328,24 +328,14 @@ impl Builder {
                 c.relay.poll_interval_ms = ms
             }
             Opt::RestApiToken => {
-                if v.trim().len() < 16 {
-                    return Err(
-                        "the credential endpoint token must be at least 16 characters".into(),
-                    );
-                }
-                c.credential_endpoint.token = Some(v.trim().to_string())
+                c.credential_endpoint.token = Some(token(v, "credential endpoint")?)
             }
             Opt::RestApiAddress => c.credential_endpoint.address = ip(v)?,
             Opt::RestApiPort => c.credential_endpoint.port = port(v)?,
             Opt::RestApiHost => c.credential_endpoint.host = Some(v.trim().to_string()),
             Opt::AdminAddress => c.admin.address = ip(v)?,
             Opt::AdminPort => c.admin.port = port(v)?,
-            Opt::AdminToken => {
-                if v.trim().len() < 16 {
-                    return Err("the admin token must be at least 16 characters".into());
-                }
-                c.admin.token = Some(v.trim().to_string())
-            }
+            Opt::AdminToken => c.admin.token = Some(token(v, "admin")?),
             Opt::MaxTcpConnectionsPerIp => c.limits.max_tcp_connections_per_ip = number(v)?,
             Opt::MaxBps => c.limits.max_bps = number(v)?,
             Opt::BpsCapacity => c.limits.bps_capacity = number(v)?,
@@ -604,6 +594,24 @@ mod tests {
         assert!(ok("fingerprint=yes").protocol.fingerprint);
         assert!(!ok("fingerprint\nfingerprint=off").protocol.fingerprint);
         assert!(one_error("fingerprint=maybe").contains("not a boolean"));
+    }
+
+    #[test]
+    fn endpoint_tokens_need_16_characters_and_are_trimmed() {
+        assert_eq!(
+            one_error("admin-token=short"),
+            "turnserver.conf:3: admin-token: the admin token must be at least 16 characters"
+        );
+        // Fifteen characters once the spaces around them are gone.
+        assert!(one_error("rest-api-token=  fifteen-chars-x  ").ends_with(
+            "rest-api-token: the credential endpoint token must be at least 16 characters"
+        ));
+        let c = ok("admin-token= 0123456789abcdef \nrest-api-token=fedcba9876543210");
+        assert_eq!(c.admin.token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            c.credential_endpoint.token.as_deref(),
+            Some("fedcba9876543210")
+        );
     }
 
     #[test]

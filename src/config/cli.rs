@@ -156,10 +156,7 @@ impl CliArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| a.to_string()).collect()
-    }
+    use crate::config::test_conf::args;
 
     fn pairs(c: &CliArgs) -> Vec<(String, Option<String>)> {
         c.entries

@@ -419,7 +419,7 @@ fn read_file(path: &Path) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod test_conf;
+pub(crate) mod test_conf;
 #[cfg(test)]
 mod tests;
 

@@ -1,8 +1,22 @@
-//! Test helpers: a configuration loaded from `turnserver.conf` text placed after a minimal
-//! valid authentication setup, so a test writes only the lines it is about. Those start on
-//! line 3 of `turnserver.conf`, which is how messages name them.
+//! Test helpers: command lines and environments as the loader takes them, and a configuration
+//! loaded from `turnserver.conf` text placed after a minimal valid authentication setup, so a
+//! test writes only the lines it is about. Those start on line 3 of `turnserver.conf`, which is
+//! how messages name them.
 
 use super::{from_conf_str, Config, ConfigError};
+
+/// A command line (without the program name) as [`super::load`] takes it.
+pub(crate) fn args(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+/// An environment as [`super::load`] takes it.
+pub(crate) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
 
 /// The lines every text is placed after (lines 1 and 2).
 const AUTH: &str = "use-auth-secret\nstatic-auth-secret=s\n";

@@ -1,6 +1,7 @@
 //! Tests of the whole load: layering of file, environment and command line, file lookup, and a
 //! realistic Jitsi configuration.
 
+use super::test_conf::{args, env};
 use super::*;
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -33,17 +34,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.0);
     }
-}
-
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
 }
 
 /// Loads with a config file holding `conf`, never touching the real search path.

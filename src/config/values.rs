@@ -103,3 +103,13 @@ pub(super) fn alternate_server(v: &str) -> Result<AlternateServer, String> {
     }
     Err(format!("{v:?} is not IP, IP:PORT or [IPv6]:PORT"))
 }
+
+/// A bearer token for an HTTP endpoint (`what` names it in the message), trimmed: at least 16
+/// characters, so that it cannot be guessed.
+pub(super) fn token(v: &str, what: &str) -> Result<String, String> {
+    let t = v.trim();
+    if t.len() < 16 {
+        return Err(format!("the {what} token must be at least 16 characters"));
+    }
+    Ok(t.to_string())
+}

@@ -84,6 +84,7 @@ pub fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_conf::env;
 
     fn tmp(name: &str, text: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -95,13 +96,6 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]
