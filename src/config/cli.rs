@@ -156,14 +156,7 @@ impl CliArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::test_conf::args;
-
-    fn pairs(c: &CliArgs) -> Vec<(&str, Option<&str>)> {
-        c.entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_deref()))
-            .collect()
-    }
+    use crate::config::test_conf::{args, key_values};
 
     /// Command lines and the entries they give, each with no error and no warning.
     #[test]
@@ -234,7 +227,7 @@ mod tests {
                 c.errors,
                 c.warnings
             );
-            assert_eq!(pairs(&c), *want, "{argv:?}");
+            assert_eq!(key_values(&c.entries), *want, "{argv:?}");
         }
     }
 
@@ -257,7 +250,7 @@ mod tests {
         assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("unknown option \"--frobnicate\""));
         assert!(c.errors.is_empty(), "{:?}", c.errors);
-        assert_eq!(pairs(&c), [("listening-port", Some("1"))]);
+        assert_eq!(key_values(&c.entries), [("listening-port", Some("1"))]);
     }
 
     #[test]

@@ -68,6 +68,7 @@ pub(crate) fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_conf::key_values;
 
     /// Lines and the one entry each gives.
     #[test]
@@ -111,13 +112,7 @@ mod tests {
         ];
         for (line, key, value) in cases {
             let p = parse(line, "t.conf");
-            assert_eq!(p.entries.len(), 1, "{line:?}");
-            let e = &p.entries[0];
-            assert_eq!(
-                (e.key.as_str(), e.value.as_deref()),
-                (key, value),
-                "{line:?}"
-            );
+            assert_eq!(key_values(&p.entries), [(key, value)], "{line:?}");
         }
     }
 

@@ -3,7 +3,7 @@
 //! test writes only the lines it is about. Those start on line 3 of `turnserver.conf`, which is
 //! how messages name them.
 
-use super::{from_conf_str, Config, ConfigError};
+use super::{from_conf_str, Config, ConfigError, RawEntry};
 
 /// A command line (without the program name) as [`super::load`] takes it.
 pub(crate) fn args(a: &[&str]) -> Vec<String> {
@@ -15,6 +15,14 @@ pub(crate) fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Entries as (option, value) pairs, to compare with what a reader should give.
+pub(crate) fn key_values(entries: &[RawEntry]) -> Vec<(&str, Option<&str>)> {
+    entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.value.as_deref()))
         .collect()
 }
 
