@@ -78,55 +78,50 @@ fn ports_need_a_trusted_list() {
     );
 }
 
+/// `proxy-protocol-port` (with a trusted proxy) after `setup`.
+fn proxied(setup: &str, port: u16) -> String {
+    format!("{setup}proxy-protocol-port={port}\nproxy-protocol-trusted=127.0.0.1\n")
+}
+
 #[test]
-fn a_port_that_is_no_stream_listener_is_an_error() {
-    let e = errors("proxy-protocol-port=4000\nproxy-protocol-trusted=127.0.0.1\n");
+fn a_port_must_be_an_open_stream_listener() {
     assert_eq!(
-        e,
+        errors(&proxied("", 4000)),
         ["turnserver.conf:3: proxy-protocol-port: port 4000 is not a TCP or TLS listening port (those are 3478 (tcp))"]
     );
-    let e = errors(&format!(
-        "{TLS}alt-listening-port=3479\nproxy-protocol-port=4000\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    assert!(
-        e[0].ends_with("(those are 3478 (tcp), 3479 (tcp), 5349 (tls))"),
-        "{e:?}"
-    );
-}
-
-#[test]
-fn a_tls_port_without_tls_is_an_error() {
-    let e = errors("proxy-protocol-port=5349\nproxy-protocol-trusted=127.0.0.1\n");
-    assert!(
-        e[0].ends_with("port 5349 is a TLS port but TLS is off (cert and pkey are not both set)"),
-        "{e:?}"
-    );
-    let e = errors(&format!(
-        "{TLS}no-tls\nproxy-protocol-port=5349\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    assert!(
-        e[0].ends_with("port 5349 is a TLS port but no-tls is set"),
-        "{e:?}"
-    );
-    ok(&format!(
-        "{TLS}proxy-protocol-port=5349\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    ok(&format!(
-        "{TLS}alt-tls-listening-port=443\nproxy-protocol-port=443\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-}
-
-#[test]
-fn a_plain_port_with_no_tcp_is_an_error() {
-    let e = errors(&format!(
-        "{TLS}no-tcp\nproxy-protocol-port=3478\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    assert!(
-        e[0].ends_with("port 3478 is a plain port but no-tcp is set"),
-        "{e:?}"
-    );
-    let e = errors("no-tcp\nproxy-protocol-port=4000\nproxy-protocol-trusted=127.0.0.1\n");
-    assert!(e[0].ends_with("(none is open)"), "{e:?}");
+    let with_tls = |lines: &str| format!("{TLS}{lines}");
+    // The listener setup, the port, and how the one error ends.
+    for (setup, port, end) in [
+        (
+            with_tls("alt-listening-port=3479\n"),
+            4000,
+            "(those are 3478 (tcp), 3479 (tcp), 5349 (tls))",
+        ),
+        (
+            String::new(),
+            5349,
+            "port 5349 is a TLS port but TLS is off (cert and pkey are not both set)",
+        ),
+        (
+            with_tls("no-tls\n"),
+            5349,
+            "port 5349 is a TLS port but no-tls is set",
+        ),
+        (
+            with_tls("no-tcp\n"),
+            3478,
+            "port 3478 is a plain port but no-tcp is set",
+        ),
+        ("no-tcp\n".to_string(), 4000, "(none is open)"),
+    ] {
+        let e = errors(&proxied(&setup, port));
+        assert!(
+            e.len() == 1 && e[0].ends_with(end),
+            "{setup:?} {port}: {e:?}"
+        );
+    }
+    ok(&proxied(TLS, 5349));
+    ok(&proxied(&with_tls("alt-tls-listening-port=443\n"), 443));
 }
 
 #[test]
