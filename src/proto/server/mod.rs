@@ -91,28 +91,48 @@ pub enum RelayAt {
     Ip(IpAddr),
 }
 
+/// What kind of relay socket to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKind {
+    /// A UDP relay socket; `dont_fragment` asks for DF on what it sends (DONT-FRAGMENT).
+    Udp {
+        /// Set DF on the datagrams it sends.
+        dont_fragment: bool,
+    },
+    /// A TCP relay listener (RFC 6062).
+    Tcp,
+}
+
+/// A relay socket the core asks the runtime to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaySocket {
+    /// The id the core names it by (a dual allocation has two, one per family).
+    pub relay: RelayId,
+    /// Which address it goes on.
+    pub at: RelayAt,
+    /// Its port.
+    pub port: u16,
+    /// UDP socket or TCP listener.
+    pub kind: RelayKind,
+}
+
+impl RelaySocket {
+    /// A relay socket of `kind` for `relay` on `port` at `at`.
+    pub fn new(relay: RelayId, at: RelayAt, port: u16, kind: RelayKind) -> Self {
+        RelaySocket {
+            relay,
+            at,
+            port,
+            kind,
+        }
+    }
+}
+
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds UDP relay socket `relay` on `port` at `at` (a dual allocation has two, one per
-    /// family); returns its local address.
-    fn bind(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-        dont_fragment: bool,
-    ) -> Result<SocketAddr, BindError>;
-    /// Opens a TCP relay listener (RFC 6062) for allocation `relay` on `port` at `at`;
-    /// returns its local address. Binders without TCP relaying refuse.
-    fn bind_tcp(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-    ) -> Result<SocketAddr, BindError> {
-        let _ = (relay, at, port);
-        Err(BindError::Failed)
-    }
+    /// Opens `socket` and returns its local address. A binder without TCP relaying refuses
+    /// [`RelayKind::Tcp`] with [`BindError::Failed`].
+    fn bind(&mut self, socket: RelaySocket) -> Result<SocketAddr, BindError>;
     /// Closes relay socket `relay` (UDP, or the TCP relay listener).
     fn close(&mut self, relay: RelayId);
 }

@@ -17,7 +17,8 @@ use super::dual::{family_index, family_number, family_of_number, DualBind};
 use super::request::Request;
 use super::{relay_of, transport_index, BIND_ATTEMPTS};
 use super::{
-    BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, RelayId, Server,
+    BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, RelayId,
+    RelayKind, RelaySocket, Server,
 };
 
 const UDP: u8 = 17;
@@ -209,18 +210,17 @@ impl Server {
         };
         let lifetime = config.settings.granted_lifetime(attrs.lifetime);
         let expires = now + Duration::from_secs(lifetime.into());
-        let bound = if tcp {
-            self.bind_tcp_relay(relay_of(slot, 0), family, binder)
-                .map(|addr| DualBind {
-                    addrs: [Some(addr), None],
-                    token: None,
-                    address_error: None,
-                })
-                .map_err(RelayError::stun_code)
-        } else if dual {
+        let bound = if dual {
             self.bind_dual(slot, attrs, now, binder)
         } else {
-            self.bind_relay(relay_of(slot, 0), family, attrs, now, binder)
+            let kind = if tcp {
+                RelayKind::Tcp
+            } else {
+                RelayKind::Udp {
+                    dont_fragment: attrs.dont_fragment,
+                }
+            };
+            self.bind_relay(relay_of(slot, 0), family, kind, attrs, now, binder)
                 .map(|(addr, token)| DualBind {
                     addrs: [Some(addr), None],
                     token,
@@ -304,51 +304,33 @@ impl Server {
         self.allocate_success(out, msg, slot, fp)
     }
 
-    /// Picks a port from the shared pool and has the runtime bind it; returns the relay
-    /// address and the RESERVATION-TOKEN for the next port when EVEN-PORT asked for one.
-    /// Picks a port from the shared pool and has the runtime open a TCP relay listener on it
-    /// (RFC 6062).
-    fn bind_tcp_relay(
-        &mut self,
-        relay: RelayId,
-        family: Family,
-        binder: &mut impl RelayBinder,
-    ) -> Result<SocketAddr, RelayError> {
-        let shared = self.shared.clone();
-        for _ in 0..BIND_ATTEMPTS {
-            let hint = self.next_random() as u32;
-            let port = shared.ports.take_any(hint).ok_or(RelayError::NoFreePort)?;
-            match binder.bind_tcp(relay, RelayAt::Family(family), port) {
-                Ok(addr) => return Ok(addr),
-                Err(e) => {
-                    shared.ports.release(port);
-                    if e != BindError::AddrInUse {
-                        return Err(RelayError::Bind(e));
-                    }
-                }
-            }
-        }
-        Err(RelayError::PortsBusy)
-    }
-
+    /// Picks a port from the shared pool and has the runtime open a relay socket of `kind` on
+    /// it; returns the relay address and the RESERVATION-TOKEN for the next port when EVEN-PORT
+    /// asked for one. (A TCP relay listener, RFC 6062, never comes with EVEN-PORT or a
+    /// RESERVATION-TOKEN: Allocate refuses those with 400.)
     pub(super) fn bind_relay(
         &mut self,
         relay: RelayId,
         family: Family,
+        kind: RelayKind,
         attrs: &Attributes<'_>,
         now: Instant,
         binder: &mut impl RelayBinder,
     ) -> Result<(SocketAddr, Option<[u8; 8]>), RelayError> {
         let shared = self.shared.clone();
         let unix = self.unix_time(now);
-        let df = attrs.dont_fragment;
         if let Some(token) = attrs.reservation_token {
             let reserved = shared
                 .reservations
                 .take(&token, unix)
                 .ok_or(RelayError::UnknownReservation)?;
             let port = reserved.port;
-            return match binder.bind(relay, RelayAt::Ip(reserved.ip), port, df) {
+            return match binder.bind(RelaySocket::new(
+                relay,
+                RelayAt::Ip(reserved.ip),
+                port,
+                kind,
+            )) {
                 Ok(addr) => Ok((addr, None)),
                 Err(e) => {
                     shared.ports.release(port);
@@ -367,7 +349,7 @@ impl Server {
             if attrs.even_port == Some(false) {
                 shared.ports.release(port + 1);
             }
-            match binder.bind(relay, RelayAt::Family(family), port, df) {
+            match binder.bind(RelaySocket::new(relay, RelayAt::Family(family), port, kind)) {
                 Ok(addr) => {
                     let token = reserve_next.then(|| {
                         let next = ReservedPort {
