@@ -12,7 +12,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -110,6 +110,15 @@ pub struct ShardContext {
     pub proxy: Arc<ProxyPolicy>,
     /// This shard's writer of the kernel fast path's maps, when the fast path runs.
     pub routes: Option<ShardRoutes>,
+}
+
+/// Where a batch of datagrams comes from.
+#[derive(Clone, Copy)]
+enum BatchFrom {
+    /// UDP listener `index`.
+    Listener(usize),
+    /// A relay socket.
+    Relay(RelayId),
 }
 
 struct Listener {
@@ -465,36 +474,57 @@ impl Shard {
             })
     }
 
+    /// Receives one batch from `fd` (UDP listener or relay socket `from`) into `self.rx` and
+    /// counts the queue-overflow drops the kernel reported on it: how many datagrams arrived
+    /// (0 = none wait), or None after a receive error, an ICMP report (port unreachable)
+    /// consumed by the call that concerns one peer only; datagrams may still wait.
+    fn recv_batch(&mut self, fd: RawFd, from: BatchFrom) -> Option<usize> {
+        // Peer payloads get headroom for the core to frame them in place.
+        let offset = match from {
+            BatchFrom::Listener(_) => 0,
+            BatchFrom::Relay(_) => PEER_HEADROOM,
+        };
+        let n = match self.rx.recv(fd, offset, PEER_TAILROOM) {
+            Ok(n) => n,
+            Err(e) => {
+                match from {
+                    BatchFrom::Listener(_) => {
+                        tracing::trace!(shard = self.id, error = %e, "listener receive error")
+                    }
+                    BatchFrom::Relay(relay) => {
+                        tracing::trace!(shard = self.id, %relay, error = %e, "relay receive error")
+                    }
+                }
+                return None;
+            }
+        };
+        if let Some(running) = self.rx.dropped() {
+            let dropped = match from {
+                BatchFrom::Listener(index) => self.udp_drops[index].delta(running),
+                BatchFrom::Relay(relay) => self.relays.queue_drops(relay, running),
+            };
+            self.io.dropped_queue_full.add(dropped);
+        }
+        Some(n)
+    }
+
     /// Reads up to the budget from UDP listener `index`; true when input may be left.
     fn read_udp_listener(&mut self, index: usize) -> bool {
         let Some(fd) = self.udp.get(index).map(|s| s.as_raw_fd()) else {
             return false;
         };
         for _ in 0..UDP_BATCHES_PER_TURN {
-            let n = match self.rx.recv(fd, 0, PEER_TAILROOM) {
-                Ok(0) => return false,
-                Ok(n) => n,
-                Err(e) => {
-                    // An error report (ICMP) consumed by this call; datagrams may still wait.
-                    tracing::trace!(shard = self.id, error = %e, "listener receive error");
-                    continue;
-                }
+            let n = match self.recv_batch(fd, BatchFrom::Listener(index)) {
+                Some(0) => return false,
+                Some(n) => n,
+                None => continue,
             };
-            if let Some(running) = self.rx.dropped() {
-                self.io
-                    .dropped_queue_full
-                    .add(self.udp_drops[index].delta(running));
-            }
             self.inputs.clear();
             for i in 0..n {
-                let (len, from, truncated) = self.rx.meta(i);
-                let Some(from) = from else {
+                let Some((len, from)) = self.rx.intact(i, &self.core.stats().dropped_malformed)
+                else {
                     continue;
                 };
-                if truncated {
-                    self.core.stats().dropped_malformed.count(len);
-                    continue;
-                }
                 let start = self.rx.slot_offset(i);
                 self.inputs.push(Input {
                     start,
@@ -530,30 +560,17 @@ impl Shard {
             let Some(fd) = self.relays.get(relay).map(|s| s.as_raw_fd()) else {
                 return false;
             };
-            let n = match self.rx.recv(fd, PEER_HEADROOM, PEER_TAILROOM) {
-                Ok(0) => return false,
-                Ok(n) => n,
-                Err(e) => {
-                    // ICMP errors (port unreachable) surface here; they concern one peer only.
-                    tracing::trace!(shard = self.id, %relay, error = %e, "relay receive error");
-                    continue;
-                }
+            let n = match self.recv_batch(fd, BatchFrom::Relay(relay)) {
+                Some(0) => return false,
+                Some(n) => n,
+                None => continue,
             };
-            if let Some(running) = self.rx.dropped() {
-                self.io
-                    .dropped_queue_full
-                    .add(self.relays.queue_drops(relay, running));
-            }
             let now = Instant::now();
             for i in 0..n {
-                let (len, from, truncated) = self.rx.meta(i);
-                let Some(from) = from else {
+                let Some((len, from)) = self.rx.intact(i, &self.core.stats().dropped_malformed)
+                else {
                     continue;
                 };
-                if truncated {
-                    self.core.stats().dropped_malformed.count(len);
-                    continue;
-                }
                 let slot = self.rx.slot_mut(i);
                 match self
                     .core
