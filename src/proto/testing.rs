@@ -96,40 +96,30 @@ mod tests {
     use super::*;
     use crate::server::RelayKind;
 
-    const UDP: RelayKind = RelayKind::Udp {
-        dont_fragment: false,
-    };
+    const V4: RelayAt = RelayAt::Family(Family::V4);
+    const V6: RelayAt = RelayAt::Family(Family::V6);
+
+    /// A UDP relay socket `relay` on `port` at `at`.
+    fn udp(relay: u32, at: RelayAt, port: u16) -> RelaySocket {
+        let kind = RelayKind::Udp {
+            dont_fragment: false,
+        };
+        RelaySocket::new(RelayId::new(relay), at, port, kind)
+    }
 
     #[test]
     fn binds_closes_and_refuses_busy_ports_and_missing_families() {
         let mut b = FakeBinder::new();
         let r = RelayId::new(0);
-        let addr = b
-            .bind(RelaySocket::new(r, RelayAt::Family(Family::V4), 50000, UDP))
-            .unwrap();
+        let addr = b.bind(udp(0, V4, 50000)).unwrap();
         assert_eq!(addr, "192.0.2.10:50000".parse().unwrap());
         b.busy.insert(50002);
-        let busy = b.bind(RelaySocket::new(
-            RelayId::new(1),
-            RelayAt::Family(Family::V4),
-            50002,
-            UDP,
-        ));
+        let busy = b.bind(udp(1, V4, 50002));
         assert_eq!(busy, Err(BindError::AddrInUse));
         b.relay_ip6 = None;
-        let v6 = b.bind(RelaySocket::new(
-            RelayId::new(1),
-            RelayAt::Family(Family::V6),
-            50004,
-            UDP,
-        ));
+        let v6 = b.bind(udp(1, V6, 50004));
         assert_eq!(v6, Err(BindError::FamilyUnavailable));
-        let again = b.bind(RelaySocket::new(
-            RelayId::new(1),
-            RelayAt::Ip(addr.ip()),
-            50001,
-            UDP,
-        ));
+        let again = b.bind(udp(1, RelayAt::Ip(addr.ip()), 50001));
         assert_eq!(again.unwrap().ip(), addr.ip());
         b.close(r);
         assert_eq!(b.closed, [r]);
@@ -141,18 +131,8 @@ mod tests {
     #[should_panic(expected = "bound while open")]
     fn binding_an_open_id_again_panics() {
         let mut b = FakeBinder::new();
-        let _ = b.bind(RelaySocket::new(
-            RelayId::new(3),
-            RelayAt::Family(Family::V4),
-            50000,
-            UDP,
-        ));
-        let _ = b.bind(RelaySocket::new(
-            RelayId::new(3),
-            RelayAt::Family(Family::V4),
-            50001,
-            UDP,
-        ));
+        let _ = b.bind(udp(3, V4, 50000));
+        let _ = b.bind(udp(3, V4, 50001));
     }
 
     #[test]
@@ -165,11 +145,6 @@ mod tests {
     #[should_panic(expected = "never handed out")]
     fn a_reserved_address_must_be_one_handed_out() {
         let mut b = FakeBinder::new();
-        let _ = b.bind(RelaySocket::new(
-            RelayId::new(0),
-            RelayAt::Ip(IpAddr::from([192, 0, 2, 10])),
-            50001,
-            UDP,
-        ));
+        let _ = b.bind(udp(0, RelayAt::Ip(IpAddr::from([192, 0, 2, 10])), 50001));
     }
 }
