@@ -39,6 +39,7 @@ use super::settings::{CoreConfigRef, SharedRef};
 use super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode, Message};
 use super::tcp_conns::TcpConns;
 
+use reply::ReplyTo;
 use request::Request;
 pub use routes::{ChannelRoute, RouteChange};
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
@@ -391,7 +392,9 @@ impl Server {
                 };
                 self.handle_turn_request(req, out, binder)
             }
-            (Class::Request, _) => self.error_reply(out, &msg, ErrorCode::BadRequest, None, false),
+            (Class::Request, _) => {
+                self.error_reply(out, ReplyTo::new(&msg, None, false), ErrorCode::BadRequest)
+            }
             (Class::Indication, method::SEND) if !self.config.settings.stun_only => {
                 self.handle_send_indication(now, flow, data, &attrs)
             }
@@ -419,7 +422,7 @@ impl Server {
             }
             Err(_) if msg.class == Class::Request => {
                 self.stats.dropped_malformed.count(data.len());
-                Err(self.error_reply(out, &msg, ErrorCode::BadRequest, None, false))
+                Err(self.error_reply(out, ReplyTo::new(&msg, None, false), ErrorCode::BadRequest))
             }
             Err(_) => {
                 self.stats.dropped_malformed.count(data.len());

@@ -325,7 +325,7 @@ impl Server {
         let Ok(w) = MessageWriter::new(out, msg.method, Class::Success, msg.tid) else {
             return Ok(ClientAction::None);
         };
-        Ok(self.finish_reply(w, msg, key, attrs.fingerprint))
+        Ok(self.finish_reply(w, req.reply_to(key)))
     }
 
     /// Counts a Connect that failed or timed out and answers it with 447.

@@ -14,6 +14,7 @@ use super::super::stun::MessageWriter;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode, Message};
 use super::auth_check::Authed;
 use super::dual::{family_index, family_number, family_of_number, DualBind};
+use super::reply::ReplyTo;
 use super::request::Request;
 use super::{relay_of, transport_index, BIND_ATTEMPTS};
 use super::{
@@ -60,15 +61,14 @@ impl Server {
             // answer before the challenge, which is the largest unauthenticated reply: an
             // Allocate without REQUESTED-TRANSPORT (400) and a request for an allocation this
             // 5-tuple does not hold (437). Neither tells the sender anything it does not know.
-            let fp = attrs.fingerprint;
             if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
-                return self.error_reply(out, msg, ErrorCode::BadRequest, None, fp);
+                return self.error_reply(out, req.reply_to(None), ErrorCode::BadRequest);
             }
             if purpose == Purpose::Refresh
                 && msg.method != method::CONNECTION_BIND
                 && !self.by_flow.contains_key(&flow)
             {
-                return self.error_reply(out, msg, ErrorCode::AllocationMismatch, None, fp);
+                return self.error_reply(out, req.reply_to(None), ErrorCode::AllocationMismatch);
             }
         }
         let authed = match self.authenticate(req, purpose, out) {
@@ -96,9 +96,7 @@ impl Server {
                 }
             }),
         };
-        handled.unwrap_or_else(|code| {
-            self.error_reply(out, msg, code, key.as_ref(), attrs.fingerprint)
-        })
+        handled.unwrap_or_else(|code| self.error_reply(out, req.reply_to(key.as_ref()), code))
     }
 
     /// The slot of the allocation `flow` holds, if `authed`'s user created it (Refresh,
@@ -146,14 +144,12 @@ impl Server {
             let Some(alt) = alternate else {
                 return Err(ErrorCode::InsufficientCapacity);
             };
-            return Ok(self.error_reply_with(
-                out,
-                msg,
-                ErrorCode::TryAlternate,
-                key.as_ref(),
-                fp,
-                |w| w.plain_address(attr::ALTERNATE_SERVER, &alt),
-            ));
+            let to = req.reply_to(key.as_ref());
+            return Ok(
+                self.error_reply_with(out, to, ErrorCode::TryAlternate, |w| {
+                    w.plain_address(attr::ALTERNATE_SERVER, &alt)
+                }),
+            );
         }
         let tcp = match attrs.requested_transport {
             None => return Err(ErrorCode::BadRequest),
@@ -414,7 +410,7 @@ impl Server {
         if written.is_err() {
             return ClientAction::None;
         }
-        self.finish_reply(w, msg, key.as_ref(), fp)
+        self.finish_reply(w, ReplyTo::new(msg, key.as_ref(), fp))
     }
 
     fn refresh(
@@ -563,7 +559,7 @@ impl Server {
         if fill(&mut w).is_err() {
             return Ok(ClientAction::None);
         }
-        Ok(self.finish_reply(w, msg, on.key, on.req.attrs.fingerprint))
+        Ok(self.finish_reply(w, on.req.reply_to(on.key)))
     }
 
     pub(super) fn handle_send_indication(
