@@ -247,17 +247,19 @@ pub fn run(args: &Args) -> Result<Report, String> {
     } else {
         args.concurrency
     };
-    let need_fds = |n: usize| -> Result<(), String> {
-        // Client sockets, peer sockets, and a margin for the rest.
-        if (2 * n + 64) as u64 > nofile {
-            Err(format!(
-                "{n} participants need ~{} file descriptors; the limit is {nofile}",
-                2 * n + 64
-            ))
-        } else {
-            Ok(())
+    // Whether `sockets` file descriptors and a margin for the rest fit the limit; `what` names
+    // what needs them.
+    let need_fds = |sockets: usize, what: &str| -> Result<(), String> {
+        let needed = sockets + 64;
+        if needed as u64 > nofile {
+            return Err(format!(
+                "{what} need ~{needed} file descriptors; the limit is {nofile}"
+            ));
         }
+        Ok(())
     };
+    // A participant has a client socket and a peer socket.
+    let participants = |n: usize| need_fds(2 * n, &format!("{n} participants"));
     let mut report = Report {
         mode: match args.mode {
             Mode::Fixed => "fixed",
@@ -274,7 +276,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
     };
     match args.mode {
         Mode::Fixed => {
-            need_fds(args.participants)?;
+            participants(args.participants)?;
             let mut session = Session::new(target, profile, args.peers).map_err(io)?;
             session.set_setup_concurrency(concurrency);
             progress.stage(format!("allocating {}", args.participants));
@@ -307,7 +309,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             report.stream_errors = session.stream_errors.clone();
         }
         Mode::Ramp | Mode::Overload => {
-            need_fds(args.max_participants)?;
+            participants(args.max_participants)?;
             let mut session = Session::new(target, profile, args.peers).map_err(io)?;
             session.set_setup_concurrency(concurrency);
             let plan = RampPlan {
@@ -353,11 +355,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         }
         Mode::Handshake => {
             let n = args.count as usize;
-            if (n + 64) as u64 > nofile {
-                return Err(format!(
-                    "holding {n} connections needs {n}+ file descriptors; the limit is {nofile}"
-                ));
-            }
+            need_fds(n, &format!("{n} held connections"))?;
             let deadline = Instant::now() + Duration::from_secs(120);
             let (r, stream_errors) =
                 handshake::run(&target, n, concurrency, duration, deadline, &mut progress)
@@ -367,11 +365,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         }
         Mode::Hold => {
             let n = args.count as usize;
-            if (n + 64) as u64 > nofile {
-                return Err(format!(
-                    "holding {n} allocations needs {n}+ file descriptors; the limit is {nofile}"
-                ));
-            }
+            need_fds(n, &format!("{n} held allocations"))?;
             let deadline = Instant::now() + Duration::from_secs(120);
             let (r, failures, stream_errors) =
                 hold::run(&target, n, duration, concurrency, deadline, &mut progress)
@@ -384,13 +378,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             let n = args.count as usize;
             // One socket per allocation, plus the shared peers (or one peer each).
             let peers = if args.peers == 0 { n } else { args.peers };
-            if (n + peers + 64) as u64 > nofile {
-                return Err(format!(
-                    "{n} allocations and {peers} peers need ~{} file descriptors; the limit is \
-                     {nofile}",
-                    n + peers + 64
-                ));
-            }
+            need_fds(n + peers, &format!("{n} allocations and {peers} peers"))?;
             if args.server_pid.is_none() {
                 return Err("soak needs --server-pid to sample the server's RSS and fds".into());
             }
