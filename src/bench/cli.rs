@@ -247,16 +247,16 @@ pub fn run(args: &Args) -> Result<Report, String> {
     } else {
         args.concurrency
     };
-    // Every mode's sockets, and a margin for the rest, must fit the descriptor limit.
-    let need_fds = |sockets: usize, what: String| -> Result<(), String> {
-        if (sockets + 64) as u64 > nofile {
-            Err(format!(
-                "{what} need ~{} file descriptors; the limit is {nofile}",
-                sockets + 64
-            ))
-        } else {
-            Ok(())
+    // Whether `sockets` file descriptors and a margin for the rest fit the limit; `what` names
+    // what needs them.
+    let need_fds = |sockets: usize, what: &str| -> Result<(), String> {
+        let needed = sockets + 64;
+        if needed as u64 > nofile {
+            return Err(format!(
+                "{what} need ~{needed} file descriptors; the limit is {nofile}"
+            ));
         }
+        Ok(())
     };
     let open = |target: Target| -> Result<Session, String> {
         let mut session = Session::new(target, profile, args.peers).map_err(io)?;
@@ -264,7 +264,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         Ok(session)
     };
     // A participant has a client socket and a peer socket.
-    let participants = |n: usize| need_fds(2 * n, format!("{n} participants"));
+    let participants = |n: usize| need_fds(2 * n, &format!("{n} participants"));
     let mut report = Report {
         mode: match args.mode {
             Mode::Fixed => "fixed",
@@ -350,7 +350,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         }
         Mode::Handshake => {
             let n = args.count as usize;
-            need_fds(n, format!("{n} held connections"))?;
+            need_fds(n, &format!("{n} held connections"))?;
             let deadline = Instant::now() + Duration::from_secs(120);
             let (r, stream_errors) =
                 handshake::run(&target, n, concurrency, duration, deadline, &mut progress)
@@ -360,7 +360,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         }
         Mode::Hold => {
             let n = args.count as usize;
-            need_fds(n, format!("{n} held allocations"))?;
+            need_fds(n, &format!("{n} held allocations"))?;
             let deadline = Instant::now() + Duration::from_secs(120);
             let (r, failures, stream_errors) =
                 hold::run(&target, n, duration, concurrency, deadline, &mut progress)
@@ -373,7 +373,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             let n = args.count as usize;
             // One socket per allocation, plus the shared peers (or one peer each).
             let peers = if args.peers == 0 { n } else { args.peers };
-            need_fds(n + peers, format!("{n} allocations and {peers} peers"))?;
+            need_fds(n + peers, &format!("{n} allocations and {peers} peers"))?;
             if args.server_pid.is_none() {
                 return Err("soak needs --server-pid to sample the server's RSS and fds".into());
             }

@@ -10,7 +10,7 @@ use mio::{Interest, Registry, Token};
 use super::sockets::{bind_udp, listen_tcp_relay, set_dont_fragment};
 use super::udp_batch::{enable_drop_counter, DropMeter};
 use crate::proto::flow::{Family, RelayId};
-use crate::proto::server::{BindError, RelayAt, RelayBinder};
+use crate::proto::server::{BindError, RelayAt, RelayBinder, RelayKind, RelaySocket};
 
 /// Mio tokens of TCP relay listeners (RFC 6062) start here: `TCP_LISTENER_TOKEN + relay`.
 /// UDP relay sockets use the relay's number itself, below it.
@@ -162,30 +162,26 @@ impl RelaySockets {
 }
 
 impl RelayBinder for RelaySockets {
-    fn bind(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-        dont_fragment: bool,
-    ) -> Result<SocketAddr, BindError> {
+    fn bind(&mut self, socket: RelaySocket) -> Result<SocketAddr, BindError> {
+        let RelaySocket {
+            relay,
+            at,
+            port,
+            kind,
+        } = socket;
         let addr = self.relay_address(at, port)?;
-        self.open(relay, addr, dont_fragment)
-            .map_err(|e| bind_error(&e, addr, "relay socket"))
-    }
-
-    fn bind_tcp(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-    ) -> Result<SocketAddr, BindError> {
-        let addr = self.relay_address(at, port)?;
-        if TCP_LISTENER_TOKEN + relay.index() >= super::tcp_relay::PAIR_TOKEN {
-            return Err(BindError::Failed);
+        match kind {
+            RelayKind::Udp { dont_fragment } => self
+                .open(relay, addr, dont_fragment)
+                .map_err(|e| bind_error(&e, addr, "relay socket")),
+            RelayKind::Tcp => {
+                if TCP_LISTENER_TOKEN + relay.index() >= super::tcp_relay::PAIR_TOKEN {
+                    return Err(BindError::Failed);
+                }
+                self.open_tcp(relay, addr)
+                    .map_err(|e| bind_error(&e, addr, "TCP relay listener"))
+            }
         }
-        self.open_tcp(relay, addr)
-            .map_err(|e| bind_error(&e, addr, "TCP relay listener"))
     }
 
     fn close(&mut self, relay: RelayId) {

@@ -412,6 +412,13 @@ fn harness_with(settings: Settings) -> Harness {
     })
 }
 
+/// The default harness with the default core settings changed by `tune`.
+fn harness_tuned(tune: impl FnOnce(&mut Settings)) -> Harness {
+    let mut settings = Settings::default();
+    tune(&mut settings);
+    harness_with(settings)
+}
+
 /// A default harness, and alice (REST credentials, port 4000) who has sent nothing yet.
 fn harness_and_alice() -> (Harness, Client) {
     harness_and_alice_with(Options::default())

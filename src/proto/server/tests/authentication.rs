@@ -61,11 +61,7 @@ fn wrong_password_and_expired_username_get_401() {
 
 #[test]
 fn stale_nonce_gets_438_and_a_fresh_nonce() {
-    let settings = Settings {
-        stale_nonce_secs: 60,
-        ..Settings::default()
-    };
-    let mut h = harness_with(settings);
+    let mut h = harness_tuned(|s| s.stale_nonce_secs = 60);
     let mut c = h.allocated_alice();
     let old_nonce = c.nonce.clone().unwrap();
     h.advance(61);

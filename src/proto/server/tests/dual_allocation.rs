@@ -77,6 +77,19 @@ fn half_served(h: &mut Harness, c: &mut Client, refused: (u8, u16)) -> SocketAdd
     addrs[0]
 }
 
+/// A default harness without a relay address of the `missing` family, and alice, whose dual
+/// Allocate got the other family's relay (returned) and 440 for this one.
+fn served_without(missing: Family) -> (Harness, Client, SocketAddr) {
+    let (mut h, mut c) = harness_and_alice();
+    let (number, relay_ip) = match missing {
+        Family::V4 => (1, &mut h.binder.relay_ip4),
+        Family::V6 => (2, &mut h.binder.relay_ip6),
+    };
+    *relay_ip = None;
+    let relay = half_served(&mut h, &mut c, (number, 440));
+    (h, c, relay)
+}
+
 /// Every XOR-RELAYED-ADDRESS of a response, in order.
 fn relayed(resp: &Response) -> Vec<SocketAddr> {
     let mut out = Vec::new();
@@ -234,9 +247,7 @@ fn reservation_token_and_additional_address_family_get_400() {
 
 #[test]
 fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
-    let (mut h, mut c) = harness_and_alice();
-    h.binder.relay_ip6 = None;
-    let relay = half_served(&mut h, &mut c, (2, 440));
+    let (mut h, mut c, relay) = served_without(Family::V6);
     assert!(relay.is_ipv4());
     assert_eq!(h.server.stats().dual_family_refusals[1].get(), 1);
     assert_eq!(h.server.stats().dual_allocations.get(), 0);
@@ -258,9 +269,7 @@ fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
 
 #[test]
 fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
-    let (mut h, mut c) = harness_and_alice();
-    h.binder.relay_ip4 = None;
-    let relay = half_served(&mut h, &mut c, (1, 440));
+    let (mut h, mut c, relay) = served_without(Family::V4);
     assert!(relay.is_ipv6());
     // The IPv6 relay keeps its socket id: the allocation's second one.
     let (slot, _) = h.server.allocations().next().unwrap();

@@ -190,14 +190,7 @@ fn tcp_allocations_need_a_stream_transport_and_no_udp_only_attributes() {
     assert_eq!(h.binder.open.len(), 1, "a TCP relay listener was opened");
     assert!(h.server.allocations().next().unwrap().1.tcp);
 
-    let settings = Settings {
-        no_tcp_relay: true,
-        ..Settings::default()
-    };
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_tuned(|s| s.no_tcp_relay = true);
     let mut c = tcp_client(1, 4002);
     assert_eq!(
         h.tcp_allocate(&mut c, Transport::Tcp).error_code(),
