@@ -12,41 +12,32 @@ use super::connection_limits::ConnectionLimits;
 use super::io_stats::IoStats;
 use super::proxy_protocol::{self, ProxyAddresses, ProxyError, ProxyHeader, MAX_HEADER_LEN};
 use crate::config::ProxyProtocolSettings;
-use crate::proto::peer_policy::IpRange;
 
-/// Which listeners expect the header and whom they believe.
+/// Which listeners expect the header and whom they believe: the `proxy-protocol-*` options.
 #[derive(Debug, Clone, Default)]
-pub struct ProxyPolicy {
-    ports: Vec<u16>,
-    trusted: Vec<IpRange>,
-    timeout: Duration,
-}
+pub struct ProxyPolicy(ProxyProtocolSettings);
 
 impl ProxyPolicy {
     /// The policy the `proxy-protocol-*` options ask for (empty: no listener expects a
     /// header).
     pub fn from_config(config: &ProxyProtocolSettings) -> Self {
-        ProxyPolicy {
-            ports: config.ports.clone(),
-            trusted: config.trusted.clone(),
-            timeout: Duration::from_secs(config.timeout),
-        }
+        ProxyPolicy(config.clone())
     }
 
     /// Whether connections to a TCP/TLS listener on `port` must start with a header.
     pub fn expects_header(&self, port: u16) -> bool {
-        self.ports.contains(&port)
+        self.0.ports.contains(&port)
     }
 
     /// Whether `ip` may connect to such a listener (and so name another client address).
     pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = unmapped(ip);
-        self.trusted.iter().any(|r| r.contains(ip))
+        self.0.trusted.iter().any(|r| r.contains(ip))
     }
 
     /// Time the header may take to arrive.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_secs(self.0.timeout)
     }
 }
 
