@@ -12,6 +12,7 @@ use mio::{Events, Poll, Token};
 use super::client_socket::{ClientSocket, ClientTransport};
 use super::driver::{note_stream_error, StreamErrors, Target};
 use super::progress::Progress;
+use super::report::HeldMemory;
 use super::sampler;
 use super::stats::Histogram;
 use super::udp::Batch;
@@ -36,12 +37,8 @@ pub struct HandshakeResult {
     pub latency: Histogram,
     /// Server CPU seconds spent while connecting.
     pub server_cpu_s: Option<f64>,
-    /// Server RSS before the first connection, KiB.
-    pub rss_before_kib: Option<u64>,
-    /// Server RSS with every connection held idle, KiB.
-    pub rss_held_kib: Option<u64>,
-    /// Seconds the connections were held.
-    pub hold_seconds: f64,
+    /// How long every connection was held idle and what that cost the server.
+    pub memory: HeldMemory,
 }
 
 impl HandshakeResult {
@@ -54,12 +51,6 @@ impl HandshakeResult {
     pub fn server_us_per_connection(&self) -> Option<f64> {
         let cpu = self.server_cpu_s?;
         (self.completed > 0).then(|| cpu * 1e6 / self.completed as f64)
-    }
-
-    /// Server memory per idle connection held, KiB.
-    pub fn kib_per_connection(&self) -> Option<f64> {
-        let (a, b) = (self.rss_before_kib?, self.rss_held_kib?);
-        (self.completed > 0).then(|| (b as f64 - a as f64) / self.completed as f64)
     }
 }
 
@@ -102,7 +93,7 @@ pub fn run(
     };
     let pid = target.server_pid;
     let before = pid.and_then(sampler::sample);
-    result.rss_before_kib = before.as_ref().map(|s| s.rss_kib);
+    result.memory.before_kib = before.as_ref().map(|s| s.rss_kib);
     progress.stage(format!(
         "handshake: {count} {} connections, {} outstanding",
         result.transport, result.concurrency
@@ -227,9 +218,9 @@ pub fn run(
             }
         }
     }
-    result.hold_seconds = t.elapsed().as_secs_f64();
+    result.memory.seconds = t.elapsed().as_secs_f64();
     // Read memory at the end of the hold, when the server has settled.
-    result.rss_held_kib = pid.and_then(sampler::sample).map(|s| s.rss_kib);
+    result.memory.held_kib = pid.and_then(sampler::sample).map(|s| s.rss_kib);
     progress.finish();
     Ok((result, errors))
 }
