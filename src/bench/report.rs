@@ -490,14 +490,13 @@ impl Report {
         if let Some(a) = &self.alloc {
             let _ = writeln!(
                 s,
-                "alloc: {} cycles ({} failed) in {:.2} s = {:.0} allocations/s, {} outstanding; allocate latency p50 {:.2} ms p99 {:.2} ms",
+                "alloc: {} cycles ({} failed) in {:.2} s = {:.0} allocations/s, {} outstanding; allocate latency {}",
                 a.completed,
                 a.failed,
                 a.seconds,
                 a.completed as f64 / a.seconds.max(1e-9),
                 a.concurrency,
-                a.allocate_latency.quantile(0.5) as f64 / 1e6,
-                a.allocate_latency.quantile(0.99) as f64 / 1e6
+                p50_p99(&a.allocate_latency)
             );
         }
         if let Some(h) = &self.hold {
@@ -516,7 +515,7 @@ impl Report {
         if let Some(h) = &self.handshake {
             let _ = write!(
                 s,
-                "handshake: {}/{} {} connections ({} failed) in {:.2} s = {:.0} per second, {} outstanding; connect to Binding answer p50 {:.2} ms p99 {:.2} ms",
+                "handshake: {}/{} {} connections ({} failed) in {:.2} s = {:.0} per second, {} outstanding; connect to Binding answer {}",
                 h.completed,
                 h.requested,
                 h.transport,
@@ -524,8 +523,7 @@ impl Report {
                 h.seconds,
                 h.per_second(),
                 h.concurrency,
-                h.latency.quantile(0.5) as f64 / 1e6,
-                h.latency.quantile(0.99) as f64 / 1e6
+                p50_p99(&h.latency)
             );
             if let Some(us) = h.server_us_per_connection() {
                 let _ = write!(s, ", server {us:.0} µs CPU per connection");
@@ -554,6 +552,12 @@ impl Report {
         }
         s
     }
+}
+
+/// `p50 X ms p99 Y ms` of a latency histogram (nanoseconds).
+fn p50_p99(h: &Histogram) -> String {
+    let ms = |q: f64| h.quantile(q) as f64 / 1e6;
+    format!("p50 {:.2} ms p99 {:.2} ms", ms(0.5), ms(0.99))
 }
 
 /// One line per window.
