@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 
 use super::client_socket::{ClientSocket, ClientTransport};
-use super::driver::{note_stream_error, StreamErrors, Target};
+use super::driver::{note_stream_error, poll_once, StreamErrors, Target};
 use super::progress::Progress;
 use super::report::HeldMemory;
 use super::sampler;
@@ -138,11 +138,7 @@ pub fn run(
         if now >= deadline + ANSWER_TIMEOUT {
             break;
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(20))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
+        poll_once(&mut poll, &mut events, Some(Duration::from_millis(20)))?;
         for ev in events.iter() {
             let Some(c) = conns.get_mut(ev.token().0) else {
                 continue;
@@ -201,17 +197,10 @@ pub fn run(
     while t.elapsed() < hold {
         progress.set(t.elapsed().as_secs_f64() / hold.as_secs_f64().max(1e-9));
         // Idle: nothing is sent; whatever arrives (nothing should) is read and dropped.
-        match poll.poll(
-            &mut events,
-            Some(
-                hold.saturating_sub(t.elapsed())
-                    .min(Duration::from_millis(200)),
-            ),
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        let wait = hold
+            .saturating_sub(t.elapsed())
+            .min(Duration::from_millis(200));
+        poll_once(&mut poll, &mut events, Some(wait))?;
         for ev in events.iter() {
             if let Some(c) = conns.get_mut(ev.token().0) {
                 while c.socket.recv_batch(&mut batch)? == super::udp::BATCH {}

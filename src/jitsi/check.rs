@@ -31,11 +31,7 @@ impl Default for CheckOptions {
 /// What agrees with the relay but still leaves clients without a working path, one sentence
 /// each: TURN offered over UDP only.
 pub fn warnings(side: &ProsodySide, opts: CheckOptions) -> Vec<String> {
-    let relayed: Vec<&Service> = side
-        .services
-        .iter()
-        .filter(|s| s.kind != ServiceKind::Stun)
-        .collect();
+    let relayed = relayed(side);
     let udp_only = !relayed.is_empty()
         && relayed
             .iter()
@@ -54,6 +50,14 @@ pub fn warnings(side: &ProsodySide, opts: CheckOptions) -> Vec<String> {
     out
 }
 
+/// The TURN and TURNS services `side` announces (everything but STUN).
+fn relayed(side: &ProsodySide) -> Vec<&Service> {
+    side.services
+        .iter()
+        .filter(|s| s.kind != ServiceKind::Stun)
+        .collect()
+}
+
 /// Every mismatch between `conf` and `side`, one sentence each; empty when they agree.
 pub fn check(conf: &Config, side: &ProsodySide, opts: CheckOptions) -> Vec<String> {
     let mut out: Vec<String> = side
@@ -62,11 +66,7 @@ pub fn check(conf: &Config, side: &ProsodySide, opts: CheckOptions) -> Vec<Strin
         .map(|p| format!("{}: {p}", side.origin))
         .collect();
     check_secret(conf, side, &mut out);
-    let relayed: Vec<&Service> = side
-        .services
-        .iter()
-        .filter(|s| s.kind != ServiceKind::Stun)
-        .collect();
+    let relayed = relayed(side);
     if relayed.is_empty() && side.problems.is_empty() {
         out.push(format!(
             "{} announces no TURN service, so clients behind strict firewalls cannot connect",
