@@ -189,6 +189,21 @@ fn secs(s: f64, what: &str) -> Result<Duration, String> {
     }
 }
 
+/// Deletes the session's allocations, waiting up to `grace` for the answers, and records the
+/// setup failures and stream errors it saw in `report`.
+fn close_session(
+    session: &mut Session,
+    grace: Duration,
+    report: &mut Report,
+) -> Result<(), String> {
+    session
+        .close_all(Instant::now() + grace)
+        .map_err(|e| e.to_string())?;
+    report.setup_failures = session.failures.clone();
+    report.stream_errors = session.stream_errors.clone();
+    Ok(())
+}
+
 /// Runs the mode the arguments ask for.
 pub fn run(args: &Args) -> Result<Report, String> {
     limits::check_target(args.server, args.allow_non_loopback)?;
@@ -292,9 +307,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 .stream(warmup, duration, &mut |f| progress.set(f))
                 .map_err(io)?;
             progress.finish();
-            session
-                .close_all(Instant::now() + Duration::from_secs(10))
-                .map_err(io)?;
+            close_session(&mut session, Duration::from_secs(10), &mut report)?;
             if let Some(path) = &args.svg {
                 let title = format!(
                     "{} × {} through {}: one-way latency",
@@ -305,8 +318,6 @@ pub fn run(args: &Args) -> Result<Report, String> {
             }
             report.profile = Some(profile);
             report.windows.push(w);
-            report.setup_failures = session.failures.clone();
-            report.stream_errors = session.stream_errors.clone();
         }
         Mode::Ramp | Mode::Overload => {
             participants(args.max_participants)?;
@@ -330,9 +341,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 (r, None)
             };
             report.overload = overload;
-            session
-                .close_all(Instant::now() + Duration::from_secs(10))
-                .map_err(io)?;
+            close_session(&mut session, Duration::from_secs(10), &mut report)?;
             if let Some(path) = &args.svg {
                 let title = format!(
                     "ramp of {} participants through {}",
@@ -345,8 +354,6 @@ pub fn run(args: &Args) -> Result<Report, String> {
             report.capacity_step = outcome.capacity_step;
             report.stop_reason = Some(outcome.stop_reason);
             report.max_p99_ms = Some(args.max_p99_ms);
-            report.setup_failures = session.failures.clone();
-            report.stream_errors = session.stream_errors.clone();
         }
         Mode::Alloc => {
             let r = alloc_rate::run(&target, args.count, concurrency, duration, &mut progress)
@@ -410,14 +417,10 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 &mut progress,
             )
             .map_err(io)?;
-            session
-                .close_all(Instant::now() + Duration::from_secs(20))
-                .map_err(io)?;
+            close_session(&mut session, Duration::from_secs(20), &mut report)?;
             print!("{}", r.summary(&plan));
             report.profile = Some(profile);
             report.windows = windows;
-            report.setup_failures = session.failures.clone();
-            report.stream_errors = session.stream_errors.clone();
             if !r.failures.is_empty() {
                 return Err(format!("soak failed: {}", r.failures.join("; ")));
             }
