@@ -189,6 +189,18 @@ fn secs(s: f64, what: &str) -> Result<Duration, String> {
     }
 }
 
+/// Whether `sockets` file descriptors and a margin of 64 for the rest fit the limit `nofile`;
+/// the refusal names `what` needs them.
+fn fds_fit(sockets: usize, nofile: u64, what: &str) -> Result<(), String> {
+    let needed = sockets + 64;
+    if needed as u64 > nofile {
+        return Err(format!(
+            "{what} need ~{needed} file descriptors; the limit is {nofile}"
+        ));
+    }
+    Ok(())
+}
+
 /// Deletes the session's allocations, waiting up to `grace` for the answers, and records the
 /// setup failures and stream errors it saw in `report`.
 fn close_session(
@@ -262,18 +274,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
     } else {
         args.concurrency
     };
-    // Whether `sockets` file descriptors and a margin for the rest fit the limit; `what` names
-    // what needs them.
-    let need_fds = |sockets: usize, what: &str| -> Result<(), String> {
-        let needed = sockets + 64;
-        if needed as u64 > nofile {
-            return Err(format!(
-                "{what} need ~{needed} file descriptors; the limit is {nofile}"
-            ));
-        }
-        Ok(())
-    };
-    // A participant has a client socket and a peer socket.
+    let need_fds = |sockets: usize, what: &str| fds_fit(sockets, nofile, what);
     let participants = |n: usize| need_fds(2 * n, &format!("{n} participants"));
     let mut report = Report {
         mode: match args.mode {
@@ -430,4 +431,18 @@ pub fn run(args: &Args) -> Result<Report, String> {
         std::fs::write(path, report.to_json().render() + "\n").map_err(io)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_needing_more_descriptors_than_the_limit_are_refused() {
+        assert_eq!(fds_fit(960, 1024, "960 held allocations"), Ok(()));
+        assert_eq!(
+            fds_fit(961, 1024, "961 held allocations"),
+            Err("961 held allocations need ~1025 file descriptors; the limit is 1024".into())
+        );
+    }
 }
