@@ -189,6 +189,33 @@ fn secs(s: f64, what: &str) -> Result<Duration, String> {
     }
 }
 
+/// Whether `sockets` file descriptors and a margin of 64 for the rest fit the limit `nofile`;
+/// the refusal names `what` needs them.
+fn fds_fit(sockets: usize, nofile: u64, what: &str) -> Result<(), String> {
+    let needed = sockets + 64;
+    if needed as u64 > nofile {
+        return Err(format!(
+            "{what} need ~{needed} file descriptors; the limit is {nofile}"
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes the session's allocations, waiting up to `grace` for the answers, and records the
+/// setup failures and stream errors it saw in `report`.
+fn close_session(
+    session: &mut Session,
+    grace: Duration,
+    report: &mut Report,
+) -> Result<(), String> {
+    session
+        .close_all(Instant::now() + grace)
+        .map_err(|e| e.to_string())?;
+    report.setup_failures = session.failures.clone();
+    report.stream_errors = session.stream_errors.clone();
+    Ok(())
+}
+
 /// Runs the mode the arguments ask for.
 pub fn run(args: &Args) -> Result<Report, String> {
     limits::check_target(args.server, args.allow_non_loopback)?;
@@ -247,24 +274,13 @@ pub fn run(args: &Args) -> Result<Report, String> {
     } else {
         args.concurrency
     };
-    // Whether `sockets` file descriptors and a margin for the rest fit the limit; `what` names
-    // what needs them.
-    let need_fds = |sockets: usize, what: &str| -> Result<(), String> {
-        let needed = sockets + 64;
-        if needed as u64 > nofile {
-            return Err(format!(
-                "{what} need ~{needed} file descriptors; the limit is {nofile}"
-            ));
-        }
-        Ok(())
-    };
+    let need_fds = |sockets: usize, what: &str| fds_fit(sockets, nofile, what);
+    let participants = |n: usize| need_fds(2 * n, &format!("{n} participants"));
     let open = |target: Target| -> Result<Session, String> {
         let mut session = Session::new(target, profile, args.peers).map_err(io)?;
         session.set_setup_concurrency(concurrency);
         Ok(session)
     };
-    // A participant has a client socket and a peer socket.
-    let participants = |n: usize| need_fds(2 * n, &format!("{n} participants"));
     let mut report = Report {
         mode: match args.mode {
             Mode::Fixed => "fixed",
@@ -296,7 +312,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 .stream(warmup, duration, &mut |f| progress.set(f))
                 .map_err(io)?;
             progress.finish();
-            close(&mut session, Duration::from_secs(10), &mut report)?;
+            close_session(&mut session, Duration::from_secs(10), &mut report)?;
             if let Some(path) = &args.svg {
                 let title = format!(
                     "{} × {} through {}: one-way latency",
@@ -329,7 +345,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 (r, None)
             };
             report.overload = overload;
-            close(&mut session, Duration::from_secs(10), &mut report)?;
+            close_session(&mut session, Duration::from_secs(10), &mut report)?;
             if let Some(path) = &args.svg {
                 let title = format!(
                     "ramp of {} participants through {}",
@@ -404,7 +420,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 &mut progress,
             )
             .map_err(io)?;
-            close(&mut session, Duration::from_secs(20), &mut report)?;
+            close_session(&mut session, Duration::from_secs(20), &mut report)?;
             print!("{}", r.summary(&plan));
             report.profile = Some(profile);
             report.windows = windows;
@@ -419,13 +435,16 @@ pub fn run(args: &Args) -> Result<Report, String> {
     Ok(report)
 }
 
-/// Releases the session's allocations (waiting at most `wait`) and puts what went wrong while
-/// setting them up and streaming into `report`.
-fn close(session: &mut Session, wait: Duration, report: &mut Report) -> Result<(), String> {
-    session
-        .close_all(Instant::now() + wait)
-        .map_err(|e| e.to_string())?;
-    report.setup_failures = session.failures.clone();
-    report.stream_errors = session.stream_errors.clone();
-    Ok(())
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_needing_more_descriptors_than_the_limit_are_refused() {
+        assert_eq!(fds_fit(960, 1024, "960 held allocations"), Ok(()));
+        assert_eq!(
+            fds_fit(961, 1024, "961 held allocations"),
+            Err("961 held allocations need ~1025 file descriptors; the limit is 1024".into())
+        );
+    }
 }

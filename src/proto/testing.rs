@@ -1,11 +1,18 @@
-//! Test doubles for driving the core without sockets (feature `testing`; always on for the core's
-//! own tests). The core's tests, the benches and the fuzz targets share them.
+//! Test doubles for driving the core without sockets, and small helpers for writing tests
+//! (feature `testing`; always on for the core's own tests). The core's tests, the runtime's
+//! unit tests, the benches and the fuzz targets share them.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::flow::{Family, RelayId};
 use crate::server::{BindError, RelayAt, RelayBinder, RelaySocket};
+
+/// The IP address written in a test as `s`; panics on a typo.
+pub fn ip(s: &str) -> IpAddr {
+    s.parse()
+        .unwrap_or_else(|e| panic!("test address {s:?}: {e}"))
+}
 
 /// A [`RelayBinder`] that hands out addresses without opening sockets and asserts the core's
 /// bookkeeping: no relay id bound while it is open, none closed that is not open, and a

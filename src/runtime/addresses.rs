@@ -426,13 +426,10 @@ fn check_local(input: &AddressInput<'_>) -> Result<(), AddressError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::testing::ip;
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
     }
 
     fn ext(public: &str, private: Option<&str>) -> ExternalMapping {

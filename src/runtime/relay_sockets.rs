@@ -207,10 +207,7 @@ fn bind_error(e: &io::Error, addr: SocketAddr, what: &str) -> BindError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::proto::testing::ip;
 
     #[test]
     fn addresses_of_a_family_take_turns() {

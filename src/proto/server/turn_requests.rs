@@ -145,11 +145,10 @@ impl Server {
                 return Err(ErrorCode::InsufficientCapacity);
             };
             let to = req.reply_to(key.as_ref());
-            return Ok(
-                self.error_reply_with(out, to, ErrorCode::TryAlternate, |w| {
-                    w.plain_address(attr::ALTERNATE_SERVER, &alt)
-                }),
-            );
+            let redirect = self.error_reply_with(out, to, ErrorCode::TryAlternate, |w| {
+                w.plain_address(attr::ALTERNATE_SERVER, &alt)
+            });
+            return Ok(redirect);
         }
         let tcp = match attrs.requested_transport {
             None => return Err(ErrorCode::BadRequest),
