@@ -189,7 +189,7 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
                 break;
             }
             Some(Signal::Terminate) => {
-                let timeout = Duration::from_secs(control.config().drain_timeout);
+                let timeout = Duration::from_secs(control.config().drain.timeout);
                 tracing::info!(
                     allocations = control.allocation_count(),
                     timeout_s = timeout.as_secs(),
@@ -211,10 +211,10 @@ fn run(config: Config, args: &[String], log: &LogControl) -> ExitCode {
         }
         if control.is_draining() {
             let left = control.allocation_count();
-            if left <= control.config().drain_min_allocations {
+            if left <= control.config().drain.min_allocations {
                 // A drain SIGTERM asked for always ends the process; a maintenance drain may
                 // leave it up and unready, so a restart policy does not put it back into service.
-                if deadline.is_some() || !control.config().stay_up_after_drain {
+                if deadline.is_some() || !control.config().drain.stay_up {
                     tracing::info!(
                         allocations = left,
                         "drained: allocations down to drain-min-allocations"

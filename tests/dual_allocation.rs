@@ -196,6 +196,17 @@ async fn a_dual_allocation_relays_to_peers_of_both_families() {
         let (relay4, relay6) = (addrs[0], addrs[1]);
         assert!(relay4.is_ipv4() && relay6.is_ipv6(), "{addrs:?}");
         assert!(server.in_relay_range(relay4) && server.in_relay_range(relay6));
+        // One log line names both relays (the e2e suite counts these lines).
+        server
+            .wait_log("dual allocation created", 1, Duration::from_secs(5))
+            .await;
+        let logs = server.logs();
+        let created = logs
+            .lines()
+            .find(|l| l.contains("dual allocation created"))
+            .unwrap_or_default();
+        assert!(created.contains(&format!(" relay={relay4} ")), "{created}");
+        assert!(created.contains(&format!(" relay6={relay6} ")), "{created}");
 
         let peer4 = peer_socket("127.0.0.1").await;
         let peer6 = peer_socket("::1").await;

@@ -12,7 +12,7 @@ use mio::{Events, Poll, Token};
 
 use super::client::{Plan, State, TurnClient};
 use super::client_socket::ClientSocket;
-use super::driver::Target;
+use super::driver::{poll_once, Target};
 use super::progress::Progress;
 use super::report::AllocResult;
 use super::sampler;
@@ -120,11 +120,7 @@ pub fn run(
                 }
             }
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(20))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
+        poll_once(&mut poll, &mut events, Some(Duration::from_millis(20)))?;
         for ev in events.iter() {
             let Some(Some(s)) = slots.get_mut(ev.token().0) else {
                 continue;

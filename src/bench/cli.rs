@@ -189,6 +189,33 @@ fn secs(s: f64, what: &str) -> Result<Duration, String> {
     }
 }
 
+/// Whether `sockets` file descriptors and a margin of 64 for the rest fit the limit `nofile`;
+/// the refusal names `what` needs them.
+fn fds_fit(sockets: usize, nofile: u64, what: &str) -> Result<(), String> {
+    let needed = sockets + 64;
+    if needed as u64 > nofile {
+        return Err(format!(
+            "{what} need ~{needed} file descriptors; the limit is {nofile}"
+        ));
+    }
+    Ok(())
+}
+
+/// Deletes the session's allocations, waiting up to `grace` for the answers, and records the
+/// setup failures and stream errors it saw in `report`.
+fn close_session(
+    session: &mut Session,
+    grace: Duration,
+    report: &mut Report,
+) -> Result<(), String> {
+    session
+        .close_all(Instant::now() + grace)
+        .map_err(|e| e.to_string())?;
+    report.setup_failures = session.failures.clone();
+    report.stream_errors = session.stream_errors.clone();
+    Ok(())
+}
+
 /// Runs the mode the arguments ask for.
 pub fn run(args: &Args) -> Result<Report, String> {
     limits::check_target(args.server, args.allow_non_loopback)?;
@@ -247,16 +274,12 @@ pub fn run(args: &Args) -> Result<Report, String> {
     } else {
         args.concurrency
     };
-    let need_fds = |n: usize| -> Result<(), String> {
-        // Client sockets, peer sockets, and a margin for the rest.
-        if (2 * n + 64) as u64 > nofile {
-            Err(format!(
-                "{n} participants need ~{} file descriptors; the limit is {nofile}",
-                2 * n + 64
-            ))
-        } else {
-            Ok(())
-        }
+    let need_fds = |sockets: usize, what: &str| fds_fit(sockets, nofile, what);
+    let participants = |n: usize| need_fds(2 * n, &format!("{n} participants"));
+    let open = |target: Target| -> Result<Session, String> {
+        let mut session = Session::new(target, profile, args.peers).map_err(io)?;
+        session.set_setup_concurrency(concurrency);
+        Ok(session)
     };
     let mut report = Report {
         mode: match args.mode {
@@ -274,9 +297,8 @@ pub fn run(args: &Args) -> Result<Report, String> {
     };
     match args.mode {
         Mode::Fixed => {
-            need_fds(args.participants)?;
-            let mut session = Session::new(target, profile, args.peers).map_err(io)?;
-            session.set_setup_concurrency(concurrency);
+            participants(args.participants)?;
+            let mut session = open(target)?;
             progress.stage(format!("allocating {}", args.participants));
             let deadline = Instant::now() + Duration::from_secs(30);
             session
@@ -290,9 +312,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 .stream(warmup, duration, &mut |f| progress.set(f))
                 .map_err(io)?;
             progress.finish();
-            session
-                .close_all(Instant::now() + Duration::from_secs(10))
-                .map_err(io)?;
+            close_session(&mut session, Duration::from_secs(10), &mut report)?;
             if let Some(path) = &args.svg {
                 let title = format!(
                     "{} × {} through {}: one-way latency",
@@ -303,13 +323,10 @@ pub fn run(args: &Args) -> Result<Report, String> {
             }
             report.profile = Some(profile);
             report.windows.push(w);
-            report.setup_failures = session.failures.clone();
-            report.stream_errors = session.stream_errors.clone();
         }
         Mode::Ramp | Mode::Overload => {
-            need_fds(args.max_participants)?;
-            let mut session = Session::new(target, profile, args.peers).map_err(io)?;
-            session.set_setup_concurrency(concurrency);
+            participants(args.max_participants)?;
+            let mut session = open(target)?;
             let plan = RampPlan {
                 start: args.start,
                 step: args.step,
@@ -328,9 +345,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 (r, None)
             };
             report.overload = overload;
-            session
-                .close_all(Instant::now() + Duration::from_secs(10))
-                .map_err(io)?;
+            close_session(&mut session, Duration::from_secs(10), &mut report)?;
             if let Some(path) = &args.svg {
                 let title = format!(
                     "ramp of {} participants through {}",
@@ -343,8 +358,6 @@ pub fn run(args: &Args) -> Result<Report, String> {
             report.capacity_step = outcome.capacity_step;
             report.stop_reason = Some(outcome.stop_reason);
             report.max_p99_ms = Some(args.max_p99_ms);
-            report.setup_failures = session.failures.clone();
-            report.stream_errors = session.stream_errors.clone();
         }
         Mode::Alloc => {
             let r = alloc_rate::run(&target, args.count, concurrency, duration, &mut progress)
@@ -353,11 +366,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         }
         Mode::Handshake => {
             let n = args.count as usize;
-            if (n + 64) as u64 > nofile {
-                return Err(format!(
-                    "holding {n} connections needs {n}+ file descriptors; the limit is {nofile}"
-                ));
-            }
+            need_fds(n, &format!("{n} held connections"))?;
             let deadline = Instant::now() + Duration::from_secs(120);
             let (r, stream_errors) =
                 handshake::run(&target, n, concurrency, duration, deadline, &mut progress)
@@ -367,11 +376,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
         }
         Mode::Hold => {
             let n = args.count as usize;
-            if (n + 64) as u64 > nofile {
-                return Err(format!(
-                    "holding {n} allocations needs {n}+ file descriptors; the limit is {nofile}"
-                ));
-            }
+            need_fds(n, &format!("{n} held allocations"))?;
             let deadline = Instant::now() + Duration::from_secs(120);
             let (r, failures, stream_errors) =
                 hold::run(&target, n, duration, concurrency, deadline, &mut progress)
@@ -384,13 +389,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
             let n = args.count as usize;
             // One socket per allocation, plus the shared peers (or one peer each).
             let peers = if args.peers == 0 { n } else { args.peers };
-            if (n + peers + 64) as u64 > nofile {
-                return Err(format!(
-                    "{n} allocations and {peers} peers need ~{} file descriptors; the limit is \
-                     {nofile}",
-                    n + peers + 64
-                ));
-            }
+            need_fds(n + peers, &format!("{n} allocations and {peers} peers"))?;
             if args.server_pid.is_none() {
                 return Err("soak needs --server-pid to sample the server's RSS and fds".into());
             }
@@ -411,8 +410,7 @@ pub fn run(args: &Args) -> Result<Report, String> {
                         .into(),
                 );
             }
-            let mut session = Session::new(target, profile, args.peers).map_err(io)?;
-            session.set_setup_concurrency(concurrency);
+            let mut session = open(target)?;
             let setup_deadline = Instant::now() + Duration::from_secs(300);
             let (r, windows) = soak::run(
                 &mut session,
@@ -422,14 +420,10 @@ pub fn run(args: &Args) -> Result<Report, String> {
                 &mut progress,
             )
             .map_err(io)?;
-            session
-                .close_all(Instant::now() + Duration::from_secs(20))
-                .map_err(io)?;
+            close_session(&mut session, Duration::from_secs(20), &mut report)?;
             print!("{}", r.summary(&plan));
             report.profile = Some(profile);
             report.windows = windows;
-            report.setup_failures = session.failures.clone();
-            report.stream_errors = session.stream_errors.clone();
             if !r.failures.is_empty() {
                 return Err(format!("soak failed: {}", r.failures.join("; ")));
             }
@@ -439,4 +433,18 @@ pub fn run(args: &Args) -> Result<Report, String> {
         std::fs::write(path, report.to_json().render() + "\n").map_err(io)?;
     }
     Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_needing_more_descriptors_than_the_limit_are_refused() {
+        assert_eq!(fds_fit(960, 1024, "960 held allocations"), Ok(()));
+        assert_eq!(
+            fds_fit(961, 1024, "961 held allocations"),
+            Err("961 held allocations need ~1025 file descriptors; the limit is 1024".into())
+        );
+    }
 }

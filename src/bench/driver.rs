@@ -619,11 +619,7 @@ impl Session {
 
     /// One poll and the handling of everything it reported.
     fn turn(&mut self, timeout: Option<Duration>) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
-            Err(e) => return Err(e),
-        }
+        poll_once(&mut self.poll, &mut self.events, timeout)?;
         self.tokens.clear();
         self.tokens
             .extend(self.events.iter().map(|e| (e.token().0, e.is_writable())));
@@ -835,6 +831,19 @@ impl Session {
 
 /// Why TCP/TLS connections failed: a few distinct reasons, each with its count.
 pub type StreamErrors = Vec<(String, usize)>;
+
+/// Waits for events once; a signal that interrupts the wait counts as a wake-up with none
+/// (mio empties `events` before it waits).
+pub fn poll_once(
+    poll: &mut Poll,
+    events: &mut Events,
+    timeout: Option<Duration>,
+) -> io::Result<()> {
+    match poll.poll(events, timeout) {
+        Err(e) if e.kind() != io::ErrorKind::Interrupted => Err(e),
+        _ => Ok(()),
+    }
+}
 
 /// Counts `why` among the distinct reasons kept (at most a few, so a run of failures cannot
 /// grow the list).

@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use mio::{Events, Poll, Token};
 
 use super::client_socket::{ClientSocket, ClientTransport};
-use super::driver::{note_stream_error, StreamErrors, Target};
+use super::driver::{note_stream_error, poll_once, StreamErrors, Target};
 use super::progress::Progress;
+use super::report::HeldMemory;
 use super::sampler;
 use super::stats::Histogram;
 use super::udp::Batch;
@@ -36,12 +37,8 @@ pub struct HandshakeResult {
     pub latency: Histogram,
     /// Server CPU seconds spent while connecting.
     pub server_cpu_s: Option<f64>,
-    /// Server RSS before the first connection, KiB.
-    pub rss_before_kib: Option<u64>,
-    /// Server RSS with every connection held idle, KiB.
-    pub rss_held_kib: Option<u64>,
-    /// Seconds the connections were held.
-    pub hold_seconds: f64,
+    /// How long every connection was held idle and what that cost the server.
+    pub memory: HeldMemory,
 }
 
 impl HandshakeResult {
@@ -54,12 +51,6 @@ impl HandshakeResult {
     pub fn server_us_per_connection(&self) -> Option<f64> {
         let cpu = self.server_cpu_s?;
         (self.completed > 0).then(|| cpu * 1e6 / self.completed as f64)
-    }
-
-    /// Server memory per idle connection held, KiB.
-    pub fn kib_per_connection(&self) -> Option<f64> {
-        let (a, b) = (self.rss_before_kib?, self.rss_held_kib?);
-        (self.completed > 0).then(|| (b as f64 - a as f64) / self.completed as f64)
     }
 }
 
@@ -102,7 +93,7 @@ pub fn run(
     };
     let pid = target.server_pid;
     let before = pid.and_then(sampler::sample);
-    result.rss_before_kib = before.as_ref().map(|s| s.rss_kib);
+    result.memory.before_kib = before.as_ref().map(|s| s.rss_kib);
     progress.stage(format!(
         "handshake: {count} {} connections, {} outstanding",
         result.transport, result.concurrency
@@ -147,11 +138,7 @@ pub fn run(
         if now >= deadline + ANSWER_TIMEOUT {
             break;
         }
-        match poll.poll(&mut events, Some(Duration::from_millis(20))) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        }
+        poll_once(&mut poll, &mut events, Some(Duration::from_millis(20)))?;
         for ev in events.iter() {
             let Some(c) = conns.get_mut(ev.token().0) else {
                 continue;
@@ -210,26 +197,19 @@ pub fn run(
     while t.elapsed() < hold {
         progress.set(t.elapsed().as_secs_f64() / hold.as_secs_f64().max(1e-9));
         // Idle: nothing is sent; whatever arrives (nothing should) is read and dropped.
-        match poll.poll(
-            &mut events,
-            Some(
-                hold.saturating_sub(t.elapsed())
-                    .min(Duration::from_millis(200)),
-            ),
-        ) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+        let wait = hold
+            .saturating_sub(t.elapsed())
+            .min(Duration::from_millis(200));
+        poll_once(&mut poll, &mut events, Some(wait))?;
         for ev in events.iter() {
             if let Some(c) = conns.get_mut(ev.token().0) {
                 while c.socket.recv_batch(&mut batch)? == super::udp::BATCH {}
             }
         }
     }
-    result.hold_seconds = t.elapsed().as_secs_f64();
+    result.memory.seconds = t.elapsed().as_secs_f64();
     // Read memory at the end of the hold, when the server has settled.
-    result.rss_held_kib = pid.and_then(sampler::sample).map(|s| s.rss_kib);
+    result.memory.held_kib = pid.and_then(sampler::sample).map(|s| s.rss_kib);
     progress.finish();
     Ok((result, errors))
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::driver::{Session, StreamErrors, Target};
 use super::profile::Profile;
 use super::progress::Progress;
-use super::report::HoldResult;
+use super::report::{HeldMemory, HoldResult};
 use super::sampler;
 
 /// Runs the hold; returns the result, the setup failures and why connections failed.
@@ -45,9 +45,11 @@ pub fn run(
             requested: count,
             held,
             setup_seconds,
-            hold_seconds,
-            rss_before_kib: before,
-            rss_after_kib: after,
+            memory: HeldMemory {
+                seconds: hold_seconds,
+                before_kib: before,
+                held_kib: after,
+            },
         },
         session.failures.clone(),
         session.stream_errors.clone(),

@@ -197,19 +197,43 @@ pub struct HoldResult {
     pub held: usize,
     /// Seconds to make them.
     pub setup_seconds: f64,
-    /// Seconds they were held.
-    pub hold_seconds: f64,
-    /// Server RSS before, KiB.
-    pub rss_before_kib: Option<u64>,
-    /// Server RSS while held, KiB.
-    pub rss_after_kib: Option<u64>,
+    /// How long they were held and what they cost the server.
+    pub memory: HeldMemory,
 }
 
-impl HoldResult {
-    /// Server memory per held allocation, KiB.
-    pub fn kib_per_allocation(&self) -> Option<f64> {
-        let (a, b) = (self.rss_before_kib?, self.rss_after_kib?);
-        (self.held > 0).then(|| (b as f64 - a as f64) / self.held as f64)
+/// What holding allocations or connections idle costs the server (`hold` and `handshake`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeldMemory {
+    /// Seconds they were held.
+    pub seconds: f64,
+    /// Server RSS before the first one was made, KiB.
+    pub before_kib: Option<u64>,
+    /// Server RSS at the end of the hold, when the server has settled, KiB.
+    pub held_kib: Option<u64>,
+}
+
+impl HeldMemory {
+    /// Server memory per held allocation or connection, KiB, for `held` of them.
+    pub fn kib_each(&self, held: usize) -> Option<f64> {
+        let (a, b) = (self.before_kib?, self.held_kib?);
+        (held > 0).then(|| (b as f64 - a as f64) / held as f64)
+    }
+
+    /// The JSON fields: the hold's seconds, the RSS before and (as `held_key`) at the end,
+    /// and (as `each_key`) the KiB per one of `held`.
+    fn json_fields(
+        &self,
+        held: usize,
+        held_key: &'static str,
+        each_key: &'static str,
+    ) -> [(&'static str, Json); 4] {
+        let kib = |v: Option<u64>| v.map_or(Json::Null, Json::Int);
+        [
+            ("hold_seconds", Json::Num(self.seconds)),
+            ("rss_before_kib", kib(self.before_kib)),
+            (held_key, kib(self.held_kib)),
+            (each_key, opt_num(self.kib_each(held))),
+        ]
     }
 }
 
@@ -326,50 +350,37 @@ impl Report {
             ));
         }
         if let Some(h) = &self.hold {
-            f.push((
-                "hold",
-                Json::Obj(vec![
-                    ("requested", Json::Int(h.requested as u64)),
-                    ("held", Json::Int(h.held as u64)),
-                    ("setup_seconds", Json::Num(h.setup_seconds)),
-                    ("hold_seconds", Json::Num(h.hold_seconds)),
-                    (
-                        "rss_before_kib",
-                        h.rss_before_kib.map_or(Json::Null, Json::Int),
-                    ),
-                    (
-                        "rss_after_kib",
-                        h.rss_after_kib.map_or(Json::Null, Json::Int),
-                    ),
-                    ("kib_per_allocation", opt_num(h.kib_per_allocation())),
-                ]),
-            ));
+            let mut fields = vec![
+                ("requested", Json::Int(h.requested as u64)),
+                ("held", Json::Int(h.held as u64)),
+                ("setup_seconds", Json::Num(h.setup_seconds)),
+            ];
+            fields.extend(
+                h.memory
+                    .json_fields(h.held, "rss_after_kib", "kib_per_allocation"),
+            );
+            f.push(("hold", Json::Obj(fields)));
         }
         if let Some(h) = &self.handshake {
-            f.push((
-                "handshake",
-                Json::Obj(vec![
-                    ("transport", Json::Str(h.transport.into())),
-                    ("requested", Json::Int(h.requested as u64)),
-                    ("completed", Json::Int(h.completed as u64)),
-                    ("failed", Json::Int(h.failed as u64)),
-                    ("concurrency", Json::Int(h.concurrency as u64)),
-                    ("seconds", Json::Num(h.seconds)),
-                    ("per_second", Json::Num(h.per_second())),
-                    ("latency", latency_json(&h.latency)),
-                    (
-                        "server_cpu_us_per_connection",
-                        opt_num(h.server_us_per_connection()),
-                    ),
-                    (
-                        "rss_before_kib",
-                        h.rss_before_kib.map_or(Json::Null, Json::Int),
-                    ),
-                    ("rss_held_kib", h.rss_held_kib.map_or(Json::Null, Json::Int)),
-                    ("hold_seconds", Json::Num(h.hold_seconds)),
-                    ("kib_per_connection", opt_num(h.kib_per_connection())),
-                ]),
-            ));
+            let mut fields = vec![
+                ("transport", Json::Str(h.transport.into())),
+                ("requested", Json::Int(h.requested as u64)),
+                ("completed", Json::Int(h.completed as u64)),
+                ("failed", Json::Int(h.failed as u64)),
+                ("concurrency", Json::Int(h.concurrency as u64)),
+                ("seconds", Json::Num(h.seconds)),
+                ("per_second", Json::Num(h.per_second())),
+                ("latency", latency_json(&h.latency)),
+                (
+                    "server_cpu_us_per_connection",
+                    opt_num(h.server_us_per_connection()),
+                ),
+            ];
+            fields.extend(
+                h.memory
+                    .json_fields(h.completed, "rss_held_kib", "kib_per_connection"),
+            );
+            f.push(("handshake", Json::Obj(fields)));
         }
         if !self.stream_errors.is_empty() {
             f.push((
@@ -479,23 +490,22 @@ impl Report {
         if let Some(a) = &self.alloc {
             let _ = writeln!(
                 s,
-                "alloc: {} cycles ({} failed) in {:.2} s = {:.0} allocations/s, {} outstanding; allocate latency p50 {:.2} ms p99 {:.2} ms",
+                "alloc: {} cycles ({} failed) in {:.2} s = {:.0} allocations/s, {} outstanding; allocate latency {}",
                 a.completed,
                 a.failed,
                 a.seconds,
                 a.completed as f64 / a.seconds.max(1e-9),
                 a.concurrency,
-                a.allocate_latency.quantile(0.5) as f64 / 1e6,
-                a.allocate_latency.quantile(0.99) as f64 / 1e6
+                p50_p99(&a.allocate_latency)
             );
         }
         if let Some(h) = &self.hold {
             let _ = write!(
                 s,
                 "hold: {}/{} allocations held for {:.1} s (set up in {:.1} s)",
-                h.held, h.requested, h.hold_seconds, h.setup_seconds
+                h.held, h.requested, h.memory.seconds, h.setup_seconds
             );
-            match h.kib_per_allocation() {
+            match h.memory.kib_each(h.held) {
                 Some(k) => {
                     let _ = writeln!(s, "; server RSS {:.2} KiB per allocation", k);
                 }
@@ -505,7 +515,7 @@ impl Report {
         if let Some(h) = &self.handshake {
             let _ = write!(
                 s,
-                "handshake: {}/{} {} connections ({} failed) in {:.2} s = {:.0} per second, {} outstanding; connect to Binding answer p50 {:.2} ms p99 {:.2} ms",
+                "handshake: {}/{} {} connections ({} failed) in {:.2} s = {:.0} per second, {} outstanding; connect to Binding answer {}",
                 h.completed,
                 h.requested,
                 h.transport,
@@ -513,18 +523,17 @@ impl Report {
                 h.seconds,
                 h.per_second(),
                 h.concurrency,
-                h.latency.quantile(0.5) as f64 / 1e6,
-                h.latency.quantile(0.99) as f64 / 1e6
+                p50_p99(&h.latency)
             );
             if let Some(us) = h.server_us_per_connection() {
                 let _ = write!(s, ", server {us:.0} µs CPU per connection");
             }
-            match h.kib_per_connection() {
+            match h.memory.kib_each(h.completed) {
                 Some(k) => {
                     let _ = writeln!(
                         s,
                         "\nheld {} idle connections for {:.1} s: server RSS {:.2} KiB per connection",
-                        h.completed, h.hold_seconds, k
+                        h.completed, h.memory.seconds, k
                     );
                 }
                 None => s.push_str("\nserver RSS unknown (no --server-pid)\n"),
@@ -543,6 +552,12 @@ impl Report {
         }
         s
     }
+}
+
+/// `p50 X ms p99 Y ms` of a latency histogram (nanoseconds).
+fn p50_p99(h: &Histogram) -> String {
+    let ms = |q: f64| h.quantile(q) as f64 / 1e6;
+    format!("p50 {:.2} ms p99 {:.2} ms", ms(0.5), ms(0.99))
 }
 
 /// One line per window.

@@ -40,13 +40,18 @@ pub fn parse_status_rss(status: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Samples a process; `None` when it is gone. `pid` 0 means this process.
-pub fn sample(pid: u32) -> Option<ProcSample> {
-    let dir = if pid == 0 {
+/// The /proc directory of process `pid` (0 = this process).
+fn proc_dir(pid: u32) -> String {
+    if pid == 0 {
         "/proc/self".to_string()
     } else {
         format!("/proc/{pid}")
-    };
+    }
+}
+
+/// Samples a process; `None` when it is gone. `pid` 0 means this process.
+pub fn sample(pid: u32) -> Option<ProcSample> {
+    let dir = proc_dir(pid);
     let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("{dir}/status")).ok()?;
     Some(ProcSample {
@@ -58,12 +63,11 @@ pub fn sample(pid: u32) -> Option<ProcSample> {
 
 /// Open file descriptors of process `pid` (0 = this process).
 pub fn open_fds(pid: u32) -> Option<usize> {
-    let dir = if pid == 0 {
-        "/proc/self/fd".to_string()
-    } else {
-        format!("/proc/{pid}/fd")
-    };
-    Some(std::fs::read_dir(dir).ok()?.count())
+    Some(
+        std::fs::read_dir(format!("{}/fd", proc_dir(pid)))
+            .ok()?
+            .count(),
+    )
 }
 
 /// CPU of a process between two samples, as a fraction of one core.

@@ -12,7 +12,7 @@ use rustls::ClientConnection;
 
 use super::tls_client::TlsClient;
 use super::udp::{Batch, BATCH, MAX_DATAGRAM};
-use crate::runtime::stream_framing::{next_frame, Frame};
+use crate::runtime::stream_framing::{compact, next_frame, Frame};
 
 /// Receive buffer: several largest media frames and a good read.
 const RX_CAPACITY: usize = 64 * 1024;
@@ -193,14 +193,7 @@ impl StreamConn {
 
     /// Reads more bytes into the receive buffer (decrypting TLS); 0 when nothing waits.
     fn read_more(&mut self) -> io::Result<usize> {
-        if self.rx_start == self.rx_end {
-            self.rx_start = 0;
-            self.rx_end = 0;
-        } else if self.rx_start > 0 {
-            self.rx.copy_within(self.rx_start..self.rx_end, 0);
-            self.rx_end -= self.rx_start;
-            self.rx_start = 0;
-        }
+        compact(&mut self.rx, &mut self.rx_start, &mut self.rx_end);
         if self.rx.is_empty() {
             self.rx = vec![0; RX_CAPACITY];
         }

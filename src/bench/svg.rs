@@ -351,6 +351,31 @@ mod tests {
             .collect()
     }
 
+    enum Axis {
+        Horizontal,
+        Vertical,
+    }
+
+    /// The numeric labels of one axis as (value, position along the axis), by value: the
+    /// horizontal axis's stand on one line below the plot (the largest y), the vertical axis's
+    /// right-aligned left of it (the smallest x).
+    fn axis_ticks(svg: &str, axis: Axis) -> Vec<(f64, f64)> {
+        // A label (value, x, y) as (value, along the axis, outward across it).
+        let place = |&(v, x, y): &(f64, f64, f64)| match axis {
+            Axis::Horizontal => (v, x, y),
+            Axis::Vertical => (v, y, -x),
+        };
+        let labels: Vec<_> = numeric_labels(svg).iter().map(place).collect();
+        let edge = labels.iter().map(|l| l.2).fold(f64::NEG_INFINITY, f64::max);
+        let mut ticks: Vec<(f64, f64)> = labels
+            .iter()
+            .filter(|l| (l.2 - edge).abs() < 1.0)
+            .map(|l| (l.0, l.1))
+            .collect();
+        ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ticks
+    }
+
     /// Asserts that positions are linear in log10(value) and span at least two decades.
     fn assert_log_axis(ticks: &[(f64, f64)]) {
         assert!(ticks.len() >= 3, "too few ticks: {ticks:?}");
@@ -391,15 +416,7 @@ mod tests {
         assert!(well_formed(&svg), "{svg}");
         assert!(svg.contains("fixed &lt;run&gt; &amp; co"));
         assert!(!svg.contains("NaN") && !svg.contains("inf"));
-        // The horizontal axis: numeric labels on one line below the plot.
-        let labels = numeric_labels(&svg);
-        let bottom = labels.iter().map(|l| l.2).fold(0.0, f64::max);
-        let mut x_ticks: Vec<(f64, f64)> = labels
-            .iter()
-            .filter(|l| (l.2 - bottom).abs() < 1.0)
-            .map(|l| (l.0, l.1))
-            .collect();
-        x_ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let x_ticks = axis_ticks(&svg, Axis::Horizontal);
         assert_log_axis(&x_ticks);
         assert!(
             x_ticks[0].0 <= 0.04 && x_ticks.last().unwrap().0 >= 20.0,
@@ -471,16 +488,8 @@ mod tests {
         // A dot per step on each of the three series (legend marks are lines, not dots).
         assert_eq!(svg.matches("<circle").count(), 3 * ws.len(), "{svg}");
         assert!(!svg.contains("NaN"));
-        // Latency ticks: numeric labels right-aligned left of the plot share an x.
-        let labels = numeric_labels(&svg);
-        let left = labels.iter().map(|l| l.1).fold(f64::INFINITY, f64::min);
-        let mut y_ticks: Vec<(f64, f64)> = labels
-            .iter()
-            .filter(|l| (l.1 - left).abs() < 1.0)
-            .map(|l| (l.0, l.2))
-            .collect();
-        y_ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
-        assert_log_axis(&y_ticks);
+        // Latency ticks on the vertical axis.
+        assert_log_axis(&axis_ticks(&svg, Axis::Vertical));
     }
 
     #[test]

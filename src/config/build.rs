@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::env::parse_bool;
 use super::options::{self, Arity, Opt, OptionSpec};
 use super::values::{
-    alternate_server, external_ip, ip, list_items, number, port, positive, range, user,
+    alternate_server, external_ip, ip, list_items, number, port, positive, range, token, user,
 };
 use super::{Config, ConfigError, LogTarget, RawEntry, Setting, Source};
 
@@ -155,26 +155,26 @@ impl Builder {
     fn flag(&mut self, ctx: &Ctx<'_>, on: bool) {
         let c = &mut self.cfg;
         let field = match ctx.spec.opt {
-            Opt::NoUdp => &mut c.no_udp,
-            Opt::NoTcp => &mut c.no_tcp,
-            Opt::NoTls => &mut c.no_tls,
-            Opt::NoDtls => &mut c.no_dtls,
-            Opt::Dtls => &mut c.dtls,
-            Opt::StunOnly => &mut c.stun_only,
-            Opt::NoStun => &mut c.no_stun,
-            Opt::NoUdpRelay => &mut c.no_udp_relay,
-            Opt::NoTcpRelay => &mut c.no_tcp_relay,
-            Opt::UseAuthSecret => &mut c.use_auth_secret,
-            Opt::LtCredMech => &mut c.lt_cred_mech,
-            Opt::NoAuth => &mut c.no_auth,
-            Opt::StrictExpiry => &mut c.strict_expiry,
-            Opt::Fingerprint => &mut c.fingerprint,
-            Opt::NoSoftwareAttribute => &mut c.no_software_attribute,
-            Opt::IncludeReasonString => &mut c.include_reason_string,
-            Opt::Sha256Integrity => &mut c.sha256_integrity,
-            Opt::UnauthorizedRatelimit => &mut c.unauthorized_ratelimit,
-            Opt::Rfc5766ChannelNumbers => &mut c.rfc5766_channel_numbers,
-            Opt::AllowLoopbackPeers => &mut c.allow_loopback_peers,
+            Opt::NoUdp => &mut c.listen.no_udp,
+            Opt::NoTcp => &mut c.listen.no_tcp,
+            Opt::NoTls => &mut c.listen.no_tls,
+            Opt::NoDtls => &mut c.listen.no_dtls,
+            Opt::Dtls => &mut c.listen.dtls,
+            Opt::StunOnly => &mut c.protocol.stun_only,
+            Opt::NoStun => &mut c.protocol.no_stun,
+            Opt::NoUdpRelay => &mut c.relay.no_udp,
+            Opt::NoTcpRelay => &mut c.relay.no_tcp,
+            Opt::UseAuthSecret => &mut c.auth.use_auth_secret,
+            Opt::LtCredMech => &mut c.auth.lt_cred_mech,
+            Opt::NoAuth => &mut c.auth.no_auth,
+            Opt::StrictExpiry => &mut c.auth.strict_expiry,
+            Opt::Fingerprint => &mut c.protocol.fingerprint,
+            Opt::NoSoftwareAttribute => &mut c.protocol.no_software_attribute,
+            Opt::IncludeReasonString => &mut c.protocol.include_reason_string,
+            Opt::Sha256Integrity => &mut c.auth.sha256_integrity,
+            Opt::UnauthorizedRatelimit => &mut c.limits.unauthorized_ratelimit,
+            Opt::Rfc5766ChannelNumbers => &mut c.protocol.rfc5766_channel_numbers,
+            Opt::AllowLoopbackPeers => &mut c.peers.allow_loopback,
             Opt::NoTlsv1 => &mut c.tls.no_tlsv1,
             Opt::NoTlsv1_1 => &mut c.tls.no_tlsv1_1,
             Opt::NoTlsv1_2 => &mut c.tls.no_tlsv1_2,
@@ -183,7 +183,7 @@ impl Builder {
             Opt::SimpleLog => &mut c.log.simple,
             Opt::LogJson => &mut c.log.json,
             Opt::Prometheus => &mut c.metrics.enabled,
-            Opt::StayUpAfterDrain => &mut c.stay_up_after_drain,
+            Opt::StayUpAfterDrain => &mut c.drain.stay_up,
             Opt::Syslog => {
                 if on {
                     c.log.file = LogTarget::Syslog;
@@ -222,10 +222,10 @@ impl Builder {
     fn optional(&mut self, ctx: &Ctx<'_>, value: Option<&str>) {
         let result = match ctx.spec.opt {
             Opt::StaleNonce => match value {
-                None => Ok(Config::default().stale_nonce),
+                None => Ok(Config::default().auth.stale_nonce),
                 Some(v) => positive::<u32>(v),
             }
-            .map(|s| self.cfg.stale_nonce = s),
+            .map(|s| self.cfg.auth.stale_nonce = s),
             Opt::AlreadyDefault => Ok(()),
             other => Err(format!("internal: {other:?} takes no optional value")),
         };
@@ -244,22 +244,22 @@ impl Builder {
         let c = &mut self.cfg;
         match ctx.spec.opt {
             // Listeners
-            Opt::ListeningPort => c.listening_port = port(v)?,
-            Opt::TlsListeningPort => c.tls_listening_port = port(v)?,
-            Opt::AltListeningPort => c.alt_listening_port = Some(port(v)?),
-            Opt::AltTlsListeningPort => c.alt_tls_listening_port = Some(port(v)?),
-            Opt::ListeningIp => c.listening_ips.push(ip(v)?),
+            Opt::ListeningPort => c.listen.port = port(v)?,
+            Opt::TlsListeningPort => c.listen.tls_port = port(v)?,
+            Opt::AltListeningPort => c.listen.alt_port = Some(port(v)?),
+            Opt::AltTlsListeningPort => c.listen.alt_tls_port = Some(port(v)?),
+            Opt::ListeningIp => c.listen.ips.push(ip(v)?),
             Opt::ProxyProtocolPort => {
                 for p in list_items(v) {
                     let p = port(p)?;
-                    if !c.proxy_protocol_ports.contains(&p) {
-                        c.proxy_protocol_ports.push(p);
+                    if !c.listen.proxy_protocol.ports.contains(&p) {
+                        c.listen.proxy_protocol.ports.push(p);
                     }
                 }
             }
             Opt::ProxyProtocolTrusted => {
                 for r in list_items(v) {
-                    c.proxy_protocol_trusted.push(range(r)?);
+                    c.listen.proxy_protocol.trusted.push(range(r)?);
                 }
             }
             Opt::ProxyProtocolTimeout => {
@@ -269,10 +269,10 @@ impl Builder {
                         "{secs} s is too long: a proxy sends the header at once (at most 10, the TLS handshake's own limit)"
                     ));
                 }
-                c.proxy_protocol_timeout = secs;
+                c.listen.proxy_protocol.timeout = secs;
             }
             // Relay
-            Opt::RelayIp => c.relay_ips.push(ip(v)?),
+            Opt::RelayIp => c.relay.ips.push(ip(v)?),
             Opt::ExternalIp => {
                 let ext = external_ip(v)?;
                 if ext.private.is_none() {
@@ -285,39 +285,41 @@ impl Builder {
                     }
                     *slot = Some(ctx.source.clone());
                 }
-                c.external_ips.push(ext);
+                c.relay.external_ips.push(ext);
             }
-            Opt::MinPort => c.min_port = port(v)?,
-            Opt::MaxPort => c.max_port = port(v)?,
+            Opt::MinPort => c.relay.min_port = port(v)?,
+            Opt::MaxPort => c.relay.max_port = port(v)?,
             // 0 means "pick for me", as in coturn.
-            Opt::RelayThreads => c.relay_threads = Some(number::<usize>(v)?).filter(|n| *n > 0),
-            Opt::SockBufSize => c.sock_buf_size = Some(number::<usize>(v)?).filter(|n| *n > 0),
+            Opt::RelayThreads => c.relay.threads = Some(number::<usize>(v)?).filter(|n| *n > 0),
+            Opt::SockBufSize => {
+                c.relay.sock_buf_size = Some(number::<usize>(v)?).filter(|n| *n > 0)
+            }
             // Authentication
             Opt::Realm => {
                 if v.chars().count() > MAX_REALM_CHARS {
                     return Err(format!("realm is longer than {MAX_REALM_CHARS} characters"));
                 }
-                c.realm = v.to_string();
+                c.auth.realm = v.to_string();
             }
-            Opt::ServerName => c.server_name = Some(v.to_string()),
-            Opt::StaticAuthSecret => c.static_auth_secrets.push(v.to_string()),
+            Opt::ServerName => c.auth.server_name = Some(v.to_string()),
+            Opt::StaticAuthSecret => c.auth.static_auth_secrets.push(v.to_string()),
             Opt::RestApiSeparator => {
                 let mut chars = v.chars();
                 match (chars.next(), chars.next()) {
-                    (Some(ch), None) => c.rest_api_separator = ch,
+                    (Some(ch), None) => c.auth.rest_api_separator = ch,
                     _ => return Err(format!("{v:?} must be exactly one character")),
                 }
             }
-            Opt::User => c.users.push(user(v)?),
+            Opt::User => c.auth.users.push(user(v)?),
             // Peer policy
-            Opt::AllowedPeerIp => c.allowed_peer_ips.push(range(v)?),
-            Opt::DeniedPeerIp => c.denied_peer_ips.push(range(v)?),
+            Opt::AllowedPeerIp => c.peers.allowed.push(range(v)?),
+            Opt::DeniedPeerIp => c.peers.denied.push(range(v)?),
             // Limits
-            Opt::UserQuota => c.user_quota = number(v)?,
-            Opt::TotalQuota => c.total_quota = number(v)?,
-            Opt::MaxTcpConnections => c.max_tcp_connections = number(v)?,
-            Opt::DrainTimeout => c.drain_timeout = number(v)?,
-            Opt::UnauthorizedRatelimitRps => c.unauthorized_ratelimit_rps = positive(v)?,
+            Opt::UserQuota => c.limits.user_quota = number(v)?,
+            Opt::TotalQuota => c.limits.total_quota = number(v)?,
+            Opt::MaxTcpConnections => c.limits.max_tcp_connections = number(v)?,
+            Opt::DrainTimeout => c.drain.timeout = number(v)?,
+            Opt::UnauthorizedRatelimitRps => c.limits.unauthorized_ratelimit_rps = positive(v)?,
             Opt::PollIntervalMs => {
                 let ms: u64 = number(v)?;
                 if ms > 20 {
@@ -325,7 +327,7 @@ impl Builder {
                         "{ms} ms would add too much latency to media (at most 20)"
                     ));
                 }
-                c.poll_interval_ms = ms
+                c.relay.poll_interval_ms = ms
             }
             Opt::PollCoalesceUs => {
                 let us: u64 = number(v)?;
@@ -334,33 +336,23 @@ impl Builder {
                         "{us} µs would add too much latency to media (at most {MAX_POLL_COALESCE_US})"
                     ));
                 }
-                c.poll_coalesce_us = us
+                c.relay.poll_coalesce_us = us
             }
             Opt::RestApiToken => {
-                if v.trim().len() < 16 {
-                    return Err(
-                        "the credential endpoint token must be at least 16 characters".into(),
-                    );
-                }
-                c.credential_endpoint.token = Some(v.trim().to_string())
+                c.credential_endpoint.token = Some(token(v, "credential endpoint")?)
             }
             Opt::RestApiAddress => c.credential_endpoint.address = ip(v)?,
             Opt::RestApiPort => c.credential_endpoint.port = port(v)?,
             Opt::RestApiHost => c.credential_endpoint.host = Some(v.trim().to_string()),
             Opt::AdminAddress => c.admin.address = ip(v)?,
             Opt::AdminPort => c.admin.port = port(v)?,
-            Opt::AdminToken => {
-                if v.trim().len() < 16 {
-                    return Err("the admin token must be at least 16 characters".into());
-                }
-                c.admin.token = Some(v.trim().to_string())
-            }
-            Opt::MaxTcpConnectionsPerIp => c.max_tcp_connections_per_ip = number(v)?,
-            Opt::MaxBps => c.max_bps = number(v)?,
-            Opt::BpsCapacity => c.bps_capacity = number(v)?,
-            Opt::MaxAllocateLifetime => c.max_allocate_lifetime = positive(v)?,
-            Opt::ChannelLifetime => c.channel_lifetime = positive(v)?,
-            Opt::PermissionLifetime => c.permission_lifetime = positive(v)?,
+            Opt::AdminToken => c.admin.token = Some(token(v, "admin")?),
+            Opt::MaxTcpConnectionsPerIp => c.limits.max_tcp_connections_per_ip = number(v)?,
+            Opt::MaxBps => c.limits.max_bps = number(v)?,
+            Opt::BpsCapacity => c.limits.bps_capacity = number(v)?,
+            Opt::MaxAllocateLifetime => c.limits.max_allocate_lifetime = positive(v)?,
+            Opt::ChannelLifetime => c.limits.channel_lifetime = positive(v)?,
+            Opt::PermissionLifetime => c.limits.permission_lifetime = positive(v)?,
             // TLS
             Opt::Cert => c.tls.cert = Some(PathBuf::from(v)),
             Opt::Pkey => c.tls.pkey = Some(PathBuf::from(v)),
@@ -380,22 +372,22 @@ impl Builder {
             Opt::PrometheusPort => c.metrics.port = port(v)?,
             Opt::PrometheusAddress => c.metrics.address = Some(ip(v)?),
             // Compatibility
-            Opt::AlternateServer => c.alternate_servers.push(alternate_server(v)?),
-            Opt::UdpAlternateServer => c.udp_alternate_servers.push(alternate_server(v)?),
-            Opt::TcpAlternateServer => c.tcp_alternate_servers.push(alternate_server(v)?),
-            Opt::TlsAlternateServer => c.tls_alternate_servers.push(alternate_server(v)?),
+            Opt::AlternateServer => c.drain.alternate_servers.any.push(alternate_server(v)?),
+            Opt::UdpAlternateServer => c.drain.alternate_servers.udp.push(alternate_server(v)?),
+            Opt::TcpAlternateServer => c.drain.alternate_servers.tcp.push(alternate_server(v)?),
+            Opt::TlsAlternateServer => c.drain.alternate_servers.tls.push(alternate_server(v)?),
             Opt::RestApiHmac => {
                 use crate::proto::auth::rest::RestHmac;
-                c.rest_api_hmac = match v.trim().to_ascii_lowercase().as_str() {
+                c.auth.rest_api_hmac = match v.trim().to_ascii_lowercase().as_str() {
                     "sha1" | "sha-1" => RestHmac::Sha1,
                     "sha256" | "sha-256" => RestHmac::Sha256,
                     _ => return Err(format!("{v:?} is not sha1 or sha256")),
                 }
             }
-            Opt::DrainMinAllocations => c.drain_min_allocations = number(v)?,
-            Opt::Cpus => c.cpus = Some(positive::<usize>(v)?),
+            Opt::DrainMinAllocations => c.drain.min_allocations = number(v)?,
+            Opt::Cpus => c.relay.cpus = Some(positive::<usize>(v)?),
             Opt::KernelFastPath => {
-                c.kernel_fast_path = match v.trim() {
+                c.relay.kernel_fast_path = match v.trim() {
                     "off" => super::KernelFastPath::Off,
                     "auto" => super::KernelFastPath::Auto,
                     "on" => super::KernelFastPath::On,
@@ -427,58 +419,37 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{from_conf_str, UserKey};
+    use crate::config::from_conf_str;
+    use crate::config::test_conf::{errors, ok, one_error};
+    use crate::proto::auth::UserSecret;
     use std::net::IpAddr;
-
-    const AUTH: &str = "use-auth-secret\nstatic-auth-secret=s\n";
-
-    fn ok(text: &str) -> Config {
-        match from_conf_str(&format!("{AUTH}{text}"), "turnserver.conf") {
-            Ok(c) => c,
-            Err(e) => panic!("unexpected error for {text:?}:\n{e}"),
-        }
-    }
-
-    /// The errors for `text`, which is placed from line 3 on (after the auth lines).
-    fn errs(text: &str) -> Vec<String> {
-        match from_conf_str(&format!("{AUTH}{text}"), "turnserver.conf") {
-            Ok(_) => panic!("expected an error for {text:?}"),
-            Err(e) => e.messages,
-        }
-    }
-
-    fn one_err(text: &str) -> String {
-        let e = errs(text);
-        assert_eq!(e.len(), 1, "{e:?}");
-        e.into_iter().next().unwrap_or_default()
-    }
 
     #[test]
     fn defaults() {
         let c = ok("");
-        assert_eq!((c.listening_port, c.tls_listening_port), (3478, 5349));
-        assert_eq!((c.min_port, c.max_port), (49152, 65535));
-        assert_eq!(c.realm, "ferroturn.local");
-        assert_eq!(c.rest_api_separator, ':');
-        assert_eq!(c.stale_nonce, 600);
+        assert_eq!((c.listen.port, c.listen.tls_port), (3478, 5349));
+        assert_eq!((c.relay.min_port, c.relay.max_port), (49152, 65535));
+        assert_eq!(c.auth.realm, "ferroturn.local");
+        assert_eq!(c.auth.rest_api_separator, ':');
+        assert_eq!(c.auth.stale_nonce, 600);
         assert_eq!(
             (
-                c.max_allocate_lifetime,
-                c.channel_lifetime,
-                c.permission_lifetime
+                c.limits.max_allocate_lifetime,
+                c.limits.channel_lifetime,
+                c.limits.permission_lifetime
             ),
             (3600, 600, 300)
         );
         assert_eq!(c.metrics.port, 9641);
         assert_eq!(c.log.file, LogTarget::Stdout);
-        assert_eq!(c.relay_threads, None);
+        assert_eq!(c.relay.threads, None);
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     }
 
     #[test]
     fn bad_port_names_line_and_option() {
         assert_eq!(
-            one_err("min-port=70000"),
+            one_error("min-port=70000"),
             "turnserver.conf:3: min-port: \"70000\" is not a port number"
         );
         for bad in [
@@ -489,7 +460,7 @@ mod tests {
             "max-port=1.5",
             "prometheus-port=",
         ] {
-            let e = one_err(bad);
+            let e = one_error(bad);
             assert!(e.starts_with("turnserver.conf:3: "), "{e}");
             assert!(e.contains(bad.split('=').next().unwrap_or_default()), "{e}");
         }
@@ -497,22 +468,22 @@ mod tests {
 
     #[test]
     fn min_port_above_max_port() {
-        let e = one_err("min-port=50000\nmax-port=40000");
+        let e = one_error("min-port=50000\nmax-port=40000");
         assert!(e.starts_with("turnserver.conf:4: "), "{e}");
         assert!(e.contains("greater than max-port"), "{e}");
         let c = ok("min-port=40000\nmax-port=40000");
-        assert_eq!((c.min_port, c.max_port), (40000, 40000));
+        assert_eq!((c.relay.min_port, c.relay.max_port), (40000, 40000));
     }
 
     #[test]
     fn bad_ips_and_ranges() {
-        assert!(one_err("listening-ip=1.2.3").contains("is not an IP address"));
-        assert!(one_err("relay-ip=host.example").contains("relay-ip"));
-        assert!(one_err("prometheus-address=::g").contains("prometheus-address"));
-        let e = one_err("denied-peer-ip=10.0.0.9-10.0.0.1");
+        assert!(one_error("listening-ip=1.2.3").contains("is not an IP address"));
+        assert!(one_error("relay-ip=host.example").contains("relay-ip"));
+        assert!(one_error("prometheus-address=::g").contains("prometheus-address"));
+        let e = one_error("denied-peer-ip=10.0.0.9-10.0.0.1");
         assert!(e.contains("denied-peer-ip") && e.contains("greater"), "{e}");
-        assert!(one_err("allowed-peer-ip=10.0.0.0/40").contains("prefix"));
-        assert!(one_err("allowed-peer-ip=1.1.1.1-::1").contains("families"));
+        assert!(one_error("allowed-peer-ip=10.0.0.0/40").contains("prefix"));
+        assert!(one_error("allowed-peer-ip=1.1.1.1-::1").contains("families"));
     }
 
     #[test]
@@ -520,18 +491,18 @@ mod tests {
         let c = ok(
             "denied-peer-ip=8.8.8.8\nallowed-peer-ip=10.0.0.0/8\nallowed-peer-ip=fe80::1-fe80::ff",
         );
-        assert_eq!(c.denied_peer_ips.len(), 1);
-        assert_eq!(c.allowed_peer_ips.len(), 2);
+        assert_eq!(c.peers.denied.len(), 1);
+        assert_eq!(c.peers.allowed.len(), 2);
     }
 
     #[test]
     fn bad_numbers() {
-        assert!(one_err("user-quota=abc").contains("is not a number"));
-        assert!(one_err("total-quota=-1").contains("is not a number"));
-        assert!(one_err("max-bps=99999999999999999999999").contains("too large"));
-        assert!(one_err("relay-threads=two").contains("relay-threads"));
-        assert!(one_err("sock-buf-size=1k").contains("sock-buf-size"));
-        assert!(one_err("user-quota=4294967296").contains("too large"));
+        assert!(one_error("user-quota=abc").contains("is not a number"));
+        assert!(one_error("total-quota=-1").contains("is not a number"));
+        assert!(one_error("max-bps=99999999999999999999999").contains("too large"));
+        assert!(one_error("relay-threads=two").contains("relay-threads"));
+        assert!(one_error("sock-buf-size=1k").contains("sock-buf-size"));
+        assert!(one_error("user-quota=4294967296").contains("too large"));
     }
 
     #[test]
@@ -542,39 +513,39 @@ mod tests {
             "channel-lifetime=0",
             "permission-lifetime=0",
         ] {
-            assert!(one_err(bad).contains("must be greater than 0"), "{bad}");
+            assert!(one_error(bad).contains("must be greater than 0"), "{bad}");
         }
     }
 
     #[test]
     fn stale_nonce_optional_value() {
-        assert_eq!(ok("stale-nonce").stale_nonce, 600);
-        assert_eq!(ok("stale-nonce=120").stale_nonce, 120);
+        assert_eq!(ok("stale-nonce").auth.stale_nonce, 600);
+        assert_eq!(ok("stale-nonce=120").auth.stale_nonce, 120);
     }
 
     #[test]
     fn relay_threads_zero_means_auto() {
-        assert_eq!(ok("relay-threads=0").relay_threads, None);
-        assert_eq!(ok("relay-threads=4").relay_threads, Some(4));
+        assert_eq!(ok("relay-threads=0").relay.threads, None);
+        assert_eq!(ok("relay-threads=4").relay.threads, Some(4));
     }
 
     #[test]
     fn users() {
         let c = ok("lt-cred-mech\nuser=alice:pa:ss\nuser=bob:0x00112233445566778899AABBCCDDEEFF");
-        assert_eq!(c.users.len(), 2);
-        assert_eq!(c.users[0].name, "alice");
-        assert_eq!(c.users[0].key, UserKey::Password("pa:ss".into()));
+        assert_eq!(c.auth.users.len(), 2);
+        assert_eq!(c.auth.users[0].name, "alice");
+        assert_eq!(c.auth.users[0].key, UserSecret::Password("pa:ss".into()));
         assert_eq!(
-            c.users[1].key,
-            UserKey::Md5Key([
+            c.auth.users[1].key,
+            UserSecret::Key([
                 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd,
                 0xee, 0xff
             ])
         );
         // One key parser for the file and the core: the 0X spelling is a key too.
         let c = ok("lt-cred-mech\nuser=carol:0X00112233445566778899aabbccddeeff");
-        assert_eq!(c.users[0].key, UserKey::Md5Key(sample_key()));
-        assert!(one_err("lt-cred-mech\nuser=dave:0X0011").contains("32 hex digits"));
+        assert_eq!(c.auth.users[0].key, UserSecret::Key(sample_key()));
+        assert!(one_error("lt-cred-mech\nuser=dave:0X0011").contains("32 hex digits"));
     }
 
     fn sample_key() -> [u8; 16] {
@@ -586,14 +557,14 @@ mod tests {
 
     #[test]
     fn bad_users_do_not_leak_secrets() {
-        let e = one_err("user=alicesecret");
+        let e = one_error("user=alicesecret");
         assert!(e.contains("no \":\"") && !e.contains("alicesecret"), "{e}");
-        let e = one_err("user=bob:0x1234");
+        let e = one_error("user=bob:0x1234");
         assert!(e.contains("32 hex digits") && !e.contains("1234"), "{e}");
-        assert!(one_err("user=bob:0xzz112233445566778899aabbccddeeff").contains("hex"));
-        assert!(one_err("user=:pw").contains("empty"));
-        assert!(one_err("user=bob:").contains("empty password"));
-        assert!(!format!("{:?}", ok("user=carol:hunter2").users).contains("hunter2"));
+        assert!(one_error("user=bob:0xzz112233445566778899aabbccddeeff").contains("hex"));
+        assert!(one_error("user=:pw").contains("empty"));
+        assert!(one_error("user=bob:").contains("empty password"));
+        assert!(!format!("{:?}", ok("user=carol:hunter2").auth.users).contains("hunter2"));
     }
 
     #[test]
@@ -601,44 +572,65 @@ mod tests {
         let c = ok(
             "external-ip=203.0.113.5\nexternal-ip=2001:db8::5\nexternal-ip=198.51.100.1/10.0.0.1",
         );
-        assert_eq!(c.external_ips.len(), 3);
+        assert_eq!(c.relay.external_ips.len(), 3);
         assert_eq!(
-            c.external_ips[2].private,
+            c.relay.external_ips[2].private,
             Some("10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4])))
         );
-        let e = one_err("external-ip=203.0.113.5\nexternal-ip=203.0.113.6");
+        let e = one_error("external-ip=203.0.113.5\nexternal-ip=203.0.113.6");
         assert!(
             e.starts_with("turnserver.conf:4: ") && e.contains("turnserver.conf:3"),
             "{e}"
         );
-        assert!(one_err("external-ip=203.0.113.5/::1").contains("different families"));
-        assert!(one_err("external-ip=203.0.113.5/x").contains("not an IP"));
-        assert!(one_err("external-ip=nope").contains("not an IP"));
+        assert!(one_error("external-ip=203.0.113.5/::1").contains("different families"));
+        assert!(one_error("external-ip=203.0.113.5/x").contains("not an IP"));
+        assert!(one_error("external-ip=nope").contains("not an IP"));
     }
 
     #[test]
     fn separator_must_be_one_char() {
-        assert_eq!(ok("rest-api-separator=-").rest_api_separator, '-');
-        assert!(one_err("rest-api-separator=::").contains("exactly one character"));
+        assert_eq!(ok("rest-api-separator=-").auth.rest_api_separator, '-');
+        assert!(one_error("rest-api-separator=::").contains("exactly one character"));
     }
 
     #[test]
     fn realm_length() {
-        assert!(one_err(&format!("realm={}", "a".repeat(128))).contains("longer"));
-        assert_eq!(ok("realm=meet.example.com").realm, "meet.example.com");
+        assert!(one_error(&format!("realm={}", "a".repeat(128))).contains("longer"));
+        assert_eq!(ok("realm=meet.example.com").auth.realm, "meet.example.com");
     }
 
     #[test]
     fn flags_take_booleans() {
-        assert!(ok("fingerprint").fingerprint);
-        assert!(ok("fingerprint=yes").fingerprint);
-        assert!(!ok("fingerprint\nfingerprint=off").fingerprint);
-        assert!(one_err("fingerprint=maybe").contains("not a boolean"));
+        assert!(ok("fingerprint").protocol.fingerprint);
+        assert!(ok("fingerprint=yes").protocol.fingerprint);
+        assert!(!ok("fingerprint\nfingerprint=off").protocol.fingerprint);
+        assert!(one_error("fingerprint=maybe").contains("not a boolean"));
+    }
+
+    #[test]
+    fn endpoint_tokens_need_16_characters_and_are_trimmed() {
+        assert_eq!(
+            one_error("admin-token=short"),
+            "turnserver.conf:3: admin-token: the admin token must be at least 16 characters"
+        );
+        // Fifteen characters once the spaces around them are gone.
+        assert!(one_error("rest-api-token=  fifteen-chars-x  ").ends_with(
+            "rest-api-token: the credential endpoint token must be at least 16 characters"
+        ));
+        let c = ok("admin-token= 0123456789abcdef \nrest-api-token=fedcba9876543210");
+        assert_eq!(c.admin.token.as_deref(), Some("0123456789abcdef"));
+        assert_eq!(
+            c.credential_endpoint.token.as_deref(),
+            Some("fedcba9876543210")
+        );
     }
 
     #[test]
     fn missing_value() {
-        assert_eq!(one_err("realm"), "turnserver.conf:3: realm: missing value");
+        assert_eq!(
+            one_error("realm"),
+            "turnserver.conf:3: realm: missing value"
+        );
     }
 
     #[test]
@@ -666,9 +658,9 @@ mod tests {
         assert!(from_conf_str("no-auth\nlt-cred-mech\nuser=a:b", "x").is_err());
         // coturn compatibility: a secret implies use-auth-secret, users imply lt-cred-mech.
         let c = from_conf_str("static-auth-secret=s", "x").expect("secret only");
-        assert!(c.use_auth_secret && c.warnings.is_empty());
+        assert!(c.auth.use_auth_secret && c.warnings.is_empty());
         let c = from_conf_str("user=a:b", "x").expect("user only");
-        assert!(c.lt_cred_mech);
+        assert!(c.auth.lt_cred_mech);
         assert_eq!(c.warnings.len(), 1);
         let c = from_conf_str("lt-cred-mech\nuser=a:b", "x").expect("lt");
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
@@ -676,21 +668,24 @@ mod tests {
 
     #[test]
     fn nothing_to_listen_on() {
-        assert!(one_err("no-udp\nno-tcp\nno-tls").contains("nothing to listen on"));
-        assert!(ok("no-udp\nno-tcp").no_tcp);
-        assert!(one_err("stun-only\nno-stun").contains("nothing to serve"));
-        assert!(one_err("no-udp-relay\nno-tcp-relay").contains("no-tcp-relay"));
+        assert!(one_error("no-udp\nno-tcp\nno-tls").contains("nothing to listen on"));
+        assert!(ok("no-udp\nno-tcp").listen.no_tcp);
+        assert!(one_error("stun-only\nno-stun").contains("nothing to serve"));
+        assert!(one_error("no-udp-relay\nno-tcp-relay").contains("no-tcp-relay"));
     }
 
     #[test]
     fn bps_capacity_needs_max_bps() {
-        assert!(one_err("bps-capacity=1000").contains("max-bps"));
-        assert_eq!(ok("bps-capacity=1000\nmax-bps=10").bps_capacity, 1000);
+        assert!(one_error("bps-capacity=1000").contains("max-bps"));
+        assert_eq!(
+            ok("bps-capacity=1000\nmax-bps=10").limits.bps_capacity,
+            1000
+        );
     }
 
     #[test]
     fn all_errors_are_reported_at_once() {
-        let e = errs("min-port=x\nmax-port=y\nlistening-ip=z");
+        let e = errors("min-port=x\nmax-port=y\nlistening-ip=z");
         assert_eq!(e.len(), 3, "{e:?}");
         let lines: Vec<_> = e
             .iter()
@@ -754,7 +749,9 @@ mod tests {
             "alternate-server=203.0.113.7\nalternate-server=203.0.113.8:3479\nalternate-server=[2001:db8::1]:3478\nalternate-server=2001:db8::2",
         );
         let got: Vec<_> = c
+            .drain
             .alternate_servers
+            .any
             .iter()
             .map(|a| a.socket_addr(3478).to_string())
             .collect();
@@ -767,7 +764,7 @@ mod tests {
                 "[2001:db8::2]:3478"
             ]
         );
-        assert!(one_err("alternate-server=turn.example.com").contains("alternate-server"));
+        assert!(one_error("alternate-server=turn.example.com").contains("alternate-server"));
     }
 
     #[test]

@@ -156,86 +156,83 @@ impl CliArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_conf::{args, key_values};
 
-    fn args(s: &[&str]) -> Vec<String> {
-        s.iter().map(|a| a.to_string()).collect()
-    }
-
-    fn pairs(c: &CliArgs) -> Vec<(String, Option<String>)> {
-        c.entries
-            .iter()
-            .map(|e| (e.key.clone(), e.value.clone()))
-            .collect()
-    }
-
-    fn p(k: &str, v: Option<&str>) -> (String, Option<String>) {
-        (k.to_string(), v.map(str::to_string))
+    /// Command lines and the entries they give, each with no error and no warning.
+    #[test]
+    fn spellings_give_entries_in_order() {
+        type Entries = &'static [(&'static str, Option<&'static str>)];
+        let cases: &[(&[&str], Entries)] = &[
+            // Long options with a separate and an inline value.
+            (
+                &["--listening-port", "3479", "--min-port=50000"],
+                &[
+                    ("listening-port", Some("3479")),
+                    ("min-port", Some("50000")),
+                ],
+            ),
+            // Long flags with and without a value.
+            (
+                &["--fingerprint", "--no-tls=off"],
+                &[("fingerprint", None), ("no-tls", Some("off"))],
+            ),
+            // Short options with a separate, an attached and an `=` value.
+            (
+                &["-p", "3479", "-p3480", "-p=3481"],
+                &[
+                    ("listening-port", Some("3479")),
+                    ("listening-port", Some("3480")),
+                    ("listening-port", Some("3481")),
+                ],
+            ),
+            // Bundled short flags, the last one taking the next argument.
+            (
+                &["-vfr", "example.org"],
+                &[
+                    ("verbose", None),
+                    ("fingerprint", None),
+                    ("realm", Some("example.org")),
+                ],
+            ),
+            // Aliases resolve to the canonical names.
+            (
+                &["--db", "/x", "--ca-file=/ca.pem"],
+                &[("userdb", Some("/x")), ("CA-file", Some("/ca.pem"))],
+            ),
+            // An optional value is taken only with `=`.
+            (
+                &["--stale-nonce", "--stale-nonce=300"],
+                &[("stale-nonce", None), ("stale-nonce", Some("300"))],
+            ),
+            // A value may start with a dash.
+            (
+                &["--static-auth-secret", "-secret-"],
+                &[("static-auth-secret", Some("-secret-"))],
+            ),
+            // Unsupported options still consume their value.
+            (
+                &["--proc-user", "turnserver", "-d", "eth0", "--mobility"],
+                &[
+                    ("proc-user", Some("turnserver")),
+                    ("listening-device", Some("eth0")),
+                    ("mobility", None),
+                ],
+            ),
+        ];
+        for (argv, want) in cases {
+            let c = parse(&args(argv));
+            assert!(
+                c.errors.is_empty() && c.warnings.is_empty(),
+                "{argv:?}: {:?} {:?}",
+                c.errors,
+                c.warnings
+            );
+            assert_eq!(key_values(&c.entries), *want, "{argv:?}");
+        }
     }
 
     #[test]
-    fn long_with_separate_and_inline_values() {
-        let c = parse(&args(&["--listening-port", "3479", "--min-port=50000"]));
-        assert_eq!(
-            pairs(&c),
-            vec![
-                p("listening-port", Some("3479")),
-                p("min-port", Some("50000"))
-            ]
-        );
-        assert!(c.errors.is_empty() && c.warnings.is_empty());
-    }
-
-    #[test]
-    fn long_flags_with_and_without_value() {
-        let c = parse(&args(&["--fingerprint", "--no-tls=off"]));
-        assert_eq!(
-            pairs(&c),
-            vec![p("fingerprint", None), p("no-tls", Some("off"))]
-        );
-    }
-
-    #[test]
-    fn short_with_separate_and_attached_values() {
-        let c = parse(&args(&["-p", "3479", "-p3480", "-p=3481"]));
-        assert_eq!(
-            pairs(&c),
-            vec![
-                p("listening-port", Some("3479")),
-                p("listening-port", Some("3480")),
-                p("listening-port", Some("3481")),
-            ]
-        );
-    }
-
-    #[test]
-    fn bundled_short_flags_and_trailing_value() {
-        let c = parse(&args(&["-vfr", "example.org"]));
-        assert_eq!(
-            pairs(&c),
-            vec![
-                p("verbose", None),
-                p("fingerprint", None),
-                p("realm", Some("example.org")),
-            ]
-        );
-    }
-
-    #[test]
-    fn aliases_resolve_to_canonical_names() {
-        let c = parse(&args(&["--db", "/x", "--ca-file=/ca.pem"]));
-        assert_eq!(
-            pairs(&c),
-            vec![p("userdb", Some("/x")), p("CA-file", Some("/ca.pem"))]
-        );
-    }
-
-    #[test]
-    fn optional_value_only_with_equals() {
-        let c = parse(&args(&["--stale-nonce", "--stale-nonce=300"]));
-        assert_eq!(
-            pairs(&c),
-            vec![p("stale-nonce", None), p("stale-nonce", Some("300"))]
-        );
+    fn an_optional_value_is_not_taken_from_the_next_argument() {
         let c = parse(&args(&["--stale-nonce", "300"]));
         assert_eq!(c.errors.len(), 1, "{:?}", c.errors);
         assert!(c.errors[0].contains("--stale-nonce=300"), "{:?}", c.errors);
@@ -248,18 +245,12 @@ mod tests {
     }
 
     #[test]
-    fn value_may_start_with_dash() {
-        let c = parse(&args(&["--static-auth-secret", "-secret-"]));
-        assert_eq!(pairs(&c), vec![p("static-auth-secret", Some("-secret-"))]);
-    }
-
-    #[test]
     fn unknown_options_warn_and_swallow_their_value() {
         let c = parse(&args(&["--frobnicate", "7", "-Z", "--bogus=1", "-p", "1"]));
         assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
         assert!(c.warnings[0].contains("unknown option \"--frobnicate\""));
         assert!(c.errors.is_empty(), "{:?}", c.errors);
-        assert_eq!(pairs(&c), vec![p("listening-port", Some("1"))]);
+        assert_eq!(key_values(&c.entries), [("listening-port", Some("1"))]);
     }
 
     #[test]
@@ -281,26 +272,6 @@ mod tests {
         assert_eq!(
             parse(&args(&["-c/z.conf"])).config.as_deref(),
             Some("/z.conf")
-        );
-    }
-
-    #[test]
-    fn unsupported_options_consume_their_value() {
-        let c = parse(&args(&[
-            "--proc-user",
-            "turnserver",
-            "-d",
-            "eth0",
-            "--mobility",
-        ]));
-        assert!(c.errors.is_empty(), "{:?}", c.errors);
-        assert_eq!(
-            pairs(&c),
-            vec![
-                p("proc-user", Some("turnserver")),
-                p("listening-device", Some("eth0")),
-                p("mobility", None),
-            ]
         );
     }
 }

@@ -68,32 +68,52 @@ pub(crate) fn unquote(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_conf::key_values;
 
-    fn one(line: &str) -> (String, Option<String>) {
-        let p = parse(line, "t.conf");
-        assert_eq!(p.entries.len(), 1, "{line:?}");
-        let e = &p.entries[0];
-        (e.key.clone(), e.value.clone())
-    }
-
-    fn kv(k: &str, v: Option<&str>) -> (String, Option<String>) {
-        (k.to_string(), v.map(str::to_string))
-    }
-
+    /// Lines and the one entry each gives.
     #[test]
-    fn separators() {
-        assert_eq!(one("min-port=49160"), kv("min-port", Some("49160")));
-        assert_eq!(one("min-port 49160"), kv("min-port", Some("49160")));
-        assert_eq!(one("min-port\t49160"), kv("min-port", Some("49160")));
-        assert_eq!(one("min-port = 49160"), kv("min-port", Some("49160")));
-        assert_eq!(one("  min-port=49160   "), kv("min-port", Some("49160")));
-    }
-
-    #[test]
-    fn bare_flag() {
-        assert_eq!(one("fingerprint"), kv("fingerprint", None));
-        assert_eq!(one("fingerprint   "), kv("fingerprint", None));
-        assert_eq!(one("fingerprint="), kv("fingerprint", None));
+    fn spellings_give_one_entry() {
+        let cases = [
+            // Separators: `=`, blanks, a tab, blanks around `=`, blanks around the line.
+            ("min-port=49160", "min-port", Some("49160")),
+            ("min-port 49160", "min-port", Some("49160")),
+            ("min-port\t49160", "min-port", Some("49160")),
+            ("min-port = 49160", "min-port", Some("49160")),
+            ("  min-port=49160   ", "min-port", Some("49160")),
+            // Bare flags.
+            ("fingerprint", "fingerprint", None),
+            ("fingerprint   ", "fingerprint", None),
+            ("fingerprint=", "fingerprint", None),
+            // A `#` inside a value is kept.
+            (
+                "static-auth-secret=abc#def # not a comment",
+                "static-auth-secret",
+                Some("abc#def # not a comment"),
+            ),
+            // Balanced quotes are stripped, others kept.
+            (
+                "realm=\"meet.example.com\"",
+                "realm",
+                Some("meet.example.com"),
+            ),
+            (
+                "realm='meet.example.com'",
+                "realm",
+                Some("meet.example.com"),
+            ),
+            ("realm=\"a b\"  ", "realm", Some("a b")),
+            ("realm=\"unbalanced", "realm", Some("\"unbalanced")),
+            ("realm=\"", "realm", Some("\"")),
+            ("realm=\"mixed'", "realm", Some("\"mixed'")),
+            // A `--` prefix is tolerated.
+            ("--listening-port=3478", "listening-port", Some("3478")),
+            // A value may hold blanks and `=`.
+            ("cipher-list=A B=C", "cipher-list", Some("A B=C")),
+        ];
+        for (line, key, value) in cases {
+            let p = parse(line, "t.conf");
+            assert_eq!(key_values(&p.entries), [(key, value)], "{line:?}");
+        }
     }
 
     #[test]
@@ -110,43 +130,6 @@ mod tests {
                 line: 5
             }
         );
-    }
-
-    #[test]
-    fn hash_inside_value_is_kept() {
-        assert_eq!(
-            one("static-auth-secret=abc#def # not a comment"),
-            kv("static-auth-secret", Some("abc#def # not a comment"))
-        );
-    }
-
-    #[test]
-    fn quotes_are_stripped() {
-        assert_eq!(
-            one("realm=\"meet.example.com\""),
-            kv("realm", Some("meet.example.com"))
-        );
-        assert_eq!(
-            one("realm='meet.example.com'"),
-            kv("realm", Some("meet.example.com"))
-        );
-        assert_eq!(one("realm=\"a b\"  "), kv("realm", Some("a b")));
-        assert_eq!(one("realm=\"unbalanced"), kv("realm", Some("\"unbalanced")));
-        assert_eq!(one("realm=\""), kv("realm", Some("\"")));
-        assert_eq!(one("realm=\"mixed'"), kv("realm", Some("\"mixed'")));
-    }
-
-    #[test]
-    fn double_dash_prefix_is_tolerated() {
-        assert_eq!(
-            one("--listening-port=3478"),
-            kv("listening-port", Some("3478"))
-        );
-    }
-
-    #[test]
-    fn value_with_spaces_and_equals() {
-        assert_eq!(one("cipher-list=A B=C"), kv("cipher-list", Some("A B=C")));
     }
 
     #[test]

@@ -84,20 +84,7 @@ pub fn parse_bool(s: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    fn kv(e: &EnvArgs) -> Vec<(&str, Option<&str>)> {
-        e.entries
-            .iter()
-            .map(|e| (e.key.as_str(), e.value.as_deref()))
-            .collect()
-    }
+    use crate::config::test_conf::{env, key_values};
 
     #[test]
     fn maps_names_and_ignores_other_variables() {
@@ -108,7 +95,7 @@ mod tests {
             ("FERROTURN_FINGERPRINT", "yes"),
         ]));
         assert_eq!(
-            kv(&e),
+            key_values(&e.entries),
             vec![
                 ("min-port", Some("50000")),
                 ("static-auth-secret", Some("s3cret")),
@@ -125,7 +112,7 @@ mod tests {
             "203.0.113.5, 2001:db8::5,",
         )]));
         assert_eq!(
-            kv(&e),
+            key_values(&e.entries),
             vec![
                 ("external-ip", Some("203.0.113.5")),
                 ("external-ip", Some("2001:db8::5")),

@@ -22,11 +22,14 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
-use crate::proto::peer_policy::{IpRange, PeerPolicySettings};
+use crate::proto::auth::UserSecret;
+use crate::proto::peer_policy::PeerPolicySettings;
 use options::OptionSpec;
 pub use reload::{changed_options, reload_plan, ReloadPlan};
 pub use sections::{
-    AdminSettings, CredentialEndpointSettings, LogSettings, MetricsSettings, TlsSettings,
+    AdminSettings, AlternateServers, AuthenticationSettings, CredentialEndpointSettings,
+    DrainSettings, LimitSettings, ListenerSettings, LogSettings, MetricsSettings, ProtocolSettings,
+    ProxyProtocolSettings, RelaySettings, TlsSettings,
 };
 
 /// Where a setting came from, so every message can point at it.
@@ -87,8 +90,8 @@ pub struct Setting {
 pub struct StaticUser {
     /// User name.
     pub name: String,
-    /// Password or precomputed key.
-    pub key: UserKey,
+    /// Password, or `0x` + 32 hex digits: MD5(user:realm:password), as turnadmin -k prints it.
+    pub key: UserSecret,
 }
 
 impl fmt::Debug for StaticUser {
@@ -101,34 +104,9 @@ impl fmt::Debug for StaticUser {
     }
 }
 
-/// How a static user's secret is given.
-#[derive(Clone, PartialEq, Eq)]
-pub enum UserKey {
-    /// Plain password.
-    Password(String),
-    /// `0x` + 32 hex digits: MD5(user:realm:password), as turnadmin -k prints it.
-    Md5Key([u8; 16]),
-}
-
-impl fmt::Debug for UserKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UserKey::Password(_) => f.write_str("Password(<redacted>)"),
-            UserKey::Md5Key(_) => f.write_str("Md5Key(<redacted>)"),
-        }
-    }
-}
-
 /// One `external-ip` value: the public address, and the local address it maps to if the host
-/// has several.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExternalIp {
-    /// Address advertised to clients in XOR-RELAYED-ADDRESS.
-    pub public: IpAddr,
-    /// Local relay address this public address belongs to; `None` = every relay address of the
-    /// same family.
-    pub private: Option<IpAddr>,
-}
+/// has several. The core's own type, so the relay takes the list as it is.
+pub use crate::proto::settings::ExternalMapping as ExternalIp;
 
 /// One `alternate-server` value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -158,150 +136,25 @@ pub enum LogTarget {
 }
 
 /// The validated configuration. Plain data: the runtime reads it, nothing here does I/O.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
-    // Listeners
-    /// `listening-port`.
-    pub listening_port: u16,
-    /// `tls-listening-port`.
-    pub tls_listening_port: u16,
-    /// `alt-listening-port`; opened only when set.
-    pub alt_listening_port: Option<u16>,
-    /// `alt-tls-listening-port`; opened only when set.
-    pub alt_tls_listening_port: Option<u16>,
-    /// `listening-ip`; empty = all interfaces.
-    pub listening_ips: Vec<IpAddr>,
-    /// `no-udp`.
-    pub no_udp: bool,
-    /// `no-tcp`.
-    pub no_tcp: bool,
-    /// `no-tls`.
-    pub no_tls: bool,
-    /// `no-dtls` (accepted; DTLS is never served).
-    pub no_dtls: bool,
-    /// `dtls` (coturn 4.17's opt-in; accepted with a warning, DTLS is not served).
-    pub dtls: bool,
-    /// `stun-only`.
-    pub stun_only: bool,
-    /// `no-stun`.
-    pub no_stun: bool,
-    /// `proxy-protocol-port` (ferroturn): TCP/TLS listening ports that expect a PROXY header.
-    pub proxy_protocol_ports: Vec<u16>,
-    /// `proxy-protocol-trusted` (ferroturn): sources allowed to send PROXY headers.
-    pub proxy_protocol_trusted: Vec<IpRange>,
-    /// `proxy-protocol-timeout` (ferroturn): seconds the header may take to arrive.
-    pub proxy_protocol_timeout: u64,
+    /// Where clients connect.
+    pub listen: ListenerSettings,
+    /// Where and how the relay relays.
+    pub relay: RelaySettings,
+    /// Who may allocate.
+    pub auth: AuthenticationSettings,
+    /// What is served and what goes into answers.
+    pub protocol: ProtocolSettings,
+    /// `allowed-peer-ip`, `denied-peer-ip`, `allow-loopback-peers`: handed to the core's
+    /// peer policy as they are.
+    pub peers: PeerPolicySettings,
+    /// Quotas, bandwidth, connection caps and lifetimes.
+    pub limits: LimitSettings,
+    /// What SIGTERM does.
+    pub drain: DrainSettings,
 
-    // Relay
-    /// `relay-ip`; empty = the listening addresses.
-    pub relay_ips: Vec<IpAddr>,
-    /// `external-ip`.
-    pub external_ips: Vec<ExternalIp>,
-    /// `min-port`.
-    pub min_port: u16,
-    /// `max-port`.
-    pub max_port: u16,
-    /// `relay-threads`; `None` = one per CPU core.
-    pub relay_threads: Option<usize>,
-    /// `no-udp-relay`.
-    pub no_udp_relay: bool,
-    /// `no-tcp-relay`.
-    pub no_tcp_relay: bool,
-    /// `sock-buf-size`; `None` = kernel default.
-    pub sock_buf_size: Option<usize>,
-
-    // Authentication
-    /// `realm`.
-    pub realm: String,
-    /// `server-name`.
-    pub server_name: Option<String>,
-    /// `use-auth-secret`.
-    pub use_auth_secret: bool,
-    /// `static-auth-secret`, in the order given (the first one signs, all verify).
-    pub static_auth_secrets: Vec<String>,
-    /// `rest-api-separator`.
-    pub rest_api_separator: char,
-    /// `lt-cred-mech` (also switched on when users are given without it, as coturn does).
-    pub lt_cred_mech: bool,
-    /// `user`.
-    pub users: Vec<StaticUser>,
-    /// `no-auth`.
-    pub no_auth: bool,
-    /// `stale-nonce`, seconds.
-    pub stale_nonce: u32,
-    /// `strict-expiry`.
-    pub strict_expiry: bool,
-    /// `fingerprint`.
-    pub fingerprint: bool,
-    /// `no-software-attribute`.
-    pub no_software_attribute: bool,
-    /// `include-reason-string`: reason phrases in ERROR-CODE.
-    pub include_reason_string: bool,
-    /// `sha256-integrity`: offer SHA-256 long-term credentials in challenges.
-    pub sha256_integrity: bool,
-    /// `unauthorized-ratelimit`: limit 401/438 answers per source address.
-    pub unauthorized_ratelimit: bool,
-    /// `unauthorized-ratelimit-rps`: answers per second and source address.
-    pub unauthorized_ratelimit_rps: u32,
-    /// `rfc5766-channel-numbers`: accept channel numbers 0x5000–0x7FFF.
-    pub rfc5766_channel_numbers: bool,
-
-    // Peer policy
-    /// `allowed-peer-ip`.
-    pub allowed_peer_ips: Vec<IpRange>,
-    /// `denied-peer-ip`.
-    pub denied_peer_ips: Vec<IpRange>,
-    /// `allow-loopback-peers`.
-    pub allow_loopback_peers: bool,
-
-    // Limits
-    /// `user-quota`; 0 = unlimited.
-    pub user_quota: u32,
-    /// `poll-interval-ms` (ferroturn): drain sockets on a timer; 0 = on every wake-up.
-    pub poll_interval_ms: u64,
-    /// `poll-coalesce-us` (ferroturn): after a turn with input, wait this long before polling
-    /// again; 0 = off.
-    pub poll_coalesce_us: u64,
-    /// `drain-timeout` (ferroturn): seconds SIGTERM waits for allocations to end.
-    pub drain_timeout: u64,
-    /// `stay-up-after-drain` (ferroturn): a finished drain leaves the process up and unready.
-    pub stay_up_after_drain: bool,
-    /// `max-tcp-connections` (ferroturn): open TCP/TLS connections in total, 0 = unlimited.
-    pub max_tcp_connections: usize,
-    /// `max-tcp-connections-per-ip` (ferroturn): connections from one address, 0 = unlimited.
-    pub max_tcp_connections_per_ip: usize,
-    /// `total-quota`; 0 = unlimited.
-    pub total_quota: u32,
-    /// `max-bps`, bytes per second; 0 = unlimited.
-    pub max_bps: u64,
-    /// `bps-capacity`, bytes per second; 0 = unlimited.
-    pub bps_capacity: u64,
-    /// `max-allocate-lifetime`, seconds.
-    pub max_allocate_lifetime: u32,
-    /// `channel-lifetime`, seconds.
-    pub channel_lifetime: u32,
-    /// `permission-lifetime`, seconds.
-    pub permission_lifetime: u32,
-
-    // Compatibility
-    /// `alternate-server`.
-    pub alternate_servers: Vec<AlternateServer>,
-    /// `udp-alternate-server`: for UDP clients, before `alternate-server`.
-    pub udp_alternate_servers: Vec<AlternateServer>,
-    /// `tcp-alternate-server`: for TCP clients, before `alternate-server`.
-    pub tcp_alternate_servers: Vec<AlternateServer>,
-    /// `tls-alternate-server`: for TLS clients, before `alternate-server`.
-    pub tls_alternate_servers: Vec<AlternateServer>,
-    /// `drain-min-allocations`: a drain ends once this many or fewer allocations are left.
-    pub drain_min_allocations: u32,
-    /// `cpus`: CPU count to assume when `relay-threads` is not set.
-    pub cpus: Option<usize>,
-    /// `rest-api-hmac`: the HMAC of REST passwords.
-    pub rest_api_hmac: crate::proto::auth::rest::RestHmac,
-    /// `kernel-fast-path`: whether channel data is forwarded by the eBPF program.
-    pub kernel_fast_path: KernelFastPath,
-
-    // Endpoints, TLS and logging, each as a group
+    // TLS, logging and the HTTP endpoints
     /// `cert`, `pkey` and the TLS options.
     pub tls: TlsSettings,
     /// Where and how much to log, and the pidfile.
@@ -333,101 +186,13 @@ pub struct Config {
     pub notices: Vec<String>,
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            listening_port: 3478,
-            tls_listening_port: 5349,
-            alt_listening_port: None,
-            alt_tls_listening_port: None,
-            listening_ips: Vec::new(),
-            no_udp: false,
-            no_tcp: false,
-            no_tls: false,
-            no_dtls: false,
-            dtls: false,
-            stun_only: false,
-            no_stun: false,
-            proxy_protocol_ports: Vec::new(),
-            proxy_protocol_trusted: Vec::new(),
-            proxy_protocol_timeout: 5,
-            relay_ips: Vec::new(),
-            external_ips: Vec::new(),
-            min_port: 49152,
-            max_port: 65535,
-            relay_threads: None,
-            no_udp_relay: false,
-            no_tcp_relay: false,
-            sock_buf_size: None,
-            realm: DEFAULT_REALM.to_string(),
-            server_name: None,
-            use_auth_secret: false,
-            static_auth_secrets: Vec::new(),
-            rest_api_separator: ':',
-            lt_cred_mech: false,
-            users: Vec::new(),
-            no_auth: false,
-            stale_nonce: 600,
-            strict_expiry: false,
-            fingerprint: false,
-            no_software_attribute: false,
-            include_reason_string: false,
-            sha256_integrity: false,
-            unauthorized_ratelimit: false,
-            unauthorized_ratelimit_rps: 20,
-            rfc5766_channel_numbers: false,
-            allowed_peer_ips: Vec::new(),
-            denied_peer_ips: Vec::new(),
-            allow_loopback_peers: false,
-            user_quota: 0,
-            drain_timeout: 30,
-            stay_up_after_drain: false,
-            poll_interval_ms: 0,
-            poll_coalesce_us: 0,
-            max_tcp_connections: 20_000,
-            max_tcp_connections_per_ip: 256,
-            total_quota: 0,
-            max_bps: 0,
-            bps_capacity: 0,
-            max_allocate_lifetime: 3600,
-            channel_lifetime: 600,
-            permission_lifetime: 300,
-            alternate_servers: Vec::new(),
-            udp_alternate_servers: Vec::new(),
-            tcp_alternate_servers: Vec::new(),
-            tls_alternate_servers: Vec::new(),
-            drain_min_allocations: 0,
-            cpus: None,
-            rest_api_hmac: crate::proto::auth::rest::RestHmac::Sha1,
-            tls: TlsSettings::default(),
-            log: LogSettings::default(),
-            metrics: MetricsSettings::default(),
-            admin: AdminSettings::default(),
-            credential_endpoint: CredentialEndpointSettings::default(),
-            kernel_fast_path: KernelFastPath::Off,
-            check_config: false,
-            strict: false,
-            print_config: false,
-            settings: Vec::new(),
-            overrides: Vec::new(),
-            config_file: None,
-            warnings: Vec::new(),
-            notices: Vec::new(),
-        }
-    }
-}
-
 /// Realm used when none is configured.
 pub const DEFAULT_REALM: &str = "ferroturn.local";
 
 impl Config {
-    /// The peer-address policy settings this configuration asks for.
-    pub fn peer_policy_settings(&self) -> PeerPolicySettings {
-        PeerPolicySettings {
-            allowed: self.allowed_peer_ips.clone(),
-            denied: self.denied_peer_ips.clone(),
-            allow_loopback: self.allow_loopback_peers,
-        }
+    /// Whether TLS listeners open: `no-tls` is not set and both `cert` and `pkey` are.
+    pub fn serves_tls(&self) -> bool {
+        !self.listen.no_tls && self.tls.has_pair()
     }
 
     /// What `--check-config --strict` makes of the load alone: `Ok` when there is nothing to
@@ -653,6 +418,8 @@ fn read_file(path: &Path) -> Result<String, String> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+#[cfg(test)]
+pub(crate) mod test_conf;
 #[cfg(test)]
 mod tests;
 

@@ -595,25 +595,14 @@ mod tests {
         assert!(lookup("Listening-port").is_none());
         assert_eq!(lookup_short('p').map(|o| o.opt), Some(Opt::ListeningPort));
         assert_eq!(lookup_short('V').map(|o| o.opt), Some(Opt::VeryVerbose));
-        assert_eq!(
-            lookup_env("FERROTURN_STATIC_AUTH_SECRET").map(|o| o.opt),
-            Some(Opt::StaticAuthSecret)
-        );
-        assert_eq!(
-            lookup_env("FERROTURN_VERBOSE").map(|o| o.opt),
-            Some(Opt::Verbose)
-        );
-        assert_eq!(
-            lookup_env("FERROTURN_VERY_VERBOSE").map(|o| o.opt),
-            Some(Opt::VeryVerbose)
-        );
-        assert_eq!(
-            lookup_env("FERROTURN_CA_FILE").map(|o| o.opt),
-            Some(Opt::CaFile)
-        );
-        assert_eq!(
-            lookup_env("FERROTURN_NO_TLSV1_1").map(|o| o.opt),
-            Some(Opt::NoTlsv1_1)
-        );
+        for (var, opt) in [
+            ("FERROTURN_STATIC_AUTH_SECRET", Opt::StaticAuthSecret),
+            ("FERROTURN_VERBOSE", Opt::Verbose),
+            ("FERROTURN_VERY_VERBOSE", Opt::VeryVerbose),
+            ("FERROTURN_CA_FILE", Opt::CaFile),
+            ("FERROTURN_NO_TLSV1_1", Opt::NoTlsv1_1),
+        ] {
+            assert_eq!(lookup_env(var).map(|o| o.opt), Some(opt), "{var}");
+        }
     }
 }

@@ -18,19 +18,19 @@ impl Builder {
     pub(super) fn cross_checks(&mut self) {
         // Settings coturn implies: a static-auth-secret means use-auth-secret, and users
         // without lt-cred-mech mean lt-cred-mech (with a warning). Kept for drop-in configs.
-        if !self.cfg.static_auth_secrets.is_empty() && !self.cfg.use_auth_secret {
-            self.cfg.use_auth_secret = true;
+        if !self.cfg.auth.static_auth_secrets.is_empty() && !self.cfg.auth.use_auth_secret {
+            self.cfg.auth.use_auth_secret = true;
             self.notices.push(
                 "static-auth-secret is set without use-auth-secret; enabling use-auth-secret, as coturn does"
                     .to_string(),
             );
         }
-        if !self.cfg.users.is_empty()
-            && !self.cfg.lt_cred_mech
-            && !self.cfg.no_auth
-            && !self.cfg.use_auth_secret
+        if !self.cfg.auth.users.is_empty()
+            && !self.cfg.auth.lt_cred_mech
+            && !self.cfg.auth.no_auth
+            && !self.cfg.auth.use_auth_secret
         {
-            self.cfg.lt_cred_mech = true;
+            self.cfg.auth.lt_cred_mech = true;
             self.warnings.push(format!(
                 "{}user is given without lt-cred-mech; turning lt-cred-mech on, as coturn does",
                 self.source_of(Opt::User)
@@ -38,38 +38,38 @@ impl Builder {
         }
 
         let c = &self.cfg;
-        if c.min_port > c.max_port {
+        if c.relay.min_port > c.relay.max_port {
             let at = match (self.last.get(&Opt::MinPort), self.last.get(&Opt::MaxPort)) {
                 (_, Some(s)) | (Some(s), None) => format!("{s}: "),
                 (None, None) => String::new(),
             };
             self.errors.push(format!(
                 "{at}min-port {} is greater than max-port {}",
-                c.min_port, c.max_port
+                c.relay.min_port, c.relay.max_port
             ));
         }
-        if c.poll_interval_ms > 0 && c.poll_coalesce_us > 0 {
+        if c.relay.poll_interval_ms > 0 && c.relay.poll_coalesce_us > 0 {
             self.errors.push(format!(
                 "{}poll-coalesce-us and poll-interval-ms are both set: choose one way to pace the relay threads",
                 self.source_of(Opt::PollCoalesceUs)
             ));
         }
-        if c.no_udp && c.no_tcp && c.no_tls {
+        if c.listen.no_udp && c.listen.no_tcp && c.listen.no_tls {
             self.errors.push(
                 "no-udp, no-tcp and no-tls are all set: there is nothing to listen on".to_string(),
             );
         }
-        if c.stun_only && c.no_stun {
+        if c.protocol.stun_only && c.protocol.no_stun {
             self.errors
                 .push("stun-only and no-stun are both set: there is nothing to serve".to_string());
         }
-        if c.no_udp_relay && c.no_tcp_relay {
+        if c.relay.no_udp && c.relay.no_tcp {
             self.errors.push(
                 "no-udp-relay and no-tcp-relay are both set: no allocation could be made"
                     .to_string(),
             );
         }
-        if c.bps_capacity > 0 && c.max_bps == 0 {
+        if c.limits.bps_capacity > 0 && c.limits.max_bps == 0 {
             self.errors.push(format!(
                 "{}bps-capacity needs max-bps as well (as in coturn)",
                 self.source_of(Opt::BpsCapacity)
@@ -77,34 +77,34 @@ impl Builder {
         }
 
         let c = &self.cfg;
-        if c.no_auth && (c.use_auth_secret || c.lt_cred_mech) {
+        if c.auth.no_auth && (c.auth.use_auth_secret || c.auth.lt_cred_mech) {
             self.errors.push(
                 "no-auth cannot be combined with use-auth-secret or lt-cred-mech".to_string(),
             );
-        } else if c.use_auth_secret && c.static_auth_secrets.is_empty() {
+        } else if c.auth.use_auth_secret && c.auth.static_auth_secrets.is_empty() {
             self.errors.push(format!(
                 "{}use-auth-secret is set but no static-auth-secret is configured (ferroturn has no secret database)",
                 self.source_of(Opt::UseAuthSecret)
             ));
-        } else if c.lt_cred_mech && c.users.is_empty() && !c.use_auth_secret {
+        } else if c.auth.lt_cred_mech && c.auth.users.is_empty() && !c.auth.use_auth_secret {
             self.errors.push(format!(
                 "{}lt-cred-mech is set but no user is configured (ferroturn has no user database)",
                 self.source_of(Opt::LtCredMech)
             ));
-        } else if !c.no_auth && !c.use_auth_secret && !c.lt_cred_mech {
+        } else if !c.auth.no_auth && !c.auth.use_auth_secret && !c.auth.lt_cred_mech {
             self.errors.push(
                 "refusing to start as an open relay: configure use-auth-secret + static-auth-secret or lt-cred-mech + user, or set no-auth explicitly"
                     .to_string(),
             );
         }
-        if c.use_auth_secret && c.lt_cred_mech && !c.users.is_empty() {
+        if c.auth.use_auth_secret && c.auth.lt_cred_mech && !c.auth.users.is_empty() {
             self.warnings.push(
                 "both use-auth-secret and lt-cred-mech are set: REST API credentials take precedence and the static users are not used, as in coturn"
                     .to_string(),
             );
         }
 
-        if c.dtls {
+        if c.listen.dtls {
             self.warnings.push(format!(
                 "{}dtls: ferroturn does not serve DTLS; TLS clients use TCP (turns:), UDP clients plain TURN",
                 self.source_of(Opt::Dtls)
@@ -123,7 +123,7 @@ impl Builder {
             ));
         }
         if c.credential_endpoint.token.is_some()
-            && (!c.use_auth_secret || c.static_auth_secrets.is_empty())
+            && (!c.auth.use_auth_secret || c.auth.static_auth_secrets.is_empty())
         {
             self.errors.push(format!(
                 "{}rest-api-token needs use-auth-secret and a static-auth-secret to sign credentials with",
@@ -157,7 +157,7 @@ impl Builder {
             self.warnings.push(format!("{at}{}", w.text));
         }
         let c = &self.cfg;
-        if c.allow_loopback_peers {
+        if c.peers.allow_loopback {
             self.warnings.push(format!(
                 "{}allow-loopback-peers: clients may relay to this host's loopback addresses; do not use in production",
                 self.source_of(Opt::AllowLoopbackPeers)

@@ -88,8 +88,8 @@ fn assignment(spec: &OptionSpec, value: Option<&str>) -> String {
 fn unset_line(out: &mut String, spec: &OptionSpec, config: &Config) {
     // coturn's implications: a secret switches use-auth-secret on, users switch lt-cred-mech on.
     let implied = match spec.opt {
-        Opt::UseAuthSecret if config.use_auth_secret => Some("implied by static-auth-secret"),
-        Opt::LtCredMech if config.lt_cred_mech => Some("implied by user"),
+        Opt::UseAuthSecret if config.auth.use_auth_secret => Some("implied by static-auth-secret"),
+        Opt::LtCredMech if config.auth.lt_cred_mech => Some("implied by user"),
         _ => None,
     };
     if let Some(why) = implied {
@@ -209,10 +209,10 @@ mod tests {
             "static-auth-secret=s",
         );
         let again = crate::config::from_conf_str(&text, "printed").expect("printed config loads");
-        assert_eq!(again.realm, "a.example");
-        assert_eq!((again.min_port, again.max_port), (40000, 40010));
-        assert_eq!(again.total_quota, 7);
-        assert_eq!(again.listening_ips, c.listening_ips);
+        assert_eq!(again.auth.realm, "a.example");
+        assert_eq!((again.relay.min_port, again.relay.max_port), (40000, 40010));
+        assert_eq!(again.limits.total_quota, 7);
+        assert_eq!(again.listen.ips, c.listen.ips);
         assert!(again.warnings.is_empty(), "{:?}", again.warnings);
     }
 }

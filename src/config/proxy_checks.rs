@@ -20,21 +20,19 @@ pub(super) struct Problems {
 
 /// The TCP/TLS listeners a port would name: which ports ferroturn opens for streams.
 fn stream_ports(c: &Config) -> (Vec<u16>, Vec<u16>, bool) {
-    let mut plain = Vec::new();
-    if !c.no_tcp {
-        plain.push(c.listening_port);
-        plain.extend(c.alt_listening_port);
-    }
-    let tls_possible = !c.no_tls && c.tls.cert.is_some() && c.tls.pkey.is_some();
-    let mut tls = vec![c.tls_listening_port];
-    tls.extend(c.alt_tls_listening_port);
-    (plain, tls, tls_possible)
+    let plain = if c.listen.no_tcp {
+        Vec::new()
+    } else {
+        c.listen.plain_ports()
+    };
+    let tls_possible = c.serves_tls();
+    (plain, c.listen.tls_ports(), tls_possible)
 }
 
 pub(super) fn check(c: &Config) -> Problems {
     let mut p = Problems::default();
-    if c.proxy_protocol_ports.is_empty() {
-        if !c.proxy_protocol_trusted.is_empty() {
+    if c.listen.proxy_protocol.ports.is_empty() {
+        if !c.listen.proxy_protocol.trusted.is_empty() {
             p.warnings.push(Problem {
                 opt: Opt::ProxyProtocolTrusted,
                 text: "proxy-protocol-trusted has no effect without proxy-protocol-port".into(),
@@ -42,26 +40,26 @@ pub(super) fn check(c: &Config) -> Problems {
         }
         return p;
     }
-    if c.proxy_protocol_trusted.is_empty() {
+    if c.listen.proxy_protocol.trusted.is_empty() {
         p.errors.push(Problem {
             opt: Opt::ProxyProtocolPort,
             text: "proxy-protocol-port is set but proxy-protocol-trusted is empty: name the load balancers (IP, IP-IP or CIDR) whose PROXY headers are believed".into(),
         });
     }
     let (plain, tls, tls_possible) = stream_ports(c);
-    for &port in &c.proxy_protocol_ports {
+    for &port in &c.listen.proxy_protocol.ports {
         if plain.contains(&port) || (tls_possible && tls.contains(&port)) {
             continue;
         }
         let why = if tls.contains(&port) {
-            if c.no_tls {
+            if c.listen.no_tls {
                 format!("port {port} is a TLS port but no-tls is set")
             } else {
                 format!("port {port} is a TLS port but TLS is off (cert and pkey are not both set)")
             }
-        } else if c.no_tcp && plain_port(c, port) {
+        } else if c.listen.no_tcp && c.listen.plain_ports().contains(&port) {
             format!("port {port} is a plain port but no-tcp is set")
-        } else if !c.no_tcp || tls_possible {
+        } else if !c.listen.no_tcp || tls_possible {
             let mut open: Vec<String> = plain.iter().map(|p| format!("{p} (tcp)")).collect();
             if tls_possible {
                 open.extend(tls.iter().map(|p| format!("{p} (tls)")));
@@ -78,7 +76,7 @@ pub(super) fn check(c: &Config) -> Problems {
             text: format!("proxy-protocol-port: {why}"),
         });
     }
-    for range in &c.proxy_protocol_trusted {
+    for range in &c.listen.proxy_protocol.trusted {
         if covers_family(range.start(), range.end()) {
             p.warnings.push(Problem {
                 opt: Opt::ProxyProtocolTrusted,
@@ -89,10 +87,6 @@ pub(super) fn check(c: &Config) -> Problems {
         }
     }
     p
-}
-
-fn plain_port(c: &Config, port: u16) -> bool {
-    port == c.listening_port || c.alt_listening_port == Some(port)
 }
 
 fn covers_family(start: IpAddr, end: IpAddr) -> bool {

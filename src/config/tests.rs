@@ -1,6 +1,7 @@
 //! Tests of the whole load: layering of file, environment and command line, file lookup, and a
 //! realistic Jitsi configuration.
 
+use super::test_conf::{args, env};
 use super::*;
 use std::fs;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,17 +36,6 @@ impl Drop for TempDir {
     }
 }
 
-fn args(a: &[&str]) -> Vec<String> {
-    a.iter().map(|s| s.to_string()).collect()
-}
-
-fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
-}
-
 /// Loads with a config file holding `conf`, never touching the real search path.
 fn run(conf: &str, e: &[(&str, &str)], a: &[&str]) -> Result<Config, ConfigError> {
     let dir = TempDir::new("run");
@@ -73,16 +63,19 @@ fn cli_long_forms() {
         ],
     )
     .expect("load");
-    assert_eq!((c.listening_port, c.min_port), (4000, 50000));
-    assert!(c.fingerprint);
+    assert_eq!((c.listen.port, c.relay.min_port), (4000, 50000));
+    assert!(c.protocol.fingerprint);
 }
 
 #[test]
 fn cli_short_forms() {
     let c = run(AUTH, &[], &["-p", "4000", "-m2", "-X", "203.0.113.9", "-v"]).expect("load");
-    assert_eq!(c.listening_port, 4000);
-    assert_eq!(c.relay_threads, Some(2));
-    assert_eq!(c.external_ips[0].public, IpAddr::from([203, 0, 113, 9]));
+    assert_eq!(c.listen.port, 4000);
+    assert_eq!(c.relay.threads, Some(2));
+    assert_eq!(
+        c.relay.external_ips[0].public,
+        IpAddr::from([203, 0, 113, 9])
+    );
     assert!(c.log.verbose);
 }
 
@@ -94,8 +87,8 @@ fn cli_overrides_file() {
         &["-p", "4000"],
     )
     .expect("load");
-    assert_eq!(c.listening_port, 4000);
-    assert_eq!(c.realm, "file");
+    assert_eq!(c.listen.port, 4000);
+    assert_eq!(c.auth.realm, "file");
 }
 
 #[test]
@@ -107,9 +100,9 @@ fn env_overrides_file_and_cli_overrides_env() {
         ("FERROTURN_FINGERPRINT", "off"),
     ];
     let c = run(&conf, &e, &["--max-port=43000"]).expect("load");
-    assert_eq!(c.min_port, 40500);
-    assert_eq!(c.max_port, 43000);
-    assert!(!c.fingerprint);
+    assert_eq!(c.relay.min_port, 40500);
+    assert_eq!(c.relay.max_port, 43000);
+    assert!(!c.protocol.fingerprint);
 }
 
 #[test]
@@ -125,11 +118,11 @@ fn a_list_on_a_higher_layer_replaces_the_lower_ones() {
         ],
     )
     .expect("load");
-    assert_eq!(c.static_auth_secrets, ["cli", "cli2"]);
+    assert_eq!(c.auth.static_auth_secrets, ["cli", "cli2"]);
     let c = run(AUTH, &[("FERROTURN_STATIC_AUTH_SECRET", "env1,env2")], &[]).expect("load");
-    assert_eq!(c.static_auth_secrets, ["env1", "env2"]);
+    assert_eq!(c.auth.static_auth_secrets, ["env1", "env2"]);
     let c = run(AUTH, &[], &[]).expect("load");
-    assert_eq!(c.static_auth_secrets, ["file-secret"]);
+    assert_eq!(c.auth.static_auth_secrets, ["file-secret"]);
 }
 
 #[test]
@@ -139,9 +132,9 @@ fn repeated_list_keys_accumulate_and_last_single_wins() {
         "t.conf",
     )
     .expect("load");
-    assert_eq!(c.users.len(), 2);
-    assert_eq!(c.realm, "second");
-    assert_eq!(c.listening_port, 1234);
+    assert_eq!(c.auth.users.len(), 2);
+    assert_eq!(c.auth.realm, "second");
+    assert_eq!(c.listen.port, 1234);
 }
 
 #[test]
@@ -155,7 +148,7 @@ fn env_only_secret_satisfies_auth() {
         &[],
     )
     .expect("load");
-    assert!(c.use_auth_secret);
+    assert!(c.auth.use_auth_secret);
 }
 
 #[test]
@@ -222,7 +215,7 @@ fn open_relay_refused_without_any_file() {
     );
     match load_with_search(&args(&["--no-auth"]), &[], &[]) {
         Ok(LoadOutcome::Run(c)) => {
-            assert!(c.no_auth && c.config_file.is_none());
+            assert!(c.auth.no_auth && c.config_file.is_none());
             assert!(
                 c.notices[0].contains("no turnserver.conf found"),
                 "{:?}",
@@ -279,7 +272,7 @@ fn no_config_skips_the_search() {
     let dirs = [dir.0.clone()];
     match load_with_search(&args(&["-n", "--no-auth"]), &[], &dirs) {
         Ok(LoadOutcome::Run(c)) => {
-            assert_eq!(c.realm, DEFAULT_REALM);
+            assert_eq!(c.auth.realm, DEFAULT_REALM);
             assert!(c.config_file.is_none());
         }
         other => panic!("{other:?}"),
@@ -315,7 +308,7 @@ fn peer_policy_from_config() {
         "t",
     )
     .expect("load");
-    let p = PeerPolicy::new(&c.peer_policy_settings());
+    let p = PeerPolicy::new(&c.peers);
     assert!(p.is_allowed(IpAddr::from([10, 1, 2, 3])));
     assert!(p.is_allowed(IpAddr::from([127, 0, 0, 1])));
     assert!(!p.is_allowed(IpAddr::from([8, 8, 8, 8])));
@@ -346,20 +339,20 @@ simple-log
 #[test]
 fn realistic_jitsi_config() {
     let c = from_conf_str(JITSI_CONF, "/etc/turnserver.conf").expect("jitsi config loads");
-    assert!(c.use_auth_secret);
-    assert_eq!(c.static_auth_secrets, ["Zx9#kq2:VvR8wLp0\"quote"]);
-    assert_eq!(c.realm, "meet.example.com");
-    assert_eq!((c.listening_port, c.tls_listening_port), (3478, 5349));
-    assert_eq!((c.min_port, c.max_port), (49160, 49200));
+    assert!(c.auth.use_auth_secret);
+    assert_eq!(c.auth.static_auth_secrets, ["Zx9#kq2:VvR8wLp0\"quote"]);
+    assert_eq!(c.auth.realm, "meet.example.com");
+    assert_eq!((c.listen.port, c.listen.tls_port), (3478, 5349));
+    assert_eq!((c.relay.min_port, c.relay.max_port), (49160, 49200));
     assert_eq!(
-        c.external_ips,
+        c.relay.external_ips,
         [ExternalIp {
             public: IpAddr::from([203, 0, 113, 5]),
             private: None
         }]
     );
-    assert!(c.fingerprint && c.tls.no_tlsv1 && c.tls.no_tlsv1_1 && !c.tls.no_tlsv1_2);
-    assert_eq!(c.denied_peer_ips, ["10.0.0.0/8".parse().expect("range")]);
+    assert!(c.protocol.fingerprint && c.tls.no_tlsv1 && c.tls.no_tlsv1_1 && !c.tls.no_tlsv1_2);
+    assert_eq!(c.peers.denied, ["10.0.0.0/8".parse().expect("range")]);
     assert_eq!(c.tls.cert, Some(PathBuf::from("/etc/ssl/x.pem")));
     assert_eq!(c.tls.pkey, Some(PathBuf::from("/etc/ssl/x.key")));
     assert_eq!(c.log.file, LogTarget::Stdout);
@@ -372,12 +365,12 @@ fn realistic_jitsi_config() {
 #[test]
 fn rfc5766_channel_numbers_is_off_by_default_and_a_flag() {
     let c = run(AUTH, &[], &[]).expect("load");
-    assert!(!c.rfc5766_channel_numbers);
+    assert!(!c.protocol.rfc5766_channel_numbers);
     let c = run(&format!("{AUTH}rfc5766-channel-numbers\n"), &[], &[]).expect("load");
-    assert!(c.rfc5766_channel_numbers);
+    assert!(c.protocol.rfc5766_channel_numbers);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
     let c = run(AUTH, &[], &["--rfc5766-channel-numbers"]).expect("load");
-    assert!(c.rfc5766_channel_numbers);
+    assert!(c.protocol.rfc5766_channel_numbers);
 }
 
 #[test]
@@ -572,20 +565,27 @@ fn coturn_4_17_options_take_their_meaning() {
     )
     .expect("load");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-    assert_eq!(c.cpus, Some(3));
+    assert_eq!(c.relay.cpus, Some(3));
     assert_eq!(c.log.min_level, Some("warn"));
     assert_eq!(c.metrics.path, "/m");
-    assert_eq!(c.drain_min_allocations, 5);
+    assert_eq!(c.drain.min_allocations, 5);
     assert_eq!(
-        c.udp_alternate_servers[0].socket_addr(3478).to_string(),
+        c.drain.alternate_servers.udp[0]
+            .socket_addr(3478)
+            .to_string(),
         "203.0.113.1:3478"
     );
     assert_eq!(
-        c.tcp_alternate_servers[0].socket_addr(3478).to_string(),
+        c.drain.alternate_servers.tcp[0]
+            .socket_addr(3478)
+            .to_string(),
         "203.0.113.2:3479"
     );
-    assert_eq!(c.tls_alternate_servers.len(), 1);
-    assert!(c.no_software_attribute, "prod is no-software-attribute");
+    assert_eq!(c.drain.alternate_servers.tls.len(), 1);
+    assert!(
+        c.protocol.no_software_attribute,
+        "prod is no-software-attribute"
+    );
 
     // What ferroturn always does cannot be switched off; options it lacks warn.
     let c = run(
@@ -614,11 +614,11 @@ fn coturn_4_17_options_take_their_meaning() {
 fn rest_api_hmac_is_sha1_by_default_or_sha256() {
     use crate::proto::auth::rest::RestHmac;
     assert_eq!(
-        run(AUTH, &[], &[]).expect("load").rest_api_hmac,
+        run(AUTH, &[], &[]).expect("load").auth.rest_api_hmac,
         RestHmac::Sha1
     );
     let c = run(&format!("{AUTH}rest-api-hmac=sha256\n"), &[], &[]).expect("load");
-    assert_eq!(c.rest_api_hmac, RestHmac::Sha256);
+    assert_eq!(c.auth.rest_api_hmac, RestHmac::Sha256);
     let e = run(&format!("{AUTH}rest-api-hmac=md5\n"), &[], &[]).expect_err("md5");
     assert!(e.to_string().contains("rest-api-hmac"), "{e}");
 }

@@ -5,8 +5,9 @@
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
-use super::{AlternateServer, ExternalIp, StaticUser, UserKey};
+use super::{AlternateServer, ExternalIp, StaticUser};
 use crate::proto::auth::long_term::{is_md5_key_form, parse_md5_key};
+use crate::proto::auth::UserSecret;
 use crate::proto::peer_policy::IpRange;
 
 pub(super) fn port(v: &str) -> Result<u16, String> {
@@ -64,11 +65,11 @@ pub(super) fn user(v: &str) -> Result<StaticUser, String> {
     }
     let key =
         if is_md5_key_form(secret) {
-            UserKey::Md5Key(parse_md5_key(secret).ok_or_else(|| {
+            UserSecret::Key(parse_md5_key(secret).ok_or_else(|| {
                 format!("user {name:?}: a key must be 0x followed by 32 hex digits")
             })?)
         } else {
-            UserKey::Password(secret.to_string())
+            UserSecret::Password(secret.to_string())
         };
     Ok(StaticUser {
         name: name.to_string(),
@@ -101,4 +102,14 @@ pub(super) fn alternate_server(v: &str) -> Result<AlternateServer, String> {
         return Ok(AlternateServer { ip, port: None });
     }
     Err(format!("{v:?} is not IP, IP:PORT or [IPv6]:PORT"))
+}
+
+/// A bearer token for an HTTP endpoint (`what` names it in the message), trimmed: at least 16
+/// characters, so that it cannot be guessed.
+pub(super) fn token(v: &str, what: &str) -> Result<String, String> {
+    let t = v.trim();
+    if t.len() < 16 {
+        return Err(format!("the {what} token must be at least 16 characters"));
+    }
+    Ok(t.to_string())
 }

@@ -29,31 +29,32 @@ impl CredentialIssuer {
     /// Signs with the first `static-auth-secret` (the newest during a rotation) and hands out
     /// the listeners the configuration enables. None when the relay has no REST secret.
     pub fn from_config(config: &Config) -> Option<Self> {
-        let secret = config.static_auth_secrets.first()?.clone();
+        let secret = config.auth.static_auth_secrets.first()?.clone();
         let host = config
             .credential_endpoint
             .host
             .clone()
-            .or_else(|| config.external_ips.first().map(|e| e.public.to_string()))
-            .unwrap_or_else(|| config.realm.clone());
+            .or_else(|| {
+                config
+                    .relay
+                    .external_ips
+                    .first()
+                    .map(|e| e.public.to_string())
+            })
+            .unwrap_or_else(|| config.auth.realm.clone());
         let mut uris = Vec::new();
-        if !config.no_udp {
-            uris.push(ice_url("turn", &host, config.listening_port, Some("udp")));
+        if !config.listen.no_udp {
+            uris.push(ice_url("turn", &host, config.listen.port, Some("udp")));
         }
-        if !config.no_tcp {
-            uris.push(ice_url("turn", &host, config.listening_port, Some("tcp")));
+        if !config.listen.no_tcp {
+            uris.push(ice_url("turn", &host, config.listen.port, Some("tcp")));
         }
-        if !config.no_tls && config.tls.cert.is_some() && config.tls.pkey.is_some() {
-            uris.push(ice_url(
-                "turns",
-                &host,
-                config.tls_listening_port,
-                Some("tcp"),
-            ));
+        if config.serves_tls() {
+            uris.push(ice_url("turns", &host, config.listen.tls_port, Some("tcp")));
         }
         Some(CredentialIssuer {
             secret,
-            hmac: config.rest_api_hmac,
+            hmac: config.auth.rest_api_hmac,
             uris,
         })
     }

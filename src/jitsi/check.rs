@@ -31,11 +31,7 @@ impl Default for CheckOptions {
 /// What agrees with the relay but still leaves clients without a working path, one sentence
 /// each: TURN offered over UDP only.
 pub fn warnings(side: &ProsodySide, opts: CheckOptions) -> Vec<String> {
-    let relayed: Vec<&Service> = side
-        .services
-        .iter()
-        .filter(|s| s.kind != ServiceKind::Stun)
-        .collect();
+    let relayed = relayed(side);
     let udp_only = !relayed.is_empty()
         && relayed
             .iter()
@@ -54,6 +50,14 @@ pub fn warnings(side: &ProsodySide, opts: CheckOptions) -> Vec<String> {
     out
 }
 
+/// The TURN and TURNS services `side` announces (everything but STUN).
+fn relayed(side: &ProsodySide) -> Vec<&Service> {
+    side.services
+        .iter()
+        .filter(|s| s.kind != ServiceKind::Stun)
+        .collect()
+}
+
 /// Every mismatch between `conf` and `side`, one sentence each; empty when they agree.
 pub fn check(conf: &Config, side: &ProsodySide, opts: CheckOptions) -> Vec<String> {
     let mut out: Vec<String> = side
@@ -62,11 +66,7 @@ pub fn check(conf: &Config, side: &ProsodySide, opts: CheckOptions) -> Vec<Strin
         .map(|p| format!("{}: {p}", side.origin))
         .collect();
     check_secret(conf, side, &mut out);
-    let relayed: Vec<&Service> = side
-        .services
-        .iter()
-        .filter(|s| s.kind != ServiceKind::Stun)
-        .collect();
+    let relayed = relayed(side);
     if relayed.is_empty() && side.problems.is_empty() {
         out.push(format!(
             "{} announces no TURN service, so clients behind strict firewalls cannot connect",
@@ -83,13 +83,13 @@ pub fn check(conf: &Config, side: &ProsodySide, opts: CheckOptions) -> Vec<Strin
 }
 
 fn check_secret(conf: &Config, side: &ProsodySide, out: &mut Vec<String>) {
-    if !conf.use_auth_secret {
+    if !conf.auth.use_auth_secret {
         out.push(
             "turnserver.conf lacks use-auth-secret: ferroturn will refuse the time-limited \
              credentials Prosody hands out"
                 .into(),
         );
-    } else if conf.static_auth_secrets.is_empty() {
+    } else if conf.auth.static_auth_secrets.is_empty() {
         out.push("turnserver.conf has use-auth-secret but no static-auth-secret line".into());
     }
     match &side.secret {
@@ -99,11 +99,12 @@ fn check_secret(conf: &Config, side: &ProsodySide, out: &mut Vec<String>) {
             side.origin
         )),
         Some(secret) => {
-            if conf.use_auth_secret
-                && !conf.static_auth_secrets.is_empty()
-                && !conf.static_auth_secrets.iter().any(|s| s == secret)
+            if conf.auth.use_auth_secret
+                && !conf.auth.static_auth_secrets.is_empty()
+                && !conf.auth.static_auth_secrets.iter().any(|s| s == secret)
             {
                 let relay: Vec<String> = conf
+                    .auth
                     .static_auth_secrets
                     .iter()
                     .map(|s| fingerprint(s))
@@ -129,18 +130,8 @@ fn check_listener(conf: &Config, s: &Service, out: &mut Vec<String>) {
         s.label
     );
     let (ports, port_names): (Vec<u16>, &str) = match s.kind {
-        ServiceKind::Turns => (
-            std::iter::once(conf.tls_listening_port)
-                .chain(conf.alt_tls_listening_port)
-                .collect(),
-            "tls-listening-port",
-        ),
-        _ => (
-            std::iter::once(conf.listening_port)
-                .chain(conf.alt_listening_port)
-                .collect(),
-            "listening-port",
-        ),
+        ServiceKind::Turns => (conf.listen.tls_ports(), "tls-listening-port"),
+        _ => (conf.listen.plain_ports(), "listening-port"),
     };
     if s.port != 0 && !ports.contains(&s.port) {
         let listed = ports
@@ -160,7 +151,7 @@ fn check_listener(conf: &Config, s: &Service, out: &mut Vec<String>) {
     }
     match (s.kind, s.transport.as_str()) {
         (ServiceKind::Turns, "tcp") => {
-            if conf.no_tls {
+            if conf.listen.no_tls {
                 out.push(format!(
                     "{what}: Prosody offers TURN over TLS but turnserver.conf says no-tls"
                 ));
@@ -171,18 +162,18 @@ fn check_listener(conf: &Config, s: &Service, out: &mut Vec<String>) {
             }
         }
         (_, "udp") => {
-            if conf.no_udp {
+            if conf.listen.no_udp {
                 out.push(format!(
                     "{what}: Prosody offers UDP but turnserver.conf says no-udp"
                 ));
             }
-            if s.kind == ServiceKind::Stun && (conf.no_stun || conf.no_udp) {
-                if conf.no_stun {
+            if s.kind == ServiceKind::Stun && (conf.protocol.no_stun || conf.listen.no_udp) {
+                if conf.protocol.no_stun {
                     out.push(format!(
                         "{what}: Prosody offers STUN but turnserver.conf says no-stun"
                     ));
                 }
-            } else if s.kind == ServiceKind::Turn && conf.stun_only {
+            } else if s.kind == ServiceKind::Turn && conf.protocol.stun_only {
                 out.push(format!(
                     "{what}: Prosody offers TURN but turnserver.conf says stun-only"
                 ));
@@ -190,7 +181,7 @@ fn check_listener(conf: &Config, s: &Service, out: &mut Vec<String>) {
         }
         (ServiceKind::Turn, "tcp") => {
             // ferroturn's TCP listener shares listening-port; `no-tcp` switches it off.
-            if conf.no_tcp {
+            if conf.listen.no_tcp {
                 out.push(format!(
                     "{what}: Prosody offers TURN over TCP but turnserver.conf says no-tcp, so \
                      nothing listens for it"
@@ -212,9 +203,9 @@ fn check_host(conf: &Config, s: &Service, out: &mut Vec<String>) {
     let Ok(ip) = s.host.trim_matches(['[', ']']).parse::<IpAddr>() else {
         return; // A name: its DNS record cannot be checked offline.
     };
-    let mut known: Vec<IpAddr> = conf.external_ips.iter().map(|e| e.public).collect();
+    let mut known: Vec<IpAddr> = conf.relay.external_ips.iter().map(|e| e.public).collect();
     if known.is_empty() {
-        known.extend(conf.listening_ips.iter().copied());
+        known.extend(conf.listen.ips.iter().copied());
     }
     if !known.is_empty() && !known.contains(&ip) {
         let listed = known
@@ -234,7 +225,7 @@ fn check_host(conf: &Config, s: &Service, out: &mut Vec<String>) {
 fn check_ttl(conf: &Config, s: &Service, opts: CheckOptions, out: &mut Vec<String>) {
     let Some(ttl) = s.ttl else { return };
     if ttl < opts.min_ttl {
-        let effect = if conf.strict_expiry {
+        let effect = if conf.auth.strict_expiry {
             "with strict-expiry the relay cuts the call when the credential expires"
         } else {
             "Jitsi fetches credentials once, when it joins, so a reconnect or ICE restart after \

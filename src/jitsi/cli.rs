@@ -307,11 +307,12 @@ fn run_credentials(a: CredentialsArgs) -> Result<ExitCode, String> {
         (None, Some(path)) => {
             let conf = load_conf(path, &[])?.config;
             let s = conf
+                .auth
                 .static_auth_secrets
                 .first()
                 .cloned()
                 .ok_or_else(|| format!("{} has no static-auth-secret", path.display()))?;
-            (s, Some(conf.listening_port))
+            (s, Some(conf.listen.port))
         }
         (None, None) => {
             return Err("give --conf FILE, --secret or TURN_CREDENTIALS in the environment".into())

@@ -293,7 +293,7 @@ mod tests {
         assert_eq!(r.old_secrets, [plan.secret.as_str()]);
         let conf = from_conf_str(&fs::read_to_string(dir.join(names::CONF)).unwrap(), "c").unwrap();
         assert_eq!(
-            conf.static_auth_secrets,
+            conf.auth.static_auth_secrets,
             [next.secret.clone(), plan.secret.clone()]
         );
         let env = fs::read_to_string(dir.join(names::ENV)).unwrap();

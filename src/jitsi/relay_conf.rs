@@ -84,6 +84,7 @@ pub fn load(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::test_conf::env;
 
     fn tmp(name: &str, text: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!(
@@ -95,13 +96,6 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
         p
-    }
-
-    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
     }
 
     #[test]
@@ -124,8 +118,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(r.config.static_auth_secrets, ["from-env"]);
-        assert_eq!((r.config.min_port, r.config.max_port), (49010, 49020));
+        assert_eq!(r.config.auth.static_auth_secrets, ["from-env"]);
+        assert_eq!(
+            (r.config.relay.min_port, r.config.relay.max_port),
+            (49010, 49020)
+        );
         let r = load(
             &conf,
             &env(&[
@@ -136,8 +133,11 @@ mod tests {
         )
         .unwrap();
         // The file replaces the variable, it does not add a second secret.
-        assert_eq!(r.config.static_auth_secrets, ["from-file"]);
-        assert_eq!((r.config.min_port, r.config.max_port), (49010, 49100));
+        assert_eq!(r.config.auth.static_auth_secrets, ["from-file"]);
+        assert_eq!(
+            (r.config.relay.min_port, r.config.relay.max_port),
+            (49010, 49100)
+        );
         assert_eq!(r.applied.len(), 3, "{:?}", r.applied);
         assert!(r
             .applied
@@ -157,7 +157,11 @@ mod tests {
             &[],
         )
         .unwrap();
-        assert_eq!(r.config.static_auth_secrets, ["s"], "the file was read");
+        assert_eq!(
+            r.config.auth.static_auth_secrets,
+            ["s"],
+            "the file was read"
+        );
         assert_eq!(r.ignored.len(), 2);
         let e = load(&conf, &env(&[("FERROTURN_MIN_PORT", "many")]), &[]).unwrap_err();
         assert!(e.contains("FERROTURN_MIN_PORT"), "{e}");

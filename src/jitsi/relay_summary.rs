@@ -13,7 +13,7 @@ pub const DEFAULT_PARTICIPANTS: u32 = 50;
 /// Relay ports in `min-port..=max-port`; every allocation holds one (IPv4 and IPv6 share the
 /// range), so this is also the most allocations the relay serves at once.
 pub fn relay_ports(conf: &Config) -> u32 {
-    u32::from(conf.max_port.saturating_sub(conf.min_port)) + 1
+    u32::from(conf.relay.max_port.saturating_sub(conf.relay.min_port)) + 1
 }
 
 fn list(ips: &[IpAddr]) -> String {
@@ -27,33 +27,32 @@ fn list(ips: &[IpAddr]) -> String {
 pub fn describe(conf: &Config) -> Vec<String> {
     let mut out = Vec::new();
     let mut ports = Vec::new();
-    let plain: Vec<String> = std::iter::once(conf.listening_port)
-        .chain(conf.alt_listening_port)
-        .map(|p| p.to_string())
+    let plain: Vec<String> = conf
+        .listen
+        .plain_ports()
+        .iter()
+        .map(u16::to_string)
         .collect();
-    match (conf.no_udp, conf.no_tcp) {
+    match (conf.listen.no_udp, conf.listen.no_tcp) {
         (false, false) => ports.push(format!("{} udp+tcp", plain.join(", "))),
         (false, true) => ports.push(format!("{} udp", plain.join(", "))),
         (true, false) => ports.push(format!("{} tcp", plain.join(", "))),
         (true, true) => {}
     }
-    if !conf.no_tls && conf.tls.cert.is_some() && conf.tls.pkey.is_some() {
-        let tls: Vec<String> = std::iter::once(conf.tls_listening_port)
-            .chain(conf.alt_tls_listening_port)
-            .map(|p| p.to_string())
-            .collect();
+    if conf.serves_tls() {
+        let tls: Vec<String> = conf.listen.tls_ports().iter().map(u16::to_string).collect();
         ports.push(format!("{} tls", tls.join(", ")));
     }
-    let on = if conf.listening_ips.is_empty() {
+    let on = if conf.listen.ips.is_empty() {
         "every interface address (no listening-ip)".to_string()
     } else {
-        format!("{} (listening-ip)", list(&conf.listening_ips))
+        format!("{} (listening-ip)", list(&conf.listen.ips))
     };
     out.push(format!("listening on {on}, ports {}", ports.join("; ")));
 
     let specific = specific_listening_ips(conf);
-    let relay = if !conf.relay_ips.is_empty() {
-        format!("{} (relay-ip)", list(&conf.relay_ips))
+    let relay = if !conf.relay.ips.is_empty() {
+        format!("{} (relay-ip)", list(&conf.relay.ips))
     } else if !specific.is_empty() {
         format!("{} (the listening addresses; no relay-ip)", list(&specific))
     } else {
@@ -62,12 +61,13 @@ pub fn describe(conf: &Config) -> Vec<String> {
             .to_string()
     };
     out.push(format!("relaying from {relay}"));
-    if conf.external_ips.is_empty() {
+    if conf.relay.external_ips.is_empty() {
         out.push(
             "advertised relay addresses: the relay addresses themselves (no external-ip)".into(),
         );
     } else {
         let ext: Vec<String> = conf
+            .relay
             .external_ips
             .iter()
             .map(|e| match e.private {
@@ -87,8 +87,8 @@ pub fn describe(conf: &Config) -> Vec<String> {
     let n = relay_ports(conf);
     out.push(format!(
         "relay ports {}-{}/udp: {n} port{}, so at most {n} relayed allocation{} at once",
-        conf.min_port,
-        conf.max_port,
+        conf.relay.min_port,
+        conf.relay.max_port,
         if n == 1 { "" } else { "s" },
         if n == 1 { "" } else { "s" },
     ));
@@ -97,7 +97,8 @@ pub fn describe(conf: &Config) -> Vec<String> {
 
 /// The `listening-ip` addresses that name one address (not the wildcard).
 fn specific_listening_ips(conf: &Config) -> Vec<IpAddr> {
-    conf.listening_ips
+    conf.listen
+        .ips
         .iter()
         .copied()
         .filter(|ip| !ip.is_unspecified())
@@ -108,13 +109,13 @@ fn specific_listening_ips(conf: &Config) -> Vec<IpAddr> {
 /// `external-ip` maps it: relayed packets then never reach a peer on another host.
 pub fn loopback_warning(conf: &Config) -> Option<String> {
     let specific = specific_listening_ips(conf);
-    let relay = if conf.relay_ips.is_empty() {
+    let relay = if conf.relay.ips.is_empty() {
         &specific
     } else {
-        &conf.relay_ips
+        &conf.relay.ips
     };
     let all_loopback = !relay.is_empty() && relay.iter().all(IpAddr::is_loopback);
-    (all_loopback && conf.external_ips.is_empty()).then(|| {
+    (all_loopback && conf.relay.external_ips.is_empty()).then(|| {
         format!(
             "the relay addresses ({}) are loopback and no external-ip is set: relayed media \
              never reaches a videobridge or client on another host. Set relay-ip (or \
@@ -157,8 +158,8 @@ pub fn capacity_warning(conf: &Config, side: &ProsodySide, participants: u32) ->
          each participant takes up to {per} ({}, one per TURN entry {} announces), so about {fits} \
          participant{} can relay at the same time, fewer than the {participants} planned \
          (--participants). Widen min-port/max-port, and publish or open the whole range",
-        conf.min_port,
-        conf.max_port,
+        conf.relay.min_port,
+        conf.relay.max_port,
         if ports == 1 { "" } else { "s" },
         if ports == 1 { "" } else { "s" },
         entries.join(", "),

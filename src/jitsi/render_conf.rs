@@ -149,10 +149,15 @@ pub fn add_secret(
 ) -> Result<(String, Vec<String>), RotateError> {
     let config =
         from_conf_str(existing, origin).map_err(|e| RotateError::Invalid(e.to_string()))?;
-    if !config.use_auth_secret || config.static_auth_secrets.is_empty() {
+    if !config.auth.use_auth_secret || config.auth.static_auth_secrets.is_empty() {
         return Err(RotateError::NoSecret);
     }
-    if config.static_auth_secrets.iter().any(|s| s == new_secret) {
+    if config
+        .auth
+        .static_auth_secrets
+        .iter()
+        .any(|s| s == new_secret)
+    {
         return Err(RotateError::AlreadyThere);
     }
     let parsed = conf_file::parse(existing, origin);
@@ -180,7 +185,7 @@ pub fn add_secret(
     if !out.ends_with('\n') {
         out.push('\n');
     }
-    Ok((out, config.static_auth_secrets))
+    Ok((out, config.auth.static_auth_secrets))
 }
 
 #[cfg(test)]
@@ -194,15 +199,15 @@ mod tests {
         let text = render(&plan);
         let c = from_conf_str(&text, "generated").expect("loads");
         assert!(c.warnings.is_empty(), "warnings: {:?}", c.warnings);
-        assert!(c.use_auth_secret);
-        assert_eq!(c.static_auth_secrets, [plan.secret.as_str()]);
-        assert_eq!(c.listening_port, 3478);
-        assert_eq!(c.tls_listening_port, 5349);
-        assert_eq!((c.min_port, c.max_port), (49160, 49999));
-        assert_eq!(c.realm, "meet.example.org");
-        assert!(c.no_tcp_relay && !c.no_udp && !c.no_tcp && !c.no_tls);
-        assert_eq!(c.external_ips[0].public.to_string(), "203.0.113.7");
-        assert_eq!(c.allowed_peer_ips.len(), 1);
+        assert!(c.auth.use_auth_secret);
+        assert_eq!(c.auth.static_auth_secrets, [plan.secret.as_str()]);
+        assert_eq!(c.listen.port, 3478);
+        assert_eq!(c.listen.tls_port, 5349);
+        assert_eq!((c.relay.min_port, c.relay.max_port), (49160, 49999));
+        assert_eq!(c.auth.realm, "meet.example.org");
+        assert!(c.relay.no_tcp && !c.listen.no_udp && !c.listen.no_tcp && !c.listen.no_tls);
+        assert_eq!(c.relay.external_ips[0].public.to_string(), "203.0.113.7");
+        assert_eq!(c.peers.allowed.len(), 1);
         assert!(c.tls.cert.is_some() && c.tls.pkey.is_some());
     }
 
@@ -216,9 +221,9 @@ mod tests {
         plan.relay_ips = vec!["127.0.0.1".parse().unwrap()];
         let c = from_conf_str(&render(&plan), "generated").unwrap();
         assert!(c.warnings.is_empty(), "{:?}", c.warnings);
-        assert!(c.no_tls && c.no_tcp && !c.no_udp);
-        assert_eq!(c.listening_ips.len(), 1);
-        assert!(c.allowed_peer_ips.is_empty());
+        assert!(c.listen.no_tls && c.listen.no_tcp && !c.listen.no_udp);
+        assert_eq!(c.listen.ips.len(), 1);
+        assert!(c.peers.allowed.is_empty());
     }
 
     #[test]
@@ -229,7 +234,10 @@ mod tests {
         let (rotated, old) = add_secret(&text, "t", &new, "2025-01-01").unwrap();
         assert_eq!(old, [plan.secret.as_str()]);
         let c = from_conf_str(&rotated, "t").unwrap();
-        assert_eq!(c.static_auth_secrets, [new.clone(), plan.secret.clone()]);
+        assert_eq!(
+            c.auth.static_auth_secrets,
+            [new.clone(), plan.secret.clone()]
+        );
         // Everything else is untouched: dropping the three added lines gives the original back.
         let kept: Vec<&str> = rotated
             .lines()

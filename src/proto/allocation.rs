@@ -78,6 +78,20 @@ pub struct TrafficCounters {
     pub to_client_bytes: u64,
 }
 
+impl TrafficCounters {
+    /// Counts one packet of `bytes` relayed from the client to a peer.
+    pub fn count_to_peer(&mut self, bytes: usize) {
+        self.to_peer_packets += 1;
+        self.to_peer_bytes += bytes as u64;
+    }
+
+    /// Counts one packet of `bytes` relayed from a peer to the client.
+    pub fn count_to_client(&mut self, bytes: usize) {
+        self.to_client_packets += 1;
+        self.to_client_bytes += bytes as u64;
+    }
+}
+
 /// The state of one allocation.
 #[derive(Debug)]
 pub struct Allocation {

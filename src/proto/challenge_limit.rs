@@ -73,10 +73,7 @@ impl ChallengeLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::testing::ip;
 
     #[test]
     fn burst_then_rate() {

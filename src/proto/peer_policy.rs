@@ -373,10 +373,7 @@ fn in_spans(spans: &[Span], ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().expect("test address")
-    }
+    use crate::testing::ip;
 
     fn range(s: &str) -> IpRange {
         s.parse().expect("test range")

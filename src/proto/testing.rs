@@ -1,11 +1,18 @@
-//! Test doubles for driving the core without sockets (feature `testing`; always on for the core's
-//! own tests). The core's tests, the benches and the fuzz targets share them.
+//! Test doubles for driving the core without sockets, and small helpers for writing tests
+//! (feature `testing`; always on for the core's own tests). The core's tests, the runtime's
+//! unit tests, the benches and the fuzz targets share them.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
 use crate::flow::{Family, RelayId};
-use crate::server::{BindError, RelayAt, RelayBinder};
+use crate::server::{BindError, RelayAt, RelayBinder, RelaySocket};
+
+/// The IP address written in a test as `s`; panics on a typo.
+pub fn ip(s: &str) -> IpAddr {
+    s.parse()
+        .unwrap_or_else(|e| panic!("test address {s:?}: {e}"))
+}
 
 /// A [`RelayBinder`] that hands out addresses without opening sockets and asserts the core's
 /// bookkeeping: no relay id bound while it is open, none closed that is not open, and a
@@ -49,13 +56,11 @@ impl FakeBinder {
 }
 
 impl RelayBinder for FakeBinder {
-    fn bind(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-        _dont_fragment: bool,
-    ) -> Result<SocketAddr, BindError> {
+    /// A TCP relay listener (RFC 6062) is bound like a UDP relay socket.
+    fn bind(&mut self, socket: RelaySocket) -> Result<SocketAddr, BindError> {
+        let RelaySocket {
+            relay, at, port, ..
+        } = socket;
         self.requests.push(at);
         if self.busy.contains(&port) {
             return Err(BindError::AddrInUse);
@@ -84,16 +89,6 @@ impl RelayBinder for FakeBinder {
         Ok(addr)
     }
 
-    /// A TCP relay listener (RFC 6062) is bound like a UDP relay socket.
-    fn bind_tcp(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-    ) -> Result<SocketAddr, BindError> {
-        self.bind(relay, at, port, false)
-    }
-
     fn close(&mut self, relay: RelayId) {
         assert!(
             self.open.remove(&relay).is_some(),
@@ -106,22 +101,32 @@ impl RelayBinder for FakeBinder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::RelayKind;
+
+    const V4: RelayAt = RelayAt::Family(Family::V4);
+    const V6: RelayAt = RelayAt::Family(Family::V6);
+
+    /// A UDP relay socket `relay` on `port` at `at`.
+    fn udp(relay: u32, at: RelayAt, port: u16) -> RelaySocket {
+        let kind = RelayKind::Udp {
+            dont_fragment: false,
+        };
+        RelaySocket::new(RelayId::new(relay), at, port, kind)
+    }
 
     #[test]
     fn binds_closes_and_refuses_busy_ports_and_missing_families() {
         let mut b = FakeBinder::new();
         let r = RelayId::new(0);
-        let addr = b
-            .bind(r, RelayAt::Family(Family::V4), 50000, false)
-            .unwrap();
+        let addr = b.bind(udp(0, V4, 50000)).unwrap();
         assert_eq!(addr, "192.0.2.10:50000".parse().unwrap());
         b.busy.insert(50002);
-        let busy = b.bind(RelayId::new(1), RelayAt::Family(Family::V4), 50002, false);
+        let busy = b.bind(udp(1, V4, 50002));
         assert_eq!(busy, Err(BindError::AddrInUse));
         b.relay_ip6 = None;
-        let v6 = b.bind(RelayId::new(1), RelayAt::Family(Family::V6), 50004, false);
+        let v6 = b.bind(udp(1, V6, 50004));
         assert_eq!(v6, Err(BindError::FamilyUnavailable));
-        let again = b.bind(RelayId::new(1), RelayAt::Ip(addr.ip()), 50001, false);
+        let again = b.bind(udp(1, RelayAt::Ip(addr.ip()), 50001));
         assert_eq!(again.unwrap().ip(), addr.ip());
         b.close(r);
         assert_eq!(b.closed, [r]);
@@ -133,8 +138,8 @@ mod tests {
     #[should_panic(expected = "bound while open")]
     fn binding_an_open_id_again_panics() {
         let mut b = FakeBinder::new();
-        let _ = b.bind(RelayId::new(3), RelayAt::Family(Family::V4), 50000, false);
-        let _ = b.bind(RelayId::new(3), RelayAt::Family(Family::V4), 50001, false);
+        let _ = b.bind(udp(3, V4, 50000));
+        let _ = b.bind(udp(3, V4, 50001));
     }
 
     #[test]
@@ -147,11 +152,6 @@ mod tests {
     #[should_panic(expected = "never handed out")]
     fn a_reserved_address_must_be_one_handed_out() {
         let mut b = FakeBinder::new();
-        let _ = b.bind(
-            RelayId::new(0),
-            RelayAt::Ip(IpAddr::from([192, 0, 2, 10])),
-            50001,
-            false,
-        );
+        let _ = b.bind(udp(0, RelayAt::Ip(IpAddr::from([192, 0, 2, 10])), 50001));
     }
 }

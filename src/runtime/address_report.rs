@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::proto::ports::PortPool;
 
 use super::address_plan;
+use super::addresses::comma_list;
 
 /// Below this many relay ports `--check-config` warns: every relayed participant of a call holds
 /// at least one allocation (two with P2P), so a few dozen ports fill up in one busy meeting.
@@ -26,15 +27,10 @@ pub fn address_report(config: &Config) -> AddressReport {
     let mut r = AddressReport::default();
     match address_plan(config) {
         Ok(plan) => {
-            let list = plan
-                .listening
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ");
-            let mut ports = vec![format!("port {}", config.listening_port)];
-            if !config.no_tls && config.tls.cert.is_some() {
-                ports.push(format!("TLS port {}", config.tls_listening_port));
+            let list = comma_list(&plan.listening);
+            let mut ports = vec![format!("port {}", config.listen.port)];
+            if !config.listen.no_tls && config.tls.cert.is_some() {
+                ports.push(format!("TLS port {}", config.listen.tls_port));
             }
             r.lines.push(format!(
                 "listening addresses: {list} ({})",
@@ -59,13 +55,13 @@ pub fn address_report(config: &Config) -> AddressReport {
         }
         Err(e) => r.errors.push(e.to_string()),
     }
-    match PortPool::new(config.min_port, config.max_port) {
+    match PortPool::new(config.relay.min_port, config.relay.max_port) {
         Ok(pool) => {
             let ports = pool.capacity();
             r.lines.push(format!(
                 "relay ports {}-{}: {ports} ports, so at most {ports} relayed allocations at once \
                  (shared by every relay address and both families)",
-                config.min_port, config.max_port
+                config.relay.min_port, config.relay.max_port
             ));
             if ports < SMALL_RELAY_RANGE {
                 r.warnings.push(format!(
@@ -85,12 +81,10 @@ mod tests {
     use super::*;
 
     fn config(min: u16, max: u16) -> Config {
-        Config {
-            min_port: min,
-            max_port: max,
-            listening_ips: vec!["127.0.0.1".parse().unwrap()],
-            ..Config::default()
-        }
+        let mut c = Config::default();
+        (c.relay.min_port, c.relay.max_port) = (min, max);
+        c.listen.ips = vec!["127.0.0.1".parse().unwrap()];
+        c
     }
 
     #[test]
@@ -126,7 +120,7 @@ mod tests {
     #[test]
     fn an_unusable_plan_is_an_error() {
         let mut c = config(49152, 65535);
-        c.relay_ips = vec!["192.0.2.201".parse().unwrap()];
+        c.relay.ips = vec!["192.0.2.201".parse().unwrap()];
         let r = address_report(&c);
         assert_eq!(r.errors.len(), 1, "{:?}", r.errors);
         assert!(

@@ -6,12 +6,20 @@ use thiserror::Error;
 
 use crate::proto::settings::{ExternalMapping, Settings};
 
-/// The host's interface addresses that can carry TURN traffic: every IPv4 address and every
-/// IPv6 address except link-local ones (they need a scope id that clients never send).
-pub fn interface_addresses() -> Vec<IpAddr> {
+/// One address of one network interface, as getifaddrs lists it.
+pub(crate) struct InterfaceAddress {
+    pub name: String,
+    pub ip: IpAddr,
+    pub up: bool,
+    pub loopback: bool,
+}
+
+/// Every IPv4 and IPv6 address of every interface, in the order getifaddrs lists them.
+pub(crate) fn list_interface_addresses() -> Vec<InterfaceAddress> {
     let mut out = Vec::new();
     let mut head: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills `head` with a list we walk read-only and free exactly once.
+    // SAFETY: getifaddrs fills `head` with a list we walk read-only and free exactly once;
+    // ifa_name is a NUL-terminated string valid until then.
     unsafe {
         if libc::getifaddrs(&mut head) != 0 {
             return out;
@@ -20,32 +28,56 @@ pub fn interface_addresses() -> Vec<IpAddr> {
         while !cur.is_null() {
             let ifa = &*cur;
             cur = ifa.ifa_next;
-            let up = ifa.ifa_flags & libc::IFF_UP as u32 != 0;
-            if ifa.ifa_addr.is_null() || !up {
+            if ifa.ifa_addr.is_null() {
                 continue;
             }
-            match i32::from((*ifa.ifa_addr).sa_family) {
+            let ip = match i32::from((*ifa.ifa_addr).sa_family) {
                 libc::AF_INET => {
                     let sin = &*(ifa.ifa_addr as *const libc::sockaddr_in);
-                    out.push(IpAddr::V4(Ipv4Addr::from(u32::from_be(
-                        sin.sin_addr.s_addr,
-                    ))));
+                    IpAddr::V4(Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)))
                 }
                 libc::AF_INET6 => {
                     let sin6 = &*(ifa.ifa_addr as *const libc::sockaddr_in6);
-                    let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
-                    if ip.segments()[0] & 0xffc0 != 0xfe80 {
-                        out.push(IpAddr::V6(ip));
-                    }
+                    IpAddr::V6(Ipv6Addr::from(sin6.sin6_addr.s6_addr))
                 }
-                _ => {}
-            }
+                _ => continue,
+            };
+            out.push(InterfaceAddress {
+                name: std::ffi::CStr::from_ptr(ifa.ifa_name)
+                    .to_string_lossy()
+                    .into_owned(),
+                ip,
+                up: ifa.ifa_flags & libc::IFF_UP as u32 != 0,
+                loopback: ifa.ifa_flags & libc::IFF_LOOPBACK as u32 != 0,
+            });
         }
         libc::freeifaddrs(head);
     }
+    out
+}
+
+/// The host's interface addresses that can carry TURN traffic: every IPv4 address and every
+/// IPv6 address except link-local ones (they need a scope id that clients never send), of
+/// interfaces that are up.
+pub fn interface_addresses() -> Vec<IpAddr> {
+    let link_local =
+        |ip: &IpAddr| matches!(ip, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
+    let mut out: Vec<IpAddr> = list_interface_addresses()
+        .into_iter()
+        .filter(|a| a.up && !link_local(&a.ip))
+        .map(|a| a.ip)
+        .collect();
     out.sort();
     out.dedup();
     out
+}
+
+/// `ips` as "a, b, c", for messages.
+pub fn comma_list(ips: &[IpAddr]) -> String {
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Listening addresses: the configured ones, else every interface address (loopback
@@ -345,11 +377,11 @@ pub fn plan(input: &AddressInput<'_>) -> Result<AddressPlan, AddressError> {
             .iter()
             .find(|e| e.private.is_none() && e.public.is_ipv4() == v4);
         if let (Some(e), true) = (bare, of_family.len() > 1) {
-            let list: Vec<String> = of_family.iter().map(|c| c.ip.to_string()).collect();
+            let ips: Vec<IpAddr> = of_family.iter().map(|c| c.ip).collect();
             warnings.push(format!(
                 "external-ip={} is advertised for every relay address of its family ({}); if only one of them receives its traffic, set relay-ip to it or use external-ip={}/PRIVATE",
                 e.public,
-                list.join(", "),
+                comma_list(&ips),
                 e.public
             ));
         }
@@ -379,12 +411,7 @@ fn check_local(input: &AddressInput<'_>) -> Result<(), AddressError> {
     ] {
         for ip in ips {
             if !ip.is_unspecified() && !input.interfaces.contains(ip) {
-                let have = input
-                    .interfaces
-                    .iter()
-                    .map(IpAddr::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ");
+                let have = comma_list(input.interfaces);
                 return Err(AddressError::NotLocal {
                     option,
                     ip: *ip,
@@ -399,13 +426,10 @@ fn check_local(input: &AddressInput<'_>) -> Result<(), AddressError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proto::testing::ip;
 
     fn ips(list: &[&str]) -> Vec<IpAddr> {
         list.iter().map(|s| s.parse().unwrap()).collect()
-    }
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
     }
 
     fn ext(public: &str, private: Option<&str>) -> ExternalMapping {

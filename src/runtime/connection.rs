@@ -12,7 +12,7 @@ use rustls::{ServerConfig, ServerConnection};
 
 use super::proxy_accept::{self, HeaderReadError};
 use super::proxy_protocol::{self, ProxyHeader};
-use super::stream_framing::{next_frame, Frame, MAX_STREAM_FRAME};
+use super::stream_framing::{compact, next_frame, Frame, MAX_STREAM_FRAME};
 use super::tx_backlog::TxBacklog;
 use crate::proto::flow::Transport;
 
@@ -206,7 +206,7 @@ impl Connection {
     /// Reads what the socket holds into the receive buffer (decrypting TLS), at most one
     /// buffer's worth: the caller's budget per turn.
     pub fn fill(&mut self, now: Instant) -> Result<Filled, CloseReason> {
-        self.compact();
+        compact(&mut self.rx, &mut self.rx_start, &mut self.rx_end);
         if self.rx.is_empty() {
             self.rx = vec![0; RX_INITIAL].into_boxed_slice();
         }
@@ -330,17 +330,6 @@ impl Connection {
     /// Drops `n` bytes from the front of the buffer.
     pub fn consume(&mut self, n: usize) {
         self.rx_start = (self.rx_start + n).min(self.rx_end);
-    }
-
-    fn compact(&mut self) {
-        if self.rx_start == self.rx_end {
-            self.rx_start = 0;
-            self.rx_end = 0;
-        } else if self.rx_start > 0 {
-            self.rx.copy_within(self.rx_start..self.rx_end, 0);
-            self.rx_end -= self.rx_start;
-            self.rx_start = 0;
-        }
     }
 
     /// Gives the receive buffer and a drained send backlog back while nothing is waiting and

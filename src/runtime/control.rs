@@ -245,7 +245,7 @@ impl Control {
         self.inner
             .shared
             .quotas
-            .set_limits(config.user_quota, config.total_quota);
+            .set_limits(config.limits.user_quota, config.limits.total_quota);
         *self.inner.config.lock().unwrap_or_else(|e| e.into_inner()) = config;
         self.broadcast_config();
     }

@@ -486,7 +486,7 @@ fn operations(control: &Control, stats: &[Arc<CoreStats>]) -> Vec<MetricFamily> 
         gauge(
             "ferroturn_allocation_quota",
             "total-quota: the most live allocations allowed; 0 = unlimited",
-            f64::from(control.config().total_quota),
+            f64::from(control.config().limits.total_quota),
         ),
         Family::new(
             "ferroturn_config_reloads_total",

@@ -48,7 +48,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use thiserror::Error;
 
-use crate::config::Config;
+use crate::config::{Config, ListenerSettings};
 use crate::proto::server::Server;
 use connection_limits::ConnectionLimits;
 use control::{Control, ShardFlags};
@@ -131,9 +131,10 @@ impl Runtime {
     /// Opens every socket and starts one shard per relay thread.
     pub fn start(config: &Config) -> Result<Runtime, StartError> {
         let threads = config
-            .relay_threads
+            .relay
+            .threads
             .filter(|n| *n > 0)
-            .or(config.cpus)
+            .or(config.relay.cpus)
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             // RFC 6062 connection ids name their shard in 8 bits.
             .min(MAX_SHARDS);
@@ -159,7 +160,7 @@ impl Runtime {
         let relay_addresses = plan.relay_ips();
 
         let certs = match (&config.tls.cert, &config.tls.pkey) {
-            (Some(cert), Some(key)) if !(config.no_tls && config.no_tcp) => {
+            (Some(cert), Some(key)) if !(config.listen.no_tls && config.listen.no_tcp) => {
                 let store = CertStore::load(cert, key)?;
                 tracing::info!(cert = %cert.display(), key = %key.display(), "TLS certificate loaded");
                 Some(Arc::new(store))
@@ -170,18 +171,22 @@ impl Runtime {
             .as_ref()
             .map(|c| tls_config::server_config(c.clone(), config.tls.no_tlsv1_2));
 
-        let (udp_addrs, tcp_addrs) = listener_addresses(config, &listen_ips, tls.is_some());
+        let (udp_addrs, tcp_addrs) = listener_addresses(&config.listen, &listen_ips, tls.is_some());
         if udp_addrs.is_empty() && tcp_addrs.is_empty() {
             return Err(StartError::NoListeners);
         }
-        if !config.no_tls
-            && tls.is_none()
-            && (config.tls.cert.is_none() || config.tls.pkey.is_none())
-        {
+        if !config.listen.no_tls && tls.is_none() && !config.tls.has_pair() {
             tracing::info!("no cert/pkey configured: TLS listeners are off");
         }
-        let listener_buffer = Some(config.sock_buf_size.unwrap_or(DEFAULT_LISTENER_BUFFER));
-        let proxy = Arc::new(proxy_accept::ProxyPolicy::from_config(config));
+        let listener_buffer = Some(
+            config
+                .relay
+                .sock_buf_size
+                .unwrap_or(DEFAULT_LISTENER_BUFFER),
+        );
+        let proxy = Arc::new(proxy_accept::ProxyPolicy::from_config(
+            &config.listen.proxy_protocol,
+        ));
 
         refuse_taken_ports(&udp_addrs, &tcp_addrs)?;
         // Every shard binds its own socket on each address (SO_REUSEPORT): the kernel spreads
@@ -235,15 +240,15 @@ impl Runtime {
         }
         if tls.is_some() {
             tracing::info!(
-                port = config.tls_listening_port,
+                port = config.listen.tls_port,
                 "DTLS is not served: TLS is on TCP only, with no UDP listener on the TLS port"
             );
         }
 
         let shared = Arc::new(core_setup::shared_from_config(config)?);
         let limits = Arc::new(ConnectionLimits::new(
-            config.max_tcp_connections,
-            config.max_tcp_connections_per_ip,
+            config.limits.max_tcp_connections,
+            config.limits.max_tcp_connections_per_ip,
         ));
         let flags = Arc::new(ShardFlags::default());
         let listeners: Vec<SocketAddr> = udp_addrs
@@ -265,7 +270,7 @@ impl Runtime {
         let epoch_unix = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let relay_buffer = config.sock_buf_size;
+        let relay_buffer = config.relay.sock_buf_size;
         let mut shards = Vec::with_capacity(threads);
         let mut handovers = tcp_handover::Handover::channels(threads).into_iter();
         for (id, sockets) in per_shard.into_iter().enumerate() {
@@ -291,8 +296,8 @@ impl Runtime {
                     limits: limits.clone(),
                     flags: flags.clone(),
                     pacing: PollPacing::from_options(
-                        config.poll_interval_ms,
-                        config.poll_coalesce_us,
+                        config.relay.poll_interval_ms,
+                        config.relay.poll_coalesce_us,
                     ),
                     io: io.clone(),
                     handover: handovers.next().expect("one hand-over end per shard"),
@@ -340,8 +345,8 @@ impl Runtime {
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(","),
-            min_port = config.min_port,
-            max_port = config.max_port,
+            min_port = config.relay.min_port,
+            max_port = config.relay.max_port,
             "relay started"
         );
         Ok(Runtime {
@@ -401,7 +406,7 @@ fn start_fast_path(
     relays: &[IpAddr],
 ) -> Result<Option<fast_path::FastPath>, StartError> {
     use crate::config::KernelFastPath;
-    if config.kernel_fast_path == KernelFastPath::Off {
+    if config.relay.kernel_fast_path == KernelFastPath::Off {
         if fast_path::FastPath::built() {
             tracing::debug!("kernel fast path off (kernel-fast-path = off)");
         } else {
@@ -424,7 +429,7 @@ fn start_fast_path(
             );
             Ok(Some(fp))
         }
-        Err(e) if config.kernel_fast_path == KernelFastPath::Auto => {
+        Err(e) if config.relay.kernel_fast_path == KernelFastPath::Auto => {
             tracing::warn!(reason = %e, "kernel fast path not in use (kernel-fast-path = auto); relaying in user space");
             Ok(None)
         }
@@ -467,37 +472,34 @@ fn refuse_taken_ports(
 /// Listening and relay addresses for `config` on this host.
 pub fn address_plan(config: &Config) -> Result<addresses::AddressPlan, addresses::AddressError> {
     let interfaces = addresses::interface_addresses();
-    let external: Vec<_> = core_setup::settings_from_config(config, 1).external_ips;
     addresses::plan(&addresses::AddressInput {
-        relay_ips: &config.relay_ips,
-        listening_ips: &config.listening_ips,
-        external_ips: &external,
+        relay_ips: &config.relay.ips,
+        listening_ips: &config.listen.ips,
+        external_ips: &config.relay.external_ips,
         interfaces: &interfaces,
     })
 }
 
 /// UDP and TCP listening addresses from the configuration.
 fn listener_addresses(
-    config: &Config,
+    listen: &ListenerSettings,
     listen_ips: &[IpAddr],
     tls_available: bool,
 ) -> (Vec<SocketAddr>, Vec<(SocketAddr, StreamPort)>) {
-    let mut plain_ports = vec![config.listening_port];
-    plain_ports.extend(config.alt_listening_port);
-    let mut tls_ports = vec![config.tls_listening_port];
-    tls_ports.extend(config.alt_tls_listening_port);
+    let plain_ports = listen.plain_ports();
+    let tls_ports = listen.tls_ports();
     let mut udp = Vec::new();
     let mut tcp = Vec::new();
     for ip in listen_ips {
         for port in &plain_ports {
-            if !config.no_udp {
+            if !listen.no_udp {
                 udp.push(SocketAddr::new(*ip, *port));
             }
-            if !config.no_tcp {
+            if !listen.no_tcp {
                 tcp.push((SocketAddr::new(*ip, *port), StreamPort::Plain));
             }
         }
-        if tls_available && !config.no_tls {
+        if tls_available && !listen.no_tls {
             for port in &tls_ports {
                 if !plain_ports.contains(port) {
                     tcp.push((SocketAddr::new(*ip, *port), StreamPort::Tls));

@@ -111,7 +111,7 @@ fn load_warnings(config: &Config) -> Vec<Finding> {
 /// Whether the configuration asks for TLS listeners (a certificate pair is set and TLS or the
 /// TCP port that also recognises TLS is on): the condition under which start-up loads it.
 fn wants_tls(config: &Config) -> bool {
-    config.tls.cert.is_some() && config.tls.pkey.is_some() && !(config.no_tls && config.no_tcp)
+    config.tls.has_pair() && !(config.listen.no_tls && config.listen.no_tcp)
 }
 
 /// Start-up loads the pair and stops when it cannot: a missing or unreadable file, no
@@ -135,7 +135,7 @@ fn tls_certificate(config: &Config) -> Vec<Finding> {
 /// A TLS port given explicitly with no certificate opens nothing: say so instead of silently
 /// serving no `turns:`.
 fn tls_port_without_certificate(config: &Config) -> Vec<Finding> {
-    if config.no_tls || (config.tls.cert.is_some() && config.tls.pkey.is_some()) {
+    if config.listen.no_tls || config.tls.has_pair() {
         return Vec::new();
     }
     ["tls-listening-port", "alt-tls-listening-port"]
@@ -153,7 +153,7 @@ fn tls_port_without_certificate(config: &Config) -> Vec<Finding> {
 /// A relay range that contains a UDP listening port, on an address the relay also uses: relay
 /// sockets and the listener would fight over the port.
 fn relay_range_holds_listener(config: &Config) -> Vec<Finding> {
-    if config.no_udp {
+    if config.listen.no_udp {
         return Vec::new();
     }
     // Addresses that cannot work are reported by the address plan itself (start-up's
@@ -169,19 +169,19 @@ fn relay_range_holds_listener(config: &Config) -> Vec<Finding> {
     if !shared {
         return Vec::new();
     }
-    let mut ports = vec![("listening-port", config.listening_port)];
-    ports.extend(config.alt_listening_port.map(|p| ("alt-listening-port", p)));
+    let mut ports = vec![("listening-port", config.listen.port)];
+    ports.extend(config.listen.alt_port.map(|p| ("alt-listening-port", p)));
     ports
         .into_iter()
-        .filter(|(_, p)| (config.min_port..=config.max_port).contains(p))
+        .filter(|(_, p)| (config.relay.min_port..=config.relay.max_port).contains(p))
         .map(|(name, p)| {
             error(format!(
                 "{}relay port range {}-{} contains the UDP {name} {p}: the relay would allocate the listener's own port; move min-port/max-port",
                 set_at(config, "min-port")
                     .or_else(|| set_at(config, "max-port"))
                     .unwrap_or_default(),
-                config.min_port,
-                config.max_port
+                config.relay.min_port,
+                config.relay.max_port
             ))
         })
         .collect()
@@ -193,7 +193,7 @@ fn listeners(config: &Config) -> Vec<Finding> {
     let Ok(plan) = super::address_plan(config) else {
         return Vec::new();
     };
-    let (udp, tcp) = super::listener_addresses(config, &plan.listening, wants_tls(config));
+    let (udp, tcp) = super::listener_addresses(&config.listen, &plan.listening, wants_tls(config));
     if udp.is_empty() && tcp.is_empty() {
         return vec![error(
             "no listener would open: UDP and TCP are off and TLS has no cert/pkey (or no-tls is set)"
@@ -321,11 +321,8 @@ mod tests {
     #[test]
     fn tls_port_without_certificate_warns() {
         let f = findings("tls-listening-port=5349\n");
-        sole(&f, Severity::Warning);
-        assert!(
-            f[0].message.contains("t.conf:4: tls-listening-port"),
-            "{f:?}"
-        );
+        let message = &sole(&f, Severity::Warning).message;
+        assert!(message.contains("t.conf:4: tls-listening-port"), "{f:?}");
         assert!(findings("").is_empty());
         assert!(findings("tls-listening-port=5349\nno-tls\n").is_empty());
     }
@@ -333,10 +330,9 @@ mod tests {
     #[test]
     fn relay_range_holding_the_listening_port_is_an_error() {
         let f = findings("min-port=3000\nmax-port=4000\n");
-        sole(&f, Severity::Error);
+        let message = &sole(&f, Severity::Error).message;
         assert!(
-            f[0].message
-                .contains("contains the UDP listening-port 3478"),
+            message.contains("contains the UDP listening-port 3478"),
             "{f:?}"
         );
         let f = findings("min-port=40000\nmax-port=40100\nalt-listening-port=40050\n");
@@ -379,11 +375,8 @@ mod tests {
     #[test]
     fn unwritable_log_file_is_an_error_and_pidfile_a_warning() {
         let f = findings("log-file=/nonexistent-dir/turn.log\n");
-        sole(&f, Severity::Error);
-        assert!(
-            f[0].message.contains("/nonexistent-dir does not exist"),
-            "{f:?}"
-        );
+        let message = &sole(&f, Severity::Error).message;
+        assert!(message.contains("/nonexistent-dir does not exist"), "{f:?}");
         let f = findings("pidfile=/nonexistent-dir/turn.pid\n");
         sole(&f, Severity::Warning);
         let dir = std::env::temp_dir();

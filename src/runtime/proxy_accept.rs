@@ -11,41 +11,33 @@ use super::connection::{CloseReason, Connection};
 use super::connection_limits::ConnectionLimits;
 use super::io_stats::IoStats;
 use super::proxy_protocol::{self, ProxyAddresses, ProxyError, ProxyHeader, MAX_HEADER_LEN};
-use crate::config::Config;
-use crate::proto::peer_policy::IpRange;
+use crate::config::ProxyProtocolSettings;
 
-/// Which listeners expect the header and whom they believe.
+/// Which listeners expect the header and whom they believe: the `proxy-protocol-*` options.
 #[derive(Debug, Clone, Default)]
-pub struct ProxyPolicy {
-    ports: Vec<u16>,
-    trusted: Vec<IpRange>,
-    timeout: Duration,
-}
+pub struct ProxyPolicy(ProxyProtocolSettings);
 
 impl ProxyPolicy {
-    /// The policy `config` asks for (empty: no listener expects a header).
-    pub fn from_config(config: &Config) -> Self {
-        ProxyPolicy {
-            ports: config.proxy_protocol_ports.clone(),
-            trusted: config.proxy_protocol_trusted.clone(),
-            timeout: Duration::from_secs(config.proxy_protocol_timeout),
-        }
+    /// The policy the `proxy-protocol-*` options ask for (empty: no listener expects a
+    /// header).
+    pub fn from_config(config: &ProxyProtocolSettings) -> Self {
+        ProxyPolicy(config.clone())
     }
 
     /// Whether connections to a TCP/TLS listener on `port` must start with a header.
     pub fn expects_header(&self, port: u16) -> bool {
-        self.ports.contains(&port)
+        self.0.ports.contains(&port)
     }
 
     /// Whether `ip` may connect to such a listener (and so name another client address).
     pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = unmapped(ip);
-        self.trusted.iter().any(|r| r.contains(ip))
+        self.0.trusted.iter().any(|r| r.contains(ip))
     }
 
     /// Time the header may take to arrive.
     pub fn timeout(&self) -> Duration {
-        self.timeout
+        Duration::from_secs(self.0.timeout)
     }
 }
 
@@ -283,7 +275,7 @@ mod tests {
             "t.conf",
         )
         .unwrap();
-        let p = ProxyPolicy::from_config(&c);
+        let p = ProxyPolicy::from_config(&c.listen.proxy_protocol);
         assert!(p.expects_header(3479));
         assert!(!p.expects_header(3478));
         assert!(p.trusts("10.2.3.4".parse().unwrap()));

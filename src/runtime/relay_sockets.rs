@@ -10,7 +10,7 @@ use mio::{Interest, Registry, Token};
 use super::sockets::{bind_udp, listen_tcp_relay, set_dont_fragment};
 use super::udp_batch::{enable_drop_counter, DropMeter};
 use crate::proto::flow::{Family, RelayId};
-use crate::proto::server::{BindError, RelayAt, RelayBinder};
+use crate::proto::server::{BindError, RelayAt, RelayBinder, RelayKind, RelaySocket};
 
 /// Mio tokens of TCP relay listeners (RFC 6062) start here: `TCP_LISTENER_TOKEN + relay`.
 /// UDP relay sockets use the relay's number itself, below it.
@@ -123,6 +123,15 @@ impl RelaySockets {
             .map_or(0, |m| m.delta(running))
     }
 
+    /// The next relay address at `at` (addresses of a family take turns), on `port`.
+    fn relay_address(&mut self, at: RelayAt, port: u16) -> Result<SocketAddr, BindError> {
+        let ip = self
+            .addresses
+            .pick(at)
+            .ok_or(BindError::FamilyUnavailable)?;
+        Ok(SocketAddr::new(ip, port))
+    }
+
     fn open(
         &mut self,
         relay: RelayId,
@@ -153,48 +162,26 @@ impl RelaySockets {
 }
 
 impl RelayBinder for RelaySockets {
-    fn bind(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-        dont_fragment: bool,
-    ) -> Result<SocketAddr, BindError> {
-        let ip = self
-            .addresses
-            .pick(at)
-            .ok_or(BindError::FamilyUnavailable)?;
-        self.open(relay, SocketAddr::new(ip, port), dont_fragment)
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => BindError::AddrInUse,
-                _ => {
-                    tracing::warn!(error = %e, %ip, port, "cannot open relay socket");
-                    BindError::Failed
+    fn bind(&mut self, socket: RelaySocket) -> Result<SocketAddr, BindError> {
+        let RelaySocket {
+            relay,
+            at,
+            port,
+            kind,
+        } = socket;
+        let addr = self.relay_address(at, port)?;
+        match kind {
+            RelayKind::Udp { dont_fragment } => self
+                .open(relay, addr, dont_fragment)
+                .map_err(|e| bind_error(&e, addr, "relay socket")),
+            RelayKind::Tcp => {
+                if TCP_LISTENER_TOKEN + relay.index() >= super::tcp_relay::PAIR_TOKEN {
+                    return Err(BindError::Failed);
                 }
-            })
-    }
-
-    fn bind_tcp(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-    ) -> Result<SocketAddr, BindError> {
-        let ip = self
-            .addresses
-            .pick(at)
-            .ok_or(BindError::FamilyUnavailable)?;
-        if TCP_LISTENER_TOKEN + relay.index() >= super::tcp_relay::PAIR_TOKEN {
-            return Err(BindError::Failed);
+                self.open_tcp(relay, addr)
+                    .map_err(|e| bind_error(&e, addr, "TCP relay listener"))
+            }
         }
-        self.open_tcp(relay, SocketAddr::new(ip, port))
-            .map_err(|e| match e.kind() {
-                io::ErrorKind::AddrInUse => BindError::AddrInUse,
-                _ => {
-                    tracing::warn!(error = %e, %ip, port, "cannot open TCP relay listener");
-                    BindError::Failed
-                }
-            })
     }
 
     fn close(&mut self, relay: RelayId) {
@@ -207,13 +194,20 @@ impl RelayBinder for RelaySockets {
     }
 }
 
+/// What the core learns of a failed bind of `what` at `addr`: a port in use lets it try
+/// another; anything else is logged here.
+fn bind_error(e: &io::Error, addr: SocketAddr, what: &str) -> BindError {
+    if e.kind() == io::ErrorKind::AddrInUse {
+        return BindError::AddrInUse;
+    }
+    tracing::warn!(error = %e, %addr, "cannot open {what}");
+    BindError::Failed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn ip(s: &str) -> IpAddr {
-        s.parse().unwrap()
-    }
+    use crate::proto::testing::ip;
 
     #[test]
     fn addresses_of_a_family_take_turns() {

@@ -12,7 +12,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,7 @@ use mio::event::Event as MioEvent;
 use mio::net::{TcpListener, UdpSocket};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use rustls::ServerConfig;
+use tracing::field;
 
 use super::accept_backoff::{is_resource_limit, AcceptBackoff};
 use super::client_input::{ClientPath, Input, Replies};
@@ -110,6 +111,24 @@ pub struct ShardContext {
     pub proxy: Arc<ProxyPolicy>,
     /// This shard's writer of the kernel fast path's maps, when the fast path runs.
     pub routes: Option<ShardRoutes>,
+}
+
+/// Where the client inputs of a turn come from.
+#[derive(Clone, Copy)]
+enum InputsFrom {
+    /// UDP listener `index` (datagrams in the shard's receive batch).
+    Listener(usize),
+    /// The TCP/TLS connection in this slot (frames in its receive buffer).
+    Connection(usize),
+}
+
+/// Where a batch of datagrams comes from.
+#[derive(Clone, Copy)]
+enum BatchFrom {
+    /// UDP listener `index`.
+    Listener(usize),
+    /// A relay socket.
+    Relay(RelayId),
 }
 
 struct Listener {
@@ -473,36 +492,89 @@ impl Shard {
             })
     }
 
+    /// Passes `self.inputs` (datagrams in `self.rx`, or frames at the front of a connection's
+    /// receive buffer) through the core and applies what it answers.
+    fn handle_inputs(&mut self, now: Instant, from: InputsFrom) {
+        let mut path = ClientPath {
+            core: &mut self.core,
+            relays: &mut self.relays,
+            out: &mut self.out,
+            to_peers: &mut self.to_peers,
+            io: &self.io,
+        };
+        match from {
+            InputsFrom::Listener(index) => path.handle(
+                now,
+                SocketId::Listener(index as u32),
+                Transport::Udp,
+                self.rx.all(),
+                &self.inputs,
+                Replies::Datagram(&self.udp[index]),
+            ),
+            InputsFrom::Connection(slot) => {
+                let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
+                    return;
+                };
+                let transport = conn.transport();
+                let (input, backlog) = conn.received_and_backlog();
+                let socket = SocketId::Connection(slot as u32);
+                let replies = Replies::Stream(backlog);
+                path.handle(now, socket, transport, input, &self.inputs, replies);
+            }
+        }
+    }
+
+    /// Receives one batch from `fd` (UDP listener or relay socket `from`) into `self.rx` and
+    /// counts the queue-overflow drops the kernel reported on it: how many datagrams arrived
+    /// (0 = none wait), or None after a receive error, an ICMP report (port unreachable)
+    /// consumed by the call that concerns one peer only; datagrams may still wait.
+    fn recv_batch(&mut self, fd: RawFd, from: BatchFrom) -> Option<usize> {
+        // Peer payloads get headroom for the core to frame them in place.
+        let offset = match from {
+            BatchFrom::Listener(_) => 0,
+            BatchFrom::Relay(_) => PEER_HEADROOM,
+        };
+        let n = match self.rx.recv(fd, offset, PEER_TAILROOM) {
+            Ok(n) => n,
+            Err(e) => {
+                match from {
+                    BatchFrom::Listener(_) => {
+                        tracing::trace!(shard = self.id, error = %e, "listener receive error")
+                    }
+                    BatchFrom::Relay(relay) => {
+                        tracing::trace!(shard = self.id, %relay, error = %e, "relay receive error")
+                    }
+                }
+                return None;
+            }
+        };
+        if let Some(running) = self.rx.dropped() {
+            let dropped = match from {
+                BatchFrom::Listener(index) => self.udp_drops[index].delta(running),
+                BatchFrom::Relay(relay) => self.relays.queue_drops(relay, running),
+            };
+            self.io.dropped_queue_full.add(dropped);
+        }
+        Some(n)
+    }
+
     /// Reads up to the budget from UDP listener `index`; true when input may be left.
     fn read_udp_listener(&mut self, index: usize) -> bool {
         let Some(fd) = self.udp.get(index).map(|s| s.as_raw_fd()) else {
             return false;
         };
         for _ in 0..UDP_BATCHES_PER_TURN {
-            let n = match self.rx.recv(fd, 0, PEER_TAILROOM) {
-                Ok(0) => return false,
-                Ok(n) => n,
-                Err(e) => {
-                    // An error report (ICMP) consumed by this call; datagrams may still wait.
-                    tracing::trace!(shard = self.id, error = %e, "listener receive error");
-                    continue;
-                }
+            let n = match self.recv_batch(fd, BatchFrom::Listener(index)) {
+                Some(0) => return false,
+                Some(n) => n,
+                None => continue,
             };
-            if let Some(running) = self.rx.dropped() {
-                self.io
-                    .dropped_queue_full
-                    .add(self.udp_drops[index].delta(running));
-            }
             self.inputs.clear();
             for i in 0..n {
-                let (len, from, truncated) = self.rx.meta(i);
-                let Some(from) = from else {
+                let Some((len, from)) = self.rx.intact(i, &self.core.stats().dropped_malformed)
+                else {
                     continue;
                 };
-                if truncated {
-                    self.core.stats().dropped_malformed.count(len);
-                    continue;
-                }
                 let start = self.rx.slot_offset(i);
                 self.inputs.push(Input {
                     start,
@@ -510,21 +582,7 @@ impl Shard {
                     remote: canonical(from),
                 });
             }
-            ClientPath {
-                core: &mut self.core,
-                relays: &mut self.relays,
-                out: &mut self.out,
-                to_peers: &mut self.to_peers,
-                io: &self.io,
-            }
-            .handle(
-                Instant::now(),
-                SocketId::Listener(index as u32),
-                Transport::Udp,
-                self.rx.all(),
-                &self.inputs,
-                Replies::Datagram(&self.udp[index]),
-            );
+            self.handle_inputs(Instant::now(), InputsFrom::Listener(index));
             if n < BATCH {
                 return false;
             }
@@ -538,30 +596,17 @@ impl Shard {
             let Some(fd) = self.relays.get(relay).map(|s| s.as_raw_fd()) else {
                 return false;
             };
-            let n = match self.rx.recv(fd, PEER_HEADROOM, PEER_TAILROOM) {
-                Ok(0) => return false,
-                Ok(n) => n,
-                Err(e) => {
-                    // ICMP errors (port unreachable) surface here; they concern one peer only.
-                    tracing::trace!(shard = self.id, %relay, error = %e, "relay receive error");
-                    continue;
-                }
+            let n = match self.recv_batch(fd, BatchFrom::Relay(relay)) {
+                Some(0) => return false,
+                Some(n) => n,
+                None => continue,
             };
-            if let Some(running) = self.rx.dropped() {
-                self.io
-                    .dropped_queue_full
-                    .add(self.relays.queue_drops(relay, running));
-            }
             let now = Instant::now();
             for i in 0..n {
-                let (len, from, truncated) = self.rx.meta(i);
-                let Some(from) = from else {
+                let Some((len, from)) = self.rx.intact(i, &self.core.stats().dropped_malformed)
+                else {
                     continue;
                 };
-                if truncated {
-                    self.core.stats().dropped_malformed.count(len);
-                    continue;
-                }
                 let slot = self.rx.slot_mut(i);
                 match self
                     .core
@@ -755,7 +800,6 @@ impl Shard {
             return Ok(false);
         }
         let filled = conn.fill(now)?;
-        let transport = conn.transport();
         let remote = conn.remote();
         let flow = Flow {
             socket: SocketId::Connection(slot as u32),
@@ -770,7 +814,7 @@ impl Shard {
         let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) else {
             return Ok(false);
         };
-        let (input, backlog) = conn.received_and_backlog();
+        let input = conn.received();
         self.inputs.clear();
         let mut at = 0;
         let mut bind_seen = false;
@@ -791,22 +835,10 @@ impl Shard {
             }
         }
         if !self.inputs.is_empty() {
-            ClientPath {
-                core: &mut self.core,
-                relays: &mut self.relays,
-                out: &mut self.out,
-                to_peers: &mut self.to_peers,
-                io: &self.io,
+            self.handle_inputs(now, InputsFrom::Connection(slot));
+            if let Some(conn) = self.conns.get_mut(slot).and_then(Option::as_mut) {
+                conn.consume_frames(at);
             }
-            .handle(
-                now,
-                SocketId::Connection(slot as u32),
-                transport,
-                input,
-                &self.inputs,
-                Replies::Stream(backlog),
-            );
-            conn.consume_frames(at);
         }
         if bind_seen {
             // A successful ConnectionBind turns this into a data connection now, before its
@@ -921,38 +953,23 @@ impl Shard {
                 } => {
                     // One short line per allocation start and one per end: 100,000
                     // allocations must not write tens of megabytes at INFO.
-                    if let Some((relay6, advertised6)) = additional {
-                        tracing::info!(
-                            client = %flow.remote,
-                            transport = %transport.as_str(),
-                            user = %Escaped(&username),
-                            relay = %relay,
-                            advertised = %advertised,
-                            relay6 = %relay6,
-                            advertised6 = %advertised6,
-                            lifetime,
-                            "dual allocation created"
-                        );
-                    } else if relay == advertised {
-                        tracing::info!(
-                            client = %flow.remote,
-                            transport = %transport.as_str(),
-                            user = %Escaped(&username),
-                            relay = %relay,
-                            lifetime,
-                            "allocation created"
-                        );
-                    } else {
-                        tracing::info!(
-                            client = %flow.remote,
-                            transport = %transport.as_str(),
-                            user = %Escaped(&username),
-                            relay = %relay,
-                            advertised = %advertised,
-                            lifetime,
-                            "allocation created"
-                        );
-                    }
+                    // The advertised address only where it differs from the relay's (or
+                    // for a dual allocation); fields that are None are left out.
+                    let dual = additional.is_some();
+                    let advertised =
+                        (dual || relay != advertised).then(|| field::display(advertised));
+                    tracing::info!(
+                        client = %flow.remote,
+                        transport = %transport.as_str(),
+                        user = %Escaped(&username),
+                        relay = %relay,
+                        advertised,
+                        relay6 = additional.map(|(r, _)| field::display(r)),
+                        advertised6 = additional.map(|(_, a)| field::display(a)),
+                        lifetime,
+                        "{}",
+                        if dual { "dual allocation created" } else { "allocation created" }
+                    );
                 }
                 Event::AllocationEnded {
                     flow,

@@ -4,6 +4,7 @@
 
 use mio::{Interest, Token};
 
+use super::super::connection::Connection;
 use super::super::tcp_handover::Handover;
 use super::super::tcp_relay::{TcpContext, PAIR_TOKEN};
 use super::{Shard, CONN_BASE};
@@ -103,26 +104,31 @@ impl Shard {
         }
     }
 
+    /// Takes the client connection in `slot` out of the shard's connections (deregistered,
+    /// its slot and readiness freed), for the TCP relay or another shard to own.
+    fn take_conn(&mut self, slot: usize) -> Option<Box<Connection>> {
+        let mut conn = self
+            .conns
+            .get_mut(slot)
+            .and_then(Option::take)
+            .map(Box::new)?;
+        let _ = self.poll.registry().deregister(conn.stream_mut());
+        self.free_conns.push(slot);
+        self.ready.remove(Token(CONN_BASE + slot));
+        conn.writable_registered = false;
+        Some(conn)
+    }
+
     /// Moves the client connection on `socket` out of the shard's connections into pair `id`.
     fn bind_data_connection(&mut self, id: u32, socket: SocketId) {
         let SocketId::Connection(slot) = socket else {
             self.core.handle_tcp_closed(id);
             return;
         };
-        let slot = slot as usize;
-        let Some(mut conn) = self
-            .conns
-            .get_mut(slot)
-            .and_then(Option::take)
-            .map(Box::new)
-        else {
+        let Some(conn) = self.take_conn(slot as usize) else {
             self.core.handle_tcp_closed(id);
             return;
         };
-        let _ = self.poll.registry().deregister(conn.stream_mut());
-        self.free_conns.push(slot);
-        self.ready.remove(Token(CONN_BASE + slot));
-        conn.writable_registered = false;
         match self.tcp_relay.bind(self.poll.registry(), id, conn) {
             Ok(tokens) => {
                 for t in tokens {
@@ -147,18 +153,9 @@ impl Shard {
     /// Sends the connection in `slot` to shard `owner`, which owns the allocation its
     /// ConnectionBind names.
     pub(super) fn hand_over(&mut self, slot: usize, owner: usize) {
-        let Some(mut conn) = self
-            .conns
-            .get_mut(slot)
-            .and_then(Option::take)
-            .map(Box::new)
-        else {
+        let Some(conn) = self.take_conn(slot) else {
             return;
         };
-        let _ = self.poll.registry().deregister(conn.stream_mut());
-        self.free_conns.push(slot);
-        self.ready.remove(Token(CONN_BASE + slot));
-        conn.writable_registered = false;
         match self.handover.send(owner, conn) {
             Ok(()) => self.io.tcp_relay_handovers.inc(),
             Err(conn) => {

@@ -80,16 +80,23 @@ pub fn listen_tcp_relay(addr: SocketAddr, backlog: i32) -> io::Result<std::net::
     listen_tcp(addr, backlog)
 }
 
-/// A non-blocking TCP connection from `local` (a relayed transport address) to `peer`; the
-/// connect completes in the background (RFC 6062 §5.2).
-pub fn connect_tcp_from(local: SocketAddr, peer: SocketAddr) -> io::Result<std::net::TcpStream> {
-    let socket = Socket::new(Domain::for_address(peer), Type::STREAM, Some(Protocol::TCP))?;
-    if peer.is_ipv6() {
+/// A non-blocking TCP socket of `addr`'s family (IPv6 only for IPv6) with SO_REUSEADDR and
+/// SO_REUSEPORT, so several sockets can share a local address.
+fn shared_tcp_socket(addr: SocketAddr) -> io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() {
         socket.set_only_v6(true)?;
     }
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
+    Ok(socket)
+}
+
+/// A non-blocking TCP connection from `local` (a relayed transport address) to `peer`; the
+/// connect completes in the background (RFC 6062 §5.2).
+pub fn connect_tcp_from(local: SocketAddr, peer: SocketAddr) -> io::Result<std::net::TcpStream> {
+    let socket = shared_tcp_socket(peer)?;
     socket.set_nodelay(true)?;
     socket.bind(&local.into())?;
     match socket.connect(&peer.into()) {
@@ -102,13 +109,7 @@ pub fn connect_tcp_from(local: SocketAddr, peer: SocketAddr) -> io::Result<std::
 
 /// A non-blocking TCP listener on `addr` with SO_REUSEPORT, so every shard can accept on it.
 pub fn listen_tcp(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
+    let socket = shared_tcp_socket(addr)?;
     socket.bind(&addr.into())?;
     socket.listen(backlog)?;
     Ok(socket.into())

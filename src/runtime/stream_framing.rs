@@ -46,9 +46,40 @@ pub fn next_frame(buf: &[u8]) -> Frame {
     }
 }
 
+/// Moves the unread bytes `buf[*start..*end]` of a stream receive buffer to its front, so the
+/// next read has the room after them; an empty buffer just starts over at 0.
+#[inline]
+pub fn compact(buf: &mut [u8], start: &mut usize, end: &mut usize) {
+    if *start == *end {
+        *start = 0;
+        *end = 0;
+    } else if *start > 0 {
+        buf.copy_within(*start..*end, 0);
+        *end -= *start;
+        *start = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compact_moves_the_unread_bytes_to_the_front() {
+        let mut buf = *b"xxabcyy";
+        let (mut start, mut end) = (2, 5);
+        compact(&mut buf, &mut start, &mut end);
+        assert_eq!((start, end), (0, 3));
+        assert_eq!(&buf[..3], b"abc");
+        // Nothing unread: both ends go back to 0, whatever the buffer holds.
+        let (mut start, mut end) = (4, 4);
+        compact(&mut buf, &mut start, &mut end);
+        assert_eq!((start, end), (0, 0));
+        // Already at the front: untouched.
+        let (mut start, mut end) = (0, 2);
+        compact(&mut buf, &mut start, &mut end);
+        assert_eq!((start, end, &buf[..2]), (0, 2, &b"ab"[..]));
+    }
 
     #[test]
     fn stun_and_channel_data_frames() {

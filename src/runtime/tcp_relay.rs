@@ -99,7 +99,10 @@ impl TcpRelay {
         (TCP_LISTENER_TOKEN..PAIR_TOKEN_END).contains(&token.0)
     }
 
-    fn insert(&mut self, ctx: &TcpContext<'_>, mut pair: Pair) -> Option<usize> {
+    /// Registers `pair` under a free token; false when none is left or registration fails,
+    /// and then the pair is dropped: its peer's connection allowance is given back and the
+    /// drop counted.
+    fn insert(&mut self, ctx: &TcpContext<'_>, mut pair: Pair) -> bool {
         let index = self.free.pop().unwrap_or_else(|| {
             self.pairs.push(None);
             self.pairs.len() - 1
@@ -116,11 +119,13 @@ impl TcpRelay {
                 .is_err()
         {
             self.free.push(index);
-            return None;
+            ctx.limits.close(pair.peer_ip);
+            ctx.io.tcp_relay_dropped.inc();
+            return false;
         }
         self.by_id.insert(pair.id, index);
         self.pairs[index] = Some(pair);
-        Some(index)
+        true
     }
 
     /// Opens the connection to `peer` for Connect `id` from the relayed address of `relay`.
@@ -158,9 +163,7 @@ impl TcpRelay {
             connecting: true,
             client: None,
         };
-        if self.insert(ctx, pair).is_none() {
-            ctx.limits.close(peer.ip());
-            ctx.io.tcp_relay_dropped.inc();
+        if !self.insert(ctx, pair) {
             ctx.core.handle_tcp_connected(now, id, false);
         }
     }
@@ -204,9 +207,7 @@ impl TcpRelay {
                 connecting: false,
                 client: None,
             };
-            if self.insert(ctx, pair).is_none() {
-                ctx.limits.close(from.ip());
-                ctx.io.tcp_relay_dropped.inc();
+            if !self.insert(ctx, pair) {
                 ctx.core.handle_tcp_closed(id);
             }
         }

@@ -10,6 +10,7 @@ use std::os::fd::RawFd;
 use super::io_stats::IoStats;
 pub use super::mmsg::SendOutcome;
 use super::mmsg::{self, Received, Slots};
+use crate::proto::counters::Traffic;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 32;
@@ -94,6 +95,19 @@ impl RecvBatch {
     pub fn meta(&self, i: usize) -> (usize, Option<SocketAddr>, bool) {
         let r = &self.received[i];
         (r.len, r.from, r.truncated)
+    }
+
+    /// Length and sender of datagram `i` of the last batch, or None for one to skip: without
+    /// a sender, or truncated (counted into `malformed`).
+    #[inline]
+    pub fn intact(&self, i: usize, malformed: &Traffic) -> Option<(usize, SocketAddr)> {
+        let r = &self.received[i];
+        let from = r.from?;
+        if r.truncated {
+            malformed.count(r.len);
+            return None;
+        }
+        Some((r.len, from))
     }
 
     /// The whole slot `i` (headroom, datagram, tail).
@@ -229,6 +243,11 @@ mod tests {
         let n = batch.recv(rx.as_raw_fd(), 8, 4).unwrap();
         assert_eq!(n, 2);
         assert!(batch.meta(1).2, "60 bytes do not fit 52: truncated");
+        let malformed = Traffic::default();
+        let sender = tx.local_addr().unwrap();
+        assert_eq!(batch.intact(0, &malformed), Some((10, sender)));
+        assert_eq!(batch.intact(1, &malformed), None, "truncated: skipped");
+        assert_eq!(malformed.packets.get(), 1, "and counted");
         let mut q = SendQueue::new();
         q.push(8, 18, tx.local_addr().unwrap());
         q.push(8, 12, tx.local_addr().unwrap());

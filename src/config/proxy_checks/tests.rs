@@ -1,29 +1,13 @@
-use crate::config::{from_conf_str, Config, ConfigError};
+use crate::config::test_conf::{errors, ok};
 
-const BASE: &str = "use-auth-secret\nstatic-auth-secret=s\n";
 const TLS: &str = "cert=/etc/ssl/turn.pem\npkey=/etc/ssl/turn.key\n";
-
-fn load(text: &str) -> Result<Config, ConfigError> {
-    from_conf_str(&format!("{BASE}{text}"), "turnserver.conf")
-}
-
-fn ok(text: &str) -> Config {
-    load(text).unwrap_or_else(|e| panic!("unexpected error for {text:?}:\n{e}"))
-}
-
-fn errors(text: &str) -> Vec<String> {
-    match load(text) {
-        Ok(_) => panic!("expected an error for {text:?}"),
-        Err(e) => e.messages,
-    }
-}
 
 #[test]
 fn off_by_default() {
     let c = ok("");
-    assert!(c.proxy_protocol_ports.is_empty());
-    assert!(c.proxy_protocol_trusted.is_empty());
-    assert_eq!(c.proxy_protocol_timeout, 5);
+    assert!(c.listen.proxy_protocol.ports.is_empty());
+    assert!(c.listen.proxy_protocol.trusted.is_empty());
+    assert_eq!(c.listen.proxy_protocol.timeout, 5);
 }
 
 #[test]
@@ -31,9 +15,11 @@ fn ports_and_ranges_accept_lists_and_repeats() {
     let c = ok(&format!(
         "{TLS}proxy-protocol-port=5349,3478\nproxy-protocol-port=5349\nproxy-protocol-trusted=10.0.0.0/8, 192.0.2.1\nproxy-protocol-trusted=2001:db8::1-2001:db8::ff\nproxy-protocol-timeout=2\n"
     ));
-    assert_eq!(c.proxy_protocol_ports, vec![5349, 3478]);
+    assert_eq!(c.listen.proxy_protocol.ports, vec![5349, 3478]);
     let trusted: Vec<String> = c
-        .proxy_protocol_trusted
+        .listen
+        .proxy_protocol
+        .trusted
         .iter()
         .map(ToString::to_string)
         .collect();
@@ -45,7 +31,7 @@ fn ports_and_ranges_accept_lists_and_repeats() {
             "2001:db8::1-2001:db8::ff"
         ]
     );
-    assert_eq!(c.proxy_protocol_timeout, 2);
+    assert_eq!(c.listen.proxy_protocol.timeout, 2);
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
@@ -92,55 +78,50 @@ fn ports_need_a_trusted_list() {
     );
 }
 
+/// `proxy-protocol-port` (with a trusted proxy) after `setup`.
+fn proxied(setup: &str, port: u16) -> String {
+    format!("{setup}proxy-protocol-port={port}\nproxy-protocol-trusted=127.0.0.1\n")
+}
+
 #[test]
-fn a_port_that_is_no_stream_listener_is_an_error() {
-    let e = errors("proxy-protocol-port=4000\nproxy-protocol-trusted=127.0.0.1\n");
+fn a_port_must_be_an_open_stream_listener() {
     assert_eq!(
-        e,
+        errors(&proxied("", 4000)),
         ["turnserver.conf:3: proxy-protocol-port: port 4000 is not a TCP or TLS listening port (those are 3478 (tcp))"]
     );
-    let e = errors(&format!(
-        "{TLS}alt-listening-port=3479\nproxy-protocol-port=4000\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    assert!(
-        e[0].ends_with("(those are 3478 (tcp), 3479 (tcp), 5349 (tls))"),
-        "{e:?}"
-    );
-}
-
-#[test]
-fn a_tls_port_without_tls_is_an_error() {
-    let e = errors("proxy-protocol-port=5349\nproxy-protocol-trusted=127.0.0.1\n");
-    assert!(
-        e[0].ends_with("port 5349 is a TLS port but TLS is off (cert and pkey are not both set)"),
-        "{e:?}"
-    );
-    let e = errors(&format!(
-        "{TLS}no-tls\nproxy-protocol-port=5349\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    assert!(
-        e[0].ends_with("port 5349 is a TLS port but no-tls is set"),
-        "{e:?}"
-    );
-    ok(&format!(
-        "{TLS}proxy-protocol-port=5349\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    ok(&format!(
-        "{TLS}alt-tls-listening-port=443\nproxy-protocol-port=443\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-}
-
-#[test]
-fn a_plain_port_with_no_tcp_is_an_error() {
-    let e = errors(&format!(
-        "{TLS}no-tcp\nproxy-protocol-port=3478\nproxy-protocol-trusted=127.0.0.1\n"
-    ));
-    assert!(
-        e[0].ends_with("port 3478 is a plain port but no-tcp is set"),
-        "{e:?}"
-    );
-    let e = errors("no-tcp\nproxy-protocol-port=4000\nproxy-protocol-trusted=127.0.0.1\n");
-    assert!(e[0].ends_with("(none is open)"), "{e:?}");
+    let with_tls = |lines: &str| format!("{TLS}{lines}");
+    // The listener setup, the port, and how the one error ends.
+    for (setup, port, end) in [
+        (
+            with_tls("alt-listening-port=3479\n"),
+            4000,
+            "(those are 3478 (tcp), 3479 (tcp), 5349 (tls))",
+        ),
+        (
+            String::new(),
+            5349,
+            "port 5349 is a TLS port but TLS is off (cert and pkey are not both set)",
+        ),
+        (
+            with_tls("no-tls\n"),
+            5349,
+            "port 5349 is a TLS port but no-tls is set",
+        ),
+        (
+            with_tls("no-tcp\n"),
+            3478,
+            "port 3478 is a plain port but no-tcp is set",
+        ),
+        ("no-tcp\n".to_string(), 4000, "(none is open)"),
+    ] {
+        let e = errors(&proxied(&setup, port));
+        assert!(
+            e.len() == 1 && e[0].ends_with(end),
+            "{setup:?} {port}: {e:?}"
+        );
+    }
+    ok(&proxied(TLS, 5349));
+    ok(&proxied(&with_tls("alt-tls-listening-port=443\n"), 443));
 }
 
 #[test]

@@ -1,5 +1,13 @@
 use super::*;
 
+/// The section (VirtualHost or Component) the last setting `name` was made in.
+fn section_of<'a>(cfg: &'a LuaConfig, name: &str) -> Option<&'a str> {
+    cfg.get(name)
+        .expect("the setting is read")
+        .section
+        .as_deref()
+}
+
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!(
         "ferroturn-lua-{name}-{}-{}",
@@ -40,10 +48,7 @@ fn reads_settings_tables_and_sections() {
     assert_eq!(items[1].field("type"), Some(&LuaValue::Str("turns".into())));
     assert_eq!(items[1].field("host"), Some(&LuaValue::Str("h2".into())));
     assert_eq!(items[1].field("port"), Some(&LuaValue::Num(5349.0)));
-    assert_eq!(
-        cfg.get("storage").unwrap().section.as_deref(),
-        Some("muc.meet.example.org")
-    );
+    assert_eq!(section_of(&cfg, "storage"), Some("muc.meet.example.org"));
 }
 
 #[test]
@@ -74,10 +79,7 @@ fn concatenation_arithmetic_and_locals() {
         v("greeting"),
         LuaValue::Str("tab\there AB\u{263A} end".into())
     );
-    assert_eq!(
-        cfg.get("greeting").unwrap().section.as_deref(),
-        Some("v.meet.example.org")
-    );
+    assert_eq!(section_of(&cfg, "greeting"), Some("v.meet.example.org"));
 }
 
 #[test]
@@ -193,10 +195,7 @@ fn include_files_and_globs_relative_to_the_including_file() {
         "{}",
         secret.place()
     );
-    assert_eq!(
-        cfg.get("after").unwrap().section.as_deref(),
-        Some("meet.example.org")
-    );
+    assert_eq!(section_of(&cfg, "after"), Some("meet.example.org"));
     let names: Vec<&str> = cfg.settings.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(
         names,
@@ -246,7 +245,7 @@ fn component_options_table_returns_to_the_global_section() {
     );
     assert!(cfg.notes.is_empty(), "{:?}", cfg.notes);
     assert_eq!(
-        cfg.get("muc_room_locking").unwrap().section.as_deref(),
+        section_of(&cfg, "muc_room_locking"),
         Some("conference.meet")
     );
     assert_eq!(cfg.get("global_again").unwrap().section, None);

@@ -373,6 +373,14 @@ mod tests {
         a.candidate_keys(username, NOW, purpose, Algorithm::Md5)
     }
 
+    /// Whether `a` refuses `username` on Allocate as an unknown user.
+    fn is_unknown(a: &Authenticator, username: &str) -> bool {
+        matches!(
+            md5_keys(a, username, Purpose::Allocate),
+            Err(AuthError::UnknownUser)
+        )
+    }
+
     fn rest_auth(secrets: &[&[u8]], sep: char, strict: bool) -> Authenticator {
         Authenticator::new(AuthSettings {
             realm: REALM.into(),
@@ -430,10 +438,7 @@ mod tests {
             assert_eq!(keys.as_slice(), &[expected(b"north", &name)]);
             assert_eq!(a.user_id(&name), "alice");
             // The default separator is just an unknown name here.
-            assert_eq!(
-                md5_keys(&a, "1700000100:alice", Purpose::Allocate).unwrap_err(),
-                AuthError::UnknownUser
-            );
+            assert!(is_unknown(&a, "1700000100:alice"));
         }
     }
 
@@ -507,11 +512,7 @@ mod tests {
             assert_eq!(e.stun_code(), ErrorCode::Unauthorized);
         }
         // A REST-shaped name is unknown when no secret is configured.
-        let none = rest_auth(&[], ':', false);
-        assert_eq!(
-            md5_keys(&none, "1700000100:alice", Purpose::Allocate).unwrap_err(),
-            AuthError::UnknownUser
-        );
+        assert!(is_unknown(&rest_auth(&[], ':', false), "1700000100:alice"));
     }
 
     #[test]

@@ -40,11 +40,10 @@ impl Server {
             attrs,
             ..
         } = req;
-        let fp = attrs.fingerprint;
         let config = self.config.clone();
         if attrs.username.is_some_and(|u| u.len() > MAX_USERNAME_LEN) {
             self.stats.auth_malformed.inc();
-            return Err(self.error_reply(out, msg, ErrorCode::BadRequest, None, fp));
+            return Err(self.error_reply(out, req.reply_to(None), ErrorCode::BadRequest));
         }
         if config.auth.no_auth() {
             let username = attrs
@@ -58,7 +57,7 @@ impl Server {
             });
         }
         if !attrs.has_integrity() {
-            let reply = self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp);
+            let reply = self.challenge_reply(out, req, ErrorCode::Unauthorized);
             if reply != ClientAction::None {
                 self.stats.auth_challenges.inc();
             }
@@ -67,7 +66,7 @@ impl Server {
         let (Some(user), Some(realm), Some(nonce)) = (attrs.username, attrs.realm, attrs.nonce)
         else {
             self.stats.auth_malformed.inc();
-            return Err(self.error_reply(out, msg, ErrorCode::BadRequest, None, fp));
+            return Err(self.error_reply(out, req.reply_to(None), ErrorCode::BadRequest));
         };
         let unix = self.unix_time(now);
         let lifetime = config.settings.stale_nonce_secs;
@@ -92,14 +91,14 @@ impl Server {
             NonceCheck::Valid => {}
             NonceCheck::Stale | NonceCheck::Invalid => {
                 self.stats.auth_stale_nonce.inc();
-                return Err(self.challenge_reply(out, msg, flow, ErrorCode::StaleNonce, now, fp));
+                return Err(self.challenge_reply(out, req, ErrorCode::StaleNonce));
             }
         }
         // The key is derived with our realm anyway; a client naming another (or none) is
         // told the right one rather than let through on a key that happens to match.
         if realm != config.auth.realm().as_bytes() {
             self.stats.auth_bad_credentials.inc();
-            return Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp));
+            return Err(self.challenge_reply(out, req, ErrorCode::Unauthorized));
         }
         // Bid-down protection (§9.2.4): an algorithm choice must echo the offer unchanged.
         // Without the offer there is nothing to negotiate: the key is MD5's, and a client that
@@ -114,17 +113,17 @@ impl Server {
             Err(e) => {
                 self.stats.auth_malformed.inc();
                 tracing::debug!(client = %flow.remote, error = %e, "password algorithm refused");
-                return Err(self.error_reply(out, msg, ErrorCode::BadRequest, None, fp));
+                return Err(self.error_reply(out, req.reply_to(None), ErrorCode::BadRequest));
             }
         };
         let Ok(username) = std::str::from_utf8(user) else {
             self.stats.auth_bad_credentials.inc();
-            return Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp));
+            return Err(self.challenge_reply(out, req, ErrorCode::Unauthorized));
         };
         if config.revoked_users.contains(config.auth.user_id(username)) {
             self.stats.auth_revoked.inc();
             tracing::debug!(client = %flow.remote, username = %Escaped(username), "revoked user refused");
-            return Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp));
+            return Err(self.challenge_reply(out, req, ErrorCode::Unauthorized));
         }
         let keys = match config
             .auth
@@ -139,7 +138,7 @@ impl Server {
                     }
                 }
                 tracing::debug!(client = %flow.remote, username = %Escaped(username), error = %e, "authentication refused");
-                return Err(self.challenge_reply(out, msg, flow, e.stun_code(), now, fp));
+                return Err(self.challenge_reply(out, req, e.stun_code()));
             }
         };
         // MESSAGE-INTEGRITY-SHA256 is checked when present, whatever MESSAGE-INTEGRITY says
@@ -156,14 +155,7 @@ impl Server {
                 let secret_id = config.auth.secret_of_candidate(username, index);
                 if secret_id.is_some_and(|id| config.revoked_secrets.contains(&id)) {
                     self.stats.auth_revoked.inc();
-                    return Err(self.challenge_reply(
-                        out,
-                        msg,
-                        flow,
-                        ErrorCode::Unauthorized,
-                        now,
-                        fp,
-                    ));
+                    return Err(self.challenge_reply(out, req, ErrorCode::Unauthorized));
                 }
                 return Ok(Authed {
                     key: Some(ReplyKey { key: *key, sha256 }),
@@ -174,6 +166,6 @@ impl Server {
         }
         self.stats.auth_bad_credentials.inc();
         tracing::debug!(client = %flow.remote, username = %Escaped(username), "MESSAGE-INTEGRITY mismatch");
-        Err(self.challenge_reply(out, msg, flow, ErrorCode::Unauthorized, now, fp))
+        Err(self.challenge_reply(out, req, ErrorCode::Unauthorized))
     }
 }

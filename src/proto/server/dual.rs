@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::stun::{Attributes, ErrorCode};
 use super::turn_requests::RelayError;
-use super::{relay_of, BindError, EndReason, Family, RelayBinder, Server};
+use super::{relay_of, BindError, EndReason, Family, RelayBinder, RelayKind, Server};
 
 /// The relays an Allocate bound: socket addresses by socket index, the RESERVATION-TOKEN it
 /// earned, and the ADDRESS-ERROR-CODE of a family a dual allocation could not serve.
@@ -54,8 +54,11 @@ impl Server {
         now: Instant,
         binder: &mut impl RelayBinder,
     ) -> Result<DualBind, ErrorCode> {
-        let v4 = self.bind_relay(relay_of(slot, 0), Family::V4, attrs, now, binder);
-        let v6 = self.bind_relay(relay_of(slot, 1), Family::V6, attrs, now, binder);
+        let kind = RelayKind::Udp {
+            dont_fragment: attrs.dont_fragment,
+        };
+        let v4 = self.bind_relay(relay_of(slot, 0), Family::V4, kind, attrs, now, binder);
+        let v6 = self.bind_relay(relay_of(slot, 1), Family::V6, kind, attrs, now, binder);
         // EVEN-PORT with R set is refused next to ADDITIONAL-ADDRESS-FAMILY, so no token.
         let bound = |addrs, address_error| DualBind {
             addrs,

@@ -36,13 +36,15 @@ use super::challenge_limit::ChallengeLimiter;
 use super::channel_data;
 use super::flow::{Family, Flow, RelayId, Transport};
 use super::settings::{CoreConfigRef, SharedRef};
-use super::stun::{attr, method, Class, CodecError, ErrorCode, Message};
+use super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode, Message};
 use super::tcp_conns::TcpConns;
 
+use reply::ReplyTo;
 use request::Request;
 pub use routes::{ChannelRoute, RouteChange};
 pub use stats::{transport_index, CoreStats, LIFETIME_BUCKETS};
 pub use tcp_relay::{TcpCommand, BIND_TIMEOUT, CONNECT_TIMEOUT};
+use Direction::{ToClient, ToPeer};
 
 /// Bytes the runtime leaves free in front of a peer payload so the core can prepend a
 /// Data indication header (20 header + 24 XOR-PEER-ADDRESS + 4 DATA) without copying.
@@ -91,28 +93,48 @@ pub enum RelayAt {
     Ip(IpAddr),
 }
 
+/// What kind of relay socket to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RelayKind {
+    /// A UDP relay socket; `dont_fragment` asks for DF on what it sends (DONT-FRAGMENT).
+    Udp {
+        /// Set DF on the datagrams it sends.
+        dont_fragment: bool,
+    },
+    /// A TCP relay listener (RFC 6062).
+    Tcp,
+}
+
+/// A relay socket the core asks the runtime to open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RelaySocket {
+    /// The id the core names it by (a dual allocation has two, one per family).
+    pub relay: RelayId,
+    /// Which address it goes on.
+    pub at: RelayAt,
+    /// Its port.
+    pub port: u16,
+    /// UDP socket or TCP listener.
+    pub kind: RelayKind,
+}
+
+impl RelaySocket {
+    /// A relay socket of `kind` for `relay` on `port` at `at`.
+    pub fn new(relay: RelayId, at: RelayAt, port: u16, kind: RelayKind) -> Self {
+        RelaySocket {
+            relay,
+            at,
+            port,
+            kind,
+        }
+    }
+}
+
 /// Opens and closes relay sockets on the core's behalf.
 pub trait RelayBinder {
-    /// Binds UDP relay socket `relay` on `port` at `at` (a dual allocation has two, one per
-    /// family); returns its local address.
-    fn bind(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-        dont_fragment: bool,
-    ) -> Result<SocketAddr, BindError>;
-    /// Opens a TCP relay listener (RFC 6062) for allocation `relay` on `port` at `at`;
-    /// returns its local address. Binders without TCP relaying refuse.
-    fn bind_tcp(
-        &mut self,
-        relay: RelayId,
-        at: RelayAt,
-        port: u16,
-    ) -> Result<SocketAddr, BindError> {
-        let _ = (relay, at, port);
-        Err(BindError::Failed)
-    }
+    /// Opens `socket` and returns its local address. A binder without TCP relaying refuses
+    /// [`RelayKind::Tcp`] with [`BindError::Failed`].
+    fn bind(&mut self, socket: RelaySocket) -> Result<SocketAddr, BindError>;
     /// Closes relay socket `relay` (UDP, or the TCP relay listener).
     fn close(&mut self, relay: RelayId);
 }
@@ -221,8 +243,8 @@ pub enum Event {
 pub struct Server {
     shared: SharedRef,
     config: CoreConfigRef,
-    capacity_to_peers: Option<TokenBucket>,
-    capacity_to_clients: Option<TokenBucket>,
+    /// The shard's bandwidth budget (bps-capacity), one per [`Direction`].
+    capacity: [Option<TokenBucket>; 2],
     next_session_id: u64,
     epoch: Instant,
     epoch_unix: u64,
@@ -273,8 +295,7 @@ impl Server {
         let challenges = ChallengeLimiter::new(&mut rng);
         Server {
             shared,
-            capacity_to_peers: TokenBucket::limit(capacity, epoch),
-            capacity_to_clients: TokenBucket::limit(capacity, epoch),
+            capacity: [(); 2].map(|_| TokenBucket::limit(capacity, epoch)),
             config,
             next_session_id: (u64::from(shard) << 48) + 1,
             epoch,
@@ -304,8 +325,9 @@ impl Server {
             retune(&mut alloc.to_client_limit, max_bps, now);
         }
         let capacity = config.settings.bps_capacity_per_shard;
-        retune(&mut self.capacity_to_peers, capacity, now);
-        retune(&mut self.capacity_to_clients, capacity, now);
+        for bucket in &mut self.capacity {
+            retune(bucket, capacity, now);
+        }
         self.config = config;
         self.announce_all_routes(now);
     }
@@ -339,11 +361,72 @@ impl Server {
         binder: &mut impl RelayBinder,
     ) -> ClientAction {
         match data.first() {
-            Some(0x40..=0x7F) => self.handle_channel_data(now, flow, data),
-            Some(0x00..=0x03) => self.handle_stun(now, flow, transport, data, out, binder),
+            Some(0x40..=0x7F) => return self.handle_channel_data(now, flow, data),
+            Some(0x00..=0x03) => {}
             _ => {
                 self.stats.dropped_malformed.count(data.len());
-                ClientAction::None
+                return ClientAction::None;
+            }
+        }
+        let (msg, attrs) = match self.parse_stun(data, out) {
+            Ok(parsed) => parsed,
+            Err(answer) => return answer,
+        };
+        match (msg.class, msg.method) {
+            (Class::Request, method::BINDING) => {
+                if self.config.settings.no_stun {
+                    return ClientAction::None;
+                }
+                self.binding_response(out, &msg, &attrs, flow)
+            }
+            (Class::Request, m) if is_turn_request(m) => {
+                if self.config.settings.stun_only {
+                    return ClientAction::None;
+                }
+                let req = Request {
+                    now,
+                    flow,
+                    transport,
+                    msg: &msg,
+                    attrs: &attrs,
+                };
+                self.handle_turn_request(req, out, binder)
+            }
+            (Class::Request, _) => {
+                self.error_reply(out, ReplyTo::new(&msg, None, false), ErrorCode::BadRequest)
+            }
+            (Class::Indication, method::SEND) if !self.config.settings.stun_only => {
+                self.handle_send_indication(now, flow, data, &attrs)
+            }
+            _ => ClientAction::None,
+        }
+    }
+
+    /// Parses a STUN message and its attributes; what cannot be parsed is counted as malformed
+    /// and dropped, or answered with 400 when it is a request.
+    #[inline]
+    fn parse_stun<'a>(
+        &mut self,
+        data: &'a [u8],
+        out: &mut [u8],
+    ) -> Result<(Message<'a>, Attributes<'a>), ClientAction> {
+        let Ok(msg) = Message::parse(data) else {
+            self.stats.dropped_malformed.count(data.len());
+            return Err(ClientAction::None);
+        };
+        match msg.attributes() {
+            Ok(attrs) => Ok((msg, attrs)),
+            Err(CodecError::BadFingerprint) => {
+                self.stats.dropped_malformed.count(data.len());
+                Err(ClientAction::None)
+            }
+            Err(_) if msg.class == Class::Request => {
+                self.stats.dropped_malformed.count(data.len());
+                Err(self.error_reply(out, ReplyTo::new(&msg, None, false), ErrorCode::BadRequest))
+            }
+            Err(_) => {
+                self.stats.dropped_malformed.count(data.len());
+                Err(ClientAction::None)
             }
         }
     }
@@ -401,79 +484,14 @@ impl Server {
             self.stats.dropped_no_permission.count(len);
             return ClientAction::None;
         };
-        if !allow(
-            &mut alloc.to_peer_limit,
-            &mut self.capacity_to_peers,
-            len,
-            now,
-        ) {
-            self.stats.dropped_bandwidth.count(len);
+        if !charge(alloc, &mut self.capacity, &self.stats, ToPeer, len, now) {
             return ClientAction::None;
         }
-        alloc.traffic.to_peer_packets += 1;
-        alloc.traffic.to_peer_bytes += len as u64;
-        self.stats.to_peers.count(len);
         ClientAction::Relay {
             relay: relay_of(slot, index),
             peer,
             start,
             end,
-        }
-    }
-
-    fn handle_stun(
-        &mut self,
-        now: Instant,
-        flow: Flow,
-        transport: Transport,
-        data: &[u8],
-        out: &mut [u8],
-        binder: &mut impl RelayBinder,
-    ) -> ClientAction {
-        let Ok(msg) = Message::parse(data) else {
-            self.stats.dropped_malformed.count(data.len());
-            return ClientAction::None;
-        };
-        let attrs = match msg.attributes() {
-            Ok(a) => a,
-            Err(CodecError::BadFingerprint) => {
-                self.stats.dropped_malformed.count(data.len());
-                return ClientAction::None;
-            }
-            Err(_) if msg.class == Class::Request => {
-                self.stats.dropped_malformed.count(data.len());
-                return self.error_reply(out, &msg, ErrorCode::BadRequest, None, false);
-            }
-            Err(_) => {
-                self.stats.dropped_malformed.count(data.len());
-                return ClientAction::None;
-            }
-        };
-        match (msg.class, msg.method) {
-            (Class::Request, method::BINDING) => {
-                if self.config.settings.no_stun {
-                    return ClientAction::None;
-                }
-                self.binding_response(out, &msg, &attrs, flow)
-            }
-            (Class::Request, m) if is_turn_request(m) => {
-                if self.config.settings.stun_only {
-                    return ClientAction::None;
-                }
-                let req = Request {
-                    now,
-                    flow,
-                    transport,
-                    msg: &msg,
-                    attrs: &attrs,
-                };
-                self.handle_turn_request(req, out, binder)
-            }
-            (Class::Request, _) => self.error_reply(out, &msg, ErrorCode::BadRequest, None, false),
-            (Class::Indication, method::SEND) if !self.config.settings.stun_only => {
-                self.handle_send_indication(now, flow, data, &attrs)
-            }
-            _ => ClientAction::None,
         }
     }
 
@@ -504,18 +522,9 @@ impl Server {
             self.stats.dropped_no_permission.count(len);
             return PeerAction::Drop;
         }
-        if !allow(
-            &mut alloc.to_client_limit,
-            &mut self.capacity_to_clients,
-            len,
-            now,
-        ) {
-            self.stats.dropped_bandwidth.count(len);
+        if !charge(alloc, &mut self.capacity, &self.stats, ToClient, len, now) {
             return PeerAction::Drop;
         }
-        alloc.traffic.to_client_packets += 1;
-        alloc.traffic.to_client_bytes += len as u64;
-        self.stats.to_clients.count(len);
         let flow = alloc.flow;
         let stream = alloc.transport.is_stream();
         let mut end = PEER_HEADROOM + len;
@@ -740,6 +749,48 @@ fn is_turn_request(m: u16) -> bool {
             | method::CONNECT
             | method::CONNECTION_BIND
     )
+}
+
+/// Which way relayed data goes.
+#[derive(Clone, Copy)]
+enum Direction {
+    /// Client to peer (indexes `Server::capacity`).
+    ToPeer = 0,
+    /// Peer to client.
+    ToClient = 1,
+}
+
+/// Charges `len` bytes going `dir` to the allocation's bandwidth budget and to the shard's
+/// (`capacity`) and counts them: as relayed, or, when either budget lacks them, as dropped for
+/// bandwidth (false).
+#[inline]
+fn charge(
+    alloc: &mut Allocation,
+    capacity: &mut [Option<TokenBucket>; 2],
+    stats: &CoreStats,
+    dir: Direction,
+    len: usize,
+    now: Instant,
+) -> bool {
+    let limit = match dir {
+        ToPeer => &mut alloc.to_peer_limit,
+        ToClient => &mut alloc.to_client_limit,
+    };
+    if !allow(limit, &mut capacity[dir as usize], len, now) {
+        stats.dropped_bandwidth.count(len);
+        return false;
+    }
+    match dir {
+        ToPeer => {
+            alloc.traffic.count_to_peer(len);
+            stats.to_peers.count(len);
+        }
+        ToClient => {
+            alloc.traffic.count_to_client(len);
+            stats.to_clients.count(len);
+        }
+    }
+    true
 }
 
 /// Zero-pads `buf` from `end` to the next multiple of four (relative to the frame start, which

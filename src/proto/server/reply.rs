@@ -1,7 +1,6 @@
 //! Building responses and Data indications.
 
 use std::net::SocketAddr;
-use std::time::Instant;
 
 use super::super::auth::algorithm::ReplyKey;
 use super::super::auth::algorithm::{NONCE_COOKIE, OFFERED};
@@ -11,6 +10,7 @@ use super::super::stun::integrity::INTEGRITY_SHA256_ATTR_LEN;
 use super::super::stun::integrity::{fingerprint_of, FINGERPRINT_ATTR_LEN, INTEGRITY_ATTR_LEN};
 use super::super::stun::{attr, method, padded, xor_addr, Class, CodecError, ErrorCode, Message};
 use super::super::stun::{MessageWriter, HEADER_LEN, MAGIC_COOKIE};
+use super::request::Request;
 use super::{ClientAction, Flow, Server, PEER_HEADROOM, XOR_PEER_ADDRESS};
 
 /// Largest factor by which an unauthenticated success answer may exceed its request before
@@ -18,29 +18,41 @@ use super::{ClientAction, Flow, Server, PEER_HEADROOM, XOR_PEER_ADDRESS};
 /// answers never carry SOFTWARE.
 const MAX_UNAUTHENTICATED_GROWTH: usize = 2;
 
+/// The request a response answers and how the response is sealed: signed with `key` when the
+/// request was authenticated, with FINGERPRINT when the request carried one (or always, when
+/// configured).
+#[derive(Clone, Copy)]
+pub(super) struct ReplyTo<'a> {
+    /// The request.
+    pub(super) msg: &'a Message<'a>,
+    /// The key that verified it.
+    pub(super) key: Option<&'a ReplyKey>,
+    /// Whether it carried FINGERPRINT.
+    pub(super) fingerprint: bool,
+}
+
+impl<'a> ReplyTo<'a> {
+    /// The answer to `msg`, signed with `key`, with FINGERPRINT if `fingerprint`.
+    pub(super) fn new(msg: &'a Message<'a>, key: Option<&'a ReplyKey>, fingerprint: bool) -> Self {
+        ReplyTo {
+            msg,
+            key,
+            fingerprint,
+        }
+    }
+}
+
 impl Server {
-    /// Signs and seals a response: SOFTWARE (if allowed), MESSAGE-INTEGRITY with `key`, and
+    /// Signs and seals a response: SOFTWARE (if allowed), MESSAGE-INTEGRITY with the key, and
     /// FINGERPRINT when configured or when the request carried one.
-    pub(super) fn finish_reply(
-        &self,
-        w: MessageWriter<'_>,
-        msg: &Message<'_>,
-        key: Option<&ReplyKey>,
-        request_fingerprint: bool,
-    ) -> ClientAction {
-        self.seal(w, msg, key, request_fingerprint, false)
+    pub(super) fn finish_reply(&self, w: MessageWriter<'_>, to: ReplyTo<'_>) -> ClientAction {
+        self.seal(w, to, false)
     }
 
-    fn seal(
-        &self,
-        mut w: MessageWriter<'_>,
-        msg: &Message<'_>,
-        key: Option<&ReplyKey>,
-        request_fingerprint: bool,
-        error: bool,
-    ) -> ClientAction {
+    fn seal(&self, mut w: MessageWriter<'_>, to: ReplyTo<'_>, error: bool) -> ClientAction {
+        let ReplyTo { msg, key, .. } = to;
         let settings = &self.config.settings;
-        let fingerprint = settings.fingerprint || request_fingerprint;
+        let fingerprint = settings.fingerprint || to.fingerprint;
         let result = (|| -> Result<usize, CodecError> {
             if settings.software && (key.is_some() || !error) {
                 let tail = match key {
@@ -69,28 +81,25 @@ impl Server {
         }
     }
 
-    /// An error response, signed with `key` when the request was authenticated.
+    /// An error response, signed when the request was authenticated.
     pub(super) fn error_reply(
         &mut self,
         out: &mut [u8],
-        msg: &Message<'_>,
+        to: ReplyTo<'_>,
         code: ErrorCode,
-        key: Option<&ReplyKey>,
-        request_fingerprint: bool,
     ) -> ClientAction {
-        self.error_reply_with(out, msg, code, key, request_fingerprint, |_| Ok(()))
+        self.error_reply_with(out, to, code, |_| Ok(()))
     }
 
     /// An error response with extra attributes written by `extra`.
     pub(super) fn error_reply_with(
         &mut self,
         out: &mut [u8],
-        msg: &Message<'_>,
+        to: ReplyTo<'_>,
         code: ErrorCode,
-        key: Option<&ReplyKey>,
-        request_fingerprint: bool,
         extra: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
     ) -> ClientAction {
+        let msg = to.msg;
         self.stats.error_responses.inc();
         tracing::trace!(code = code.code(), method = msg.method, "error response");
         if msg.method == method::BINDING {
@@ -106,7 +115,7 @@ impl Server {
         {
             return ClientAction::None;
         }
-        self.seal(w, msg, key, request_fingerprint, true)
+        self.seal(w, to, true)
     }
 
     /// A 401 or 438 carrying REALM and a fresh NONCE, inviting the client to (re)authenticate;
@@ -115,12 +124,10 @@ impl Server {
     pub(super) fn challenge_reply(
         &mut self,
         out: &mut [u8],
-        msg: &Message<'_>,
-        flow: Flow,
+        req: Request<'_>,
         code: ErrorCode,
-        now: Instant,
-        request_fingerprint: bool,
     ) -> ClientAction {
+        let Request { now, flow, .. } = req;
         let rps = self.config.settings.unauthorized_rps;
         let now_us = now.saturating_duration_since(self.epoch).as_micros() as u64;
         if !self.challenges.allow(flow.remote.ip(), now_us, rps) {
@@ -129,7 +136,7 @@ impl Server {
         }
         let nonce = self.shared.nonce_key.issue(self.unix_time(now), flow);
         let config = self.config.clone();
-        self.error_reply_with(out, msg, code, None, request_fingerprint, |w| {
+        self.error_reply_with(out, req.reply_to(None), code, |w| {
             w.attr(attr::REALM, config.auth.realm().as_bytes())?;
             if !config.settings.sha256_integrity {
                 return w.attr(attr::NONCE, nonce.as_bytes());
@@ -152,14 +159,10 @@ impl Server {
         key: Option<&ReplyKey>,
     ) -> ClientAction {
         let unknown = attrs.unknown();
-        self.error_reply_with(
-            out,
-            msg,
-            ErrorCode::UnknownAttribute,
-            key,
-            attrs.fingerprint,
-            |w| w.unknown_attributes(unknown),
-        )
+        let to = ReplyTo::new(msg, key, attrs.fingerprint);
+        self.error_reply_with(out, to, ErrorCode::UnknownAttribute, |w| {
+            w.unknown_attributes(unknown)
+        })
     }
 
     /// The answer to a Binding request: the client's address as seen here.
@@ -183,7 +186,7 @@ impl Server {
         {
             return ClientAction::None;
         }
-        self.finish_reply(w, msg, None, attrs.fingerprint)
+        self.finish_reply(w, ReplyTo::new(msg, None, attrs.fingerprint))
     }
 }
 

@@ -2,7 +2,9 @@
 
 use std::time::Instant;
 
+use super::super::auth::algorithm::ReplyKey;
 use super::super::stun::{Attributes, Message};
+use super::reply::ReplyTo;
 use super::{Flow, Transport};
 
 /// A parsed request with where and when it arrived: what every request handler needs, passed
@@ -19,4 +21,15 @@ pub(super) struct Request<'a> {
     pub(super) msg: &'a Message<'a>,
     /// Its attributes, parsed once.
     pub(super) attrs: &'a Attributes<'a>,
+}
+
+impl<'a> Request<'a> {
+    /// How to answer it: signed with `key` (None before or without authentication), with
+    /// FINGERPRINT when it carried one.
+    pub(super) fn reply_to<'b>(&self, key: Option<&'b ReplyKey>) -> ReplyTo<'b>
+    where
+        'a: 'b,
+    {
+        ReplyTo::new(self.msg, key, self.attrs.fingerprint)
+    }
 }

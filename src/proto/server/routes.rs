@@ -70,8 +70,7 @@ impl Server {
         alloc.transport == Transport::Udp
             && alloc.to_peer_limit.is_none()
             && alloc.to_client_limit.is_none()
-            && self.capacity_to_peers.is_none()
-            && self.capacity_to_clients.is_none()
+            && self.capacity.iter().all(Option::is_none)
     }
 
     /// Announces the live channels of the allocation in `slot` whose peer `select` picks,

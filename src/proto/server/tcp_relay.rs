@@ -15,6 +15,7 @@ use super::super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode,
 use super::super::tcp_conns::{TcpConn, TcpConnState};
 use super::auth_check::Authed;
 use super::request::Request;
+use super::turn_requests::{Handled, OnAllocation};
 use super::{relay_of, slot_of, ClientAction, Flow, Server};
 
 /// Time the relay gives a Connect to reach the peer before answering 447.
@@ -98,14 +99,7 @@ impl Server {
             self.send_connect_answer(flow, tid, key.as_ref(), fingerprint, Ok(id));
         } else {
             self.tcp.remove(id);
-            self.stats.tcp_connect_failures.inc();
-            self.send_connect_answer(
-                flow,
-                tid,
-                key.as_ref(),
-                fingerprint,
-                Err(ErrorCode::ConnectionTimeoutOrFailure),
-            );
+            self.fail_connect(flow, tid, key.as_ref(), fingerprint);
         }
     }
 
@@ -179,13 +173,11 @@ impl Server {
             return;
         };
         if to_peer > 0 {
-            alloc.traffic.to_peer_packets += 1;
-            alloc.traffic.to_peer_bytes += to_peer as u64;
+            alloc.traffic.count_to_peer(to_peer);
             self.stats.tcp_to_peers.count(to_peer);
         }
         if to_client > 0 {
-            alloc.traffic.to_client_packets += 1;
-            alloc.traffic.to_client_bytes += to_client as u64;
+            alloc.traffic.count_to_client(to_client);
             self.stats.tcp_to_clients.count(to_client);
         }
     }
@@ -202,16 +194,7 @@ impl Server {
                     tid,
                     key,
                     fingerprint,
-                } => {
-                    self.stats.tcp_connect_failures.inc();
-                    self.send_connect_answer(
-                        flow,
-                        tid,
-                        key.as_ref(),
-                        fingerprint,
-                        Err(ErrorCode::ConnectionTimeoutOrFailure),
-                    );
-                }
+                } => self.fail_connect(flow, tid, key.as_ref(), fingerprint),
                 _ => self.stats.tcp_bind_timeouts.inc(),
             }
             self.tcp_commands.push_back(TcpCommand::Close { id });
@@ -254,52 +237,42 @@ impl Server {
     }
 
     /// Connect (RFC 6062 §5.2) on the allocation in `slot`; the answer follows the attempt.
-    pub(super) fn connect(
-        &mut self,
-        req: Request<'_>,
-        slot: u32,
-        key: Option<&ReplyKey>,
-        out: &mut [u8],
-    ) -> ClientAction {
+    pub(super) fn connect(&mut self, on: OnAllocation<'_>) -> Handled {
+        let OnAllocation { req, slot, key } = on;
         let Request {
-            now,
-            flow,
-            msg,
-            attrs,
-            ..
+            now, flow, attrs, ..
         } = req;
-        let fp = attrs.fingerprint;
         let is_tcp = self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp);
         if !is_tcp {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         }
         let Some(Ok(peer)) = attrs.peer_address() else {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         };
         if let Some(code) = self.check_peer(slot, peer) {
-            return self.error_reply(out, msg, code, key, fp);
+            return Err(code);
         }
         if self.tcp.has_peer(slot, peer) {
-            return self.error_reply(out, msg, ErrorCode::ConnectionAlreadyExists, key, fp);
+            return Err(ErrorCode::ConnectionAlreadyExists);
         }
         if !self.tcp.has_room(slot) {
-            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
+            return Err(ErrorCode::InsufficientCapacity);
         }
         let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
-            return ClientAction::None;
+            return Ok(ClientAction::None);
         };
         if !alloc.add_permission(peer.ip(), expires, now) {
-            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
+            return Err(ErrorCode::InsufficientCapacity);
         }
         let conn = TcpConn {
             slot,
             peer,
             state: TcpConnState::Connecting {
                 flow,
-                tid: msg.tid,
+                tid: req.msg.tid,
                 key: key.copied(),
-                fingerprint: fp,
+                fingerprint: attrs.fingerprint,
             },
             deadline: Some(now + CONNECT_TIMEOUT),
         };
@@ -309,7 +282,7 @@ impl Server {
             relay: relay_of(slot, 0),
             peer,
         });
-        ClientAction::None
+        Ok(ClientAction::None)
     }
 
     /// ConnectionBind (RFC 6062 §5.4) on a new client connection.
@@ -318,7 +291,7 @@ impl Server {
         req: Request<'_>,
         authed: &Authed<'_>,
         out: &mut [u8],
-    ) -> ClientAction {
+    ) -> Handled {
         let Request {
             flow,
             transport,
@@ -326,34 +299,40 @@ impl Server {
             attrs,
             ..
         } = req;
-        let fp = attrs.fingerprint;
         let key = authed.key.as_ref();
         // A data connection is a fresh TCP/TLS connection that holds no allocation.
         if !transport.is_stream() || self.by_flow.contains_key(&flow) {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         }
         let Some(id) = attrs.connection_id else {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         };
         let Some(conn) = self.tcp.get(id).copied() else {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         };
         if conn.state != TcpConnState::AwaitingBind {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         }
         let same_user = self.slots[conn.slot as usize]
             .as_ref()
             .is_some_and(|a| key.is_none() || *a.username == *authed.username);
         if !same_user {
-            return self.error_reply(out, msg, ErrorCode::WrongCredentials, key, fp);
+            return Err(ErrorCode::WrongCredentials);
         }
         self.tcp.set_state(id, TcpConnState::Bound { flow }, None);
         self.stats.tcp_connections_bound.inc();
         self.tcp_commands.push_back(TcpCommand::Bind { id, flow });
         let Ok(w) = MessageWriter::new(out, msg.method, Class::Success, msg.tid) else {
-            return ClientAction::None;
+            return Ok(ClientAction::None);
         };
-        self.finish_reply(w, msg, key, fp)
+        Ok(self.finish_reply(w, req.reply_to(key)))
+    }
+
+    /// Counts a Connect that failed or timed out and answers it with 447.
+    fn fail_connect(&mut self, flow: Flow, tid: [u8; 12], key: Option<&ReplyKey>, fp: bool) {
+        self.stats.tcp_connect_failures.inc();
+        let failed = Err(ErrorCode::ConnectionTimeoutOrFailure);
+        self.send_connect_answer(flow, tid, key, fp, failed);
     }
 
     fn send_connect_answer(

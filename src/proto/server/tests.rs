@@ -412,9 +412,21 @@ fn harness_with(settings: Settings) -> Harness {
     })
 }
 
+/// The default harness with the default core settings changed by `tune`.
+fn harness_tuned(tune: impl FnOnce(&mut Settings)) -> Harness {
+    let mut settings = Settings::default();
+    tune(&mut settings);
+    harness_with(settings)
+}
+
 /// A default harness, and alice (REST credentials, port 4000) who has sent nothing yet.
 fn harness_and_alice() -> (Harness, Client) {
-    let h = harness(Options::default());
+    harness_and_alice_with(Options::default())
+}
+
+/// A harness with `options`, and alice (REST credentials, port 4000) who has sent nothing yet.
+fn harness_and_alice_with(options: Options) -> (Harness, Client) {
+    let h = harness(options);
     let c = Client::rest(4000, "alice", valid_expiry());
     (h, c)
 }
@@ -428,6 +440,10 @@ fn alice_allocated() -> (Harness, Client) {
 
 fn public_peer() -> SocketAddr {
     "198.100.1.1:5000".parse().unwrap()
+}
+
+fn public_peer6() -> SocketAddr {
+    "[2a00:1450:4001::1]:5000".parse().unwrap()
 }
 
 fn valid_expiry() -> u64 {

@@ -14,15 +14,32 @@ use super::super::stun::MessageWriter;
 use super::super::stun::{attr, method, Attributes, Class, CodecError, ErrorCode, Message};
 use super::auth_check::Authed;
 use super::dual::{family_index, family_number, family_of_number, DualBind};
+use super::reply::ReplyTo;
 use super::request::Request;
 use super::{relay_of, transport_index, BIND_ATTEMPTS};
 use super::{
-    BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, RelayId, Server,
+    BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, RelayId,
+    RelayKind, RelaySocket, Server,
 };
 
 const UDP: u8 = 17;
 /// REQUESTED-TRANSPORT value for TCP (RFC 6062 §6.1).
 const TCP: u8 = 6;
+
+/// What a TURN request handler decided: the answer it wrote into `out` (`ClientAction::None`
+/// for none), or the error code to answer with, signed and fingerprinted like the request.
+pub(super) type Handled = Result<ClientAction, ErrorCode>;
+
+/// An authenticated request on the allocation in `slot`, which its user holds.
+#[derive(Clone, Copy)]
+pub(super) struct OnAllocation<'a> {
+    /// The request.
+    pub(super) req: Request<'a>,
+    /// The allocation's slot.
+    pub(super) slot: u32,
+    /// How to sign the answer (None with no-auth).
+    pub(super) key: Option<&'a ReplyKey>,
+}
 
 impl Server {
     pub(super) fn handle_turn_request(
@@ -44,15 +61,14 @@ impl Server {
             // answer before the challenge, which is the largest unauthenticated reply: an
             // Allocate without REQUESTED-TRANSPORT (400) and a request for an allocation this
             // 5-tuple does not hold (437). Neither tells the sender anything it does not know.
-            let fp = attrs.fingerprint;
             if purpose == Purpose::Allocate && attrs.requested_transport.is_none() {
-                return self.error_reply(out, msg, ErrorCode::BadRequest, None, fp);
+                return self.error_reply(out, req.reply_to(None), ErrorCode::BadRequest);
             }
             if purpose == Purpose::Refresh
                 && msg.method != method::CONNECTION_BIND
                 && !self.by_flow.contains_key(&flow)
             {
-                return self.error_reply(out, msg, ErrorCode::AllocationMismatch, None, fp);
+                return self.error_reply(out, req.reply_to(None), ErrorCode::AllocationMismatch);
             }
         }
         let authed = match self.authenticate(req, purpose, out) {
@@ -60,41 +76,51 @@ impl Server {
             Err(reply) => return reply,
         };
         let key = authed.key;
-        let fp = attrs.fingerprint;
         if !attrs.unknown().is_empty() {
             return self.unknown_attributes_reply(out, msg, attrs, key.as_ref());
         }
-        if msg.method == method::ALLOCATE {
-            return self.allocate(req, authed, out, binder);
-        }
-        if msg.method == method::CONNECTION_BIND {
-            return self.connection_bind(req, &authed, out);
-        }
+        let handled = match msg.method {
+            method::ALLOCATE => self.allocate(req, &authed, out, binder),
+            method::CONNECTION_BIND => self.connection_bind(req, &authed, out),
+            _ => self.held_slot(flow, &authed).and_then(|slot| {
+                let on = OnAllocation {
+                    req,
+                    slot,
+                    key: key.as_ref(),
+                };
+                match msg.method {
+                    method::REFRESH => self.refresh(on, out, binder),
+                    method::CREATE_PERMISSION => self.create_permission(on, out),
+                    method::CONNECT => self.connect(on),
+                    _ => self.channel_bind(on, out),
+                }
+            }),
+        };
+        handled.unwrap_or_else(|code| self.error_reply(out, req.reply_to(key.as_ref()), code))
+    }
+
+    /// The slot of the allocation `flow` holds, if `authed`'s user created it (Refresh,
+    /// CreatePermission, Connect and ChannelBind act on it).
+    fn held_slot(&self, flow: Flow, authed: &Authed<'_>) -> Result<u32, ErrorCode> {
         let Some(&slot) = self.by_flow.get(&flow) else {
-            return self.error_reply(out, msg, ErrorCode::AllocationMismatch, key.as_ref(), fp);
+            return Err(ErrorCode::AllocationMismatch);
         };
         let same_user = self.slots[slot as usize]
             .as_ref()
-            .is_some_and(|a| key.is_none() || *a.username == *authed.username);
+            .is_some_and(|a| authed.key.is_none() || *a.username == *authed.username);
         if !same_user {
-            return self.error_reply(out, msg, ErrorCode::WrongCredentials, key.as_ref(), fp);
+            return Err(ErrorCode::WrongCredentials);
         }
-        let key = key.as_ref();
-        match msg.method {
-            method::REFRESH => self.refresh(req, slot, key, out, binder),
-            method::CREATE_PERMISSION => self.create_permission(req, slot, key, out),
-            method::CONNECT => self.connect(req, slot, key, out),
-            _ => self.channel_bind(req, slot, key, out),
-        }
+        Ok(slot)
     }
 
     fn allocate(
         &mut self,
         req: Request<'_>,
-        authed: Authed<'_>,
+        authed: &Authed<'_>,
         out: &mut [u8],
         binder: &mut impl RelayBinder,
-    ) -> ClientAction {
+    ) -> Handled {
         let Request {
             now,
             flow,
@@ -109,39 +135,26 @@ impl Server {
                 .as_ref()
                 .is_some_and(|a| a.allocate_tid == msg.tid);
             if retransmit {
-                return self.allocate_success(out, msg, slot, fp);
+                return Ok(self.allocate_success(out, msg, slot, fp));
             }
-            return self.error_reply(out, msg, ErrorCode::AllocationMismatch, key.as_ref(), fp);
+            return Err(ErrorCode::AllocationMismatch);
         }
         if self.draining {
             let alternate = self.config.settings.alternate_for(transport);
-            return match alternate {
-                Some(alt) => self.error_reply_with(
-                    out,
-                    msg,
-                    ErrorCode::TryAlternate,
-                    key.as_ref(),
-                    fp,
-                    |w| w.plain_address(attr::ALTERNATE_SERVER, &alt),
-                ),
-                None => {
-                    self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key.as_ref(), fp)
-                }
+            let Some(alt) = alternate else {
+                return Err(ErrorCode::InsufficientCapacity);
             };
+            let to = req.reply_to(key.as_ref());
+            let redirect = self.error_reply_with(out, to, ErrorCode::TryAlternate, |w| {
+                w.plain_address(attr::ALTERNATE_SERVER, &alt)
+            });
+            return Ok(redirect);
         }
         let tcp = match attrs.requested_transport {
-            None => return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp),
+            None => return Err(ErrorCode::BadRequest),
             Some(UDP) if !self.config.settings.no_udp_relay => false,
             Some(TCP) if !self.config.settings.no_tcp_relay => true,
-            Some(_) => {
-                return self.error_reply(
-                    out,
-                    msg,
-                    ErrorCode::UnsupportedTransportProtocol,
-                    key.as_ref(),
-                    fp,
-                )
-            }
+            Some(_) => return Err(ErrorCode::UnsupportedTransportProtocol),
         };
         // RFC 6062 §5.1: a TCP relay is for clients on TCP or TLS, and the UDP-only
         // attributes make no sense with it (coturn answers the same); nor does a second family.
@@ -152,7 +165,7 @@ impl Server {
                 || attrs.reservation_token.is_some()
                 || attrs.additional_family.is_some())
         {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
+            return Err(ErrorCode::BadRequest);
         }
         // RFC 8656 §7.2 steps 5-9, in the RFC's order.
         if attrs.reservation_token.is_some()
@@ -160,40 +173,24 @@ impl Server {
                 || attrs.requested_family.is_some()
                 || attrs.additional_family.is_some())
         {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
+            return Err(ErrorCode::BadRequest);
         }
         if attrs.requested_family.is_some() && attrs.additional_family.is_some() {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
+            return Err(ErrorCode::BadRequest);
         }
         let family = match attrs.requested_family {
             None | Some(1) => Family::V4,
             Some(2) => Family::V6,
-            Some(_) => {
-                return self.error_reply(
-                    out,
-                    msg,
-                    ErrorCode::AddressFamilyNotSupported,
-                    key.as_ref(),
-                    fp,
-                )
-            }
+            Some(_) => return Err(ErrorCode::AddressFamilyNotSupported),
         };
         if attrs.even_port == Some(true) && attrs.additional_family.is_some() {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp);
+            return Err(ErrorCode::BadRequest);
         }
         let dual = match attrs.additional_family {
             None => false,
             Some(2) => true,
-            Some(1) => return self.error_reply(out, msg, ErrorCode::BadRequest, key.as_ref(), fp),
-            Some(_) => {
-                return self.error_reply(
-                    out,
-                    msg,
-                    ErrorCode::AddressFamilyNotSupported,
-                    key.as_ref(),
-                    fp,
-                )
-            }
+            Some(1) => return Err(ErrorCode::BadRequest),
+            Some(_) => return Err(ErrorCode::AddressFamilyNotSupported),
         };
         let shared = self.shared.clone();
         let config = self.config.clone();
@@ -201,26 +198,25 @@ impl Server {
         // A dual allocation is one allocation to the quotas, whatever its number of relays.
         if let Err(e) = shared.quotas.try_acquire(user_id) {
             self.stats.quota_refusals.inc();
-            return self.error_reply(out, msg, e.stun_code(), key.as_ref(), fp);
+            return Err(e.stun_code());
         }
         let Some(slot) = self.reserve_slot() else {
             shared.quotas.release(user_id);
-            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key.as_ref(), fp);
+            return Err(ErrorCode::InsufficientCapacity);
         };
         let lifetime = config.settings.granted_lifetime(attrs.lifetime);
         let expires = now + Duration::from_secs(lifetime.into());
-        let bound = if tcp {
-            self.bind_tcp_relay(relay_of(slot, 0), family, binder)
-                .map(|addr| DualBind {
-                    addrs: [Some(addr), None],
-                    token: None,
-                    address_error: None,
-                })
-                .map_err(RelayError::stun_code)
-        } else if dual {
+        let bound = if dual {
             self.bind_dual(slot, attrs, now, binder)
         } else {
-            self.bind_relay(relay_of(slot, 0), family, attrs, now, binder)
+            let kind = if tcp {
+                RelayKind::Tcp
+            } else {
+                RelayKind::Udp {
+                    dont_fragment: attrs.dont_fragment,
+                }
+            };
+            self.bind_relay(relay_of(slot, 0), family, kind, attrs, now, binder)
                 .map(|(addr, token)| DualBind {
                     addrs: [Some(addr), None],
                     token,
@@ -233,7 +229,7 @@ impl Server {
             Err(code) => {
                 shared.quotas.release(user_id);
                 self.free_slots.push(slot);
-                return self.error_reply(out, msg, code, key.as_ref(), fp);
+                return Err(code);
             }
         };
         let relays = bound.addrs.map(|addr| {
@@ -301,54 +297,36 @@ impl Server {
             additional,
             lifetime,
         });
-        self.allocate_success(out, msg, slot, fp)
+        Ok(self.allocate_success(out, msg, slot, fp))
     }
 
-    /// Picks a port from the shared pool and has the runtime bind it; returns the relay
-    /// address and the RESERVATION-TOKEN for the next port when EVEN-PORT asked for one.
-    /// Picks a port from the shared pool and has the runtime open a TCP relay listener on it
-    /// (RFC 6062).
-    fn bind_tcp_relay(
-        &mut self,
-        relay: RelayId,
-        family: Family,
-        binder: &mut impl RelayBinder,
-    ) -> Result<SocketAddr, RelayError> {
-        let shared = self.shared.clone();
-        for _ in 0..BIND_ATTEMPTS {
-            let hint = self.next_random() as u32;
-            let port = shared.ports.take_any(hint).ok_or(RelayError::NoFreePort)?;
-            match binder.bind_tcp(relay, RelayAt::Family(family), port) {
-                Ok(addr) => return Ok(addr),
-                Err(e) => {
-                    shared.ports.release(port);
-                    if e != BindError::AddrInUse {
-                        return Err(RelayError::Bind(e));
-                    }
-                }
-            }
-        }
-        Err(RelayError::PortsBusy)
-    }
-
+    /// Picks a port from the shared pool and has the runtime open a relay socket of `kind` on
+    /// it; returns the relay address and the RESERVATION-TOKEN for the next port when EVEN-PORT
+    /// asked for one. (A TCP relay listener, RFC 6062, never comes with EVEN-PORT or a
+    /// RESERVATION-TOKEN: Allocate refuses those with 400.)
     pub(super) fn bind_relay(
         &mut self,
         relay: RelayId,
         family: Family,
+        kind: RelayKind,
         attrs: &Attributes<'_>,
         now: Instant,
         binder: &mut impl RelayBinder,
     ) -> Result<(SocketAddr, Option<[u8; 8]>), RelayError> {
         let shared = self.shared.clone();
         let unix = self.unix_time(now);
-        let df = attrs.dont_fragment;
         if let Some(token) = attrs.reservation_token {
             let reserved = shared
                 .reservations
                 .take(&token, unix)
                 .ok_or(RelayError::UnknownReservation)?;
             let port = reserved.port;
-            return match binder.bind(relay, RelayAt::Ip(reserved.ip), port, df) {
+            return match binder.bind(RelaySocket::new(
+                relay,
+                RelayAt::Ip(reserved.ip),
+                port,
+                kind,
+            )) {
                 Ok(addr) => Ok((addr, None)),
                 Err(e) => {
                     shared.ports.release(port);
@@ -367,7 +345,7 @@ impl Server {
             if attrs.even_port == Some(false) {
                 shared.ports.release(port + 1);
             }
-            match binder.bind(relay, RelayAt::Family(family), port, df) {
+            match binder.bind(RelaySocket::new(relay, RelayAt::Family(family), port, kind)) {
                 Ok(addr) => {
                     let token = reserve_next.then(|| {
                         let next = ReservedPort {
@@ -431,23 +409,19 @@ impl Server {
         if written.is_err() {
             return ClientAction::None;
         }
-        self.finish_reply(w, msg, key.as_ref(), fp)
+        self.finish_reply(w, ReplyTo::new(msg, key.as_ref(), fp))
     }
 
     fn refresh(
         &mut self,
-        req: Request<'_>,
-        slot: u32,
-        key: Option<&ReplyKey>,
+        on: OnAllocation<'_>,
         out: &mut [u8],
         binder: &mut impl RelayBinder,
-    ) -> ClientAction {
-        let Request {
-            now, msg, attrs, ..
-        } = req;
-        let fp = attrs.fingerprint;
+    ) -> Handled {
+        let OnAllocation { req, slot, .. } = on;
+        let Request { now, attrs, .. } = req;
         let Some(alloc) = self.slots[slot as usize].as_ref() else {
-            return ClientAction::None;
+            return Ok(ClientAction::None);
         };
         // A Refresh naming a family acts on that family's relay of a dual allocation only
         // (RFC 8656 §7.3); naming a family the allocation lacks is 443.
@@ -455,10 +429,7 @@ impl Server {
             None => None,
             Some(f) => match family_of_number(f).filter(|f| alloc.relay_index(*f).is_some()) {
                 Some(f) => Some(f),
-                None => {
-                    let code = ErrorCode::PeerAddressFamilyMismatch;
-                    return self.error_reply(out, msg, code, key, fp);
-                }
+                None => return Err(ErrorCode::PeerAddressFamilyMismatch),
             },
         };
         let whole = match target {
@@ -477,37 +448,27 @@ impl Server {
             self.announce_routes(slot, now, |_| true);
             granted
         };
-        self.success_reply(out, msg, key, fp, |w| w.attr_u32(attr::LIFETIME, lifetime))
+        self.success_reply(out, on, |w| w.attr_u32(attr::LIFETIME, lifetime))
     }
 
-    fn create_permission(
-        &mut self,
-        req: Request<'_>,
-        slot: u32,
-        key: Option<&ReplyKey>,
-        out: &mut [u8],
-    ) -> ClientAction {
-        let Request {
-            now, msg, attrs, ..
-        } = req;
-        let fp = attrs.fingerprint;
+    fn create_permission(&mut self, on: OnAllocation<'_>, out: &mut [u8]) -> Handled {
+        let OnAllocation { req, slot, .. } = on;
+        let Request { now, attrs, .. } = req;
         match attrs.peer_count() {
-            0 => return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp),
+            0 => return Err(ErrorCode::BadRequest),
             // RFC 8656 §9 sets no limit on the count; more peers than one allocation may hold
             // is a capacity problem (508), whatever the request's duplicates.
-            n if n > MAX_PERMISSIONS => {
-                return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp)
-            }
+            n if n > MAX_PERMISSIONS => return Err(ErrorCode::InsufficientCapacity),
             _ => {}
         }
         let mut ips = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); MAX_PERMISSIONS];
         let mut n = 0;
         for peer in attrs.peer_addresses() {
             let Ok(peer) = peer else {
-                return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+                return Err(ErrorCode::BadRequest);
             };
             if let Some(code) = self.check_peer(slot, peer) {
-                return self.error_reply(out, msg, code, key, fp);
+                return Err(code);
             }
             if !ips[..n].contains(&peer.ip()) {
                 ips[n] = peer.ip();
@@ -516,58 +477,50 @@ impl Server {
         }
         let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
-            return ClientAction::None;
+            return Ok(ClientAction::None);
         };
         if !alloc.has_room_for_permissions(ips[..n].iter(), now) {
-            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
+            return Err(ErrorCode::InsufficientCapacity);
         }
         for ip in &ips[..n] {
             alloc.add_permission(*ip, expires, now);
         }
         self.announce_routes(slot, now, |p| ips[..n].contains(&p.ip()));
-        self.success_reply(out, msg, key, fp, |_| Ok(()))
+        self.success_reply(out, on, |_| Ok(()))
     }
 
-    fn channel_bind(
-        &mut self,
-        req: Request<'_>,
-        slot: u32,
-        key: Option<&ReplyKey>,
-        out: &mut [u8],
-    ) -> ClientAction {
-        let Request {
-            now, msg, attrs, ..
-        } = req;
-        let fp = attrs.fingerprint;
+    fn channel_bind(&mut self, on: OnAllocation<'_>, out: &mut [u8]) -> Handled {
+        let OnAllocation { req, slot, .. } = on;
+        let Request { now, attrs, .. } = req;
         let max = self.config.settings.max_channel();
         // RFC 6062 §5.1: channels and Send belong to UDP relays only.
         if self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp) {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         }
         let number = attrs.channel_number.filter(|n| is_valid_channel(*n, max));
         let (Some(number), Some(Ok(peer))) = (number, attrs.peer_address()) else {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         };
         if let Some(code) = self.check_peer(slot, peer) {
-            return self.error_reply(out, msg, code, key, fp);
+            return Err(code);
         }
         let settings = &self.config.settings;
         let channel_expires = now + Duration::from_secs(settings.channel_lifetime.into());
         let permission_expires = now + Duration::from_secs(settings.permission_lifetime.into());
         let Some(alloc) = self.slots[slot as usize].as_mut() else {
-            return ClientAction::None;
+            return Ok(ClientAction::None);
         };
         if alloc.channel_conflict(number, peer, now) {
-            return self.error_reply(out, msg, ErrorCode::BadRequest, key, fp);
+            return Err(ErrorCode::BadRequest);
         }
         if !alloc.has_room_for_permissions([peer.ip()].iter(), now)
             || !alloc.bind_channel(number, peer, channel_expires, now)
         {
-            return self.error_reply(out, msg, ErrorCode::InsufficientCapacity, key, fp);
+            return Err(ErrorCode::InsufficientCapacity);
         }
         alloc.add_permission(peer.ip(), permission_expires, now);
         self.announce_routes(slot, now, |p| p.ip() == peer.ip());
-        self.success_reply(out, msg, key, fp, |_| Ok(()))
+        self.success_reply(out, on, |_| Ok(()))
     }
 
     /// The error code for a peer the allocation in `slot` may not reach, if any.
@@ -591,21 +544,21 @@ impl Server {
         None
     }
 
+    /// The success answer to `on`, with the attributes `fill` writes.
     fn success_reply(
         &mut self,
         out: &mut [u8],
-        msg: &Message<'_>,
-        key: Option<&ReplyKey>,
-        fp: bool,
+        on: OnAllocation<'_>,
         fill: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
-    ) -> ClientAction {
+    ) -> Handled {
+        let msg = on.req.msg;
         let Ok(mut w) = MessageWriter::new(out, msg.method, Class::Success, msg.tid) else {
-            return ClientAction::None;
+            return Ok(ClientAction::None);
         };
         if fill(&mut w).is_err() {
-            return ClientAction::None;
+            return Ok(ClientAction::None);
         }
-        self.finish_reply(w, msg, key, fp)
+        Ok(self.finish_reply(w, on.req.reply_to(on.key)))
     }
 
     pub(super) fn handle_send_indication(

@@ -343,21 +343,28 @@ mod tests {
     use super::super::{method, ErrorCode, MessageWriter};
     use super::*;
 
+    /// Writes an Allocate request with the attributes `attrs` writes into `buf`; its length.
+    fn allocate_request(
+        buf: &mut [u8],
+        attrs: impl FnOnce(&mut MessageWriter<'_>) -> Result<(), CodecError>,
+    ) -> usize {
+        let mut w = MessageWriter::new(buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
+        attrs(&mut w).unwrap();
+        w.finish()
+    }
+
     #[test]
     fn additional_address_family_is_read_and_address_error_code_round_trips() {
         let mut buf = [0u8; 128];
-        let mut w =
-            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
-            .unwrap();
-        w.address_error_code(
-            attr::ADDRESS_ERROR_CODE,
-            2,
-            ErrorCode::InsufficientCapacity,
-            true,
-        )
-        .unwrap();
-        let n = w.finish();
+        let n = allocate_request(&mut buf, |w| {
+            w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)?;
+            w.address_error_code(
+                attr::ADDRESS_ERROR_CODE,
+                2,
+                ErrorCode::InsufficientCapacity,
+                true,
+            )
+        });
         let msg = Message::parse(&buf[..n]).unwrap();
         let attrs = msg.attributes().unwrap();
         assert_eq!(attrs.additional_family, Some(2));
@@ -384,13 +391,10 @@ mod tests {
     #[test]
     fn coturn_4_6_code_point_is_read_as_additional_address_family() {
         let mut buf = [0u8; 64];
-        let mut w =
-            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
-        w.attr_u32(attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
-            .unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 1 << 24)
-            .unwrap();
-        let n = w.finish();
+        let n = allocate_request(&mut buf, |w| {
+            w.attr_u32(attr::LEGACY_ADDITIONAL_ADDRESS_FAMILY, 2 << 24)?;
+            w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 1 << 24)
+        });
         let attrs = Message::parse(&buf[..n]).unwrap().attributes().unwrap();
         assert_eq!(attrs.additional_family, Some(2), "the first one counts");
         assert!(attrs.legacy_additional_family);
@@ -399,10 +403,7 @@ mod tests {
     #[test]
     fn a_short_additional_address_family_is_malformed() {
         let mut buf = [0u8; 64];
-        let mut w =
-            MessageWriter::new(&mut buf, method::ALLOCATE, Class::Request, [7; 12]).unwrap();
-        w.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &[2]).unwrap();
-        let n = w.finish();
+        let n = allocate_request(&mut buf, |w| w.attr(attr::ADDITIONAL_ADDRESS_FAMILY, &[2]));
         let msg = Message::parse(&buf[..n]).unwrap();
         assert_eq!(
             msg.attributes().unwrap_err(),

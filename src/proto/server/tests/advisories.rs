@@ -129,14 +129,13 @@ fn advisory_unredeemed_reservation_tokens_release_their_port() {
 #[test]
 fn advisory_mapped_and_compatible_loopback_peers_are_denied() {
     for allow_loopback in [false, true] {
-        let mut h = harness(Options {
+        let (mut h, mut c) = harness_and_alice_with(Options {
             peers: PeerPolicySettings {
                 allow_loopback,
                 ..Default::default()
             },
             ..Options::default()
         });
-        let mut c = Client::rest(4000, "alice", valid_expiry());
         let resp = h.allocate_and(&mut c, |w| {
             w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
         });
@@ -155,7 +154,7 @@ fn advisory_mapped_and_compatible_loopback_peers_are_denied() {
 #[test]
 fn advisory_ipv6_ranges_crossing_a_64_bit_boundary() {
     let range = |s: &str| s.parse().unwrap();
-    let mut h = harness(Options {
+    let (mut h, mut c) = harness_and_alice_with(Options {
         peers: PeerPolicySettings {
             denied: vec![range("2606:4700:0:0:ffff::-2606:4700:0:1:1::")],
             allowed: vec![range("fd00::ffff:ffff:ffff:fff0-fd00:0:0:1::10")],
@@ -163,7 +162,6 @@ fn advisory_ipv6_ranges_crossing_a_64_bit_boundary() {
         },
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = h.allocate_and(&mut c, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
     });

@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// An Allocate asking for an even port and a reservation of the next one (EVEN-PORT R bit).
+fn allocate_even(h: &mut Harness, c: &mut Client) -> Response {
+    h.allocate_and(c, |w| w.attr(attr::EVEN_PORT, &[0x80]).unwrap())
+}
+
+/// An Allocate claiming the port reserved under `token`.
+fn allocate_with_token(h: &mut Harness, c: &mut Client, token: &[u8; 8]) -> Response {
+    h.allocate_and(c, |w| w.attr(attr::RESERVATION_TOKEN, token).unwrap())
+}
+
 #[test]
 fn allocate_attribute_errors() {
     let mut h = harness(Options::default());
@@ -108,12 +118,11 @@ fn requests_without_allocation_get_437_and_other_users_441() {
 
 #[test]
 fn quotas_give_486() {
-    let mut h = harness(Options {
+    let (mut h, mut a1) = harness_and_alice_with(Options {
         user_quota: 1,
         total_quota: 2,
         ..Options::default()
     });
-    let mut a1 = Client::rest(4000, "alice", valid_expiry());
     let mut a2 = Client::rest(4001, "alice", valid_expiry() + 5);
     let mut b1 = Client::rest(4002, "bob", valid_expiry());
     let mut c1 = Client::rest(4003, "carol", valid_expiry());
@@ -149,17 +158,13 @@ fn full_port_range_gives_508_and_busy_ports_are_skipped() {
 fn even_port_reservation_token_round_trip() {
     let mut h = harness(Options::default());
     let mut rtp = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.allocate_and(&mut rtp, |w| {
-        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
-    });
+    let resp = allocate_even(&mut h, &mut rtp);
     let port = resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port();
     assert_eq!(port % 2, 0);
     let token: [u8; 8] = resp.reservation_token();
 
     let mut rtcp = Client::rest(4001, "alice", valid_expiry());
-    let resp = h.allocate_and(&mut rtcp, |w| {
-        w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
-    });
+    let resp = allocate_with_token(&mut h, &mut rtcp, &token);
     assert_eq!(resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port(), port + 1);
 
     // A token is good once, and keeps the family of the allocation that reserved it.
@@ -171,17 +176,13 @@ fn even_port_reservation_token_round_trip() {
     let port6 = resp.xor_addr(attr::XOR_RELAYED_ADDRESS).port();
     let token6: [u8; 8] = resp.reservation_token();
     let mut rtcp6 = Client::rest(4004, "alice", valid_expiry());
-    let resp = h.allocate_and(&mut rtcp6, |w| {
-        w.attr(attr::RESERVATION_TOKEN, &token6).unwrap();
-    });
+    let resp = allocate_with_token(&mut h, &mut rtcp6, &token6);
     let relayed = resp.xor_addr(attr::XOR_RELAYED_ADDRESS);
     assert!(relayed.is_ipv6());
     assert_eq!(relayed.port(), port6 + 1);
 
     let mut again = Client::rest(4002, "alice", valid_expiry());
-    let resp = h.allocate_and(&mut again, |w| {
-        w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
-    });
+    let resp = allocate_with_token(&mut h, &mut again, &token);
     assert_eq!(resp.error_code(), Some(508));
 }
 
@@ -191,14 +192,10 @@ fn a_reserved_port_is_claimed_on_the_address_that_reserved_it() {
     // EVEN-PORT pair must still land beside its RTP half.
     let mut h = harness(Options::default());
     let mut rtp = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.allocate_and(&mut rtp, |w| {
-        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
-    });
+    let resp = allocate_even(&mut h, &mut rtp);
     let token: [u8; 8] = resp.reservation_token();
     let mut rtcp = Client::rest(4001, "alice", valid_expiry());
-    let resp = h.allocate_and(&mut rtcp, |w| {
-        w.attr(attr::RESERVATION_TOKEN, &token).unwrap();
-    });
+    let resp = allocate_with_token(&mut h, &mut rtcp, &token);
     assert!(resp.error_code().is_none());
     assert_eq!(
         h.binder.requests,
@@ -211,14 +208,11 @@ fn a_reserved_port_is_claimed_on_the_address_that_reserved_it() {
 
 #[test]
 fn unclaimed_reservations_return_their_port() {
-    let mut h = harness(Options {
+    let (mut h, mut rtp) = harness_and_alice_with(Options {
         ports: (50000, 50001),
         ..Options::default()
     });
-    let mut rtp = Client::rest(4000, "alice", valid_expiry());
-    h.allocate_and(&mut rtp, |w| {
-        w.attr(attr::EVEN_PORT, &[0x80]).unwrap();
-    });
+    allocate_even(&mut h, &mut rtp);
     let mut other = Client::rest(4001, "bob", valid_expiry());
     assert_eq!(
         h.allocate(&mut other).error_code(),
@@ -239,11 +233,10 @@ fn external_ip_is_advertised() {
         }],
         ..Settings::default()
     };
-    let mut h = harness(Options {
+    let (mut h, mut c) = harness_and_alice_with(Options {
         settings,
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = h.allocate(&mut c);
     let relayed = resp.xor_addr(attr::XOR_RELAYED_ADDRESS);
     assert_eq!(relayed.ip(), "198.51.100.77".parse::<IpAddr>().unwrap());

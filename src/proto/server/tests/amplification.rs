@@ -96,11 +96,7 @@ fn worst_unauthenticated_amplification_per_message_type_is_bounded() {
 
 #[test]
 fn include_reason_string_puts_the_phrase_back() {
-    let settings = Settings {
-        include_reason: true,
-        ..Settings::default()
-    };
-    let mut h = harness_with(settings);
+    let mut h = harness_tuned(|s| s.include_reason = true);
     let mut buf = [0u8; 64];
     let w = MessageWriter::new(&mut buf, method::REFRESH, Class::Request, [5; 12]).unwrap();
     let n = w.finish();
@@ -114,11 +110,7 @@ fn include_reason_string_puts_the_phrase_back() {
 
 #[test]
 fn an_unauthenticated_flood_from_10000_ports_is_rate_limited_and_costs_no_state() {
-    let settings = Settings {
-        unauthorized_rps: 20,
-        ..Settings::default()
-    };
-    let mut h = harness_with(settings);
+    let mut h = harness_tuned(|s| s.unauthorized_rps = 20);
     // The canary: an established session from another address, relaying through a channel.
     let mut canary = Client::rest(4000, "alice", valid_expiry());
     canary.flow.remote.set_ip("198.51.100.200".parse().unwrap());

@@ -61,11 +61,7 @@ fn wrong_password_and_expired_username_get_401() {
 
 #[test]
 fn stale_nonce_gets_438_and_a_fresh_nonce() {
-    let settings = Settings {
-        stale_nonce_secs: 60,
-        ..Settings::default()
-    };
-    let mut h = harness_with(settings);
+    let mut h = harness_tuned(|s| s.stale_nonce_secs = 60);
     let mut c = h.allocated_alice();
     let old_nonce = c.nonce.clone().unwrap();
     h.advance(61);
@@ -96,11 +92,10 @@ fn no_auth_mode_needs_no_credentials() {
 fn usernames_over_513_bytes_are_refused_on_every_transport() {
     for transport in [Transport::Udp, Transport::Tcp, Transport::Tls] {
         for no_auth in [false, true] {
-            let mut h = harness(Options {
+            let (mut h, mut c) = harness_and_alice_with(Options {
                 no_auth,
                 ..Options::default()
             });
-            let mut c = Client::rest(4000, "alice", valid_expiry());
             if !no_auth {
                 challenge(&mut h, &mut c);
             } else {
@@ -170,11 +165,10 @@ fn a_wrong_or_missing_realm_is_refused() {
 
 #[test]
 fn a_signed_allocate_replayed_from_another_port_or_ip_is_refused() {
-    let mut h = harness(Options {
+    let (mut h, mut victim) = harness_and_alice_with(Options {
         user_quota: 2,
         ..Options::default()
     });
-    let mut victim = Client::rest(4000, "alice", valid_expiry());
     challenge(&mut h, &mut victim);
     let tid = victim.tid();
     let signed = victim.request(method::ALLOCATE, tid, |w| {

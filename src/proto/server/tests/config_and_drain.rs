@@ -13,11 +13,7 @@ fn draining_refuses_new_allocations_and_keeps_old_ones() {
         Class::Success
     );
 
-    let settings = Settings {
-        alternate_servers: vec!["198.51.100.9:3478".parse().unwrap()],
-        ..Settings::default()
-    };
-    let mut h = harness_with(settings);
+    let mut h = harness_tuned(|s| s.alternate_servers = vec!["198.51.100.9:3478".parse().unwrap()]);
     h.server.set_draining(true);
     let mut e = Client::rest(4002, "alice", valid_expiry());
     let resp = h.allocate(&mut e);

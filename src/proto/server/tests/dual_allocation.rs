@@ -7,10 +7,6 @@ fn peer4() -> SocketAddr {
     public_peer()
 }
 
-fn peer6() -> SocketAddr {
-    "[2a00:1450:4001::1]:5000".parse().unwrap()
-}
-
 /// The relay socket of the IPv6 half of the dual allocation whose first relay is `first`.
 fn ipv6_relay(first: RelayId) -> RelayId {
     relay_of(slot_of(first).0, 1)
@@ -70,14 +66,28 @@ fn dual_allocated() -> (Harness, Client, RelayId) {
     (h, c, slot)
 }
 
-/// A successful dual Allocate that was served with one relay only, the other family refused
+/// Makes a dual Allocate for `c` and checks it was served with one relay only, the other family refused
 /// with ADDRESS-ERROR-CODE `refused` (family, code): the relay's address.
-fn half_served(resp: &Response, refused: (u8, u16)) -> SocketAddr {
+fn half_served(h: &mut Harness, c: &mut Client, refused: (u8, u16)) -> SocketAddr {
+    let resp = allocate_dual(h, c, |_| {});
     assert_eq!(resp.class, Class::Success);
-    let addrs = relayed(resp);
+    let addrs = relayed(&resp);
     assert_eq!(addrs.len(), 1, "{addrs:?}");
-    assert_eq!(address_error(resp), Some(refused));
+    assert_eq!(address_error(&resp), Some(refused));
     addrs[0]
+}
+
+/// A default harness without a relay address of the `missing` family, and alice, whose dual
+/// Allocate got the other family's relay (returned) and 440 for this one.
+fn served_without(missing: Family) -> (Harness, Client, SocketAddr) {
+    let (mut h, mut c) = harness_and_alice();
+    let (number, relay_ip) = match missing {
+        Family::V4 => (1, &mut h.binder.relay_ip4),
+        Family::V6 => (2, &mut h.binder.relay_ip6),
+    };
+    *relay_ip = None;
+    let relay = half_served(&mut h, &mut c, (number, 440));
+    (h, c, relay)
 }
 
 /// Every XOR-RELAYED-ADDRESS of a response, in order.
@@ -124,11 +134,10 @@ fn assert_bookkeeping(h: &Harness) {
 
 #[test]
 fn a_dual_allocation_has_an_ipv4_and_an_ipv6_relay() {
-    let mut h = harness(Options {
+    let (mut h, mut c) = harness_and_alice_with(Options {
         user_quota: 1,
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
     let resp = allocate_dual(&mut h, &mut c, |_| {});
     assert_eq!(resp.class, Class::Success);
     let addrs = relayed(&resp);
@@ -238,16 +247,16 @@ fn reservation_token_and_additional_address_family_get_400() {
 
 #[test]
 fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
-    let (mut h, mut c) = harness_and_alice();
-    h.binder.relay_ip6 = None;
-    let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = half_served(&resp, (2, 440));
+    let (mut h, mut c, relay) = served_without(Family::V6);
     assert!(relay.is_ipv4());
     assert_eq!(h.server.stats().dual_family_refusals[1].get(), 1);
     assert_eq!(h.server.stats().dual_allocations.get(), 0);
     assert_bookkeeping(&h);
     // The allocation lacks IPv6: an IPv6 peer is a family mismatch.
-    assert_eq!(h.create_permission(&mut c, peer6()).error_code(), Some(443));
+    assert_eq!(
+        h.create_permission(&mut c, public_peer6()).error_code(),
+        Some(443)
+    );
     assert_eq!(h.create_permission(&mut c, peer4()).class, Class::Success);
     // A retransmission carries the same ADDRESS-ERROR-CODE.
     let mut d = Client::rest(4001, "alice", valid_expiry());
@@ -260,16 +269,16 @@ fn without_an_ipv6_relay_address_the_ipv4_half_is_served_with_440() {
 
 #[test]
 fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
-    let (mut h, mut c) = harness_and_alice();
-    h.binder.relay_ip4 = None;
-    let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = half_served(&resp, (1, 440));
+    let (mut h, mut c, relay) = served_without(Family::V4);
     assert!(relay.is_ipv6());
     // The IPv6 relay keeps its socket id: the allocation's second one.
     let (slot, _) = h.server.allocations().next().unwrap();
     assert_eq!(h.binder.open[&(ipv6_relay(slot))], relay);
     assert_bookkeeping(&h);
-    assert_eq!(h.create_permission(&mut c, peer6()).class, Class::Success);
+    assert_eq!(
+        h.create_permission(&mut c, public_peer6()).class,
+        Class::Success
+    );
     assert_eq!(h.create_permission(&mut c, peer4()).error_code(), Some(443));
 
     // Neither family: 440.
@@ -284,13 +293,11 @@ fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
 
 #[test]
 fn a_full_port_range_leaves_the_ipv6_half_out_with_508() {
-    let mut h = harness(Options {
+    let (mut h, mut c) = harness_and_alice_with(Options {
         ports: (50000, 50000),
         ..Options::default()
     });
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = allocate_dual(&mut h, &mut c, |_| {});
-    let relay = half_served(&resp, (2, 508));
+    let relay = half_served(&mut h, &mut c, (2, 508));
     assert_eq!(relay, "192.0.2.10:50000".parse().unwrap());
     assert_bookkeeping(&h);
     // No port for either family: the request fails with 508.
@@ -310,12 +317,13 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
     // One CreatePermission may carry peers of both families.
     let resp = h.call(&mut c, method::CREATE_PERMISSION, |w| {
         w.xor_address(attr::XOR_PEER_ADDRESS, &peer4()).unwrap();
-        w.xor_address(attr::XOR_PEER_ADDRESS, &peer6()).unwrap();
+        w.xor_address(attr::XOR_PEER_ADDRESS, &public_peer6())
+            .unwrap();
     });
     assert_eq!(resp.class, Class::Success);
 
     // Send indications leave through the socket of the peer's family.
-    for (peer, relay) in [(peer4(), slot), (peer6(), relay6)] {
+    for (peer, relay) in [(peer4(), slot), (public_peer6(), relay6)] {
         let ind = c.send_indication(peer, b"to peer");
         match h.send_raw(c.flow, &ind) {
             ClientAction::Relay {
@@ -338,8 +346,11 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
     // Channels of both families, ChannelData both ways.
     let (ch4, ch6) = (0x4001u16, 0x4002u16);
     assert_eq!(h.channel_bind(&mut c, ch4, peer4()).class, Class::Success);
-    assert_eq!(h.channel_bind(&mut c, ch6, peer6()).class, Class::Success);
-    for (number, peer, relay) in [(ch4, peer4(), slot), (ch6, peer6(), relay6)] {
+    assert_eq!(
+        h.channel_bind(&mut c, ch6, public_peer6()).class,
+        Class::Success
+    );
+    for (number, peer, relay) in [(ch4, peer4(), slot), (ch6, public_peer6(), relay6)] {
         let mut frame = number.to_be_bytes().to_vec();
         frame.extend_from_slice(&4u16.to_be_bytes());
         frame.extend_from_slice(b"data");
@@ -363,9 +374,12 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
     let (mut h, mut c, slot) = dual_allocated();
     let relay6 = ipv6_relay(slot);
     assert_eq!(h.create_permission(&mut c, peer4()).class, Class::Success);
-    assert_eq!(h.create_permission(&mut c, peer6()).class, Class::Success);
     assert_eq!(
-        h.channel_bind(&mut c, 0x4002, peer6()).class,
+        h.create_permission(&mut c, public_peer6()).class,
+        Class::Success
+    );
+    assert_eq!(
+        h.channel_bind(&mut c, 0x4002, public_peer6()).class,
         Class::Success
     );
 
@@ -381,14 +395,19 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
     let alloc = h.server.allocations().next().unwrap().1;
     assert!(alloc.permissions.iter().all(|p| p.ip.is_ipv4()));
     assert!(alloc.channels.is_empty());
-    assert!(h.peer_packet(num(relay6), peer6(), b"late").is_none());
+    assert!(h
+        .peer_packet(num(relay6), public_peer6(), b"late")
+        .is_none());
     assert!(h.peer_packet(num(slot), peer4(), b"still").is_some());
     // The IPv6 half is gone: naming it, or an IPv6 peer, is a family mismatch.
     let resp = h.call(&mut c, method::REFRESH, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
     });
     assert_eq!(resp.error_code(), Some(443));
-    assert_eq!(h.create_permission(&mut c, peer6()).error_code(), Some(443));
+    assert_eq!(
+        h.create_permission(&mut c, public_peer6()).error_code(),
+        Some(443)
+    );
     // Deleting the last half deletes the allocation.
     let resp = h.call(&mut c, method::REFRESH, |w| {
         w.attr_u32(attr::LIFETIME, 0).unwrap();

@@ -30,6 +30,20 @@ fn removed(changes: &[RouteChange], channel: u16) -> bool {
         .any(|c| matches!(c, RouteChange::Remove(r) if r.channel == channel))
 }
 
+/// A harness that announces routes, with alice's UDP allocation whose `family_attr`
+/// (REQUESTED- or ADDITIONAL-ADDRESS-FAMILY) asks for IPv6.
+fn routed_ipv6_allocation(family_attr: u16) -> (Harness, Client) {
+    let mut h = harness(Options::default());
+    h.server.enable_routes();
+    let mut c = Client::rest(4000, "alice", valid_expiry());
+    let resp = h.call(&mut c, method::ALLOCATE, |w| {
+        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
+        w.attr_u32(family_attr, 2 << 24).unwrap();
+    });
+    assert_eq!(resp.class, Class::Success);
+    (h, c)
+}
+
 #[test]
 fn nothing_is_queued_unless_a_forwarder_asked() {
     let mut h = harness(Options::default());
@@ -172,15 +186,8 @@ fn bandwidth_limits_keep_channels_in_user_space() {
 
 #[test]
 fn a_family_change_between_client_and_relay_stays_in_user_space() {
-    let mut h = harness(Options::default());
-    h.server.enable_routes();
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
-        w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
-    });
-    assert_eq!(resp.class, Class::Success);
-    let peer6: SocketAddr = "[2a00:1450:4001::1]:5000".parse().unwrap();
+    let (mut h, mut c) = routed_ipv6_allocation(attr::REQUESTED_ADDRESS_FAMILY);
+    let peer6 = public_peer6();
     assert_eq!(h.channel_bind(&mut c, 0x4000, peer6).class, Class::Success);
     let changes = drain(&mut h);
     assert!(installed_until(&changes, 0x4000).is_none() && removed(&changes, 0x4000));
@@ -188,16 +195,8 @@ fn a_family_change_between_client_and_relay_stays_in_user_space() {
 
 #[test]
 fn a_dual_allocation_routes_each_channel_through_its_family_and_drops_a_half_alone() {
-    let mut h = harness(Options::default());
-    h.server.enable_routes();
-    let mut c = Client::rest(4000, "alice", valid_expiry());
-    let resp = h.call(&mut c, method::ALLOCATE, |w| {
-        w.attr_u32(attr::REQUESTED_TRANSPORT, 17 << 24).unwrap();
-        w.attr_u32(attr::ADDITIONAL_ADDRESS_FAMILY, 2 << 24)
-            .unwrap();
-    });
-    assert_eq!(resp.class, Class::Success);
-    let peer6: SocketAddr = "[2a00:1450:4001::1]:5000".parse().unwrap();
+    let (mut h, mut c) = routed_ipv6_allocation(attr::ADDITIONAL_ADDRESS_FAMILY);
+    let peer6 = public_peer6();
     assert_eq!(
         h.channel_bind(&mut c, 0x4000, public_peer()).class,
         Class::Success

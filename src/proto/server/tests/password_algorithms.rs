@@ -249,11 +249,10 @@ fn static_users_get_sha256_only_with_a_password() {
 #[test]
 fn rest_api_hmac_sha256_passwords() {
     use crate::auth::rest::rest_password_with;
-    let mut h = harness(Options {
+    let (mut h, mut sha1_client) = harness_and_alice_with(Options {
         rest_hmac: RestHmac::Sha256,
         ..Options::default()
     });
-    let mut sha1_client = Client::rest(4000, "alice", valid_expiry());
     let resp = h.allocate(&mut sha1_client);
     assert_eq!(
         resp.error_code(),

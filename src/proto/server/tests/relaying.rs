@@ -158,11 +158,7 @@ fn peer_data_for_unknown_relay_is_dropped() {
 
 #[test]
 fn max_bps_limits_each_direction_in_virtual_time() {
-    let settings = Settings {
-        max_bps: 10_000,
-        ..Settings::default()
-    };
-    let mut h = harness_with(settings);
+    let mut h = harness_tuned(|s| s.max_bps = 10_000);
     let mut c = h.allocated_alice();
     h.channel_bind(&mut c, 0x4000, public_peer());
     let mut frame = vec![0x40, 0x00, 0x03, 0xE8];
@@ -233,10 +229,7 @@ fn rfc7983_channel_space_is_refused_unless_rfc5766_channel_numbers() {
     assert_eq!(h.server.stats().dropped_malformed.packets.get(), before + 1);
 
     // With rfc5766-channel-numbers the old range binds and relays both ways.
-    let mut h = harness_with(Settings {
-        rfc5766_channel_numbers: true,
-        ..Settings::default()
-    });
+    let mut h = harness_tuned(|s| s.rfc5766_channel_numbers = true);
     let mut c = h.allocated_alice();
     assert_eq!(h.channel_bind(&mut c, 0x5000, peer).class, Class::Success);
     let peer2: SocketAddr = "198.100.1.2:5000".parse().unwrap();

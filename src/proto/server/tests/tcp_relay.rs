@@ -82,6 +82,15 @@ impl Harness {
         .expect("an answer")
     }
 
+    /// One ConnectionBind for `id` with whatever nonce `c` holds, not retried on a challenge.
+    fn bind_once(&mut self, c: &mut Client, id: u32) -> Option<Response> {
+        let tid = c.tid();
+        let req = c.request(method::CONNECTION_BIND, tid, |w| {
+            w.attr(attr::CONNECTION_ID, &id.to_be_bytes()).unwrap()
+        });
+        self.reply_on(c.flow, Transport::Tcp, &req)
+    }
+
     fn commands(&mut self) -> Vec<TcpCommand> {
         std::iter::from_fn(|| self.server.poll_tcp()).collect()
     }
@@ -181,14 +190,7 @@ fn tcp_allocations_need_a_stream_transport_and_no_udp_only_attributes() {
     assert_eq!(h.binder.open.len(), 1, "a TCP relay listener was opened");
     assert!(h.server.allocations().next().unwrap().1.tcp);
 
-    let settings = Settings {
-        no_tcp_relay: true,
-        ..Settings::default()
-    };
-    let mut h = harness(Options {
-        settings,
-        ..Options::default()
-    });
+    let mut h = harness_tuned(|s| s.no_tcp_relay = true);
     let mut c = tcp_client(1, 4002);
     assert_eq!(
         h.tcp_allocate(&mut c, Transport::Tcp).error_code(),
@@ -400,16 +402,7 @@ fn connection_bind_errors() {
     );
     // Without credentials: challenged like any request.
     let mut fresh = tcp_client(7, 4603);
-    let tid = fresh.tid();
-    let req = fresh.request(method::CONNECTION_BIND, tid, |w| {
-        w.attr(attr::CONNECTION_ID, &id.to_be_bytes()).unwrap()
-    });
-    assert_eq!(
-        h.reply_on(fresh.flow, Transport::Tcp, &req)
-            .unwrap()
-            .error_code(),
-        Some(401)
-    );
+    assert_eq!(h.bind_once(&mut fresh, id).unwrap().error_code(), Some(401));
     assert!(h.commands().is_empty(), "no error bound anything");
 
     // The right one binds, once.
@@ -593,12 +586,7 @@ fn connection_bind_accepts_the_control_connections_nonce_only() {
     // trip, as turnutils_uclient sends it.
     let mut data = tcp_client(2, 4500);
     data.nonce = c.nonce.clone();
-    let tid = data.tid();
-    let req = data.request(method::CONNECTION_BIND, tid, |w| {
-        w.attr(attr::CONNECTION_ID, &a.to_be_bytes()).unwrap()
-    });
-    let resp = h.reply_on(data.flow, Transport::Tcp, &req).unwrap();
-    assert_eq!(resp.class, Class::Success);
+    assert_eq!(h.bind_once(&mut data, a).unwrap().class, Class::Success);
     // A nonce issued to some other connection is not.
     let mut other = tcp_client(3, 4501);
     let challenge = h.reply_on(
@@ -611,10 +599,5 @@ fn connection_bind_accepts_the_control_connections_nonce_only() {
     other.nonce = Some(challenge.unwrap().attr(attr::NONCE).unwrap().to_vec());
     let mut third = tcp_client(4, 4502);
     third.nonce = other.nonce.clone();
-    let tid = third.tid();
-    let req = third.request(method::CONNECTION_BIND, tid, |w| {
-        w.attr(attr::CONNECTION_ID, &b.to_be_bytes()).unwrap()
-    });
-    let resp = h.reply_on(third.flow, Transport::Tcp, &req).unwrap();
-    assert_eq!(resp.error_code(), Some(438));
+    assert_eq!(h.bind_once(&mut third, b).unwrap().error_code(), Some(438));
 }
