@@ -441,7 +441,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("cpus", "N", Opt::Cpus, G::Relay, "CPU count to assume instead of the detected one: the number of relay shards when relay-threads is not set (for containers)"),
     value("log-min-level", "debug|info|warning|error", Opt::LogMinLevel, G::Logging, "Lowest level logged; overrides verbose/Verbose (RUST_LOG overrides both)").live(),
     value("prometheus-path", "PATH", Opt::PrometheusPath, G::Metrics, "HTTP path of the metrics").default("/metrics"),
-    value("poll-coalesce-us", "US", Opt::PollCoalesceUs, G::Relay, "After a loop turn that had input, wait this many µs before polling again so the packets arriving meanwhile are served together: fewer wake-ups per packet for at most this much added latency, only while traffic flows (ferroturn; at most 5000; not with poll-interval-ms); 0 = off").default("0"),
+    value("poll-coalesce-us", "US", Opt::PollCoalesceUs, G::Relay, "After a turn with input, wait this long before the next poll: fewer wake-ups for at most this much latency, only under load (ferroturn); 0 = off").default("0"),
     value("kernel-fast-path", "off|auto|on", Opt::KernelFastPath, G::Relay, "UDP channel data forwarded by an eBPF program (needs CAP_BPF+CAP_NET_ADMIN); auto: if it loads, else say why; on: required (ferroturn)").default("off"),
     flag("stateless-nonce", Opt::AlreadyDefault, G::Compatibility, "Accepted: nonces are always stateless (HMAC of time and 5-tuple); cannot be switched off"),
     flag("drop-invalid-packets", Opt::AlreadyDefault, G::Compatibility, "Accepted: invalid packets are always dropped early and counted; cannot be switched off"),
