@@ -9,6 +9,7 @@ use ahash::RandomState;
 
 use super::auth::algorithm::ReplyKey;
 use super::flow::Flow;
+use super::server::AllocSlot;
 
 /// Most peer connections (pending or bound) one TCP allocation may hold; a Connect past it
 /// gets 508 and an incoming peer is refused.
@@ -50,8 +51,8 @@ pub enum TcpConnState {
 /// One peer connection.
 #[derive(Debug, Clone, Copy)]
 pub struct TcpConn {
-    /// The allocation (slot) that owns it.
-    pub slot: u32,
+    /// The slot of the allocation that owns it.
+    pub slot: AllocSlot,
     /// The peer's transport address.
     pub peer: SocketAddr,
     /// What it waits for.
@@ -65,7 +66,7 @@ pub struct TcpConn {
 pub struct TcpConns {
     shard: u32,
     by_id: HashMap<u32, TcpConn, RandomState>,
-    by_slot: HashMap<u32, Vec<u32>, RandomState>,
+    by_slot: HashMap<AllocSlot, Vec<u32>, RandomState>,
     deadlines: BTreeSet<(Instant, u32)>,
 }
 
@@ -101,19 +102,19 @@ impl TcpConns {
     }
 
     /// The ids of the connections of allocation `slot`.
-    pub fn of_slot(&self, slot: u32) -> &[u32] {
+    pub fn of_slot(&self, slot: AllocSlot) -> &[u32] {
         self.by_slot.get(&slot).map_or(&[], Vec::as_slice)
     }
 
     /// Whether allocation `slot` already has a connection (of any state) with `peer`.
-    pub fn has_peer(&self, slot: u32, peer: SocketAddr) -> bool {
+    pub fn has_peer(&self, slot: AllocSlot, peer: SocketAddr) -> bool {
         self.of_slot(slot)
             .iter()
             .any(|id| self.by_id.get(id).is_some_and(|c| c.peer == peer))
     }
 
     /// Whether allocation `slot` may take one more pending connection.
-    pub fn has_room(&self, slot: u32) -> bool {
+    pub fn has_room(&self, slot: AllocSlot) -> bool {
         let ids = self.of_slot(slot);
         let pending = ids
             .iter()
@@ -193,7 +194,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn conn(slot: u32, port: u16, deadline: Option<Instant>) -> TcpConn {
+    fn conn(slot: AllocSlot, port: u16, deadline: Option<Instant>) -> TcpConn {
         TcpConn {
             slot,
             peer: SocketAddr::new("198.51.100.1".parse().unwrap(), port),
@@ -211,8 +212,8 @@ mod tests {
             n += 1;
             [0, 5, 5, 5, 6][(n as usize - 1) % 5]
         };
-        let a = t.insert(conn(1, 1, None), &mut gen);
-        let b = t.insert(conn(1, 2, None), &mut gen);
+        let a = t.insert(conn(AllocSlot::at(1), 1, None), &mut gen);
+        let b = t.insert(conn(AllocSlot::at(1), 2, None), &mut gen);
         assert_eq!(a, (7 << 24) | 5);
         assert_eq!(b, (7 << 24) | 6);
         assert_eq!(owner_shard(a), 7);
@@ -227,27 +228,28 @@ mod tests {
             r += 1;
             r
         };
+        let (slot, other) = (AllocSlot::at(3), AllocSlot::at(4));
         let mut ids = Vec::new();
         for i in 0..MAX_PENDING_PER_ALLOCATION {
-            assert!(t.has_room(3));
+            assert!(t.has_room(slot));
             ids.push(t.insert(
-                conn(3, i as u16, Some(now + Duration::from_secs(i as u64))),
+                conn(slot, i as u16, Some(now + Duration::from_secs(i as u64))),
                 &mut gen,
             ));
         }
-        assert!(!t.has_room(3), "pending bound");
-        assert!(t.has_room(4), "other allocations are not affected");
-        assert!(t.has_peer(3, conn(3, 2, None).peer));
+        assert!(!t.has_room(slot), "pending bound");
+        assert!(t.has_room(other), "other allocations are not affected");
+        assert!(t.has_peer(slot, conn(slot, 2, None).peer));
         assert_eq!(t.expired(now), Some(ids[0]));
         t.set_state(ids[0], TcpConnState::Bound { flow: flow() }, None);
-        assert!(t.has_room(3), "a bound connection is not pending");
+        assert!(t.has_room(slot), "a bound connection is not pending");
         assert_eq!(t.expired(now + Duration::from_secs(1)), Some(ids[1]));
         for id in &ids {
             t.remove(*id);
         }
         assert!(t.is_empty());
         assert_eq!(t.timer_entries(), 0);
-        assert!(t.of_slot(3).is_empty());
+        assert!(t.of_slot(slot).is_empty());
     }
 
     fn flow() -> Flow {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::super::stun::{Attributes, ErrorCode};
 use super::turn_requests::RelayError;
-use super::{relay_of, BindError, EndReason, Family, RelayBinder, RelayKind, Server};
+use super::{relay_of, AllocSlot, BindError, EndReason, Family, RelayBinder, RelayKind, Server};
 
 /// The relays an Allocate bound: socket addresses by socket index, the RESERVATION-TOKEN it
 /// earned, and the ADDRESS-ERROR-CODE of a family a dual allocation could not serve.
@@ -49,7 +49,7 @@ impl Server {
     /// or socket was to be had); both failing is 440 if neither family exists, else 508.
     pub(super) fn bind_dual(
         &mut self,
-        slot: u32,
+        slot: AllocSlot,
         attrs: &Attributes<'_>,
         now: Instant,
         binder: &mut impl RelayBinder,
@@ -80,7 +80,7 @@ impl Server {
     /// Closes relay socket `index` of the allocation in `slot` and returns its port.
     pub(super) fn close_relay(
         &mut self,
-        slot: u32,
+        slot: AllocSlot,
         index: usize,
         addr: SocketAddr,
         binder: &mut impl RelayBinder,
@@ -93,8 +93,13 @@ impl Server {
 
     /// Ends the lapsed relays of the allocation in `slot`, whose timer entry just fired; the
     /// allocation ends with its last relay, otherwise its entry moves to the next expiry.
-    pub(super) fn expire_relays(&mut self, slot: u32, now: Instant, binder: &mut impl RelayBinder) {
-        let Some(alloc) = self.slots[slot as usize].as_ref() else {
+    pub(super) fn expire_relays(
+        &mut self,
+        slot: AllocSlot,
+        now: Instant,
+        binder: &mut impl RelayBinder,
+    ) {
+        let Some(alloc) = self.alloc(slot) else {
             return;
         };
         let lapsed = alloc.relays.map(|r| r.is_some_and(|r| r.expires <= now));
@@ -119,14 +124,12 @@ impl Server {
     /// with the permissions and channels only that relay could use.
     pub(super) fn drop_family(
         &mut self,
-        slot: u32,
+        slot: AllocSlot,
         family: Family,
         now: Instant,
         binder: &mut impl RelayBinder,
     ) {
-        let index = self.slots[slot as usize]
-            .as_ref()
-            .and_then(|a| a.relay_index(family));
+        let index = self.alloc(slot).and_then(|a| a.relay_index(family));
         if let Some(index) = index {
             self.drop_relay(slot, index, now, binder);
             self.reschedule(slot);
@@ -134,8 +137,13 @@ impl Server {
     }
 
     /// Sets the expiry of the relays of `family` (all relays when `None`) to `expires`.
-    pub(super) fn refresh_relays(&mut self, slot: u32, family: Option<Family>, expires: Instant) {
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+    pub(super) fn refresh_relays(
+        &mut self,
+        slot: AllocSlot,
+        family: Option<Family>,
+        expires: Instant,
+    ) {
+        let Some(alloc) = self.alloc_mut(slot) else {
             return;
         };
         for relay in alloc.relays.iter_mut().flatten() {
@@ -146,8 +154,14 @@ impl Server {
         self.reschedule(slot);
     }
 
-    fn drop_relay(&mut self, slot: u32, index: usize, now: Instant, binder: &mut impl RelayBinder) {
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+    fn drop_relay(
+        &mut self,
+        slot: AllocSlot,
+        index: usize,
+        now: Instant,
+        binder: &mut impl RelayBinder,
+    ) {
+        let Some(alloc) = self.alloc_mut(slot) else {
             return;
         };
         let Some(relay) = alloc.relays[index].take() else {
@@ -158,8 +172,8 @@ impl Server {
     }
 
     /// Moves the allocation's one timer entry to its earliest relay expiry.
-    fn reschedule(&mut self, slot: u32) {
-        let Some(alloc) = self.slots[slot as usize].as_ref() else {
+    fn reschedule(&mut self, slot: AllocSlot) {
+        let Some(alloc) = self.alloc(slot) else {
             return;
         };
         if let Some(next) = alloc.earliest_expiry() {

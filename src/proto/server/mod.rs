@@ -59,6 +59,27 @@ const BIND_ATTEMPTS: usize = 16;
 /// the runtime's tables and event-loop tokens.
 const MAX_SLOTS: u32 = 1 << 27;
 
+/// The place of an allocation in its shard's allocation table. Only the [`Server`] that owns
+/// the table hands slots out; a slot is neither a [`RelayId`] (an allocation has one or two
+/// relay sockets, whose ids the server derives from its slot) nor a connection id or a port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct AllocSlot(u32);
+
+impl AllocSlot {
+    /// The slot at position `index` of the table; `index` is below `MAX_SLOTS`.
+    #[inline]
+    pub(crate) fn at(index: usize) -> Self {
+        debug_assert!(index < MAX_SLOTS as usize);
+        AllocSlot(index as u32)
+    }
+
+    /// Its position in the table.
+    #[inline]
+    pub(crate) fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// Why the runtime could not open a relay socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum BindError {
@@ -249,13 +270,13 @@ pub struct Server {
     epoch: Instant,
     epoch_unix: u64,
     slots: Vec<Option<Allocation>>,
-    free_slots: Vec<u32>,
+    free_slots: Vec<AllocSlot>,
     /// Keyed with random per-instance keys (aHash): the client picks its address and port, so
     /// an unkeyed hash would let it aim many flows at one bucket chain and slow every lookup.
-    by_flow: HashMap<Flow, u32, RandomState>,
+    by_flow: HashMap<Flow, AllocSlot, RandomState>,
     /// One entry per live allocation: its deadline and slot. Refreshes move the entry and
     /// removals delete it, so a client refreshing in a loop cannot grow the table.
-    expiries: BTreeSet<(Instant, u32)>,
+    expiries: BTreeSet<(Instant, AllocSlot)>,
     next_housekeeping: Instant,
     /// The server's own generator (ChaCha12, a cryptographic one): port hints, transaction ids
     /// of Data indications, RESERVATION-TOKENs and hash keys all come from it, so a test that
@@ -339,7 +360,7 @@ impl Server {
         binder: &mut impl RelayBinder,
         mut pred: impl FnMut(&Allocation) -> bool,
     ) -> usize {
-        let doomed: Vec<u32> = self
+        let doomed: Vec<AllocSlot> = self
             .allocations()
             .filter(|(_, a)| pred(a))
             .map(|(relay, _)| slot_of(relay).0)
@@ -440,7 +461,7 @@ impl Server {
         let Some(slot) = self.relaying_slot(flow, payload.len()) else {
             return ClientAction::None;
         };
-        let peer = match self.slots[slot as usize].as_ref() {
+        let peer = match self.alloc(slot) {
             Some(alloc) => match alloc.peer_for_channel(number, now) {
                 Some(peer) if alloc.permits(peer.ip(), now) => peer,
                 _ => {
@@ -456,7 +477,7 @@ impl Server {
 
     /// The slot of the allocation `flow` relays `len` payload bytes through, counted as from
     /// the client; `None` (counted as dropped) when the flow holds no allocation.
-    fn relaying_slot(&mut self, flow: Flow, len: usize) -> Option<u32> {
+    fn relaying_slot(&mut self, flow: Flow, len: usize) -> Option<AllocSlot> {
         let Some(&slot) = self.by_flow.get(&flow) else {
             self.stats.dropped_no_allocation.count(len);
             return None;
@@ -469,13 +490,13 @@ impl Server {
     fn relay_to_peer(
         &mut self,
         now: Instant,
-        slot: u32,
+        slot: AllocSlot,
         peer: SocketAddr,
         start: usize,
         end: usize,
     ) -> ClientAction {
         let len = end - start;
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+        let Some(alloc) = self.slots[slot.index()].as_mut() else {
             return ClientAction::None;
         };
         // The peer's family picks the relay socket; callers checked the permission, which
@@ -507,7 +528,7 @@ impl Server {
         len: usize,
     ) -> PeerAction {
         let (slot, index) = slot_of(relay);
-        let Some(Some(alloc)) = self.slots.get_mut(slot as usize) else {
+        let Some(Some(alloc)) = self.slots.get_mut(slot.index()) else {
             return PeerAction::Drop;
         };
         if alloc.relays[index].is_none() {
@@ -626,7 +647,7 @@ impl Server {
         self.slots
             .iter()
             .enumerate()
-            .filter_map(|(i, a)| a.as_ref().map(|a| (relay_of(i as u32, 0), a)))
+            .filter_map(|(i, a)| a.as_ref().map(|a| (relay_of(AllocSlot::at(i), 0), a)))
     }
 
     /// The open relay sockets of the allocation `allocations` named `first`, with their local
@@ -634,7 +655,7 @@ impl Server {
     pub fn relay_ids(&self, first: RelayId) -> impl Iterator<Item = (RelayId, SocketAddr)> + '_ {
         let (slot, _) = slot_of(first);
         self.slots
-            .get(slot as usize)
+            .get(slot.index())
             .and_then(Option::as_ref)
             .into_iter()
             .flat_map(move |a| {
@@ -662,9 +683,21 @@ impl Server {
         self.expiries.len()
     }
 
+    /// The allocation in `slot`, if it is live.
+    #[inline]
+    fn alloc(&self, slot: AllocSlot) -> Option<&Allocation> {
+        self.slots[slot.index()].as_ref()
+    }
+
+    /// The allocation in `slot`, if it is live, for changing.
+    #[inline]
+    fn alloc_mut(&mut self, slot: AllocSlot) -> Option<&mut Allocation> {
+        self.slots[slot.index()].as_mut()
+    }
+
     /// Moves the deadline of the allocation in `slot` to `expires`, keeping its one entry.
-    fn set_expiry(&mut self, slot: u32, expires: Instant) {
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+    fn set_expiry(&mut self, slot: AllocSlot, expires: Instant) {
+        let Some(alloc) = self.slots[slot.index()].as_mut() else {
             return;
         };
         self.expiries.remove(&(alloc.expires, slot));
@@ -672,19 +705,19 @@ impl Server {
         self.expiries.insert((expires, slot));
     }
 
-    fn insert_allocation(&mut self, alloc: Allocation, slot: u32) {
+    fn insert_allocation(&mut self, alloc: Allocation, slot: AllocSlot) {
         self.expiries.insert((alloc.expires, slot));
         self.by_flow.insert(alloc.flow, slot);
-        self.slots[slot as usize] = Some(alloc);
+        self.slots[slot.index()] = Some(alloc);
     }
 
     /// A free slot; `None` when all [`MAX_SLOTS`] are in use.
-    fn reserve_slot(&mut self) -> Option<u32> {
+    fn reserve_slot(&mut self) -> Option<AllocSlot> {
         match self.free_slots.pop() {
             Some(s) => Some(s),
             None if (self.slots.len() as u64) < u64::from(MAX_SLOTS) => {
                 self.slots.push(None);
-                Some((self.slots.len() - 1) as u32)
+                Some(AllocSlot::at(self.slots.len() - 1))
             }
             None => None,
         }
@@ -692,12 +725,12 @@ impl Server {
 
     fn remove_allocation(
         &mut self,
-        slot: u32,
+        slot: AllocSlot,
         now: Instant,
         reason: EndReason,
         binder: &mut impl RelayBinder,
     ) {
-        let Some(alloc) = self.slots[slot as usize].take() else {
+        let Some(alloc) = self.slots[slot.index()].take() else {
             return;
         };
         self.expiries.remove(&(alloc.expires, slot));
@@ -726,17 +759,16 @@ impl Server {
 }
 
 /// Relay socket `index` (0, or 1 for the IPv6 half of a dual allocation) of the allocation in
-/// `slot`. Slots index the core's allocation table and stay private to it; this is the one place
-/// that says which relay ids a slot's sockets get: two per slot, side by side, so the ids stay
-/// dense for the runtime's tables.
-fn relay_of(slot: u32, index: usize) -> RelayId {
-    RelayId::new(slot * 2 + u32::from(index != 0))
+/// `slot`. With [`slot_of`], the one place that converts between slots and relay ids: a slot's
+/// sockets get two ids side by side, so the ids stay dense for the runtime's tables.
+fn relay_of(slot: AllocSlot, index: usize) -> RelayId {
+    RelayId::new(slot.0 * 2 + u32::from(index != 0))
 }
 
 /// The slot of the allocation that owns relay socket `relay`, and the socket's index in it.
-fn slot_of(relay: RelayId) -> (u32, usize) {
+fn slot_of(relay: RelayId) -> (AllocSlot, usize) {
     let n = relay.index() as u32;
-    (n / 2, (n % 2) as usize)
+    (AllocSlot(n / 2), (n % 2) as usize)
 }
 
 fn is_turn_request(m: u16) -> bool {

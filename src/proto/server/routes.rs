@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use super::super::allocation::Allocation;
 use super::super::flow::{Family, Flow, RelayId, Transport};
-use super::{relay_of, Server};
+use super::{relay_of, AllocSlot, Server};
 
 /// One channel binding, as a forwarder needs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -77,11 +77,11 @@ impl Server {
     /// with their current deadlines (or withdraws them when they may not bypass the core).
     pub(super) fn announce_routes(
         &mut self,
-        slot: u32,
+        slot: AllocSlot,
         now: Instant,
         select: impl Fn(&SocketAddr) -> bool,
     ) {
-        let Some(alloc) = self.slots.get(slot as usize).and_then(Option::as_ref) else {
+        let Some(alloc) = self.slots.get(slot.index()).and_then(Option::as_ref) else {
             return;
         };
         let bypass = self.may_bypass(alloc);
@@ -134,8 +134,8 @@ impl Server {
         if self.routes.is_none() {
             return;
         }
-        for slot in 0..self.slots.len() as u32 {
-            self.announce_routes(slot, now, |_| true);
+        for index in 0..self.slots.len() {
+            self.announce_routes(AllocSlot::at(index), now, |_| true);
         }
     }
 }

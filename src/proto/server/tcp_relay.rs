@@ -16,7 +16,7 @@ use super::super::tcp_conns::{TcpConn, TcpConnState};
 use super::auth_check::Authed;
 use super::request::Request;
 use super::turn_requests::{Handled, OnAllocation};
-use super::{relay_of, slot_of, ClientAction, Flow, Server};
+use super::{relay_of, slot_of, AllocSlot, ClientAction, Flow, Server};
 
 /// Time the relay gives a Connect to reach the peer before answering 447.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -112,18 +112,18 @@ impl Server {
         relay: RelayId,
         from: SocketAddr,
     ) -> Option<u32> {
-        let relay = slot_of(relay).0;
-        let Some(Some(alloc)) = self.slots.get(relay as usize) else {
+        let slot = slot_of(relay).0;
+        let Some(Some(alloc)) = self.slots.get(slot.index()) else {
             return None;
         };
         let permitted = alloc.tcp && alloc.permits(from.ip(), now);
-        if !permitted || self.tcp.has_peer(relay, from) || !self.tcp.has_room(relay) {
+        if !permitted || self.tcp.has_peer(slot, from) || !self.tcp.has_room(slot) {
             self.stats.tcp_connections_refused.inc();
             return None;
         }
         let flow = alloc.flow;
         let conn = TcpConn {
-            slot: relay,
+            slot,
             peer: from,
             state: TcpConnState::AwaitingBind,
             deadline: Some(now + BIND_TIMEOUT),
@@ -169,7 +169,7 @@ impl Server {
 
     /// Counts bytes a data connection pair of allocation `relay` relayed.
     pub fn count_tcp_traffic(&mut self, relay: RelayId, to_peer: usize, to_client: usize) {
-        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay).0 as usize) else {
+        let Some(Some(alloc)) = self.slots.get_mut(slot_of(relay).0.index()) else {
             return;
         };
         if to_peer > 0 {
@@ -202,7 +202,7 @@ impl Server {
     }
 
     /// Closes every peer connection of the allocation in `slot` (it is ending).
-    pub(super) fn close_tcp_of(&mut self, slot: u32) {
+    pub(super) fn close_tcp_of(&mut self, slot: AllocSlot) {
         let ids: Vec<u32> = self.tcp.of_slot(slot).to_vec();
         for id in ids {
             self.forget_tcp(id);
@@ -226,7 +226,7 @@ impl Server {
             return None;
         }
         let conn = self.tcp.get(attrs.connection_id?)?;
-        self.slots.get(conn.slot as usize)?.as_ref().map(|a| a.flow)
+        self.slots.get(conn.slot.index())?.as_ref().map(|a| a.flow)
     }
 
     /// Inserts `conn` under a new id whose low bits come from the server's CSPRNG, so ids
@@ -242,7 +242,7 @@ impl Server {
         let Request {
             now, flow, attrs, ..
         } = req;
-        let is_tcp = self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp);
+        let is_tcp = self.alloc(slot).is_some_and(|a| a.tcp);
         if !is_tcp {
             return Err(ErrorCode::BadRequest);
         }
@@ -259,7 +259,7 @@ impl Server {
             return Err(ErrorCode::InsufficientCapacity);
         }
         let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+        let Some(alloc) = self.alloc_mut(slot) else {
             return Ok(ClientAction::None);
         };
         if !alloc.add_permission(peer.ip(), expires, now) {
@@ -313,8 +313,8 @@ impl Server {
         if conn.state != TcpConnState::AwaitingBind {
             return Err(ErrorCode::BadRequest);
         }
-        let same_user = self.slots[conn.slot as usize]
-            .as_ref()
+        let same_user = self
+            .alloc(conn.slot)
             .is_some_and(|a| key.is_none() || *a.username == *authed.username);
         if !same_user {
             return Err(ErrorCode::WrongCredentials);

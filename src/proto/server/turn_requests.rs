@@ -16,7 +16,7 @@ use super::auth_check::Authed;
 use super::dual::{family_index, family_number, family_of_number, DualBind};
 use super::reply::ReplyTo;
 use super::request::Request;
-use super::{relay_of, transport_index, BIND_ATTEMPTS};
+use super::{relay_of, transport_index, AllocSlot, BIND_ATTEMPTS};
 use super::{
     BindError, ClientAction, EndReason, Event, Family, Flow, RelayAt, RelayBinder, RelayId,
     RelayKind, RelaySocket, Server,
@@ -36,7 +36,7 @@ pub(super) struct OnAllocation<'a> {
     /// The request.
     pub(super) req: Request<'a>,
     /// The allocation's slot.
-    pub(super) slot: u32,
+    pub(super) slot: AllocSlot,
     /// How to sign the answer (None with no-auth).
     pub(super) key: Option<&'a ReplyKey>,
 }
@@ -101,12 +101,12 @@ impl Server {
 
     /// The slot of the allocation `flow` holds, if `authed`'s user created it (Refresh,
     /// CreatePermission, Connect and ChannelBind act on it).
-    fn held_slot(&self, flow: Flow, authed: &Authed<'_>) -> Result<u32, ErrorCode> {
+    fn held_slot(&self, flow: Flow, authed: &Authed<'_>) -> Result<AllocSlot, ErrorCode> {
         let Some(&slot) = self.by_flow.get(&flow) else {
             return Err(ErrorCode::AllocationMismatch);
         };
-        let same_user = self.slots[slot as usize]
-            .as_ref()
+        let same_user = self
+            .alloc(slot)
             .is_some_and(|a| authed.key.is_none() || *a.username == *authed.username);
         if !same_user {
             return Err(ErrorCode::WrongCredentials);
@@ -131,9 +131,7 @@ impl Server {
         let key = authed.key;
         let fp = attrs.fingerprint;
         if let Some(&slot) = self.by_flow.get(&flow) {
-            let retransmit = self.slots[slot as usize]
-                .as_ref()
-                .is_some_and(|a| a.allocate_tid == msg.tid);
+            let retransmit = self.alloc(slot).is_some_and(|a| a.allocate_tid == msg.tid);
             if retransmit {
                 return Ok(self.allocate_success(out, msg, slot, fp));
             }
@@ -374,10 +372,10 @@ impl Server {
         &mut self,
         out: &mut [u8],
         msg: &Message<'_>,
-        slot: u32,
+        slot: AllocSlot,
         fp: bool,
     ) -> ClientAction {
-        let Some(a) = self.slots[slot as usize].as_ref() else {
+        let Some(a) = self.alloc(slot) else {
             return ClientAction::None;
         };
         let advertised = a.relays.map(|r| r.map(|r| r.advertised));
@@ -420,7 +418,7 @@ impl Server {
     ) -> Handled {
         let OnAllocation { req, slot, .. } = on;
         let Request { now, attrs, .. } = req;
-        let Some(alloc) = self.slots[slot as usize].as_ref() else {
+        let Some(alloc) = self.alloc(slot) else {
             return Ok(ClientAction::None);
         };
         // A Refresh naming a family acts on that family's relay of a dual allocation only
@@ -476,7 +474,7 @@ impl Server {
             }
         }
         let expires = now + Duration::from_secs(self.config.settings.permission_lifetime.into());
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+        let Some(alloc) = self.alloc_mut(slot) else {
             return Ok(ClientAction::None);
         };
         if !alloc.has_room_for_permissions(ips[..n].iter(), now) {
@@ -494,7 +492,7 @@ impl Server {
         let Request { now, attrs, .. } = req;
         let max = self.config.settings.max_channel();
         // RFC 6062 §5.1: channels and Send belong to UDP relays only.
-        if self.slots[slot as usize].as_ref().is_some_and(|a| a.tcp) {
+        if self.alloc(slot).is_some_and(|a| a.tcp) {
             return Err(ErrorCode::BadRequest);
         }
         let number = attrs.channel_number.filter(|n| is_valid_channel(*n, max));
@@ -507,7 +505,7 @@ impl Server {
         let settings = &self.config.settings;
         let channel_expires = now + Duration::from_secs(settings.channel_lifetime.into());
         let permission_expires = now + Duration::from_secs(settings.permission_lifetime.into());
-        let Some(alloc) = self.slots[slot as usize].as_mut() else {
+        let Some(alloc) = self.alloc_mut(slot) else {
             return Ok(ClientAction::None);
         };
         if alloc.channel_conflict(number, peer, now) {
@@ -524,8 +522,8 @@ impl Server {
     }
 
     /// The error code for a peer the allocation in `slot` may not reach, if any.
-    pub(super) fn check_peer(&mut self, slot: u32, peer: SocketAddr) -> Option<ErrorCode> {
-        let has_family = match self.slots[slot as usize].as_ref() {
+    pub(super) fn check_peer(&mut self, slot: AllocSlot, peer: SocketAddr) -> Option<ErrorCode> {
+        let has_family = match self.alloc(slot) {
             Some(alloc) => alloc.relay_index(Family::of(&peer)).is_some(),
             None => return Some(ErrorCode::AllocationMismatch),
         };
@@ -575,7 +573,7 @@ impl Server {
         let Some(slot) = self.relaying_slot(flow, payload.len()) else {
             return ClientAction::None;
         };
-        let permitted = self.slots[slot as usize].as_ref().is_some_and(|alloc| {
+        let permitted = self.alloc(slot).is_some_and(|alloc| {
             !alloc.tcp
                 && alloc.relay_index(Family::of(&peer)).is_some()
                 && alloc.permits(peer.ip(), now)

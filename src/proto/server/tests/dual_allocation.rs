@@ -62,8 +62,8 @@ fn retransmit_dual(h: &mut Harness, c: &mut Client) -> Response {
 fn dual_allocated() -> (Harness, Client, RelayId) {
     let (mut h, mut c) = harness_and_alice();
     allocate_dual(&mut h, &mut c, |_| {});
-    let (slot, _) = h.server.allocations().next().unwrap();
-    (h, c, slot)
+    let (first, _) = h.server.allocations().next().unwrap();
+    (h, c, first)
 }
 
 /// Makes a dual Allocate for `c` and checks it was served with one relay only, the other family refused
@@ -146,10 +146,10 @@ fn a_dual_allocation_has_an_ipv4_and_an_ipv6_relay() {
     assert_eq!(address_error(&resp), None);
     assert!(resp.attr(attr::MESSAGE_INTEGRITY).is_some());
     assert_eq!(h.server.allocation_count(), 1);
-    let (slot, alloc) = h.server.allocations().next().unwrap();
+    let (first, alloc) = h.server.allocations().next().unwrap();
     assert!(alloc.is_dual());
-    assert_eq!(h.binder.open[&slot], addrs[0]);
-    assert_eq!(h.binder.open[&(ipv6_relay(slot))], addrs[1]);
+    assert_eq!(h.binder.open[&first], addrs[0]);
+    assert_eq!(h.binder.open[&(ipv6_relay(first))], addrs[1]);
     assert_eq!(h.server.stats().dual_allocations.get(), 1);
     assert_eq!(h.server.stats().live_relays(0), 1);
     assert_eq!(h.server.stats().live_relays(1), 1);
@@ -272,8 +272,8 @@ fn without_an_ipv4_relay_address_the_ipv6_half_is_served_with_440() {
     let (mut h, mut c, relay) = served_without(Family::V4);
     assert!(relay.is_ipv6());
     // The IPv6 relay keeps its socket id: the allocation's second one.
-    let (slot, _) = h.server.allocations().next().unwrap();
-    assert_eq!(h.binder.open[&(ipv6_relay(slot))], relay);
+    let (first, _) = h.server.allocations().next().unwrap();
+    assert_eq!(h.binder.open[&(ipv6_relay(first))], relay);
     assert_bookkeeping(&h);
     assert_eq!(
         h.create_permission(&mut c, public_peer6()).class,
@@ -312,8 +312,8 @@ fn a_full_port_range_leaves_the_ipv6_half_out_with_508() {
 
 #[test]
 fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
-    let (mut h, mut c, slot) = dual_allocated();
-    let relay6 = ipv6_relay(slot);
+    let (mut h, mut c, first) = dual_allocated();
+    let relay6 = ipv6_relay(first);
     // One CreatePermission may carry peers of both families.
     let resp = h.call(&mut c, method::CREATE_PERMISSION, |w| {
         w.xor_address(attr::XOR_PEER_ADDRESS, &peer4()).unwrap();
@@ -323,7 +323,7 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
     assert_eq!(resp.class, Class::Success);
 
     // Send indications leave through the socket of the peer's family.
-    for (peer, relay) in [(peer4(), slot), (public_peer6(), relay6)] {
+    for (peer, relay) in [(peer4(), first), (public_peer6(), relay6)] {
         let ind = c.send_indication(peer, b"to peer");
         match h.send_raw(c.flow, &ind) {
             ClientAction::Relay {
@@ -350,7 +350,7 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
         h.channel_bind(&mut c, ch6, public_peer6()).class,
         Class::Success
     );
-    for (number, peer, relay) in [(ch4, peer4(), slot), (ch6, public_peer6(), relay6)] {
+    for (number, peer, relay) in [(ch4, peer4(), first), (ch6, public_peer6(), relay6)] {
         let mut frame = number.to_be_bytes().to_vec();
         frame.extend_from_slice(&4u16.to_be_bytes());
         frame.extend_from_slice(b"data");
@@ -371,8 +371,8 @@ fn permissions_channels_and_data_of_both_families_use_their_own_socket() {
 
 #[test]
 fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
-    let (mut h, mut c, slot) = dual_allocated();
-    let relay6 = ipv6_relay(slot);
+    let (mut h, mut c, first) = dual_allocated();
+    let relay6 = ipv6_relay(first);
     assert_eq!(h.create_permission(&mut c, peer4()).class, Class::Success);
     assert_eq!(
         h.create_permission(&mut c, public_peer6()).class,
@@ -398,7 +398,7 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
     assert!(h
         .peer_packet(num(relay6), public_peer6(), b"late")
         .is_none());
-    assert!(h.peer_packet(num(slot), peer4(), b"still").is_some());
+    assert!(h.peer_packet(num(first), peer4(), b"still").is_some());
     // The IPv6 half is gone: naming it, or an IPv6 peer, is a family mismatch.
     let resp = h.call(&mut c, method::REFRESH, |w| {
         w.attr_u32(attr::REQUESTED_ADDRESS_FAMILY, 2 << 24).unwrap();
@@ -419,7 +419,7 @@ fn a_refresh_naming_a_family_refreshes_or_deletes_that_half_only() {
 
 #[test]
 fn each_half_expires_on_its_own_lifetime_with_one_timer_entry() {
-    let (mut h, mut c, slot) = dual_allocated();
+    let (mut h, mut c, first) = dual_allocated();
     h.advance(100);
     // Only the IPv4 half is refreshed; the IPv6 half keeps its 600 s from creation.
     let resp = h.call(&mut c, method::REFRESH, |w| {
@@ -431,7 +431,7 @@ fn each_half_expires_on_its_own_lifetime_with_one_timer_entry() {
     h.advance(499);
     assert_eq!(h.binder.open.len(), 2);
     h.advance(1);
-    assert_eq!(h.binder.closed, vec![ipv6_relay(slot)], "IPv6 half lapsed");
+    assert_eq!(h.binder.closed, vec![ipv6_relay(first)], "IPv6 half lapsed");
     assert_eq!(h.server.allocation_count(), 1);
     assert_bookkeeping(&h);
     // A Refresh without a family refreshes what is left.
@@ -443,7 +443,7 @@ fn each_half_expires_on_its_own_lifetime_with_one_timer_entry() {
     assert_eq!(h.server.allocation_count(), 1);
     h.advance(1);
     assert_eq!(h.server.allocation_count(), 0);
-    assert_eq!(h.binder.closed, vec![ipv6_relay(slot), slot]);
+    assert_eq!(h.binder.closed, vec![ipv6_relay(first), first]);
     assert_bookkeeping(&h);
     let ended = std::iter::from_fn(|| h.server.poll_event())
         .filter(|e| {

@@ -206,7 +206,7 @@ fn a_dual_allocation_routes_each_channel_through_its_family_and_drops_a_half_alo
     // The IPv4 client's IPv4 channel goes through the IPv4 relay; the IPv6 one would need a
     // family translation, so it stays in user space.
     let v4 = installed_relay(&changes, 0x4000).expect("IPv4 channel installed");
-    assert_eq!(v4, relay_of(0, 0));
+    assert_eq!(v4, relay_of(AllocSlot::at(0), 0));
     assert!(installed_until(&changes, 0x4001).is_none() && removed(&changes, 0x4001));
     // Refresh 0 naming IPv6 closes that half only.
     let resp = h.call(&mut c, method::REFRESH, |w| {
@@ -216,7 +216,7 @@ fn a_dual_allocation_routes_each_channel_through_its_family_and_drops_a_half_alo
     assert_eq!(resp.class, Class::Success);
     let changes = drain(&mut h);
     assert!(
-        closed(&changes, relay_of(0, 1)) && !closed(&changes, v4),
+        closed(&changes, relay_of(AllocSlot::at(0), 1)) && !closed(&changes, v4),
         "{changes:?}"
     );
 }
