@@ -365,7 +365,7 @@ pub static OPTIONS: &[OptionSpec] = &[
     value("relay-threads", "N", Opt::RelayThreads, G::Relay, "Number of relay shards (at most 256); 0 = one per CPU core").short('m').default("0"),
     flag("no-udp-relay", Opt::NoUdpRelay, G::Relay, "Refuse UDP relay allocations").live(),
     flag("no-tcp-relay", Opt::NoTcpRelay, G::Relay, "Refuse TCP relay allocations (RFC 6062)").live(),
-    value("sock-buf-size", "BYTES", Opt::SockBufSize, G::Relay, "Socket send/receive buffer size (ferroturn extension; default: the kernel's)"),
+    value("sock-buf-size", "BYTES", Opt::SockBufSize, G::Relay, "Socket send/receive buffer size (ferroturn extension; default: 4 MiB asked for listening sockets, the kernel's for relay sockets)"),
     // Authentication
     value("realm", "REALM", Opt::Realm, G::Authentication, "Default realm for long-term credentials").short('r').default("ferroturn.local").live(),
     value("server-name", "NAME", Opt::ServerName, G::Authentication, "Server name (used as the realm's host part by some clients)").live(),

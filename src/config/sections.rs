@@ -110,7 +110,8 @@ pub struct RelaySettings {
     pub threads: Option<usize>,
     /// `cpus`: CPU count to assume when `relay-threads` is not set.
     pub cpus: Option<usize>,
-    /// `sock-buf-size`; `None` = kernel default.
+    /// `sock-buf-size`; `None` = 4 MiB asked for listening sockets, the kernel's default for
+    /// relay sockets.
     pub sock_buf_size: Option<usize>,
     /// `poll-interval-ms` (ferroturn): drain sockets on a timer; 0 = on every wake-up.
     pub poll_interval_ms: u64,
