@@ -257,13 +257,17 @@ def run_ferroturn(
             if not ok and proc.poll() is not None:
                 detail += f"; exited {proc.returncode}: " + open(log_path).read()[-600:]
             res.check(f"{label}: live run answers STUN Binding over UDP", ok, detail)
-            health = _http_status(metrics, "/healthz")
-            if health is None:
-                res.skip(f"{label}: /healthz and /readyz", "no metrics listener in this binary yet")
-            else:
-                res.check(f"{label}: /healthz answers 200", health == 200, f"got {health}")
-                ready = _http_status(metrics, "/readyz")
-                res.check(f"{label}: /readyz answers 200", ready == 200, f"got {ready}")
+            # The HTTP listener may open a moment after the relay answers STUN.
+            health = None
+            deadline = time.monotonic() + 5.0
+            while health is None and time.monotonic() < deadline and proc.poll() is None:
+                health = _http_status(metrics, "/healthz")
+                if health is None:
+                    time.sleep(0.1)
+            res.check(f"{label}: /healthz answers 200", health == 200,
+                      f"got {health}" if health is not None else "no answer on the metrics port within 5 s")
+            ready = _http_status(metrics, "/readyz")
+            res.check(f"{label}: /readyz answers 200", ready == 200, f"got {ready}")
         finally:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
