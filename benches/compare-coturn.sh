@@ -334,15 +334,17 @@ def stream_rows():
         hf["server_cpu_us_per_connection"], "lower", "{:.0f}")
     row(f"RSS KiB per idle TLS connection ({hc['completed']}/{hf['completed']} held)",
         hc["kib_per_connection"], hf["kib_per_connection"], "lower")
-stream_rows()
-if stream_only:
+def print_table(machine_extra=""):
     print(f"Machine: {os.cpu_count()} CPUs, {cpu_model()}, Linux {platform.release()}; "
-          f"server on CPU 0 (one relay thread), load tool on CPU 1")
+          f"server on CPU 0 (one relay thread), load tool on CPU 1{machine_extra}")
     print()
     print("| figure | coturn | ferroturn | ferroturn / coturn | better |")
     print("|---|---|---|---|---|")
     for r in rows:
         print("| " + " | ".join(r) + " |")
+stream_rows()
+if stream_only:
+    print_table()
     for n in notes:
         print(f"note: {n}")
     sys.exit(0)
@@ -401,13 +403,7 @@ row("Allocations per second, 32 outstanding (401 + Allocate + Refresh 0)",
     ac["allocations_per_second"], af["allocations_per_second"], "higher", "{:.0f}")
 steal = max(w.get("steal_pct", 0) for n in ("coturn", "ferroturn") for s in ("equal", "half")
             for w in load(n, s)["windows"])
-print(f"Machine: {os.cpu_count()} CPUs, {cpu_model()}, Linux {platform.release()}; "
-      f"server on CPU 0 (one relay thread), load tool on CPU 1; max steal in fixed runs {steal:.1f} %")
-print()
-print("| figure | coturn | ferroturn | ferroturn / coturn | better |")
-print("|---|---|---|---|---|")
-for r in rows:
-    print("| " + " | ".join(r) + " |")
+print_table(f"; max steal in fixed runs {steal:.1f} %")
 for n, how in (("ferroturn-poll1ms", "poll-interval-ms=1"), ("ferroturn-coalesce", f"poll-coalesce-us={coalesce_us}")):
     p = win(n, "equal")
     print(f"\nferroturn with {how} at {p['achieved_pps_each_way']:.0f} pps each way: "
