@@ -334,6 +334,19 @@ fi
 e2e_stop seed
 E2E_SERVER=""
 
+# --- the seed's file with poll-coalesce-us: waits between polls, nothing lost across the NAT ----
+E2E_SERVER=seed-coalesce
+NO_COLOR=1 e2e_start seed-coalesce ip netns exec "$NS_VPS" "$BIN" -c "$SEED" "${OLD_CLIENT[@]}" \
+    --cert "$E2E_DIR/cert.pem" --pkey "$E2E_DIR/key.pem" --poll-coalesce-us 500
+if wait_stun seed-coalesce "$NS_CLI" "$VPS_IP" 3478; then
+    e2e_uclient seed-coalesce-udp -p 3478 "${LOAD[@]}" -W "$SECRET" -u alice "${TO_JVB[@]}" "$VPS_IP" || true
+    e2e_uclient seed-coalesce-tls -p 5349 "${LOAD[@]}" -t -S -W "$SECRET" -u alice "${TO_JVB[@]}" "$VPS_IP" || true
+else
+    e2e_record seed-coalesce FAIL "did not answer STUN with --poll-coalesce-us (log: $E2E_DIR/seed-coalesce.log)"
+fi
+e2e_stop seed-coalesce
+E2E_SERVER=""
+
 # --- a coturn left running during the migration ------------------------------------------------
 # coturn binds its listeners with SO_REUSEPORT, so a second server could join its port and the
 # kernel would split the clients between them; ferroturn must refuse instead, naming the port.
